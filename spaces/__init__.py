@@ -1,0 +1,65 @@
+"""Search spaces: the DSL, the op catalog, built-in spaces, and compilation to torch.
+
+Importing this package does not import torch; :meth:`Space.build` does, lazily.
+"""
+from __future__ import annotations
+
+from spaces._expr import make_divisible
+from spaces._nodes import (
+    Block,
+    Choice,
+    Decision,
+    Derived,
+    Node,
+    Optional,
+    Or,
+    Ref,
+    Repeat,
+    ResolvedBlock,
+    Sequential,
+)
+from spaces._registry import create_space, get_space_factory, list_spaces, register_space
+from spaces._space import Constraint, Space
+from spaces.arch import Arch
+from spaces.catalog import ACTIVATIONS, NB201_OPS, OpDef, ParamDef, get_op, list_ops, register_op
+
+__all__ = [
+    "ACTIVATIONS",
+    "NB201_OPS",
+    "Arch",
+    "Block",
+    "Choice",
+    "Constraint",
+    "Decision",
+    "Derived",
+    "Node",
+    "OpDef",
+    "Optional",
+    "Or",
+    "ParamDef",
+    "Ref",
+    "Repeat",
+    "ResolvedBlock",
+    "Sequential",
+    "Space",
+    "create_space",
+    "get_op",
+    "get_space_factory",
+    "list_ops",
+    "list_spaces",
+    "load_space",
+    "make_divisible",
+    "register_op",
+    "register_space",
+    "space_from_dict",
+    "space_to_dict",
+    "space_to_yaml",
+]
+
+
+def __getattr__(name: str):  # lazy: YAML helpers import PyYAML only when used
+    if name in ("load_space", "space_from_dict", "space_to_dict", "space_to_yaml"):
+        from spaces import yaml_io
+
+        return getattr(yaml_io, name)
+    raise AttributeError(f"module 'spaces' has no attribute {name!r}")

@@ -1,0 +1,39 @@
+"""``nb201``: the NAS-Bench-201 cell space (6 edges × 5 ops = 15,625 cells)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from spaces._nodes import Block, Choice, Ref, Sequential
+from spaces._registry import register_space
+from spaces._space import Space
+from spaces.arch import Arch
+from spaces.catalog import NB201_EDGES, NB201_OPS
+from spaces.nb201_net import arch_str_from_edges, edges_from_arch_str
+
+__all__ = ["nb201", "nb201_arch_from_str", "nb201_arch_str"]
+
+
+def nb201_arch_str(arch: Mapping[str, Any]) -> str:
+    """The benchmark's ``arch_str`` of an ``nb201`` arch."""
+    return arch_str_from_edges({e: str(arch[f"cell.{e}"]) for e in NB201_EDGES})
+
+
+def nb201_arch_from_str(arch_str: str) -> Arch:
+    """The ``nb201`` arch of a benchmark ``arch_str``."""
+    return Arch({f"cell.{e}": op for e, op in edges_from_arch_str(arch_str).items()})
+
+
+def _format(space: Space, arch: Arch) -> str:
+    return nb201_arch_str(arch)
+
+
+@register_space
+def nb201(in_chans: int = 3, num_classes: int = 10, resolution: int = 32, channels: int = 16, cells: int = 5) -> Space:
+    """NAS-Bench-201: one cell (edges ``cell.e{i}_{j}``, node i from node j) repeated in the
+    benchmark's network of ``3 × cells`` cells starting at ``channels`` channels."""
+    edges = {e: Choice(NB201_OPS) for e in NB201_EDGES}
+    body = Sequential({"cell": Block("nb201_network", num_classes=Ref("num_classes"), channels=channels,
+                                     cells=cells, **edges)})
+    return Space("nb201", body, in_chans=in_chans, num_classes=num_classes, resolution=resolution,
+                 description="NAS-Bench-201 cell space (DARTS-style cell, 6 edges x 5 ops)", formatter=_format)
