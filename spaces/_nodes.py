@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.errors import InvalidArchError, SpaceDefinitionError
+from hwnas.errors import InvalidArchError, SpaceDefinitionError, UnknownNameError
 from spaces._expr import Expression
 from spaces.catalog import get_op
 
@@ -430,7 +430,10 @@ class Block(Node):
 
     def __init__(self, op: str, **params: Any) -> None:
         self.op = op
-        self.opdef = get_op(op)
+        try:
+            self.opdef = get_op(op)
+        except UnknownNameError as exc:
+            raise SpaceDefinitionError(str(exc)) from None
         self.params: dict[str, Any] = {}
         for name, value in params.items():
             if name not in self.opdef.params:

@@ -12,8 +12,9 @@ def is_small(resolution: int) -> bool:
     return resolution < 64
 
 
-def scaled(channels: int, scale: float) -> int:
-    return make_divisible(channels * scale, 8)
+def scaled(channels: float, scale: float) -> int:
+    """``channels · scale`` rounded to a multiple of 8 (of 4 for scaled-down spaces)."""
+    return make_divisible(channels * scale, 8 if scale >= 1 else 4)
 
 
 def first_stride(stride: int) -> Derived | int:

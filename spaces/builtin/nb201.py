@@ -9,9 +9,43 @@ from spaces._registry import register_space
 from spaces._space import Space
 from spaces.arch import Arch
 from spaces.catalog import NB201_EDGES, NB201_OPS
-from spaces.nb201_net import arch_str_from_edges, edges_from_arch_str
+from hwnas.errors import InvalidArchError
 
-__all__ = ["nb201", "nb201_arch_from_str", "nb201_arch_str"]
+__all__ = ["arch_str_from_edges", "edges_from_arch_str", "nb201", "nb201_arch_from_str", "nb201_arch_str"]
+
+
+def arch_str_from_edges(edges: dict[str, str]) -> str:
+    """``{'e1_0': 'nor_conv_3x3', ...}`` → ``|nor_conv_3x3~0|+|...~0|...~1|+|...|``."""
+    nodes = []
+    for i in range(1, 4):
+        nodes.append("|" + "|".join(f"{edges[f'e{i}_{j}']}~{j}" for j in range(i)) + "|")
+    return "+".join(nodes)
+
+
+def edges_from_arch_str(arch_str: str) -> dict[str, str]:
+    """Parse the benchmark's ``arch_str`` into edge ops; raises ValueError on bad input."""
+    text = arch_str.strip()
+    parts = text.split("+")
+    if len(parts) != 3:
+        raise InvalidArchError(f"arch_str {arch_str!r}: expected 3 nodes separated by '+', got {len(parts)}")
+    edges: dict[str, str] = {}
+    for i, part in enumerate(parts, start=1):
+        if not (part.startswith("|") and part.endswith("|")):
+            raise InvalidArchError(f"arch_str {arch_str!r}: node {i} must be written |op~j|...|")
+        items = [x for x in part[1:-1].split("|")]
+        if len(items) != i:
+            raise InvalidArchError(f"arch_str {arch_str!r}: node {i} needs {i} inputs, got {len(items)}")
+        for item in items:
+            op, sep, j = item.partition("~")
+            if not sep or not j.isdigit() or int(j) >= i:
+                raise InvalidArchError(f"arch_str {arch_str!r}: bad edge {item!r} into node {i}")
+            if op not in NB201_OPS:
+                raise InvalidArchError(f"arch_str {arch_str!r}: unknown op {op!r} (ops: {', '.join(NB201_OPS)})")
+            key = f"e{i}_{j}"
+            if key in edges:
+                raise InvalidArchError(f"arch_str {arch_str!r}: edge {j}->{i} given twice")
+            edges[key] = op
+    return edges
 
 
 def nb201_arch_str(arch: Mapping[str, Any]) -> str:

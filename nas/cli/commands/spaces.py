@@ -1,0 +1,90 @@
+"""``nas spaces list`` and ``nas spaces show``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from hwnas.errors import ConfigError
+from nas.cli._common import add_space_arguments, print_json, space_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("spaces", help="list and inspect search spaces")
+    ssub = p.add_subparsers(dest="spaces_command", metavar="ACTION")
+    ssub.required = True
+
+    lp = ssub.add_parser("list", help="list the registered spaces")
+    lp.add_argument("--json", action="store_true", help="print one JSON object")
+    lp.set_defaults(func=_list)
+
+    sp = ssub.add_parser("show", help="decisions, size and sample archs of a space")
+    add_space_arguments(sp, positional=True)
+    sp.add_argument("--sample", type=int, default=3, metavar="N", help="number of sample archs (default 3)")
+    sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--yaml", action="store_true", help="print the space's declarative YAML form")
+    sp.set_defaults(func=_show)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from spaces import create_space, list_spaces
+
+    rows = []
+    for name in list_spaces():
+        space = create_space(name)
+        rows.append({"name": name, "size": space.size(), "decisions": len(space.decisions()),
+                     "input": list(space.input_shape), "description": space.description})
+    if args.json:
+        print_json({"spaces": [{**r, "size": str(r["size"])} for r in rows]})
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="search spaces")
+    for col in ("name", "size", "decisions", "default input", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], f"{r['size']:.3g}" if r["size"] > 10**6 else str(r["size"]), str(r["decisions"]),
+                      "×".join(map(str, r["input"])), r["description"])
+    Console().print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    if args.sample < 0:
+        raise ConfigError(f"--sample must be >= 0, got {args.sample}")
+    space = space_from_args(args)
+    if args.yaml:
+        print(space.to_yaml(), end="")
+        return 0
+    samples = [space.sample(args.seed + i) for i in range(args.sample)]
+    size = space.size()
+    if args.json:
+        print_json({
+            "name": space.name,
+            "size": size if size < 2**53 else str(size),
+            "input": list(space.input_shape),
+            "num_classes": space.num_classes,
+            "decisions": [{"path": d.path, "kind": d.kind, "options": list(d.options), "default": d.default}
+                          for d in space.decisions()],
+            "samples": [json.loads(a.to_json()) for a in samples],
+            "sample_ids": [a.id for a in samples],
+        })
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{space.name}[/bold]: {space.description}")
+    console.print(f"input {'×'.join(map(str, space.input_shape))}, {space.num_classes} classes, "
+                  f"size {size} ({len(space.decisions())} decisions)")
+    table = Table()
+    table.add_column("decision")
+    table.add_column("kind")
+    table.add_column("options")
+    for d in space.decisions():
+        table.add_row(d.path, d.kind, ", ".join(map(str, d.options)))
+    console.print(table)
+    for a in samples:
+        console.print(f"[cyan]{a.id}[/cyan] {space.describe(a)}", soft_wrap=True)
+    return 0

@@ -1,0 +1,33 @@
+"""Helpers for tests that run the real ``nas`` command."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _nas_command() -> list[str]:
+    exe = Path(sys.executable).with_name("nas")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("nas")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "nas.cli"]
+
+
+@pytest.fixture
+def run_nas():
+    """Run ``nas ARGS...`` as a subprocess; returns the CompletedProcess (text mode)."""
+
+    def run(*args: str, timeout: float = 600, cwd: str | os.PathLike[str] | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        return subprocess.run([*_nas_command(), *args], capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd, env=full_env)
+
+    return run

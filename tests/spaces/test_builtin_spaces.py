@@ -1,0 +1,165 @@
+"""Every built-in space: samples validate, build, run, export to ONNX and match torch."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spaces import Arch, create_space, list_spaces
+from spaces.builtin import nb201_arch_from_str, nb201_arch_str
+
+SMALL = {"in_chans": 1, "num_classes": 10, "resolution": 28}
+NB201_CSV = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "nb201" / "nb201_acc_latency.csv.gz"
+
+
+def make(name: str, **extra):
+    kwargs = {} if name == "nb201" else dict(SMALL)
+    kwargs.update(extra)
+    return create_space(name, **kwargs)
+
+
+def test_registry_lists_the_builtins():
+    assert {"nb201", "mobilenet", "spaceevo", "resnet", "hhnas"} <= set(list_spaces())
+
+
+@pytest.mark.parametrize("name", sorted(list_spaces()))
+def test_samples_validate_and_round_trip(name):
+    space = make(name)
+    for seed in range(50):
+        arch = space.sample(seed)
+        assert space.validate(arch) == arch
+        again = Arch.from_json(arch.to_json())
+        assert again == arch and again.to_json() == arch.to_json() and again.id == arch.id
+        assert space.validate(json.loads(arch.to_json())) == arch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(list_spaces()))
+def test_fifty_samples_build_run_and_export(name):
+    import onnxruntime as ort
+    import torch
+
+    from spaces.onnx_export import export_fp32_bytes
+
+    torch.manual_seed(0)
+    space = make(name)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    for seed in range(50):
+        arch = space.sample(seed)
+        model = space.build(arch)
+        x = torch.randn(2, *space.input_shape)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        assert ref.shape == (2, space.num_classes)
+        sess = ort.InferenceSession(export_fp32_bytes(model, space.input_shape, dynamic_batch=True), opts,
+                                    providers=["CPUExecutionProvider"])
+        out = sess.run(None, {"input": x.numpy()})[0]
+        assert np.abs(out - ref).max() < 1e-4, (name, arch.id)
+
+
+@pytest.mark.parametrize("name", sorted(list_spaces()))
+def test_a_sample_builds_and_exports(name):
+    """The quick version of the 50-sample check, for every space at its default size too."""
+    import onnxruntime as ort
+    import torch
+
+    from spaces.onnx_export import export_fp32_bytes
+
+    for space in (make(name), create_space(name)):
+        arch = space.sample(7)
+        model = space.build(arch)
+        x = torch.randn(1, *space.input_shape)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        sess = ort.InferenceSession(export_fp32_bytes(model, space.input_shape), providers=["CPUExecutionProvider"])
+        assert np.abs(sess.run(None, {"input": x.numpy()})[0] - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(list_spaces()))
+def test_blocks_chain_shapes(name):
+    space = make(name)
+    for seed in range(10):
+        blocks = space.blocks(space.sample(seed))
+        assert blocks[0].cin == space.in_chans and blocks[0].h == space.resolution
+        for prev, nxt in zip(blocks, blocks[1:]):
+            assert (prev.cout, prev.h_out, prev.w_out) == (nxt.cin, nxt.h, nxt.w)
+        assert blocks[-1].cout == space.num_classes
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "spaceevo", "resnet", "hhnas"])
+def test_enumerated_blocks_cover_sampled_blocks(name):
+    space = make(name)
+    enumerated = {b.signature() for b in space.enumerate_blocks()}
+    for seed in range(30):
+        for b in space.blocks(space.sample(seed)):
+            assert b.signature() in enumerated
+
+
+def test_nb201_size_is_exact():
+    space = create_space("nb201")
+    assert space.size() == 15_625
+    archs = list(space.enumerate())
+    assert len(archs) == 15_625 == len(set(archs))
+
+
+def test_nb201_arch_str_round_trip_over_the_benchmark():
+    if not NB201_CSV.exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
+    space = create_space("nb201")
+    with gzip.open(NB201_CSV, "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 15_625
+    seen = set()
+    for row in rows:
+        arch = nb201_arch_from_str(row["arch_str"])
+        assert space.contains(arch)
+        assert nb201_arch_str(arch) == row["arch_str"]
+        seen.add(arch)
+    assert len(seen) == 15_625
+
+
+def test_nb201_network_matches_the_benchmark_layout():
+    space = create_space("nb201")
+    arch = nb201_arch_from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    model = space.build(arch)
+    from spaces.nb201_net import NB201Cell
+
+    net = model.blocks[0]
+    assert sum(isinstance(m, NB201Cell) for m in net.modules()) == 15
+    assert net.classifier.in_features == 64
+    assert space.describe(arch).startswith("|nor_conv_3x3~0|")
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "spaceevo", "resnet", "hhnas"])
+def test_input_shape_arguments(name):
+    big = create_space(name, in_chans=3, num_classes=1000, resolution=224)
+    small = make(name)
+    assert big.input_shape == (3, 224, 224) and small.input_shape == (1, 28, 28)
+    assert big.blocks(big.sample(0))[-1].cout == 1000
+
+
+def test_spaceevo_exposes_block_type_and_window_per_stage():
+    space = make("spaceevo")
+    paths = {d.path: d for d in space.decisions()}
+    for i in range(1, 6):
+        assert set(paths[f"stage{i}.block"].options) == {"mbv1", "mbv2", "mbv3", "resnet", "resnet_se", "fused"}
+        assert paths[f"stage{i}.window"].kind == "or"
+    arch = space.sample(3)
+    kind = arch["stage3.block"]
+    assert f"stage3.{kind}.depth" in arch
+    window = arch["stage3.window"]
+    assert arch[f"stage3.{window}.width"] in paths[f"stage3.{window}.width"].options
+
+
+def test_hhnas_macro_template_opens_micro_decisions():
+    space = make("hhnas")
+    for seed in range(20):
+        arch = space.sample(seed)
+        template = arch["macro.template"]
+        micro = [p for p in arch if p.startswith("macro.") and p != "macro.template"]
+        assert micro and all(p.startswith(f"macro.{template}.") for p in micro)
