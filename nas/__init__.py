@@ -1,0 +1,39 @@
+"""hwnas's public Python API: search spaces, (later) latency tables, searchers and export.
+
+Everything is re-exported lazily so that ``import nas`` stays cheap (no torch until needed).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hwnas import HwnasError, __version__
+
+__all__ = [
+    "Arch",
+    "HwnasError",
+    "Space",
+    "__version__",
+    "create_space",
+    "list_spaces",
+    "register_space",
+]
+
+_LAZY = {
+    "Arch": "spaces",
+    "Space": "spaces",
+    "create_space": "spaces",
+    "list_spaces": "spaces",
+    "register_space": "spaces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
