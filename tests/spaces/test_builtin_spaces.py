@@ -39,7 +39,7 @@ def test_samples_validate_and_round_trip(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(list_spaces()))
-def test_fifty_samples_build_run_and_export(name):
+def test_fifty_samples_build_run_and_export(name, settle_bn):
     import onnxruntime as ort
     import torch
 
@@ -51,7 +51,7 @@ def test_fifty_samples_build_run_and_export(name):
     opts.intra_op_num_threads = 1
     for seed in range(50):
         arch = space.sample(seed)
-        model = space.build(arch)
+        model = settle_bn(space.build(arch), space.input_shape)
         x = torch.randn(2, *space.input_shape)
         with torch.no_grad():
             ref = model(x).numpy()
@@ -63,7 +63,7 @@ def test_fifty_samples_build_run_and_export(name):
 
 
 @pytest.mark.parametrize("name", sorted(list_spaces()))
-def test_a_sample_builds_and_exports(name):
+def test_a_sample_builds_and_exports(name, settle_bn):
     """The quick version of the 50-sample check, for every space at its default size too."""
     import onnxruntime as ort
     import torch
@@ -72,7 +72,7 @@ def test_a_sample_builds_and_exports(name):
 
     for space in (make(name), create_space(name)):
         arch = space.sample(7)
-        model = space.build(arch)
+        model = settle_bn(space.build(arch), space.input_shape)
         x = torch.randn(1, *space.input_shape)
         with torch.no_grad():
             ref = model(x).numpy()
