@@ -11,12 +11,19 @@ from hwnas import HwnasError, __version__
 
 __all__ = [
     "Arch",
+    "Constraint",
     "HwnasError",
+    "Objective",
     "Space",
+    "TabularEvaluator",
     "__version__",
+    "create_searcher",
     "create_space",
+    "list_searchers",
     "list_spaces",
+    "nb201_benchmark",
     "register_space",
+    "run_search",
 ]
 
 _LAZY = {
@@ -25,6 +32,13 @@ _LAZY = {
     "create_space": "spaces",
     "list_spaces": "spaces",
     "register_space": "spaces",
+    "Constraint": "nas.search",
+    "Objective": "nas.search",
+    "TabularEvaluator": "nas.search",
+    "create_searcher": "nas.search",
+    "list_searchers": "nas.search",
+    "nb201_benchmark": "nas.search",
+    "run_search": "nas.search",
 }
 
 
