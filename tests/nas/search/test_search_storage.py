@@ -111,8 +111,8 @@ def _two_workers_then_resume(url, nas_cmd, tmp_path, searcher):
     assert all(t.state.name == "COMPLETE" for t in study.trials)
 
     # a worker killed during an evaluation; the study resumes
-    p = _nas(nas_cmd, *common, "--study", "resume", "--n-trials", "50", "--seed", "3", "--delay", "0.4")
-    deadline = time.time() + 120
+    p = _nas(nas_cmd, *common, "--study", "resume", "--n-trials", "50", "--seed", "3", "--delay", "3")
+    deadline = time.time() + 240  # each evaluation sleeps 3 s: a wide window to kill it in, even under load
     while time.time() < deadline:
         try:
             st = _load(storage, "resume")
