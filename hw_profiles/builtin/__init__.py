@@ -1,0 +1,1 @@
+"""Built-in target definitions: one YAML file per target (``<name>.yaml``)."""

@@ -1,0 +1,392 @@
+"""The LUT file: SQLite in WAL mode, one row per (target fingerprint, block key).
+
+Tables
+    ``schema_version(version)``           one row: the schema version (1)
+    ``meta(key, value)``                   ``format = hwnas-lut``, creation time
+    ``fingerprints(fp_id, target, ...)``   the fingerprint JSON of every target measured
+    ``latency(fp_id, block_key, ...)``     median / mean / std / min / count / spread / timestamp
+    ``networks(fp_id, space, arch_id, …)`` whole networks measured for the learned correction
+    ``corrections(fp_id, space, model)``   the correction fitted on those networks
+    ``spaces(signature, record)``          the space configurations profiled
+    ``runs(run_id, ...)``                  one row per profiling run (who measured what)
+
+Every write is its own ``BEGIN IMMEDIATE`` transaction, so concurrent writers (several
+profilers, a merge) serialise on SQLite's lock and a killed writer loses at most the row
+it was writing. Rows are inserted with ``INSERT OR IGNORE``: a block measured by one
+writer is never overwritten by another. Writers checkpoint the WAL on close, so the
+``.db`` file alone is complete and can be copied between machines.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import struct
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
+
+__all__ = ["SCHEMA_VERSION", "LatencyDB", "open_lut"]
+
+SCHEMA_VERSION = 1
+_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    fp_id TEXT PRIMARY KEY, target TEXT NOT NULL, engine TEXT NOT NULL, precision TEXT NOT NULL,
+    info TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS latency (
+    fp_id TEXT NOT NULL, block_key TEXT NOT NULL, op TEXT NOT NULL, family TEXT NOT NULL,
+    median_ms REAL NOT NULL, mean_ms REAL NOT NULL, std_ms REAL NOT NULL, min_ms REAL NOT NULL,
+    count INTEGER NOT NULL, spread REAL NOT NULL, stable INTEGER NOT NULL,
+    run_id TEXT NOT NULL, timestamp REAL NOT NULL,
+    PRIMARY KEY (fp_id, block_key));
+CREATE TABLE IF NOT EXISTS networks (
+    fp_id TEXT NOT NULL, space TEXT NOT NULL, arch_id TEXT NOT NULL, arch TEXT NOT NULL, keys TEXT NOT NULL,
+    median_ms REAL NOT NULL, mean_ms REAL NOT NULL, std_ms REAL NOT NULL, min_ms REAL NOT NULL,
+    count INTEGER NOT NULL, role TEXT NOT NULL, run_id TEXT NOT NULL, timestamp REAL NOT NULL,
+    PRIMARY KEY (fp_id, space, arch_id));
+CREATE TABLE IF NOT EXISTS corrections (
+    fp_id TEXT NOT NULL, space TEXT NOT NULL, model TEXT NOT NULL, timestamp REAL NOT NULL,
+    PRIMARY KEY (fp_id, space));
+CREATE TABLE IF NOT EXISTS spaces (signature TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, fp_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    source TEXT NOT NULL, started REAL NOT NULL, finished REAL, measured INTEGER NOT NULL DEFAULT 0);
+"""
+_TABLES = ("schema_version", "meta", "fingerprints", "latency", "networks", "corrections", "spaces", "runs")
+
+
+def _header_problem(path: Path) -> str | None:
+    """Why the file is not a complete SQLite database, judged from its 100-byte header."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    with open(path, "rb") as fh:
+        head = fh.read(100)
+    if not head.startswith(_MAGIC):
+        return "not an SQLite database"
+    if len(head) < 100:
+        return f"truncated ({size} bytes, shorter than the SQLite header)"
+    page_size = struct.unpack(">H", head[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, n_pages = struct.unpack(">II", head[24:32])
+    valid_for = struct.unpack(">I", head[92:96])[0]
+    if n_pages and valid_for == change_counter and size < n_pages * page_size:
+        return f"truncated ({size} bytes, the header says {n_pages * page_size})"
+    return None
+
+
+class LatencyDB:
+    """An open LUT file. Use :func:`open_lut` (or the class methods) to open one."""
+
+    def __init__(self, path: str | os.PathLike[str], writable: bool = False, create: bool = False,
+                 timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.writable = writable
+        exists = self.path.exists()
+        if not exists and not create:
+            raise LUTError(f"{self.path}: no such LUT file")
+        if exists and self.path.is_dir():
+            raise LUTError(f"{self.path}: is a folder, not a LUT file")
+        fresh = not exists or (create and self.path.stat().st_size == 0)
+        if exists and not fresh:
+            problem = _header_problem(self.path)
+            if problem:
+                raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({problem})")
+        try:
+            if writable:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+            else:
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if fresh:
+                self._create()
+            else:
+                self._check()
+            if writable:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({exc})") from None
+
+    # -- opening ---------------------------------------------------------------------
+    def _create(self) -> None:
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        with self._write():
+            for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                self.conn.execute(stmt)
+            if not self.conn.execute("SELECT 1 FROM schema_version").fetchone():
+                self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', 'hwnas-lut')")
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)",
+                                  (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
+
+    def _check(self) -> None:
+        result = self.conn.execute("PRAGMA quick_check").fetchall()
+        if [tuple(r) for r in result] != [("ok",)]:
+            raise CorruptLUTError(f"{self.path}: corrupt LUT (SQLite quick_check: {result[0][0]})")
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise CorruptLUTError(f"{self.path}: not a hwnas LUT (SQLite file without table {missing[0]!r})")
+        row = self.conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            raise CorruptLUTError(f"{self.path}: not a hwnas LUT (no schema version)")
+        if row[0] != SCHEMA_VERSION:
+            raise LUTError(f"{self.path}: LUT schema version {row[0]} is not supported (this hwnas reads {SCHEMA_VERSION})")
+        fmt = self.conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if not fmt or fmt[0] != "hwnas-lut":
+            raise CorruptLUTError(f"{self.path}: not a hwnas LUT (meta format is {fmt[0] if fmt else None!r})")
+
+    def _write(self) -> _Tx:
+        if not self.writable:
+            raise LUTError(f"{self.path}: opened read-only")
+        return _Tx(self.conn)
+
+    def _close_quietly(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is None:
+            return
+        if self.writable:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:  # pragma: no cover - another writer holds the lock
+                pass
+        self.conn.close()
+        self.conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> LatencyDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fingerprints and spaces ----------------------------------------------------------
+    def register_fingerprint(self, fp: Any) -> None:
+        with self._write():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO fingerprints (fp_id, target, engine, precision, info, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (fp.id, fp.target, fp.engine, fp.precision, fp.to_json(), time.time()))
+
+    def fingerprints(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT f.fp_id, f.target, f.engine, f.precision, f.info, f.created, "
+            "(SELECT COUNT(*) FROM latency l WHERE l.fp_id = f.fp_id), "
+            "(SELECT COUNT(*) FROM networks n WHERE n.fp_id = f.fp_id) "
+            "FROM fingerprints f ORDER BY f.created").fetchall()
+        return [{"fp_id": r[0], "target": r[1], "engine": r[2], "precision": r[3], "info": json.loads(r[4]),
+                 "created": r[5], "blocks": r[6], "networks": r[7]} for r in rows]
+
+    def fingerprint_info(self, fp_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT info FROM fingerprints WHERE fp_id = ?", (fp_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def require_fingerprint(self, fp: Any) -> None:
+        """Raise FingerprintMismatchError (one line) unless the LUT has measurements for ``fp``."""
+        if self.fingerprint_info(fp.id) is not None:
+            return
+        have = self.fingerprints()
+        if not have:
+            raise FingerprintMismatchError(f"{self.path}: the LUT holds no measurements yet")
+        held = "; ".join(f"{h['target']} ({h['fp_id']}: {_short(h['info'])})" for h in have[:4])
+        raise FingerprintMismatchError(
+            f"{self.path}: no measurements for target {fp.target!r} on this machine (fingerprint {fp.id}: "
+            f"{_short(fp.info)}); the LUT holds {held}")
+
+    def register_space(self, record: Mapping[str, Any]) -> None:
+        with self._write():
+            self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)",
+                              (record["signature"], json.dumps(dict(record), sort_keys=True)))
+
+    def spaces(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.conn.execute("SELECT record FROM spaces ORDER BY signature")]
+
+    # -- runs ------------------------------------------------------------------------
+    def begin_run(self, fp_id: str, source: str) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        with self._write():
+            self.conn.execute("INSERT INTO runs (run_id, fp_id, host, pid, source, started) VALUES (?, ?, ?, ?, ?, ?)",
+                              (run_id, fp_id, socket.gethostname(), os.getpid(), source, time.time()))
+        return run_id
+
+    def end_run(self, run_id: str, measured: int) -> None:
+        with self._write():
+            self.conn.execute("UPDATE runs SET finished = ?, measured = ? WHERE run_id = ?",
+                              (time.time(), measured, run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        cols = ("run_id", "fp_id", "host", "pid", "source", "started", "finished", "measured")
+        return [dict(zip(cols, r)) for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY started")]
+
+    # -- block latencies -----------------------------------------------------------------
+    def done_keys(self, fp_id: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT block_key FROM latency WHERE fp_id = ?", (fp_id,))}
+
+    def has(self, fp_id: str, key: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM latency WHERE fp_id = ? AND block_key = ?", (fp_id, key)).fetchone() \
+            is not None
+
+    def insert(self, fp_id: str, key: str, op: str, family: str, stats: Any, run_id: str) -> bool:
+        """Store one block's statistics; False when the row already existed (kept as it was)."""
+        with self._write():
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO latency (fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, "
+                "count, spread, stable, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fp_id, key, op, family, stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count,
+                 stats.spread, int(stats.stable), run_id, time.time()))
+            if cur.rowcount:
+                self.conn.execute("UPDATE runs SET measured = measured + 1 WHERE run_id = ?", (run_id,))
+            return cur.rowcount > 0
+
+    def latencies(self, fp_id: str, stat: str = "median_ms") -> dict[str, float]:
+        if stat not in ("median_ms", "mean_ms", "min_ms"):
+            raise LUTError(f"unknown statistic {stat!r} (median_ms, mean_ms, min_ms)")
+        return {k: v for k, v in self.conn.execute(f"SELECT block_key, {stat} FROM latency WHERE fp_id = ?", (fp_id,))}
+
+    def rows(self, fp_id: str | None = None) -> list[dict[str, Any]]:
+        cols = ("fp_id", "block_key", "op", "family", "median_ms", "mean_ms", "std_ms", "min_ms", "count", "spread",
+                "stable", "run_id", "timestamp")
+        sql = f"SELECT {', '.join(cols)} FROM latency"
+        args: tuple[Any, ...] = ()
+        if fp_id is not None:
+            sql += " WHERE fp_id = ?"
+            args = (fp_id,)
+        return [dict(zip(cols, r)) for r in self.conn.execute(sql + " ORDER BY fp_id, block_key", args)]
+
+    # -- whole networks and corrections --------------------------------------------------
+    def insert_network(self, fp_id: str, space: str, arch_id: str, arch: Mapping[str, Any], keys: list[str],
+                       stats: Any, run_id: str, role: str = "calibration") -> bool:
+        with self._write():
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO networks (fp_id, space, arch_id, arch, keys, median_ms, mean_ms, std_ms, min_ms, "
+                "count, role, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fp_id, space, arch_id, json.dumps(dict(arch), sort_keys=True), json.dumps(keys), stats.median_ms,
+                 stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, role, run_id, time.time()))
+            return cur.rowcount > 0
+
+    def networks(self, fp_id: str, space: str | None = None, role: str | None = "calibration") -> list[dict[str, Any]]:
+        cols = ("fp_id", "space", "arch_id", "arch", "keys", "median_ms", "mean_ms", "std_ms", "min_ms", "count",
+                "role", "run_id", "timestamp")
+        sql = f"SELECT {', '.join(cols)} FROM networks WHERE fp_id = ?"
+        args: list[Any] = [fp_id]
+        if space is not None:
+            sql += " AND space = ?"
+            args.append(space)
+        if role is not None:
+            sql += " AND role = ?"
+            args.append(role)
+        out = []
+        for r in self.conn.execute(sql + " ORDER BY arch_id", args):
+            d = dict(zip(cols, r))
+            d["arch"] = json.loads(d["arch"])
+            d["keys"] = json.loads(d["keys"])
+            out.append(d)
+        return out
+
+    def set_correction(self, fp_id: str, space: str, model: Mapping[str, Any]) -> None:
+        with self._write():
+            self.conn.execute("INSERT OR REPLACE INTO corrections (fp_id, space, model, timestamp) VALUES (?, ?, ?, ?)",
+                              (fp_id, space, json.dumps(dict(model), sort_keys=True), time.time()))
+
+    def correction(self, fp_id: str, space: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT model FROM corrections WHERE fp_id = ? AND space = ?", (fp_id, space)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- merging ---------------------------------------------------------------------
+    def merge_from(self, other: LatencyDB, on_conflict: str = "keep") -> dict[str, int]:
+        """Copy every row of ``other`` into this LUT.
+
+        ``on_conflict``: ``keep`` (a row already here wins), ``newer`` (the later
+        measurement wins), ``replace`` (``other`` wins) or ``error``.
+        """
+        if on_conflict not in ("keep", "newer", "replace", "error"):
+            raise LUTError(f"unknown conflict policy {on_conflict!r} (keep, newer, replace, error)")
+        counts = {"fingerprints": 0, "blocks": 0, "conflicts": 0, "replaced": 0, "networks": 0}
+        with self._write():
+            for (sig, rec) in other.conn.execute("SELECT signature, record FROM spaces"):
+                self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)", (sig, rec))
+            for row in other.conn.execute("SELECT fp_id, target, engine, precision, info, created FROM fingerprints"):
+                cur = self.conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)", row)
+                counts["fingerprints"] += cur.rowcount
+            for row in other.conn.execute("SELECT run_id, fp_id, host, pid, source, started, finished, measured FROM runs"):
+                self.conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            cols = ("fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, count, spread, stable, "
+                    "run_id, timestamp")
+            for row in other.conn.execute(f"SELECT {cols} FROM latency"):
+                cur = self.conn.execute(f"INSERT OR IGNORE INTO latency ({cols}) VALUES ({', '.join('?' * 13)})", row)
+                if cur.rowcount:
+                    counts["blocks"] += 1
+                    continue
+                counts["conflicts"] += 1
+                if on_conflict == "error":
+                    raise LUTError(f"{other.path}: block {row[1]!r} of fingerprint {row[0]} is already in {self.path} "
+                                   f"(use --on-conflict keep, newer or replace)")
+                mine = self.conn.execute("SELECT timestamp FROM latency WHERE fp_id = ? AND block_key = ?",
+                                         (row[0], row[1])).fetchone()[0]
+                if on_conflict == "replace" or (on_conflict == "newer" and row[-1] > mine):
+                    self.conn.execute(f"INSERT OR REPLACE INTO latency ({cols}) VALUES ({', '.join('?' * 13)})", row)
+                    counts["replaced"] += 1
+            ncols = ("fp_id, space, arch_id, arch, keys, median_ms, mean_ms, std_ms, min_ms, count, role, run_id, "
+                     "timestamp")
+            for row in other.conn.execute(f"SELECT {ncols} FROM networks"):
+                verb = "INSERT OR REPLACE" if on_conflict == "replace" else "INSERT OR IGNORE"
+                cur = self.conn.execute(f"{verb} INTO networks ({ncols}) VALUES ({', '.join('?' * 13)})", row)
+                counts["networks"] += cur.rowcount
+            for row in other.conn.execute("SELECT fp_id, space, model, timestamp FROM corrections"):
+                verb = "INSERT OR REPLACE" if on_conflict in ("replace", "newer") else "INSERT OR IGNORE"
+                self.conn.execute(f"{verb} INTO corrections (fp_id, space, model, timestamp) VALUES (?, ?, ?, ?)", row)
+        return counts
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error), retrying a busy lock."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        for attempt in range(20):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return self.conn
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise LUTError("the LUT stayed locked by another writer for too long")
+
+    def __exit__(self, exc_type: Any, *rest: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _short(info: Mapping[str, Any]) -> str:
+    hw = (info.get("gpu") or {}).get("name") if info.get("gpu") else (info.get("cpu") or {}).get("model", "?")
+    return f"{info.get('engine')} {info.get('engine_version')} {info.get('precision')} {info.get('threads')}t on {hw}"
+
+
+def open_lut(path: str | os.PathLike[str], mode: str = "r") -> LatencyDB:
+    """Open a LUT: ``r`` read-only (must exist), ``a`` read-write (must exist), ``w`` read-write
+    (created when absent)."""
+    if mode not in ("r", "a", "w"):
+        raise LUTError(f"unknown LUT open mode {mode!r} (r, a, w)")
+    return LatencyDB(path, writable=mode != "r", create=mode == "w")
+

@@ -1,0 +1,260 @@
+"""Export blocks and whole networks to ONNX (FP32 and INT8 QDQ) for latency profiling.
+
+This is the host side: it builds torch modules from the space (``spaces`` + torch). The
+folder it writes is self-contained and is all a device needs (with numpy, onnx and its
+engine) to run ``nas profile DIR --target T``:
+
+``manifest.json``
+    the space, batch, formats, quantization recipe, and per block: key, op, parameters,
+    shapes and files; the pseudo-blocks (input quantization, per-call overhead); and a few
+    whole networks for the learned correction.
+``blocks/<key>.<format>.onnx``
+    ``fp32``: the FP32 block (float input and output). ``int8``: the QDQ block whose input
+    and output are the *uint8 tensors* the block reads and writes inside a whole INT8
+    network (the head keeps its float output). ``int8_sym``: symmetric QDQ with float I/O
+    (TensorRT). ``<key>.spec.json``: the block's spec (the ``torch`` engine rebuilds it).
+``networks/<arch id>.<format>.onnx``
+    whole networks, exported and quantized exactly like validation networks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hwnas.io import atomic_write_text
+from latency_lut.errors import BlockExportError, UnsupportedSpaceError
+from latency_lut.keys import block_key, overhead_key, quantize_key
+from latency_lut.manifest import MANIFEST_NAME, Manifest, space_record
+from latency_lut.onnx_models import make_overhead_model, make_quantize_model, strip_quant_io
+
+__all__ = [
+    "DEFAULT_FORMATS",
+    "block_models",
+    "calibration_archs",
+    "export_blocks",
+    "network_models",
+    "space_blocks",
+]
+
+DEFAULT_FORMATS: tuple[str, ...] = ("fp32", "int8")
+_ALL_FORMATS = ("fp32", "int8", "int8_sym", "spec")
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(formats))
+    bad = [f for f in out if f not in _ALL_FORMATS]
+    if bad:
+        raise BlockExportError(f"unknown model format {bad[0]!r} (formats: {', '.join(_ALL_FORMATS)})")
+    return out
+
+
+def _check_space(space: Any) -> None:
+    ops = {b.op for b in space.blocks(space.default())}
+    if "nb201_network" in ops:
+        raise UnsupportedSpaceError(
+            f"space {space.name!r} has no per-block latency table: NAS-Bench-201 cells are served by the "
+            "tabular benchmark's measured latencies")
+
+
+def space_blocks(space: Any, archs: int | None = None, seed: int = 0) -> list[Any]:
+    """Every distinct block of ``space`` (``archs=None``), or those of ``archs`` sampled archs."""
+    _check_space(space)
+    if archs is None:
+        return space.enumerate_blocks()
+    seen: dict[Any, Any] = {}
+    for i in range(archs):
+        for b in space.blocks(space.sample(seed + i)):
+            seen.setdefault(b.signature(), b)
+    return list(seen.values())
+
+
+def calibration_archs(space: Any, n: int, seed: int = 0) -> list[Any]:
+    """``n`` distinct archs for fitting the correction (a seed stream apart from validation's)."""
+    import random
+
+    rng = random.Random(f"hwnas-calibration-{seed}")
+    out: dict[str, Any] = {}
+    tries = 0
+    while len(out) < n and tries < 50 * max(n, 1):
+        arch = space.sample(rng)
+        out.setdefault(arch.id, arch)
+        tries += 1
+    return list(out.values())
+
+
+def _fp32_bytes(module: Any, shape: Sequence[int], batch: int) -> bytes:
+    from spaces.onnx_export import export_fp32_bytes
+
+    try:
+        return export_fp32_bytes(module, shape, batch=batch)
+    except Exception as exc:  # HwnasError from the exporter, or anything torch raises
+        raise BlockExportError(str(exc).splitlines()[0]) from None
+
+
+def _serialize(model: Any) -> bytes:
+    return model.SerializeToString()
+
+
+def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
+    """ONNX bytes of ``block`` in each of ``formats`` (``spec`` gives the JSON spec)."""
+    import onnx
+
+    from spaces._builder import build_block
+
+    formats = _check_formats(formats)
+    out: dict[str, bytes] = {}
+    shape = (block.cin, block.h, block.w)
+    fp32 = None
+    if any(f in formats for f in ("fp32", "int8", "int8_sym")):
+        fp32 = _fp32_bytes(build_block(block).eval(), shape, batch)
+    from latency_lut.quantize import quantize_model
+
+    for fmt in formats:
+        if fmt == "fp32":
+            out[fmt] = fp32  # type: ignore[assignment]
+        elif fmt == "spec":
+            out[fmt] = json.dumps(block_spec(block, batch), sort_keys=True).encode()
+        else:
+            q = quantize_model(onnx.load_from_string(fp32), fmt, seed=seed)
+            if fmt == "int8":
+                try:
+                    q = strip_quant_io(q, strip_input=True, strip_output=block.op != "classifier")
+                except ValueError as exc:
+                    raise BlockExportError(f"block {block_key(block, batch)}: cannot make uint8 I/O: {exc}") from None
+            out[fmt] = _serialize(q)
+    return out
+
+
+def block_spec(block: Any, batch: int = 1) -> dict[str, Any]:
+    return {"kind": "block", "key": block_key(block, batch), "path": block.path, "op": block.op,
+            "params": dict(block.params), "cin": block.cin, "h": block.h, "w": block.w, "cout": block.cout,
+            "h_out": block.h_out, "w_out": block.w_out, "batch": batch}
+
+
+def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
+    """ONNX bytes of the whole network of ``arch`` in each format (float input and output)."""
+    import onnx
+
+    from latency_lut.quantize import quantize_model
+
+    formats = _check_formats(formats)
+    out: dict[str, bytes] = {}
+    fp32 = None
+    if any(f in formats for f in ("fp32", "int8", "int8_sym")):
+        fp32 = _fp32_bytes(space.build(arch), space.input_shape, batch)
+    for fmt in formats:
+        if fmt == "fp32":
+            out[fmt] = fp32  # type: ignore[assignment]
+        elif fmt == "spec":
+            out[fmt] = json.dumps({"kind": "network", "space": space_record(space), "arch": dict(arch),
+                                   "input_shape": list(space.input_shape), "batch": batch,
+                                   "blocks": [block_spec(b, batch) for b in space.blocks(arch)]},
+                                  sort_keys=True).encode()
+        else:
+            out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), fmt, seed=seed))
+    return out
+
+
+def extra_models(space: Any, formats: Sequence[str], batch: int = 1) -> list[dict[str, Any]]:
+    """The pseudo-blocks: input quantization (int8) and per-call overhead (every format)."""
+    c, h, w = space.input_shape
+    extras: list[dict[str, Any]] = []
+    if "int8" in formats:
+        extras.append({"key": quantize_key(c, h, w, batch), "role": "quantize", "op": "quantize",
+                       "models": {"int8": _serialize(make_quantize_model((batch, c, h, w)))}})
+    models: dict[str, bytes] = {}
+    for fmt in formats:
+        if fmt == "spec":
+            continue
+        models[fmt] = _serialize(make_overhead_model("uint8" if fmt == "int8" else "float32"))
+    extras.append({"key": overhead_key(batch), "role": "overhead", "op": "overhead", "models": models})
+    return extras
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence[str] = DEFAULT_FORMATS,
+                  batch: int = 1, archs: int | None = None, seed: int = 0, networks: int = 0,
+                  progress: Callable[[int, int, str], None] | None = None) -> Manifest:
+    """Write the self-contained block folder for ``space`` and return its manifest.
+
+    ``archs``: only the blocks of that many sampled archs (a quick, test-friendly mode);
+    ``networks``: also export that many whole networks (for the learned correction).
+    Files already present from an interrupted export are kept, not exported again.
+    """
+    formats = _check_formats(formats)
+    out = Path(out_dir)
+    (out / "blocks").mkdir(parents=True, exist_ok=True)
+    blocks = space_blocks(space, archs, seed)
+    calib = calibration_archs(space, networks, seed) if networks else []
+    seen = {b.signature() for b in blocks}
+    for arch in calib:  # the correction needs every block of its networks
+        for b in space.blocks(arch):
+            if b.signature() not in seen:
+                seen.add(b.signature())
+                blocks.append(b)
+    entries: list[dict[str, Any]] = []
+    total = len(blocks) + networks
+    for i, block in enumerate(blocks):
+        key = block_key(block, batch)
+        files = {fmt: f"blocks/{key}.{'spec.json' if fmt == 'spec' else fmt + '.onnx'}" for fmt in formats}
+        missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]
+        if missing:
+            for fmt, data in block_models(block, missing, batch, seed=i).items():
+                _write_bytes(out / files[fmt], data)
+        entries.append({**block_spec(block, batch), "files": files})
+        if progress:
+            progress(i + 1, total, key)
+    extras = []
+    for extra in extra_models(space, formats, batch):
+        files = {}
+        for fmt, data in extra.pop("models").items():
+            rel = f"blocks/{extra['key']}.{fmt}.onnx"
+            _write_bytes(out / rel, data)
+            files[fmt] = rel
+        extras.append({**extra, "files": files})
+    nets = []
+    if networks:
+        (out / "networks").mkdir(exist_ok=True)
+        for j, arch in enumerate(calib):
+            files = {fmt: f"networks/{arch.id}.{'spec.json' if fmt == 'spec' else fmt + '.onnx'}" for fmt in formats}
+            missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]
+            if missing:
+                for fmt, data in network_models(space, arch, missing, batch, seed=j).items():
+                    _write_bytes(out / files[fmt], data)
+            nets.append({"arch_id": arch.id, "arch": dict(arch),
+                         "keys": [block_key(b, batch) for b in space.blocks(arch)], "files": files})
+            if progress:
+                progress(len(blocks) + j + 1, total, f"network {arch.id}")
+    import onnxruntime
+
+    from latency_lut.quantize import QUANTIZATION_NOTE
+
+    manifest = Manifest({
+        "format": "hwnas-blocks",
+        "version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "space": space_record(space),
+        "batch": batch,
+        "formats": list(formats),
+        "opset": 17,
+        "selection": {"archs": archs, "seed": seed} if archs is not None else "all blocks of the space",
+        "quantization": {**QUANTIZATION_NOTE, "onnxruntime_version": onnxruntime.__version__},
+        "io": {"int8": "block models read and write the uint8 tensors passed between blocks of a whole INT8 "
+                       "network; the head keeps its float output; the network input's QuantizeLinear is the "
+                       "'quantize' pseudo-block",
+               "fp32": "float input and output", "int8_sym": "float input and output (QDQ inside)"},
+        "blocks": entries,
+        "extras": extras,
+        "networks": nets,
+    }, out)
+    atomic_write_text(out / MANIFEST_NAME, manifest.to_json())
+    return manifest

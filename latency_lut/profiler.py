@@ -1,0 +1,271 @@
+"""Measure every block of a space (or of an exported folder) on a target into a LUT.
+
+Device side: with an exported folder (``nas profile DIR --target T --out lut.db``) this
+module needs numpy, onnx and the engine only, never torch. The one-step mode
+(:func:`profile_space`) exports blocks on the fly and so needs torch.
+
+Resumable: each block's row is committed as soon as it is measured; a rerun (after a
+crash or a SIGKILL) skips every block the LUT already holds for the target's fingerprint,
+so no block is measured twice. Several profilers may share one LUT: a block another
+writer finished in the meantime is skipped, and rows are never overwritten.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw_profiles import create_engine, load_target
+from hw_profiles.errors import MeasurementError
+from latency_lut.correction import fit_correction
+from latency_lut.db import open_lut
+from latency_lut.errors import LUTError, ManifestError
+from latency_lut.keys import block_family
+from latency_lut.manifest import load_manifest
+from latency_lut.progress import Progress
+
+__all__ = ["Job", "ProfileResult", "fit_and_store_correction", "profile_folder", "profile_space", "raw_sum"]
+
+
+@dataclass
+class Job:
+    """One model to measure: a block (or pseudo-block) or a whole network."""
+
+    key: str
+    op: str
+    family: str
+    path: Callable[[], str]  # produces the model file (exporting it when needed)
+    network: dict[str, Any] | None = None  # {"arch_id", "arch", "keys"} for whole networks
+    cleanup: bool = False  # delete the file after measuring
+
+
+@dataclass
+class ProfileResult:
+    lut: str
+    target: str
+    fingerprint: str
+    total: int
+    measured: int
+    skipped: int
+    networks: int
+    failed: list[str] = field(default_factory=list)
+    correction: dict[str, Any] | None = None
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def raw_sum(lat: dict[str, float], keys: Iterable[str], extras: Iterable[str], overhead: str | None) -> float:
+    """The raw block-sum prediction of one network (see :mod:`latency_lut.correction`)."""
+    keys = list(keys) + list(extras)
+    total = sum(lat[k] for k in keys)
+    if overhead is not None and overhead in lat:
+        total -= (len(keys) - 1) * lat[overhead]
+    return total
+
+
+def fit_and_store_correction(db: Any, fp_id: str, space_sig: str, extras: list[str], overhead: str | None) -> dict | None:
+    """Fit the correction on the calibration networks the LUT holds for (fp, space) and store it."""
+    nets = db.networks(fp_id, space_sig)
+    lat = db.latencies(fp_id)
+    usable = [n for n in nets if all(k in lat for k in n["keys"] + extras)]
+    if not usable:
+        return None
+    raw = [raw_sum(lat, n["keys"], extras, overhead) for n in usable]
+    model = fit_correction(raw, [len(n["keys"]) for n in usable], [n["median_ms"] for n in usable])
+    db.set_correction(fp_id, space_sig, model)
+    return model
+
+
+def _pseudo_keys(fmt: str, entries: list[dict[str, Any]]) -> tuple[list[str], str | None]:
+    extras = [e["key"] for e in entries if e.get("role") == "quantize" and fmt == "int8"]
+    overhead = next((e["key"] for e in entries if e.get("role") == "overhead"), None)
+    return extras, overhead
+
+
+def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig: str, source: str,
+         show_progress: bool, log: Callable[[str], None]) -> ProfileResult:
+    start = time.monotonic()
+    done = db.done_keys(fp.id)
+    have_nets = {n["arch_id"] for n in db.networks(fp.id, space_sig)}
+    todo = [j for j in jobs if (j.network is None and j.key not in done) or
+            (j.network is not None and j.network["arch_id"] not in have_nets)]
+    skipped = len(jobs) - len(todo)
+    result = ProfileResult(lut=str(db.path), target=target.name, fingerprint=fp.id, total=len(jobs),
+                           measured=0, skipped=skipped, networks=0)
+    if skipped:
+        log(f"{skipped} of {len(jobs)} models already in {db.path} for fingerprint {fp.id}: not measured again")
+    run_id = db.begin_run(fp.id, source)
+    bar = Progress(len(todo), "models", enabled=show_progress)
+    try:
+        for job in todo:
+            if job.network is None and db.has(fp.id, job.key):  # another writer finished it meanwhile
+                result.skipped += 1
+                bar.update(note=job.key)
+                continue
+            path = job.path()
+            try:
+                stats = engine.measure_file(path)
+                if not stats.stable:  # measured while the machine was busy: one more try, keep the better
+                    again = engine.measure_file(path)
+                    stats = again if again.median_ms < stats.median_ms else stats
+            except MeasurementError as exc:
+                result.failed.append(f"{job.key}: {exc}")
+                log(f"warning: {exc}")
+                bar.update(note=job.key)
+                continue
+            finally:
+                if job.cleanup and os.path.exists(path):
+                    os.remove(path)
+            if job.network is None:
+                if db.insert(fp.id, job.key, job.op, job.family, stats, run_id):
+                    result.measured += 1
+                else:
+                    result.skipped += 1
+            else:
+                n = job.network
+                if db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id):
+                    result.networks += 1
+            bar.update(note=job.key)
+    finally:
+        bar.close()
+        db.end_run(run_id, result.measured)
+    result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def _finish(db: Any, fp: Any, space_sig: str, extras: list[str], overhead: str | None, result: ProfileResult) -> None:
+    result.correction = fit_and_store_correction(db, fp.id, space_sig, extras, overhead)
+
+
+def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str],
+                   progress: bool = True, log: Callable[[str], None] | None = None) -> ProfileResult:
+    """Measure every model of an exported block folder on ``target`` into the LUT ``out``."""
+    log = log or (lambda msg: None)
+    manifest = load_manifest(folder)
+    target = load_target(target)
+    engine = create_engine(target)
+    try:
+        fmt = engine.model_format()
+        if manifest.batch != target.batch:
+            raise ManifestError(f"{manifest.root}: models were exported for batch {manifest.batch}, "
+                                f"target {target.name!r} measures batch {target.batch}")
+        if fmt not in manifest.formats:
+            raise ManifestError(
+                f"{manifest.root}: target {target.name!r} measures {fmt!r} models, the folder has "
+                f"{', '.join(manifest.formats)} (export again with --formats {','.join(manifest.formats + [fmt])})")
+        fp = engine.fingerprint(fmt)
+        space = manifest.space
+        jobs: list[Job] = []
+        for entry in manifest.extras + manifest.blocks:
+            path = manifest.path(entry, fmt)
+            if path is None:
+                continue
+            if not path.is_file():
+                raise ManifestError(f"{manifest.root}: {entry['key']}: model file {path.name} is missing")
+            jobs.append(Job(entry["key"], entry.get("op", "?"), block_family(entry.get("op", "?"), entry.get("params", {})),
+                            lambda p=str(path): p))
+        for net in manifest.networks:
+            path = manifest.path(net, fmt)
+            if path is None or not path.is_file():
+                continue
+            jobs.append(Job(f"network {net['arch_id']}", "network", "network", lambda p=str(path): p,
+                            network={"arch_id": net["arch_id"], "arch": net["arch"], "keys": net["keys"]}))
+        extras, overhead = _pseudo_keys(fmt, manifest.extras)
+        with open_lut(out, "w") as db:
+            db.register_fingerprint(fp)
+            db.register_space(space)
+            result = _run(engine, target, db, fp, jobs, space["signature"], f"folder {manifest.root}", progress, log)
+            _finish(db, fp, space["signature"], extras, overhead, result)
+        return result
+    finally:
+        engine.close()
+
+
+def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: int | None = None, seed: int = 0,
+                  networks: int = 10, work_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> ProfileResult:
+    """One step on this machine: export each block when its turn comes, measure it, store it.
+
+    ``archs``: only the blocks of that many sampled archs (default: every block of the
+    space); ``networks``: whole networks measured for the learned correction (their blocks
+    are profiled too). Needs torch (the export side).
+    """
+    from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
+    from latency_lut.keys import block_key
+    from latency_lut.manifest import space_record
+
+    log = log or (lambda msg: None)
+    target = load_target(target)
+    engine = create_engine(target)
+    tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        fmt = engine.model_format()
+        batch = target.batch
+        fp = engine.fingerprint(fmt)
+        record = space_record(space)
+        calib = calibration_archs(space, networks, seed) if networks else []
+        blocks = space_blocks(space, archs, seed)
+        seen = {b.signature() for b in blocks}
+        for arch in calib:
+            for b in space.blocks(arch):
+                if b.signature() not in seen:
+                    seen.add(b.signature())
+                    blocks.append(b)
+        jobs: list[Job] = []
+        formats = ["int8" if fmt == "int8" else fmt]
+        for extra in extra_models(space, formats, batch):
+            data = extra["models"].get(fmt)
+            if data is None:
+                continue
+            p = tmp / f"{extra['key']}.{fmt}.onnx"
+            p.write_bytes(data)
+            jobs.append(Job(extra["key"], extra["op"], extra["op"], lambda p=str(p): p))
+
+        def block_path(b: Any, key: str) -> Callable[[], str]:
+            def make() -> str:
+                p = tmp / f"{key}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
+                p.write_bytes(block_models(b, [fmt], batch)[fmt])
+                return str(p)
+            return make
+
+        for b in blocks:
+            key = block_key(b, batch)
+            jobs.append(Job(key, b.op, block_family(b.op, b.kwargs), block_path(b, key), cleanup=True))
+
+        def net_path(arch: Any) -> Callable[[], str]:
+            def make() -> str:
+                p = tmp / f"network-{arch.id}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
+                p.write_bytes(network_models(space, arch, [fmt], batch)[fmt])
+                return str(p)
+            return make
+
+        for arch in calib:
+            keys = [block_key(b, batch) for b in space.blocks(arch)]
+            jobs.append(Job(f"network {arch.id}", "network", "network", net_path(arch), cleanup=True,
+                            network={"arch_id": arch.id, "arch": dict(arch), "keys": keys}))
+        extras = [j.key for j in jobs if j.op == "quantize"]
+        overhead = next((j.key for j in jobs if j.op == "overhead"), None)
+        with open_lut(out, "w") as db:
+            db.register_fingerprint(fp)
+            db.register_space(record)
+            result = _run(engine, target, db, fp, jobs, record["signature"], f"space {record['signature']}",
+                          progress, log)
+            _finish(db, fp, record["signature"], extras, overhead, result)
+        return result
+    finally:
+        engine.close()
+        if not work_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_out_path(out: str | os.PathLike[str]) -> None:
+    if Path(out).is_dir():
+        raise LUTError(f"{out}: is a folder; --out names the LUT file (e.g. lut.db)")

@@ -1,0 +1,108 @@
+"""Validate a LUT end to end: measure random whole networks, compare with the prediction.
+
+Host side (exports networks from the space, so it needs torch). Networks are exported and
+quantized exactly like the calibration networks (onnxruntime ``quantize_static`` QDQ),
+measured with the target's harness, and compared with :class:`LatencyPredictor`. The
+networks the correction was fitted on are never used for validation.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from latency_lut.metrics import agreement
+from latency_lut.progress import Progress
+
+__all__ = ["validate", "validation_archs"]
+
+
+def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None = None) -> list[Any]:
+    """``n`` distinct random archs: ``space.sample(seed + i)`` for i = 0, 1, ..., skipping the ids
+    in ``exclude`` (the calibration networks). These are the archs whose blocks
+    ``nas profile --archs N --seed S`` profiles, so a quick LUT covers its validation."""
+    exclude = exclude or set()
+    out: dict[str, Any] = {}
+    i = 0
+    while len(out) < n and i < 50 * max(n, 1):
+        arch = space.sample(seed + i)
+        i += 1
+        if arch.id not in exclude:
+            out.setdefault(arch.id, arch)
+    return list(out.values())
+
+
+def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100, seed: int = 0, passes: int = 1,
+             remeasure: int = 2, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure ``n`` random networks of ``space`` on ``target`` and report how well the LUT
+    predicts them. Returns the agreement metrics (see :func:`latency_lut.metrics.agreement`)
+    with ``target``, ``space``, ``fingerprint``, the correction used, the metrics of the raw
+    block sum, and one entry per network. Each network is measured ``passes`` times (the
+    lowest median is kept); one the harness flags unstable (measured while the machine
+    was busy) is measured again, up to ``remeasure`` more times."""
+    from hw_profiles import create_engine, load_target
+    from latency_lut.export import network_models
+    from latency_lut.predictor import LatencyPredictor
+
+    log = log or (lambda msg: None)
+    target = load_target(target)
+    predictor = LatencyPredictor.for_target(lut, target, space)
+    try:
+        calibration = {net["arch_id"] for net in predictor.db.networks(predictor.fp_id, predictor.record["signature"])}
+        archs = validation_archs(space, n, seed, exclude=calibration)
+        idx, nblocks = predictor.encode(archs)
+        predicted = predictor.predict_indices(idx, nblocks)  # fails fast on a missing block
+        raw = predictor.raw_indices(idx, nblocks)
+        engine = create_engine(target)
+        fmt = engine.model_format()
+        tmp = tempfile.mkdtemp(prefix="hwnas-validate-")
+        measured: list[float] = [float("inf")] * len(archs)
+        unstable: list[bool] = [True] * len(archs)
+        try:
+            paths = []
+            bar = Progress(len(archs) * max(passes, 1), "networks", enabled=progress)
+            for p in range(max(passes, 1)):
+                for i, arch in enumerate(archs):
+                    if p == 0:
+                        path = os.path.join(tmp, f"{arch.id}.{fmt}.{'json' if fmt == 'spec' else 'onnx'}")
+                        with open(path, "wb") as fh:
+                            fh.write(network_models(space, arch, [fmt], target.batch, seed=i)[fmt])
+                        paths.append(path)
+                    stats = engine.measure_file(paths[i])
+                    measured[i] = min(measured[i], stats.median_ms)
+                    unstable[i] = unstable[i] and not stats.stable if p else not stats.stable
+                    bar.update(note=arch.id)
+            bar.close()
+            for _ in range(remeasure):  # networks measured while the machine was busy: try again
+                for i in [i for i, u in enumerate(unstable) if u]:
+                    stats = engine.measure_file(paths[i])
+                    measured[i] = min(measured[i], stats.median_ms)
+                    unstable[i] = not stats.stable
+            result_unstable = sum(unstable)
+        finally:
+            engine.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        result: dict[str, Any] = {
+            "target": target.name,
+            "space": space.name,
+            "space_signature": predictor.record["signature"],
+            "input_shape": list(space.input_shape),
+            "fingerprint": predictor.fp_id,
+            "lut": str(predictor.db.path),
+            "seed": seed,
+            "passes": passes,
+            "unstable": result_unstable,
+            **agreement(predicted, measured),
+            "correction": (predictor.correction or {}).get("model", "none"),
+            "raw": agreement(raw, measured),
+            "networks": [
+                {"arch_id": a.id, "blocks": int(k), "predicted_ms": float(pr), "raw_ms": float(r),
+                 "measured_ms": float(m)}
+                for a, k, pr, r, m in zip(archs, nblocks, predicted, raw, measured)
+            ],
+        }
+        return result
+    finally:
+        predictor.close()

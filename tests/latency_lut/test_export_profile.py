@@ -1,0 +1,117 @@
+"""Exported block folders and profiling them (folder and one-step modes), resumability."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from latency_lut.db import open_lut
+from latency_lut.errors import ManifestError, UnsupportedSpaceError
+from latency_lut.keys import block_key
+from latency_lut.manifest import load_manifest
+
+
+def test_manifest_and_files(exported, tiny_space):
+    m = load_manifest(exported)
+    assert m.formats == ["fp32", "int8"] and m.batch == 1
+    assert m.space["name"] == "tiny" and m.space["input_shape"] == [1, 16, 16]
+    keys = {b["key"] for b in m.blocks}
+    assert keys == {block_key(b) for b in tiny_space.enumerate_blocks()}
+    assert {e["role"] for e in m.extras} == {"quantize", "overhead"}
+    assert len(m.networks) == 3 and all(set(n["keys"]) <= keys for n in m.networks)
+    assert m.data["quantization"]["tool"] == "onnxruntime.quantization.quantize_static"
+    for entry in m.blocks:
+        q = onnx.load(m.path(entry, "int8"))
+        in_type = q.graph.input[0].type.tensor_type.elem_type
+        out_type = q.graph.output[0].type.tensor_type.elem_type
+        assert in_type == onnx.TensorProto.UINT8
+        assert out_type == (onnx.TensorProto.FLOAT if entry["op"] == "classifier" else onnx.TensorProto.UINT8)
+        assert any(n.op_type == "DequantizeLinear" for n in q.graph.node)
+        f = onnx.load(m.path(entry, "fp32"))
+        assert f.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_int8_blocks_chain_like_the_network(exported, tiny_space):
+    """The uint8 output of one block model feeds the next: the blocks compose a network."""
+    m = load_manifest(exported)
+    by_key = {b["key"]: b for b in m.blocks}
+    quant = next(e for e in m.extras if e["role"] == "quantize")
+    arch = tiny_space.sample(1)
+    x = np.random.default_rng(0).standard_normal((1, 1, 16, 16)).astype(np.float32)
+    sess = ort.InferenceSession(str(m.path(quant, "int8")), providers=["CPUExecutionProvider"])
+    (x,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    for b in tiny_space.blocks(arch):
+        sess = ort.InferenceSession(str(m.path(by_key[block_key(b)], "int8")), providers=["CPUExecutionProvider"])
+        (x,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert x.shape == (1, 10) and x.dtype == np.float32
+
+
+def test_profile_folder_is_complete_and_resumable(profiled, exported, fast_target):
+    from latency_lut.profiler import profile_folder
+
+    m = load_manifest(exported)
+    with open_lut(profiled) as db:
+        fp = db.fingerprints()[0]
+        assert fp["blocks"] == len(m.blocks) + len(m.extras) and fp["networks"] == 3
+        assert fp["info"]["model_format"] == "int8" and fp["info"]["timer"] in ("thread_cpu", "wall")
+        before = {r["block_key"]: (r["run_id"], r["timestamp"]) for r in db.rows()}
+        assert db.correction(fp["fp_id"], m.space["signature"]) is not None
+    again = profile_folder(exported, str(fast_target), profiled, progress=False)
+    assert again.measured == 0 and again.networks == 0 and again.skipped == again.total
+    with open_lut(profiled) as db:
+        assert {r["block_key"]: (r["run_id"], r["timestamp"]) for r in db.rows()} == before
+
+
+def test_profile_needs_the_target_format(exported, tmp_path):
+    from latency_lut.profiler import profile_folder
+
+    target = tmp_path / "sym.yaml"
+    target.write_text("name: sym\nengine: onnxruntime\nprecision: int8\n")
+    manifest = json.loads((exported / "manifest.json").read_text())
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "batch": 4}))
+    with pytest.raises(ManifestError, match="batch 4"):
+        profile_folder(folder, str(target), tmp_path / "x.db", progress=False)
+    with pytest.raises(ManifestError, match="no manifest.json"):
+        profile_folder(tmp_path, str(target), tmp_path / "x.db", progress=False)
+
+
+def test_one_step_profile_with_few_archs(tmp_path, tiny_space, fast_fp32_target):
+    from latency_lut.profiler import profile_space
+
+    result = profile_space(tiny_space, str(fast_fp32_target), tmp_path / "lut.db", archs=2, seed=3, networks=0,
+                           progress=False)
+    wanted = {block_key(b) for i in range(2) for b in tiny_space.blocks(tiny_space.sample(3 + i))}
+    with open_lut(tmp_path / "lut.db") as db:
+        keys = db.done_keys(result.fingerprint)
+    assert wanted <= keys and "overhead_b1" in keys and not any(k.startswith("quantize") for k in keys)
+    assert result.measured == len(keys)
+
+
+def test_nb201_cannot_be_profiled(tmp_path, fast_target):
+    from latency_lut.profiler import profile_space
+    from spaces import create_space
+
+    with pytest.raises(UnsupportedSpaceError, match="tabular benchmark"):
+        profile_space(create_space("nb201"), str(fast_target), tmp_path / "lut.db", progress=False)
+
+
+def test_torch_engine_profiles_spec_files(tmp_path, tiny_space):
+    """The torch engine (FP32 eager) measures the spec files of an exported folder."""
+    from latency_lut.export import export_blocks
+    from latency_lut.profiler import profile_folder
+
+    export_blocks(tiny_space, tmp_path / "blocks", formats=("spec",), archs=1, networks=1)
+    target = tmp_path / "torch.yaml"
+    target.write_text("name: cpu-torch-fp32\nengine: torch\nprecision: fp32\nthreads: 1\n"
+                      "measure: {warmup_runs: 1, warmup_s: 0, min_runs: 2, min_time_s: 0, rounds: 1}\n")
+    result = profile_folder(tmp_path / "blocks", str(target), tmp_path / "lut.db", progress=False)
+    assert not result.failed and result.networks == 1
+    with open_lut(tmp_path / "lut.db") as db:
+        fp = db.fingerprints()[0]
+        assert fp["info"]["engine"] == "torch" and fp["info"]["model_format"] == "spec"
+        assert fp["blocks"] == len(load_manifest(tmp_path / "blocks").blocks)  # no pseudo-blocks for torch

@@ -1,0 +1,63 @@
+"""QDQ graph surgery: uint8 block I/O, the input-quantize and overhead models."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from latency_lut.onnx_models import make_overhead_model, make_quantize_model, model_io, strip_quant_io
+from latency_lut.quantize import quantize_model
+
+
+def _conv_model():
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+                           helper.make_node("Relu", ["c"], ["output"])], "conv",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8, 8, 8])], initializer=[w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def _run(model, feed):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feed)
+
+
+def test_strip_gives_uint8_io_and_runs():
+    q = quantize_model(_conv_model(), "int8")
+    ops = [n.op_type for n in q.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    s = strip_quant_io(q)
+    (name, shape, elem), = model_io(s)[0]
+    (_, oshape, oelem), = model_io(s)[1]
+    assert elem == oelem == onnx.TensorProto.UINT8 and shape == [1, 4, 8, 8] and oshape == [1, 8, 8, 8]
+    out, = _run(s, {name: np.zeros(shape, np.uint8)})
+    assert out.dtype == np.uint8
+
+
+def test_strip_input_only_keeps_float_output():
+    s = strip_quant_io(quantize_model(_conv_model(), "int8"), strip_output=False)
+    assert model_io(s)[1][0][2] == onnx.TensorProto.FLOAT
+
+
+def test_symmetric_format_has_zero_points_of_zero():
+    q = quantize_model(_conv_model(), "int8_sym")
+    zps = [onnx.numpy_helper.to_array(i) for i in q.graph.initializer if i.name.endswith("zero_point")]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+
+
+def test_strip_refuses_a_float_model():
+    with pytest.raises(ValueError, match="QuantizeLinear"):
+        strip_quant_io(_conv_model())
+
+
+def test_pseudo_models_run():
+    out, = _run(make_quantize_model((1, 3, 4, 4)), {"input": np.zeros((1, 3, 4, 4), np.float32)})
+    assert out.dtype == np.uint8
+    out, = _run(make_overhead_model("uint8"), {"input": np.zeros(1, np.uint8)})
+    assert out.shape == (1,)
