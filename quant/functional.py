@@ -1,0 +1,143 @@
+"""Functional fake quantization with LSQ / LSQ+ gradients.
+
+Forward semantics are exactly ONNX ``QuantizeLinear`` followed by ``DequantizeLinear``::
+
+    q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)
+    y = (q - zero_point) * scale
+
+Gradients follow LSQ (Esser et al., 2020) and LSQ+ (Bhalgat et al., 2020): a straight-through
+estimator for ``round``; the step size receives ``round(x/s) - x/s`` inside the range and
+``qmin - z`` / ``qmax - z`` where clipped; the zero point (LSQ+'s learnable offset, kept here
+as an integer-rounded code so that the forward is exactly what the engine computes) receives
+its gradient only where ``x`` is clipped. Both gradients are multiplied by the gradient scale
+``g = 1 / sqrt(N * Qp)`` where ``N`` is the number of elements one scale covers and ``Qp`` the
+largest positive code.
+
+These functions accept sliced scales: a weight-sharing supernet passes ``scale[:cout]``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "fake_quantize",
+    "grad_scale",
+    "lsq_grad_factor",
+    "qparams_from_range",
+    "quantize_weight",
+    "round_ste",
+]
+
+MIN_SCALE = 1e-8
+"""Smallest step size used anywhere; a learned step size is clamped to it."""
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round half to even in the forward pass, identity in the backward pass."""
+    return (torch.round(x) - x).detach() + x
+
+
+def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Identity in the forward pass; multiplies the gradient by ``factor`` in the backward pass."""
+    if factor == 1.0:
+        return x
+    scaled = x * factor
+    return (x - scaled).detach() + scaled
+
+
+def lsq_grad_factor(num_elements: int, qmax: int) -> float:
+    """LSQ's gradient scale ``1 / sqrt(N * Qp)`` (``Qp`` = largest positive code, at least 1)."""
+    return 1.0 / math.sqrt(max(1, num_elements) * max(1, qmax))
+
+
+def _broadcast(t: torch.Tensor, x: torch.Tensor, axis: int | None) -> torch.Tensor:
+    if axis is None or t.dim() == 0 or t.numel() == 1:
+        return t.reshape(())
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    return t.reshape(shape)
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | float,
+    qmin: int,
+    qmax: int,
+    *,
+    axis: int | None = None,
+    grad_factor: float | None = None,
+) -> torch.Tensor:
+    """Quantize-dequantize ``x`` with LSQ/LSQ+ gradients for ``scale`` and ``zero_point``.
+
+    ``scale`` (and a tensor ``zero_point``) is a scalar for per-tensor quantization, or a vector
+    along ``axis`` for per-channel quantization. ``zero_point`` may be a float parameter: it is
+    rounded (straight-through) and clamped to ``[qmin, qmax]`` in the forward pass.
+    ``grad_factor`` defaults to LSQ's ``1/sqrt(N·Qp)`` with ``N`` the elements per scale.
+    """
+    if grad_factor is None:
+        n = x.numel() // max(1, scale.numel())
+        grad_factor = lsq_grad_factor(n, qmax)
+    s = grad_scale(scale, grad_factor).clamp(min=MIN_SCALE)
+    s = _broadcast(s, x, axis)
+    if isinstance(zero_point, torch.Tensor):
+        z = round_ste(grad_scale(zero_point, grad_factor)).clamp(qmin, qmax)
+        z = _broadcast(z, x, axis)
+    else:
+        z = float(round(zero_point))
+    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
+    return (q - z) * s
+
+
+def quantize_weight(
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    qmax: int = 127,
+    *,
+    grad_factor: float | None = None,
+) -> torch.Tensor:
+    """Per-output-channel symmetric fake quantization of a (possibly sliced) weight.
+
+    ``weight`` has its output channels on axis 0 (``Conv2d`` and ``Linear`` layouts) and
+    ``scale`` one step size per output channel; a supernet passes the slices it uses, e.g.
+    ``quantize_weight(w[:cout, :cin], scale[:cout])``. Codes lie in ``[-qmax, qmax]``.
+    """
+    if scale.numel() != weight.shape[0]:
+        raise ValueError(f"scale has {scale.numel()} channels, weight has {weight.shape[0]}")
+    if grad_factor is None:
+        grad_factor = lsq_grad_factor(weight[0].numel(), qmax)
+    return fake_quantize(weight, scale, 0.0, -qmax, qmax, axis=0, grad_factor=grad_factor)
+
+
+def qparams_from_range(
+    lo: torch.Tensor | float,
+    hi: torch.Tensor | float,
+    qmin: int,
+    qmax: int,
+    *,
+    symmetric: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step size and integer zero point covering ``[lo, hi]`` (widened to contain 0).
+
+    A degenerate range (``lo == hi == 0``: a dead channel or tensor) gets step size 1, which
+    represents the only value present, 0, exactly and keeps the int32 bias of consumers finite.
+    """
+    lo_t = torch.as_tensor(lo, dtype=torch.float32).clamp(max=0.0)
+    hi_t = torch.as_tensor(hi, dtype=torch.float32).clamp(min=0.0)
+    if symmetric:
+        amax = torch.maximum(-lo_t, hi_t)
+        # symmetric codes use [-qmax', qmax'] with qmax' = min(|qmin|, qmax) for exactness
+        half = float(min(-qmin, qmax)) if qmin < 0 else float(qmax)
+        scale = amax / half
+        zero = torch.zeros_like(scale)
+    else:
+        scale = (hi_t - lo_t) / float(qmax - qmin)
+        zero = torch.zeros_like(scale)  # placeholder, computed below
+    degenerate = scale <= MIN_SCALE
+    scale = torch.where(degenerate, torch.ones_like(scale), scale)
+    if not symmetric:
+        zero = torch.clamp(torch.round(qmin - lo_t / scale), qmin, qmax)
+        zero = torch.where(degenerate, torch.full_like(zero, float(qmin if qmin >= 0 else 0)), zero)
+    return scale, zero

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from quant import (
+    QuantError,
+    TrainConfig,
+    calibrate,
+    evaluate,
+    export_onnx,
+    host_ort_scheme,
+    ort_predict,
+    predict,
+    prepare,
+    qat_finetune,
+    recalibrate_bn,
+    run_pipeline,
+    train,
+)
+from quant.training import accuracy
+
+from .conftest import TinyNet
+
+
+def test_fp32_training_learns_digits(trained_digits_net, digits) -> None:  # noqa: ANN001
+    _, _, xte, yte = digits
+    assert evaluate(trained_digits_net, xte, yte) >= 95.0
+
+
+def test_training_is_reproducible(digits) -> None:  # noqa: ANN001
+    xtr, ytr, _, _ = digits
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        m = TinyNet(width=8)
+        r = train(m, xtr[:256], ytr[:256], TrainConfig(epochs=1, batch_size=64, seed=3))
+        outs.append((r.final_loss, predict(m, xtr[:16])))
+    assert outs[0][0] == outs[1][0] and np.array_equal(outs[0][1], outs[1][1])
+
+
+def test_ptq_and_qat_keep_accuracy_and_onnx_matches(trained_digits_net, digits, tmp_path) -> None:  # noqa: ANN001
+    xtr, ytr, xte, yte = digits
+    fp32 = evaluate(trained_digits_net, xte, yte)
+    ptq = calibrate(prepare(trained_digits_net, host_ort_scheme()), xtr[:512])
+    ptq_acc = accuracy(ort_predict(export_onnx(ptq, tmp_path / "p.onnx", (1, 1, 8, 8)), xte), yte)
+    assert ptq_acc >= fp32 - 2.0
+    qat = copy.deepcopy(ptq)
+    qat_finetune(qat, xtr, ytr, TrainConfig(epochs=1, lr=0.005, batch_size=64, weight_decay=0.0, freeze_bn_after=0.0))
+    qat_acc = accuracy(ort_predict(export_onnx(qat, tmp_path / "q.onnx", (1, 1, 8, 8)), xte), yte)
+    assert qat_acc >= fp32 - 1.0
+
+
+def test_bn_recalibration_fixes_lagging_running_statistics(digits) -> None:  # noqa: ANN001
+    xtr, ytr, xte, yte = digits
+    torch.manual_seed(0)
+    m = TinyNet()
+    for bn in (mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)):
+        bn.momentum = 0.001  # running statistics barely move during training
+    train(m, xtr, ytr, TrainConfig(epochs=2, lr=0.05, batch_size=64))
+    stale = evaluate(m, xte, yte)
+    recalibrate_bn(m, xtr[:512])
+    assert evaluate(m, xte, yte) > stale + 10
+    assert all(bn.momentum == 0.001 for bn in m.modules() if isinstance(bn, torch.nn.BatchNorm2d))
+
+
+def test_bad_training_inputs_raise_quant_errors() -> None:
+    with pytest.raises(QuantError, match="unknown optimizer"):
+        train(TinyNet(), np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64), TrainConfig(optimizer="lion"))  # type: ignore[arg-type]
+    with pytest.raises(QuantError, match="one label per image"):
+        train(TinyNet(), np.zeros((4, 1, 8, 8), np.float32), np.zeros(3, np.int64))
+
+
+def test_pipeline_measures_every_variant_on_its_onnx_artifact(digits, tmp_path) -> None:  # noqa: ANN001
+    xtr, ytr, xte, yte = digits
+    torch.manual_seed(0)
+    res = run_pipeline(
+        TinyNet(width=8), xtr, ytr, xte, yte, workdir=tmp_path, scheme=host_ort_scheme(),
+        fp32_config=TrainConfig(epochs=4, lr=0.05, batch_size=64, bn_recalibration_batches=4),
+        qat_config=TrainConfig(epochs=0.5, lr=0.005, batch_size=64, weight_decay=0.0, freeze_bn_after=0.0),
+        calib_samples=256, latency_repeat=3,
+    )
+    expected = ["fp32", "ptq", "ort_ptq"] + (["ort_ptq_rr"] if host_ort_scheme().weight_qmax < 127 else []) + ["qat"]
+    assert list(res.variants) == expected
+    for name in ("ptq", "qat"):
+        v = res[name]
+        assert v.onnx_path.is_file() and v.all_convs_integer and v.agreement is not None and v.agreement >= 99.0
+    assert res["fp32"].ort_acc > 80.0 and res["fp32"].agreement == 100.0
+    assert all(v.latency_ms and v.latency_ms > 0 for v in res.variants.values())
+    table = res.table("digits")
+    assert "ort_ptq" in table and "qat" in table
