@@ -1,0 +1,98 @@
+"""Accuracy of a subnet: FP32 in torch, INT8 as an exported QDQ ONNX model run by onnxruntime."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from supernet.bn import recalibrate_bn
+from supernet.data import TensorData
+from supernet.model import Supernet
+
+__all__ = ["evaluate_arch", "onnx_accuracy", "torch_accuracy"]
+
+
+@torch.no_grad()
+def torch_accuracy(model: nn.Module, data: TensorData, batch_size: int = 500) -> float:
+    """Top-1 accuracy (percent) of ``model`` (evaluation mode) on ``data``."""
+    was = model.training
+    model.eval()
+    device = next((t.device for t in model.parameters()), torch.device("cpu"))
+    correct = 0
+    try:
+        for x, y in data.batches(batch_size):
+            correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
+    finally:
+        model.train(was)
+    return 100.0 * correct / max(1, len(data))
+
+
+def onnx_accuracy(path: str | os.PathLike[str], data: TensorData, batch_size: int = 500, threads: int = 1) -> float:
+    """Top-1 accuracy (percent) of an ONNX model run by onnxruntime (CPU) on ``data``."""
+    from quant.ort import ort_predict, ort_session
+
+    sess = ort_session(path, threads=threads)
+    logits = ort_predict(sess, data.images.numpy(), batch_size=batch_size)
+    return float((np.asarray(logits).argmax(1) == data.labels.numpy()).mean() * 100.0)
+
+
+def evaluate_arch(
+    supernet: Supernet,
+    arch: Mapping[str, Any],
+    test: TensorData,
+    calibration: Sequence[torch.Tensor],
+    *,
+    precision: str = "fp32",
+    onnx_path: str | os.PathLike[str] | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Extract ``arch``, recalibrate its batch norms on ``calibration`` batches, and measure
+    its test accuracy.
+
+    ``precision="fp32"``: the float subnet in torch. ``"int8"``: the subnet with the supernet's
+    learned quantization parameters (or, for a supernet trained without quantization, PTQ
+    calibration on the same batches), exported by ``quant.export_onnx`` and run by onnxruntime.
+    ``"fakequant"``: the fake-quantized subnet in torch (no export).
+    """
+    arch = supernet.validate(arch)
+    out: dict[str, Any] = {"arch_id": arch.id, "precision": precision, "num_test": len(test),
+                           "bn_calibration_images": int(sum(len(b) for b in calibration))}
+    if precision == "fp32":
+        model = recalibrate_bn(supernet.subnet(arch, quantized=False), calibration)
+        out["accuracy"] = torch_accuracy(model, test)
+        out["params"] = sum(p.numel() for p in model.parameters())
+        return out
+    if precision not in ("int8", "fakequant"):
+        raise ValueError(f"unknown precision {precision!r}")
+    if supernet.quant_scheme is not None:
+        model = recalibrate_bn(supernet.subnet(arch, quantized=True), calibration)
+        out["quantization"] = "qat"
+    else:
+        from quant.calibrate import calibrate
+        from quant.prepare import prepare
+
+        model = prepare(recalibrate_bn(supernet.subnet(arch, quantized=False), calibration), "ort_cpu")
+        calibrate(model, list(calibration))
+        out["quantization"] = "ptq"
+    out["params"] = sum(p.numel() for n, p in model.named_parameters() if "quant" not in n)
+    if precision == "fakequant":
+        out["accuracy"] = torch_accuracy(model, test)
+        return out
+    from quant.export import export_onnx
+
+    shape = (1, *test.input_shape)
+    if onnx_path is not None:
+        path = export_onnx(model.cpu(), onnx_path, shape)
+        out["accuracy"] = onnx_accuracy(path, test, threads=threads)
+        out["onnx"] = str(path)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(model.cpu(), Path(tmp) / "subnet.int8.onnx", shape)
+            out["accuracy"] = onnx_accuracy(path, test, threads=threads)
+    return out

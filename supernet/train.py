@@ -1,0 +1,546 @@
+"""Quantized-for-all supernet training.
+
+Every step applies the sandwich rule: the largest subnet learns from the labels (label-smoothed
+cross-entropy) and the smallest and ``num_random`` random subnets learn from the largest
+subnet's predictions on the same batch (in-place distillation); gradients of all of them are
+summed before one SGD step. The learning rate follows a linear warm-up and a cosine decay.
+After ``epochs`` FP32 epochs, ``qat_epochs`` epochs train the same way with every sampled
+subnet fake-quantized (LSQ / LSQ+ through :mod:`quant`), so that any subnet deploys in INT8
+without retraining.
+
+Runs are reproducible bit for bit: the subnets of step ``t`` are drawn from a generator seeded
+by ``(seed, t)``, the data order of epoch ``e`` is a function of ``(seed, e)``, and checkpoints
+(every epoch, every ``checkpoint_every`` steps, and on SIGINT / SIGTERM) hold everything else,
+so ``resume`` continues exactly where the run stopped. Under ``torchrun`` each process takes its
+share of every global batch, batch norms synchronise their statistics and gradients are
+averaged: the result equals one process's up to floating-point summation order. (With
+``sync_bn=False`` each process normalises with its own share's statistics, the usual DDP
+trade-off: much less communication, results no longer those of one process.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from hwnas.errors import ConfigError
+from hwnas.seeding import seed_everything
+from spaces import Arch, Space, create_space
+from supernet.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
+from supernet.data import EpochOrder, TensorData, calibration_batches, load_data
+from supernet.distributed import DistInfo, all_reduce_gradients, init_distributed
+from supernet.errors import CheckpointError, TrainingConfigError
+from supernet.model import Supernet
+
+__all__ = ["METRICS_NAME", "TrainConfig", "Trainer", "build_space", "load_supernet"]
+
+METRICS_NAME = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a supernet training run (saved in every checkpoint)."""
+
+    space: str = "mobilenet"
+    space_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str = "fashion-mnist"
+    epochs: int = 10
+    qat_epochs: int = 0
+    batch_size: int = 128
+    lr: float = 0.1
+    qat_lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    num_random: int = 2
+    distill: bool = True
+    kd_temperature: float = 1.0
+    seed: int = 0
+    scheme: str = "ort_cpu"
+    kernel_transform: bool = True
+    reorder_channels: bool = False
+    flip: bool = True
+    train_limit: int | None = None
+    test_limit: int | None = None
+    bn_calib_batches: int = 8
+    calib_batch_size: int = 256
+    qat_calib_batches: int = 4
+    eval_every: int = 1
+    checkpoint_every: int = 200
+    grad_clip: float | None = None
+    channels_last: bool = True
+    sync_bn: bool = True
+    device: str = "cpu"
+    threads: int | None = None
+    layout_samples: int = 32
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.qat_epochs < 0 or self.epochs + self.qat_epochs < 1:
+            raise TrainingConfigError(f"epochs ({self.epochs}) + qat_epochs ({self.qat_epochs}) must be at least 1")
+        if self.batch_size < 1:
+            raise TrainingConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.num_random < 0:
+            raise TrainingConfigError(f"num_random must be >= 0, got {self.num_random}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise CheckpointError(f"checkpoint configuration has unknown field {unknown[0]!r}")
+        return cls(**d)
+
+
+def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int) -> Space:
+    """The space of a run: ``create_space(name, **kwargs)`` with the data's input and classes."""
+    kw = dict(kwargs)
+    c, h, w = input_shape
+    for key, value in (("in_chans", c), ("num_classes", num_classes), ("resolution", h)):
+        if key in kw and kw[key] != value:
+            raise ConfigError(f"space argument {key}={kw[key]} does not match the data ({value})")
+        kw[key] = value
+    return create_space(name, **kw)
+
+
+def _space_kwargs_of(space: Space, extra: dict[str, Any]) -> dict[str, Any]:
+    kw = {**space.factory_kwargs, **extra}
+    return json.loads(json.dumps(kw))  # tuples -> lists, as stored in checkpoints
+
+
+def load_supernet(path: str | os.PathLike[str], device: str = "cpu") -> tuple[Supernet, dict[str, Any]]:
+    """The supernet of a checkpoint (file or training folder) and the checkpoint's metadata."""
+    meta, tensors = read_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        space = create_space(meta["space"]["name"], **meta["space"]["kwargs"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{checkpoint_path(path)}: incomplete checkpoint metadata ({exc})") from None
+    net = _restore(space, config, meta, tensors, device)
+    return net, meta
+
+
+def _restore(space: Space, config: TrainConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+             device: str) -> Supernet:
+    net = Supernet(space, kernel_transform=config.kernel_transform, seed=config.seed,
+                   layout_samples=config.layout_samples).to(device)
+    if meta.get("quant_scheme") is not None:
+        from quant.scheme import QuantScheme
+
+        fields = dict(meta["quant_scheme"])
+        fields["fused_activations"] = frozenset(fields.get("fused_activations", ()))
+        net.enable_quantization(QuantScheme(**fields))
+    order = meta.get("store_keys") or [k[len("store/"):] for k in tensors if k.startswith("store/")]
+    try:
+        net.load_storage({k: tensors[f"store/{k}"].to(device) for k in order}, meta.get("key_info", {}))
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint lacks tensor {exc.args[0]!r}") from None
+    net.pop_new_parameters()
+    return net
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class Trainer:
+    """One training run in ``out_dir`` (``resume=True`` continues the run saved there).
+
+    ``train_data`` / ``test_data`` replace the datasets ``config.data`` names (e.g. synthetic data
+    for a hardware check); a resumed run must be given the same ones. ``config_override``
+    replaces the saved configuration on resume (for execution settings such as threads).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
+                 progress: bool | None = None, log: Callable[[str], None] | None = None,
+                 train_data: TensorData | None = None, test_data: TensorData | None = None,
+                 config_override: TrainConfig | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.dist: DistInfo = init_distributed(config.device)
+        self._log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        state: dict[str, Any] = {}
+        tensors: dict[str, torch.Tensor] = {}
+        if resume:
+            meta, tensors = read_checkpoint(self.out_dir)
+            config = config_override or TrainConfig.from_dict(meta["config"])
+            state = meta["state"]
+        self.config = config
+        if config.batch_size % self.dist.world_size:
+            raise TrainingConfigError(
+                f"global batch {config.batch_size} is not divisible by {self.dist.world_size} processes")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.set_flush_denormal(True)
+        seed_everything(config.seed)
+        self.device = torch.device(config.device)
+        self.train_data = train_data if train_data is not None else load_data(config.data, "train", config.train_limit)
+        self.test_data = test_data if test_data is not None else load_data(config.data, "test", config.test_limit)
+        if resume:
+            self.space = create_space(meta["space"]["name"], **meta["space"]["kwargs"])
+            self.net = _restore(self.space, config, meta, tensors, config.device)
+        else:
+            self.space = build_space(config.space, config.space_kwargs, self.train_data.input_shape,
+                                     self.train_data.num_classes)
+            self.net = Supernet(self.space, kernel_transform=config.kernel_transform, seed=config.seed,
+                                layout_samples=config.layout_samples).to(self.device)
+        self.net.channels_last = config.channels_last
+        self.net.set_sync_bn(self.dist.distributed and config.sync_bn)
+        self.steps_per_epoch = len(EpochOrder(self.train_data, config.batch_size, config.seed, 0, flip=False))
+        self.calib = [b.to(self.device) for b in calibration_batches(self.train_data, config.bn_calib_batches,
+                                                                      config.calib_batch_size, config.seed)]
+        self.optimizer = self._make_optimizer()
+        if resume:
+            self._load_optimizer(tensors)
+            if "rng/torch" in tensors:
+                torch.set_rng_state(tensors["rng/torch"])
+        self.epoch = int(state.get("epoch", 0))
+        self.step_in_epoch = int(state.get("step_in_epoch", 0))
+        self.global_step = int(state.get("global_step", 0))
+        self.acc: dict[str, float] = dict(state.get("acc", {}))
+        self.history: list[dict[str, Any]] = list(state.get("history", []))
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._stop = False
+        self._structural = _has_structure(self.net)
+
+    # ------------------------------------------------------------------------------------------
+    # optimizer
+    # ------------------------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.SGD:
+        c = self.config
+        groups = self.net.param_groups()
+        self._group_index = {"decay": 0, "no_decay": 1, "quant": 2}
+        params = [
+            {"params": [p for _, p in sorted(groups["decay"], key=lambda kv: kv[0])], "weight_decay": c.weight_decay},
+            {"params": [p for _, p in sorted(groups["no_decay"], key=lambda kv: kv[0])], "weight_decay": 0.0},
+            {"params": [p for _, p in sorted(groups["quant"], key=lambda kv: kv[0])], "weight_decay": 0.0},
+        ]
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
+
+    def _adopt_new_parameters(self) -> None:
+        """Add parameters the supernet created since the last call (quantizer step sizes and zero
+        points) to the optimizer. Under torchrun, a quantizer created during a step initialised
+        itself from its process's share of the batch: every process takes rank 0's values."""
+        new = self.net.pop_new_parameters()
+        for key, p in new:
+            self.optimizer.param_groups[self._group_index[self.net.group_of(key)]]["params"].append(p)
+        if new and self.dist.distributed:
+            import torch.distributed as dist
+
+            with torch.no_grad():
+                for _, p in sorted(new, key=lambda kv: kv[0]):
+                    dist.broadcast(p.data, src=0)
+
+    def _ordered_params(self) -> list[torch.nn.Parameter]:
+        return [self.net.tensor(k) for k in sorted(self.net.keys()) if self.net.is_param(k)]  # type: ignore[misc]
+
+    def _optimizer_tensors(self) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for key in self.net.keys():
+            if not self.net.is_param(key):
+                continue
+            st = self.optimizer.state.get(self.net.tensor(key))
+            if st and st.get("momentum_buffer") is not None:
+                out[f"optim/{key}/momentum_buffer"] = st["momentum_buffer"]
+        return out
+
+    def _load_optimizer(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, t in tensors.items():
+            if not name.startswith("optim/"):
+                continue
+            key, _, field_name = name[len("optim/"):].rpartition("/")
+            p = self.net.tensor(key)
+            self.optimizer.state[p][field_name] = t.to(p.device).clone()
+
+    # ------------------------------------------------------------------------------------------
+    # schedule
+    # ------------------------------------------------------------------------------------------
+    def stage(self, epoch: int | None = None) -> str:
+        e = self.epoch if epoch is None else epoch
+        return "fp32" if e < self.config.epochs else "qat"
+
+    def lr_at(self, epoch: int, step: int) -> float:
+        c = self.config
+        spe = self.steps_per_epoch
+        if epoch < c.epochs:
+            t = epoch * spe + step
+            total = c.epochs * spe
+            warm = int(round(c.warmup_epochs * spe))
+            if t < warm:
+                return c.lr * (t + 1) / warm
+            return 0.5 * c.lr * (1.0 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
+        t = (epoch - c.epochs) * spe + step
+        total = c.qat_epochs * spe
+        return 0.5 * c.qat_lr * (1.0 + math.cos(math.pi * t / max(1, total)))
+
+    # ------------------------------------------------------------------------------------------
+    # one step
+    # ------------------------------------------------------------------------------------------
+    def step_archs(self, global_step: int) -> list[Arch]:
+        """The subnets of step ``global_step``: largest, smallest, then ``num_random`` random ones
+        (inside one randomly drawn structure in a hyper-space)."""
+        rng = random.Random(f"sandwich:{self.config.seed}:{global_step}")
+        struct = self.net.sample_structure(rng) if self._structural else None
+        archs = [self.net.largest(struct), self.net.smallest(struct)]
+        archs += [self.net.sample(rng, struct) for _ in range(self.config.num_random)]
+        return archs
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, archs: list[Arch], lr: float) -> dict[str, float]:
+        c = self.config
+        net = self.net
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = net(x, archs[0])
+        loss = F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+        loss.backward()
+        stats = {"loss_largest": float(loss.detach()), "correct_largest": float((logits.argmax(1) == y).sum())}
+        soft = F.softmax(logits.detach().float() / c.kd_temperature, dim=1) if c.distill else None
+        others = []
+        for a in archs[1:]:
+            out = net(x, a)
+            if soft is not None:
+                t = c.kd_temperature
+                l_sub = -(soft * F.log_softmax(out / t, dim=1)).sum(1).mean() * (t * t)
+            else:
+                l_sub = F.cross_entropy(out, y, label_smoothing=c.label_smoothing)
+            l_sub.backward()
+            others.append(float(l_sub.detach()))
+        stats["loss_smallest"] = others[0] if others else 0.0
+        stats["loss_random"] = sum(others[1:]) / max(1, len(others) - 1)
+        self._adopt_new_parameters()
+        params = self._ordered_params()
+        all_reduce_gradients(params, self.dist)
+        if c.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], c.grad_clip)
+        self.optimizer.step()
+        return stats
+
+    def _global_stats(self, stats: dict[str, float], n: int) -> dict[str, float]:
+        """Per-step statistics summed over processes (and the stop flag agreed on)."""
+        vals = [stats["loss_largest"] * n, stats["loss_smallest"] * n, stats["loss_random"] * n,
+                stats["correct_largest"], float(n), 1.0 if self._stop else 0.0]
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            t = torch.tensor(vals, dtype=torch.float64, device=self.device)  # nccl reduces device tensors only
+            dist.all_reduce(t)
+            vals = t.tolist()
+        return {"loss_largest": vals[0], "loss_smallest": vals[1], "loss_random": vals[2], "correct_largest": vals[3],
+                "images": vals[4], "stop": vals[5]}
+
+    # ------------------------------------------------------------------------------------------
+    # checkpoints and metrics
+    # ------------------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        scheme = self.net.quant_scheme
+        qs = None
+        if scheme is not None:
+            qs = dataclasses.asdict(scheme)
+            qs["fused_activations"] = sorted(qs["fused_activations"])
+        return {
+            "config": self.config.to_dict(),
+            "space": {"name": self.space.name, "kwargs": _space_kwargs_of(self.space, {})},
+            "quant_scheme": qs,
+            "store_keys": self.net.keys(),
+            "key_info": self.net.key_info(),
+            "state": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                      "acc": self.acc, "history": self.history, "stage": self.stage(),
+                      "finished": self.epoch >= self.config.epochs + self.config.qat_epochs},
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the checkpoint (rank 0 only); returns its path."""
+        if not self.dist.is_main:
+            return None
+        tensors = {f"store/{k}": v for k, v in self.net.storage_state().items()}
+        tensors.update(self._optimizer_tensors())
+        tensors["rng/torch"] = torch.get_rng_state()
+        return write_checkpoint(self.out_dir / "checkpoint.safetensors", tensors, self._meta())
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def evaluate(self, archs: dict[str, Arch] | None = None) -> dict[str, float]:
+        """Test accuracy (percent) of the largest and smallest subnets, batch norms recalibrated
+        (fake-quantized in the QAT stage)."""
+        from supernet.evaluate import evaluate_arch
+
+        archs = archs or {"largest": self.net.largest(), "smallest": self.net.smallest()}
+        precision = "fakequant" if self.net.quant_scheme is not None else "fp32"
+        return {name: round(evaluate_arch(self.net, a, self.test_data, self.calib, precision=precision)["accuracy"], 3)
+                for name, a in archs.items()}
+
+    # ------------------------------------------------------------------------------------------
+    # the loop
+    # ------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        self._stop = True
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end (or until interrupted: the checkpoint is then saved and
+        ``KeyboardInterrupt`` raised). Returns the final metrics."""
+        c = self.config
+        total_epochs = c.epochs + c.qat_epochs
+        old = {}
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.dist.is_main and self.global_step == 0 and self.epoch == 0 and self.step_in_epoch == 0:
+                self._log(f"supernet: space {self.space.name}, {len(self.net.layout.paths)} block paths, "
+                          f"{self.net.num_parameters():,} shared parameters; largest subnet "
+                          f"{self.net.num_parameters(self.net.largest()):,}, smallest "
+                          f"{self.net.num_parameters(self.net.smallest()):,}; {self.steps_per_epoch} steps/epoch, "
+                          f"world size {self.dist.world_size}")
+            while self.epoch < total_epochs:
+                self._run_epoch()
+                if c.max_steps is not None and self.global_step >= c.max_steps:
+                    self.save_checkpoint()
+                    break
+        except _Interrupted:
+            self.save_checkpoint()
+            if self.dist.is_main:
+                self._log(f"interrupted at epoch {self.epoch} step {self.step_in_epoch}; checkpoint saved, "
+                          f"continue with --resume")
+            raise KeyboardInterrupt from None
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        return self.history[-1] if self.history else {}
+
+    def _run_epoch(self) -> None:
+        c = self.config
+        epoch = self.epoch
+        stage = self.stage()
+        if stage == "qat" and self.net.quant_scheme is None:
+            from quant.scheme import get_scheme
+
+            t0 = time.time()
+            calib = [b.to(self.device) for b in
+                     calibration_batches(self.train_data, c.qat_calib_batches, c.calib_batch_size, c.seed + 1)]
+            self.net.enable_quantization(get_scheme(c.scheme), calib)
+            self._adopt_new_parameters()
+            if self.dist.is_main:
+                self._log(f"quantized-for-all stage: {get_scheme(c.scheme).name} scheme, quantizers initialised "
+                          f"in {time.time() - t0:.1f}s")
+        order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
+        steps = len(order)
+        bar = _Bar(self.progress and self.dist.is_main, f"epoch {epoch + 1}/{c.epochs + c.qat_epochs} [{stage}]",
+                   steps, self.step_in_epoch)
+        self.net.train()
+        try:
+            while self.step_in_epoch < steps:
+                if c.max_steps is not None and self.global_step >= c.max_steps:
+                    return
+                t0 = time.perf_counter()
+                x, y = order.batch(self.step_in_epoch, self.dist.rank, self.dist.world_size)
+                x, y = x.to(self.device), y.to(self.device)
+                archs = self.step_archs(self.global_step)
+                lr = self.lr_at(epoch, self.step_in_epoch)
+                stats = self._global_stats(self._train_step(x, y, archs, lr), len(y))
+                dt = time.perf_counter() - t0
+                for k in ("loss_largest", "loss_smallest", "loss_random", "correct_largest", "images"):
+                    self.acc[k] = self.acc.get(k, 0.0) + stats[k]
+                self.acc["time"] = self.acc.get("time", 0.0) + dt
+                self.step_in_epoch += 1
+                self.global_step += 1
+                ips = stats["images"] / dt if dt > 0 else 0.0
+                bar.update(self.step_in_epoch, stats["loss_largest"] / max(1.0, stats["images"]), ips, lr)
+                if not self.progress and self.dist.is_main and (self.step_in_epoch % max(1, steps // 10) == 0):
+                    self._log(f"epoch {epoch + 1} [{stage}] step {self.step_in_epoch}/{steps} "
+                              f"loss {self.acc['loss_largest'] / max(1.0, self.acc['images']):.4f} "
+                              f"{ips:.0f} img/s lr {lr:.4g}")
+                if stats["stop"] > 0:
+                    raise _Interrupted
+                if c.checkpoint_every and self.step_in_epoch % c.checkpoint_every == 0 and self.step_in_epoch < steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        self._end_epoch(epoch, stage)
+
+    def _end_epoch(self, epoch: int, stage: str) -> None:
+        c = self.config
+        n = max(1.0, self.acc.get("images", 0.0))
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "stage": stage, "lr_end": self.lr_at(epoch, self.steps_per_epoch - 1),
+            "loss_largest": self.acc.get("loss_largest", 0.0) / n, "loss_smallest": self.acc.get("loss_smallest", 0.0) / n,
+            "loss_random": self.acc.get("loss_random", 0.0) / n,
+            "train_acc_largest": 100.0 * self.acc.get("correct_largest", 0.0) / n,
+            "images_per_s": n / max(1e-9, self.acc.get("time", 0.0)), "train_time_s": self.acc.get("time", 0.0),
+        }
+        last = epoch + 1 == c.epochs + c.qat_epochs
+        if self.dist.is_main and c.eval_every and ((epoch + 1) % c.eval_every == 0 or last):
+            t0 = time.time()
+            record["test_acc"] = self.evaluate()
+            record["eval_time_s"] = time.time() - t0
+        if c.reorder_channels and stage == "fp32" and epoch + 1 < c.epochs:
+            record["reordered_groups"] = self.net.reorder_channels(self.optimizer)
+        self.history.append(record)
+        self._write_metrics(record)
+        if self.dist.is_main:
+            acc = record.get("test_acc", {})
+            self._log(f"epoch {epoch + 1} [{stage}] loss {record['loss_largest']:.4f} train acc "
+                      f"{record['train_acc_largest']:.2f}% {record['images_per_s']:.0f} img/s"
+                      + (f" | test largest {acc['largest']:.2f}% smallest {acc['smallest']:.2f}%" if acc else ""))
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.acc = {}
+        self.save_checkpoint()
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _has_structure(net: Supernet) -> bool:
+    from supernet._archs import is_structural
+
+    return any(is_structural(d) for d in net.space.decisions())
+
+
+class _Bar:
+    """A rich progress bar with loss and throughput (no-op when disabled)."""
+
+    def __init__(self, enabled: bool, title: str, total: int, done: int) -> None:
+        self.progress = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:.0f} img/s"),
+                                 TextColumn("lr {task.fields[lr]:.3g}"), TimeRemainingColumn(), transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(title, total=total, completed=done, loss=float("nan"), ips=0.0, lr=0.0)
+
+    def update(self, done: int, loss: float, ips: float, lr: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, loss=loss, ips=ips, lr=lr)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,72 @@
+"""Training: sandwich steps, schedule, metrics, checkpoints and bit-exact resume (in process)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from supernet.checkpoint import read_checkpoint
+from supernet.train import Trainer, load_supernet
+from tests.supernet.conftest import tiny_config
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def test_step_archs_follow_the_sandwich_rule(tmp_path):
+    tr = Trainer(tiny_config(), tmp_path, progress=False, log=_quiet)
+    a0 = tr.step_archs(0)
+    assert len(a0) == 4 and a0[0] == tr.net.largest() and a0[1] == tr.net.smallest()
+    assert tr.step_archs(0) == a0 and tr.step_archs(1)[2:] != a0[2:]
+
+
+def test_schedule_warms_up_then_decays_to_zero(tmp_path):
+    tr = Trainer(tiny_config(epochs=2, qat_epochs=1), tmp_path, progress=False, log=_quiet)
+    spe = tr.steps_per_epoch
+    lrs = [tr.lr_at(e, s) for e in range(2) for s in range(spe)]
+    warm = int(round(0.5 * spe))
+    assert lrs[0] < lrs[warm - 1] == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(lrs[warm - 1:], lrs[warm:]))
+    assert lrs[-1] < 0.05 * lrs[warm - 1]
+    assert tr.lr_at(2, 0) == pytest.approx(0.01) and tr.lr_at(2, spe - 1) < tr.lr_at(2, 0)
+    assert tr.stage(1) == "fp32" and tr.stage(2) == "qat"
+
+
+def test_training_writes_metrics_and_checkpoint(tmp_path):
+    final = Trainer(tiny_config(), tmp_path, progress=False, log=_quiet).run()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in lines] == ["fp32", "qat"]
+    for r in lines:
+        assert {"loss_largest", "loss_smallest", "loss_random", "images_per_s", "test_acc", "lr_end"} <= set(r)
+        assert math.isfinite(r["loss_largest"]) and r["images_per_s"] > 0
+    assert final == lines[-1]
+    meta, tensors = read_checkpoint(tmp_path)
+    assert meta["state"]["finished"] and meta["quant_scheme"]["name"] == "ort_cpu"
+    assert any(k.startswith("optim/") for k in tensors)
+    net, _ = load_supernet(tmp_path)
+    assert net.quant_scheme is not None
+    sub = net.subnet(net.smallest())
+    from quant.prepare import is_prepared
+
+    assert is_prepared(sub)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    """Stop after a few steps (mid-epoch, then again across the FP32 -> QAT boundary), resume,
+    and end with exactly the tensors of an uninterrupted run."""
+    cfg = dict(epochs=1, qat_epochs=1, train_limit=160, batch_size=32, eval_every=0)
+    ref_dir, cut_dir = tmp_path / "ref", tmp_path / "cut"
+    Trainer(tiny_config(**cfg), ref_dir, progress=False, log=_quiet).run()
+    Trainer(tiny_config(**cfg, max_steps=2), cut_dir, progress=False, log=_quiet).run()  # stops mid-epoch 1
+    for stop in (7, None):  # then inside the QAT epoch, then to the end
+        tr = Trainer(tiny_config(**cfg), cut_dir, resume=True, progress=False, log=_quiet)
+        tr.config.max_steps = stop
+        tr.run()
+    _, ref = read_checkpoint(ref_dir)
+    _, cut = read_checkpoint(cut_dir)
+    assert set(ref) == set(cut)
+    for k in ref:
+        assert torch.equal(ref[k], cut[k]), k
