@@ -121,7 +121,7 @@ def run_darts_part(args):
     rows = []
     chosen = [DARTS_VARIANTS[i] for i in args.darts_variants]
     for name, variant in chosen:
-        for seed in range(args.darts_seeds):
+        for seed in range(args.darts_first_seed, args.darts_first_seed + args.darts_seeds):
             cfg = DartsConfig(**base, **variant, seed=seed)
             res = run_darts(cfg)
             acc = table.evaluate(res.arch_darts)["cifar10_test_acc"]
@@ -198,7 +198,7 @@ def write_report(outdir: Path) -> str:
         d = {"config": parts[0]["config"], "variants": [v for p in parts for v in p["variants"]],
              "runs": [r for p in parts for r in p["runs"]]}
         order = [n for n, _ in DARTS_VARIANTS]
-        d["variants"].sort(key=lambda v: order.index(v) if v in order else len(order))
+        d["variants"] = sorted(dict.fromkeys(d["variants"]), key=lambda v: order.index(v) if v in order else len(order))
         d["runs"].sort(key=lambda r: (order.index(r["variant"]) if r["variant"] in order else len(order), r["seed"]))
         c = d["config"]
         lines += ["## DARTS on the nb201 cell, Fashion-MNIST", "",
@@ -237,6 +237,8 @@ def main(argv=None) -> int:
     ap.add_argument("--darts-device", default="cpu", help="cpu or cuda (the reported figures: cuda; about 400 s "
                                                                "a seed on an H200 shared with the searcher runs)")
     ap.add_argument("--darts-seeds", type=int, default=3)
+    ap.add_argument("--darts-first-seed", type=int, default=0,
+                    help="seeds first..first+seeds-1 (run seeds in parallel processes with the same --out)")
     ap.add_argument("--darts-epochs", type=int, default=15)
     ap.add_argument("--darts-train-size", type=int, default=20000)
     ap.add_argument("--darts-batch-size", type=int, default=64)
@@ -273,6 +275,8 @@ def main(argv=None) -> int:
             out["meta"] = {"command": command, "machine": args.machine, "seconds": round(time.perf_counter() - start, 1)}
             name = part if part != "darts" or args.darts_variants == list(range(len(DARTS_VARIANTS))) else \
                 "darts_" + "".join(str(i) for i in args.darts_variants)
+            if part == "darts" and (args.darts_first_seed or args.darts_seeds != 3):
+                name += f"_seeds{args.darts_first_seed}-{args.darts_first_seed + args.darts_seeds - 1}"
             (outdir / f"{name}.json").write_text(json.dumps(_jsonable(out), indent=1))
             print(f"[{part}] done in {out['meta']['seconds']:.0f}s", file=sys.stderr, flush=True)
     print(write_report(outdir))

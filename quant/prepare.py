@@ -74,6 +74,9 @@ def prepare(model: nn.Module, scheme: QuantScheme | str = ORT_CPU, *, inplace: b
     _swap_layers(gm, scheme)
     _insert_act_quantizers(gm, scheme)
     _bind_layers(gm)
+    device = next((t.device for t in src.parameters()), None)
+    if device is not None and device.type not in ("cpu", "meta"):
+        gm.to(device)  # the new quantizers are created on the CPU; a meta model keeps them there
     gm.graph.lint()
     gm.recompile()
     setattr(gm, QUANT_SCHEME_ATTR, scheme)
