@@ -4,7 +4,7 @@ Device-side modules (torch-free): :mod:`latency_lut.keys`, :mod:`latency_lut.man
 :mod:`latency_lut.onnx_models`, :mod:`latency_lut.quantize`, :mod:`latency_lut.db`,
 :mod:`latency_lut.profiler` (folder mode), :mod:`latency_lut.progress`,
 :mod:`latency_lut.correction`, :mod:`latency_lut.predictor`. The host side
-(:mod:`latency_lut.export`, :mod:`latency_lut.validate`) builds torch modules from spaces.
+(:mod:`latency_lut.export`, :mod:`latency_lut.validation`) builds torch modules from spaces.
 
 Names are re-exported lazily so that ``import latency_lut`` imports nothing heavy.
 """
@@ -57,7 +57,7 @@ _LAZY = {
     "profile_space": "latency_lut.profiler",
     "speedup_table": "latency_lut.report",
     "summarize": "latency_lut.report",
-    "validate": "latency_lut.validate",
+    "validate": "latency_lut.validation",
 }
 
 

@@ -34,17 +34,29 @@ def _time_session(sess, feed: dict[str, np.ndarray], warmup: int = 5, repeat: in
     return statistics.median(times)
 
 
+# The demo keeps to small spaces so that it runs in minutes on two cores: for ``mobilenet`` the
+# first three stages (the supernet acceptance space of issue 5); other spaces as registered.
+DEMO_SPACE_ARGS: dict[str, dict] = {"mobilenet": {"stages": 3}}
+
+
+def demo_space(space_name: str, in_chans: int = 1, num_classes: int = 10, resolution: int = 28):
+    """The space the demo samples from (see :data:`DEMO_SPACE_ARGS`)."""
+    from spaces import create_space
+
+    return create_space(space_name, in_chans=in_chans, num_classes=num_classes, resolution=resolution,
+                        **DEMO_SPACE_ARGS.get(space_name, {}))
+
+
 def run_demo(space_name: str = "mobilenet", n: int = 4, seed: int = 0, in_chans: int = 1, num_classes: int = 10,
              resolution: int = 28, out_dir: str | None = None) -> list[DemoRow]:
     """Sample ``n`` archs, build, export to ONNX and run each in onnxruntime (1 thread)."""
     import onnxruntime as ort
     import torch
 
-    from spaces import create_space
     from spaces.onnx_export import export_fp32_bytes
 
     torch.manual_seed(seed)
-    space = create_space(space_name, in_chans=in_chans, num_classes=num_classes, resolution=resolution)
+    space = demo_space(space_name, in_chans=in_chans, num_classes=num_classes, resolution=resolution)
     rows: list[DemoRow] = []
     x = torch.randn(1, *space.input_shape, generator=torch.Generator().manual_seed(seed))
     opts = ort.SessionOptions()
@@ -68,3 +80,63 @@ def run_demo(space_name: str = "mobilenet", n: int = 4, seed: int = 0, in_chans:
         rows.append(DemoRow(arch.id, space.describe(arch), sum(p.numel() for p in model.parameters()),
                             float(np.abs(out - ref).max()), _time_session(sess, feed)))
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Later stages of the pipeline: latency table, search, INT8 deployment
+# --------------------------------------------------------------------------------------------
+def demo_latency_table(space_name: str, n: int, seed: int, workdir: str, resolution: int = 28,
+                       target: str = "cpu-ort-int8", networks: int = 6, check: int = 3):
+    """Profile the blocks of the demo's archs on this CPU in INT8 (plus ``networks`` whole networks
+    for the learned correction), predict the archs' latency, and check the prediction on ``check``
+    other random networks measured end to end.
+
+    Returns ``(space, archs, predicted_ms, check_report)``; ``check_report`` is
+    :func:`latency_lut.validation.validate`'s result (per-network predicted / measured ms and agreement).
+    """
+    from latency_lut import LatencyPredictor, profile_space, validate
+
+    space = demo_space(space_name, resolution=resolution)
+    lut = f"{workdir}/lut.db"
+    # the blocks of space.sample(seed + i), i < n + check + slack: the demo's archs, then the check's
+    profile_space(space, target, lut, archs=n + check + 2, seed=seed, networks=networks, work_dir=f"{workdir}/blocks",
+                  progress=True)
+    predictor = LatencyPredictor(lut, space)
+    archs = [space.sample(seed + i) for i in range(n)]
+    predicted = [float(x) for x in predictor.predict(archs)]
+    predictor.close()
+    report = validate(lut, space, target, n=check, seed=seed + n, progress=False) if check else {}
+    return space, archs, predicted, report
+
+
+def demo_search(budget: int = 100, seeds: int = 3) -> dict:
+    """Honest search on the NAS-Bench-201 table: random vs evolution vs Bayesian optimisation."""
+    from nas.search import nb201_benchmark
+
+    return nb201_benchmark(["random", "evolution", "bo"], budget=budget, seeds=seeds)
+
+
+def demo_int8(space, arch, workdir: str, train_images: int = 12000, test_images: int = 2000, epochs: float = 2.0,
+              seed: int = 0, log=None):
+    """Train ``arch`` briefly on Fashion-MNIST, quantize it (PTQ, then a short QAT), export INT8 QDQ
+    ONNX carrying the model's own scales, and measure accuracy and latency in onnxruntime.
+
+    Small by design (a few minutes on two CPU cores); ``benchmarks/bench_quant.py`` is the full run.
+    """
+    import torch
+
+    from hwnas.datasets import load_dataset
+    from quant.pipeline import run_pipeline
+    from quant.scheme import host_ort_scheme
+    from quant.training import TrainConfig
+
+    torch.manual_seed(seed)
+    train = load_dataset("fashion_mnist", "train", limit=train_images)
+    test = load_dataset("fashion_mnist", "test", limit=test_images)
+    model = space.build(arch)
+    return run_pipeline(
+        model, train.images, train.labels, test.images, test.labels, workdir=workdir, scheme=host_ort_scheme(),
+        fp32_config=TrainConfig(epochs=epochs, batch_size=128, lr=0.05, seed=seed),
+        qat_config=TrainConfig(epochs=0.25, batch_size=128, lr=0.002, seed=seed, freeze_bn_after=0.5),
+        calib_samples=512, ort_baseline=False, latency_repeat=20, seed=seed, log=log,
+    )

@@ -150,7 +150,7 @@ def _resolve_space(args: argparse.Namespace, lut: str) -> Any:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from latency_lut.validate import validate
+    from latency_lut.validation import validate
 
     if args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
