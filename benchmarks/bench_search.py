@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hwnas.io import json_safe  # noqa: E402
+
 PARTS = ("single", "multi", "constrained", "darts")
 
 # figures measured on the same table with out-of-the-box Optuna and a plain regularized evolution
@@ -52,16 +54,6 @@ TARGETS = {
     "multi": "hypervolume fraction >= 0.90",
     "constrained": "mean best feasible accuracy >= 93.45, no infeasible arch returned",
 }
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def _progress(prefix):
@@ -277,7 +269,7 @@ def main(argv=None) -> int:
                 "darts_" + "".join(str(i) for i in args.darts_variants)
             if part == "darts" and (args.darts_first_seed or args.darts_seeds != 3):
                 name += f"_seeds{args.darts_first_seed}-{args.darts_first_seed + args.darts_seeds - 1}"
-            (outdir / f"{name}.json").write_text(json.dumps(_jsonable(out), indent=1))
+            (outdir / f"{name}.json").write_text(json.dumps(json_safe(out), indent=1))
             print(f"[{part}] done in {out['meta']['seconds']:.0f}s", file=sys.stderr, flush=True)
     print(write_report(outdir))
     return 0

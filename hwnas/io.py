@@ -1,6 +1,8 @@
 """Small I/O helpers shared by every package (no heavy imports)."""
 from __future__ import annotations
 
+import math
+
 import json
 import os
 import tempfile
@@ -9,7 +11,19 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 
-__all__ = ["atomic_write_text", "canonical_json", "load_yaml_file", "read_json_file"]
+__all__ = ["atomic_write_text", "canonical_json", "json_safe", "load_yaml_file", "read_json_file"]
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) in nested dicts and lists made ``None``,
+    so that it serialises as strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def canonical_json(obj: Any) -> str:

@@ -282,6 +282,13 @@ class Searcher(ABC):
         """The trial's objectives, each signed so that larger is better."""
         return tuple(o.sign * v for o, v in zip(self.objectives, trial.objectives))
 
+    def tournament(self, population: Sequence[Trial], size: int, weights: Sequence[float] | None = None,
+                   ranges: tuple[list[float], list[float]] | None = None) -> Trial:
+        """Tournament selection: the fittest of ``size`` members drawn with replacement."""
+        members = list(population)
+        picks = [members[self.rng.randrange(len(members))] for _ in range(size)]
+        return max(picks, key=lambda t: self.fitness(t, weights, ranges))
+
     def fitness(self, trial: Trial, weights: Sequence[float] | None = None,
                 ranges: tuple[list[float], list[float]] | None = None) -> tuple[float, float]:
         """A total order for selection: feasible first (Deb's rules), then the (scalarised) objective.

@@ -42,11 +42,6 @@ class AgingEvolution(Searcher):
         self.population: deque[Trial] = deque()
         self._asked = 0
 
-    def _tournament(self, weights: list[float] | None, ranges: Any = None) -> Trial:
-        members = list(self.population)
-        picks = [members[self.rng.randrange(len(members))] for _ in range(self.sample_size)]
-        return max(picks, key=lambda t: self.fitness(t, weights, ranges))
-
     def ask(self) -> Arch:
         self._asked += 1
         if len(self.population) < self.population_size or self._asked <= self.population_size:
@@ -55,9 +50,9 @@ class AgingEvolution(Searcher):
         ranges = self.objective_ranges() if len(self.objectives) > 1 else None
         child: Arch | None = None
         for _ in range(50):
-            parent = self._tournament(weights, ranges).arch
+            parent = self.tournament(self.population, self.sample_size, weights, ranges).arch
             if self.crossover_prob and self.rng.random() < self.crossover_prob:
-                other = self._tournament(weights, ranges).arch
+                other = self.tournament(self.population, self.sample_size, weights, ranges).arch
                 if other != parent:
                     parent = self.space.crossover(parent, other, self.rng)
             child = self.space.mutate(parent, self.rng, n=self.mutations)

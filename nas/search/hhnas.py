@@ -131,9 +131,7 @@ class HHNASSearcher(Searcher):
         ranges = self.objective_ranges() if len(self.objectives) > 1 else None
         child: Arch | None = None
         for _ in range(50):
-            members = list(self.population)
-            picks = [members[self.rng.randrange(len(members))] for _ in range(self.sample_size)]
-            parent = max(picks, key=lambda t: self.fitness(t, weights, ranges))
+            parent = self.tournament(self.population, self.sample_size, weights, ranges)
             state = self.state(parent.arch)
             action = self._choose(state, self.actions(parent.arch))
             child = self._mutate_group(parent.arch, action)

@@ -49,3 +49,14 @@ def test_atomic_write(tmp_path):
     atomic_write_text(p, "hello")
     assert p.read_text() == "hello"
     assert [x.name for x in p.parent.iterdir()] == ["f.txt"]
+
+
+def test_json_safe_turns_non_finite_floats_into_null():
+    import json
+    import math
+
+    from hwnas.io import json_safe
+
+    data = {"a": [1.0, math.nan, {"b": math.inf}], "c": -math.inf, "d": "x"}
+    assert json_safe(data) == {"a": [1.0, None, {"b": None}], "c": None, "d": "x"}
+    json.dumps(json_safe(data), allow_nan=False)

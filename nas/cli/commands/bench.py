@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
 from hwnas.errors import ConfigError
+from hwnas.io import json_safe
 from nas.cli._common import print_json
 
 
@@ -78,20 +78,10 @@ def _nb201(args: argparse.Namespace) -> int:
                           seed_start=args.seed_start, table=args.table, searcher_options=_options(args.options),
                           jobs=args.jobs, tell_ref=not args.hide_ref, progress=progress)
     if args.json:
-        print_json(_jsonable(out))
+        print_json(json_safe(out))
         return 0
     print_table(out)
     return 0
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def format_rows(out: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
