@@ -41,7 +41,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         folder, lut = Path(tmp) / "blocks", Path(tmp) / "lut.db"
         t0 = time.perf_counter()
-        manifest = export_blocks(space, folder, formats=("fp32", "int8"), archs=args.archs, networks=0)
+        manifest = export_blocks(space, folder, archs=args.archs, networks=0)  # default formats: any CPU target
         export_s = time.perf_counter() - t0
         n_blocks = len(manifest.blocks)
         result = profile_folder(folder, args.target, lut, progress=False)
@@ -50,6 +50,8 @@ def main() -> int:
             "export_s_per_block": export_s / n_blocks,
             "measure_s_per_block": result.elapsed_s / max(result.measured, 1),
             "total_s": export_s + result.elapsed_s,
+            "remeasured": result.remeasured,
+            "still_unstable": result.unstable,
         }
         # prediction: a LUT covering every block of the space (unmeasured ones get the mean)
         from hw_profiles import Stats
@@ -92,7 +94,9 @@ def main() -> int:
         p, q = out["profiling"], out["prediction"]
         print(f"{args.space} {'x'.join(map(str, out['input_shape']))} on {args.target}")
         print(f"  profiling: {p['blocks']} blocks, export {p['export_s_per_block']:.3f} s/block (FP32 + INT8 QDQ), "
-              f"measurement {p['measure_s_per_block']:.3f} s/block, total {p['total_s']:.1f} s")
+              f"measurement {p['measure_s_per_block']:.3f} s/block, total {p['total_s']:.1f} s; "
+              f"{p['remeasured']} re-measurements of models measured while the machine was busy, "
+              f"{p['still_unstable']} still flagged")
         print(f"  prediction: {q['score_archs_per_s']:,.0f} archs/s scored from the index matrix "
               f"({q['archs_scored']:,} archs); encoding through the space {q['encode_archs_per_s_first_time']:,.0f} "
               f"archs/s first time, {q['encode_archs_per_s_cached']:,.0f} archs/s cached")

@@ -254,6 +254,17 @@ class LatencyDB:
                 self.conn.execute("UPDATE runs SET measured = measured + 1 WHERE run_id = ?", (run_id,))
             return cur.rowcount > 0
 
+    def improve(self, fp_id: str, key: str, stats: Any, run_id: str) -> bool:
+        """Replace a block's row with a re-measurement when that is faster (other processes only
+        ever slow a model down, so the lower estimate is the better one); True when replaced."""
+        with self._write():
+            cur = self.conn.execute(
+                "UPDATE latency SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, spread = ?, "
+                "stable = ?, run_id = ?, timestamp = ? WHERE fp_id = ? AND block_key = ? AND median_ms > ?",
+                (stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, stats.spread,
+                 int(stats.stable), run_id, time.time(), fp_id, key, stats.median_ms))
+            return cur.rowcount > 0
+
     def latencies(self, fp_id: str, stat: str = "median_ms") -> dict[str, float]:
         if stat not in ("median_ms", "mean_ms", "min_ms"):
             raise LUTError(f"unknown statistic {stat!r} (median_ms, mean_ms, min_ms)")
@@ -278,6 +289,16 @@ class LatencyDB:
                 "count, role, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fp_id, space, arch_id, json.dumps(dict(arch), sort_keys=True), json.dumps(keys), stats.median_ms,
                  stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, role, run_id, time.time()))
+            return cur.rowcount > 0
+
+    def improve_network(self, fp_id: str, space: str, arch_id: str, stats: Any, run_id: str) -> bool:
+        """:meth:`improve` for a whole network's row."""
+        with self._write():
+            cur = self.conn.execute(
+                "UPDATE networks SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, run_id = ?, "
+                "timestamp = ? WHERE fp_id = ? AND space = ? AND arch_id = ? AND median_ms > ?",
+                (stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, run_id, time.time(), fp_id,
+                 space, arch_id, stats.median_ms))
             return cur.rowcount > 0
 
     def networks(self, fp_id: str, space: str | None = None, role: str | None = "calibration") -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ engine) to run ``nas profile DIR --target T``:
 ``blocks/<key>.<format>.onnx``
     ``fp32``: the FP32 block (float input and output). ``int8``: the QDQ block whose input
     and output are the *uint8 tensors* the block reads and writes inside a whole INT8
-    network (the head keeps its float output). ``int8_sym``: symmetric QDQ with float I/O
+    network (the head keeps its float output). ``int8_nhwc``: the same with NHWC uint8 I/O
+    (see :mod:`latency_lut.formats`). ``int8_sym``: symmetric QDQ with float I/O
     (TensorRT). ``<key>.spec.json``: the block's spec (the ``torch`` engine rebuilds it).
 ``networks/<arch id>.<format>.onnx``
     whole networks, exported and quantized exactly like validation networks.
@@ -27,21 +28,23 @@ from typing import Any
 
 from hwnas.io import atomic_write_text
 from latency_lut.errors import BlockExportError, UnsupportedSpaceError
+from latency_lut.formats import ALL_FORMATS as _ALL_FORMATS
+from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS
+from latency_lut.formats import ONNX_FORMATS as _ONNX_FORMATS
+from latency_lut.formats import QUANT_RECIPE as _QUANT_RECIPE
 from latency_lut.keys import block_key, overhead_key, quantize_key
 from latency_lut.manifest import MANIFEST_NAME, Manifest, space_record
-from latency_lut.onnx_models import make_overhead_model, make_quantize_model, strip_quant_io
+from latency_lut.onnx_models import channels_last_io, make_overhead_model, make_quantize_model, strip_quant_io
 
 __all__ = [
     "DEFAULT_FORMATS",
+    "UINT8_IO_FORMATS",
     "block_models",
     "calibration_archs",
     "export_blocks",
     "network_models",
     "space_blocks",
 ]
-
-DEFAULT_FORMATS: tuple[str, ...] = ("fp32", "int8")
-_ALL_FORMATS = ("fp32", "int8", "int8_sym", "spec")
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -109,22 +112,28 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
     out: dict[str, bytes] = {}
     shape = (block.cin, block.h, block.w)
     fp32 = None
-    if any(f in formats for f in ("fp32", "int8", "int8_sym")):
+    if any(f in formats for f in _ONNX_FORMATS):
         fp32 = _fp32_bytes(build_block(block).eval(), shape, batch)
     from latency_lut.quantize import quantize_model
 
+    quantized: dict[str, Any] = {}  # recipe -> model, shared by int8 and int8_nhwc
     for fmt in formats:
         if fmt == "fp32":
             out[fmt] = fp32  # type: ignore[assignment]
         elif fmt == "spec":
             out[fmt] = json.dumps(block_spec(block, batch), sort_keys=True).encode()
         else:
-            q = quantize_model(onnx.load_from_string(fp32), fmt, seed=seed)
-            if fmt == "int8":
+            recipe = _QUANT_RECIPE[fmt]
+            if recipe not in quantized:
+                quantized[recipe] = quantize_model(onnx.load_from_string(fp32), recipe, seed=seed)
+            q = quantized[recipe]
+            if fmt in ("int8", "int8_nhwc"):
                 try:
                     q = strip_quant_io(q, strip_input=True, strip_output=block.op != "classifier")
                 except ValueError as exc:
                     raise BlockExportError(f"block {block_key(block, batch)}: cannot make uint8 I/O: {exc}") from None
+            if fmt == "int8_nhwc":
+                q = channels_last_io(q)
             out[fmt] = _serialize(q)
     return out
 
@@ -144,7 +153,7 @@ def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1
     formats = _check_formats(formats)
     out: dict[str, bytes] = {}
     fp32 = None
-    if any(f in formats for f in ("fp32", "int8", "int8_sym")):
+    if any(f in formats for f in _ONNX_FORMATS):
         fp32 = _fp32_bytes(space.build(arch), space.input_shape, batch)
     for fmt in formats:
         if fmt == "fp32":
@@ -154,8 +163,8 @@ def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1
                                    "input_shape": list(space.input_shape), "batch": batch,
                                    "blocks": [block_spec(b, batch) for b in space.blocks(arch)]},
                                   sort_keys=True).encode()
-        else:
-            out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), fmt, seed=seed))
+        else:  # whole networks keep float I/O in every INT8 format
+            out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), _QUANT_RECIPE[fmt], seed=seed))
     return out
 
 
@@ -163,14 +172,15 @@ def extra_models(space: Any, formats: Sequence[str], batch: int = 1) -> list[dic
     """The pseudo-blocks: input quantization (int8) and per-call overhead (every format)."""
     c, h, w = space.input_shape
     extras: list[dict[str, Any]] = []
-    if "int8" in formats:
-        extras.append({"key": quantize_key(c, h, w, batch), "role": "quantize", "op": "quantize",
-                       "models": {"int8": _serialize(make_quantize_model((batch, c, h, w)))}})
+    quantize = {fmt: _serialize(make_quantize_model((batch, c, h, w), channels_last=fmt == "int8_nhwc"))
+                for fmt in formats if fmt in UINT8_IO_FORMATS}
+    if quantize:
+        extras.append({"key": quantize_key(c, h, w, batch), "role": "quantize", "op": "quantize", "models": quantize})
     models: dict[str, bytes] = {}
     for fmt in formats:
         if fmt == "spec":
             continue
-        models[fmt] = _serialize(make_overhead_model("uint8" if fmt == "int8" else "float32"))
+        models[fmt] = _serialize(make_overhead_model("uint8" if fmt in UINT8_IO_FORMATS else "float32"))
     extras.append({"key": overhead_key(batch), "role": "overhead", "op": "overhead", "models": models})
     return extras
 
@@ -251,6 +261,8 @@ def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence
         "io": {"int8": "block models read and write the uint8 tensors passed between blocks of a whole INT8 "
                        "network; the head keeps its float output; the network input's QuantizeLinear is the "
                        "'quantize' pseudo-block",
+               "int8_nhwc": "as int8, with NHWC uint8 block inputs and outputs (onnxruntime CPU's layout "
+                            "between INT8 kernels); the 'quantize' pseudo-block also transposes to NHWC",
                "fp32": "float input and output", "int8_sym": "float input and output (QDQ inside)"},
         "blocks": entries,
         "extras": extras,

@@ -3,6 +3,8 @@
 * :func:`strip_quant_io` turns a QDQ model with float input/output into one that takes and
   returns the *uint8 tensors* of its quantized input/output: what a block sees inside a
   whole INT8 network, where consecutive blocks pass quantized tensors to each other.
+* :func:`channels_last_io` gives such a block NHWC inputs and outputs: the layout in which
+  onnxruntime's CPU INT8 kernels pass tensors to each other inside a network.
 * :func:`make_quantize_model` is the network's input quantization (float → uint8).
 * :func:`make_overhead_model` is a trivial model whose run time is the engine's fixed
   per-call overhead.
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["make_overhead_model", "make_quantize_model", "model_io", "strip_quant_io"]
+__all__ = ["channels_last_io", "make_overhead_model", "make_quantize_model", "model_io", "strip_quant_io"]
 
 OPSET = 17
 
@@ -89,22 +91,83 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
     return m
 
 
-def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: int = 128) -> Any:
-    """``QuantizeLinear`` of a float tensor of ``shape`` to uint8 (the network input's)."""
+def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: int = 128,
+                        channels_last: bool = False) -> Any:
+    """``QuantizeLinear`` of a float tensor of ``shape`` to uint8 (the network input's).
+
+    ``channels_last``: the uint8 output is transposed to NHWC, as onnxruntime's CPU INT8
+    network does before its first QLinearConv (the ``int8_nhwc`` format)."""
     onnx = _onnx()
     from onnx import TensorProto, helper
 
+    shape = list(shape)
+    nodes = [helper.make_node("QuantizeLinear", ["input", "scale", "zero_point"],
+                              ["quantized" if channels_last else "output"])]
+    out_shape = shape
+    if channels_last:
+        if len(shape) != 4:
+            raise ValueError(f"channels_last needs a 4-D input shape, got {shape}")
+        nodes.append(helper.make_node("Transpose", ["quantized"], ["output"], perm=[0, 2, 3, 1]))
+        out_shape = [shape[0], shape[2], shape[3], shape[1]]
     graph = helper.make_graph(
-        [helper.make_node("QuantizeLinear", ["input", "scale", "zero_point"], ["output"])],
+        nodes,
         "quantize_input",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
-        [helper.make_tensor_value_info("output", TensorProto.UINT8, list(shape))],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("output", TensorProto.UINT8, out_shape)],
         initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
                      helper.make_tensor("zero_point", TensorProto.UINT8, [], [zero_point])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
     return model
+
+
+def channels_last_io(model: Any, inputs: bool = True, outputs: bool = True) -> Any:
+    """A copy of ``model`` whose 4-D graph inputs and outputs are NHWC instead of NCHW.
+
+    An explicit ``Transpose`` converts each NHWC input to the NCHW tensor the graph reads, and
+    each NCHW output to NHWC. onnxruntime's CPU provider runs its QLinear kernels channels-last
+    and inserts the opposite transposes around them; its transpose optimizer cancels the
+    pairs, so the block runs exactly as it does inside a whole INT8 network, with no layout
+    conversion at its boundaries. Inputs and outputs of other ranks are left alone.
+    """
+    onnx = _onnx()
+    from onnx import helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = {i.name for i in g.initializer}
+
+    def nhwc(value: Any, suffix: str) -> Any | None:
+        t = value.type.tensor_type
+        dims = [d.dim_value for d in t.shape.dim]
+        if len(dims) != 4:
+            return None
+        return helper.make_tensor_value_info(f"{value.name}_{suffix}", t.elem_type, [dims[0], dims[2], dims[3], dims[1]])
+
+    if inputs:
+        for idx, inp in enumerate(list(g.input)):
+            if inp.name in inits:
+                continue
+            new = nhwc(inp, "nhwc")
+            if new is None:
+                continue
+            g.node.insert(0, helper.make_node("Transpose", [new.name], [inp.name], perm=[0, 3, 1, 2],
+                                              name=f"{inp.name}_to_nchw"))
+            g.input.remove(inp)
+            g.input.insert(idx, new)
+    if outputs:
+        for idx, out in enumerate(list(g.output)):
+            new = nhwc(out, "nhwc")
+            if new is None:
+                continue
+            g.node.append(helper.make_node("Transpose", [out.name], [new.name], perm=[0, 2, 3, 1],
+                                           name=f"{out.name}_to_nhwc"))
+            g.output.remove(out)
+            g.output.insert(idx, new)
+    onnx.checker.check_model(m)
+    return m
 
 
 def make_overhead_model(elem_type: str = "uint8") -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 from latency_lut.correction import apply_correction
 from latency_lut.db import LatencyDB, open_lut
 from latency_lut.errors import FingerprintMismatchError, MissingBlockError
+from latency_lut.formats import UINT8_IO_FORMATS
 from latency_lut.keys import block_key, overhead_key, quantize_key
 from latency_lut.manifest import space_record
 
@@ -47,7 +48,7 @@ class LatencyPredictor:
         self._lat = lat
         c, h, w = space.input_shape
         fmt = self.fp["info"].get("model_format")
-        self.extras = [quantize_key(c, h, w, self.batch)] if fmt == "int8" else []
+        self.extras = [quantize_key(c, h, w, self.batch)] if fmt in UINT8_IO_FORMATS else []
         ov = overhead_key(self.batch)
         self.overhead_ms = float(lat[ov]) if ov in lat else 0.0
         missing_extra = [k for k in self.extras if k not in lat]

@@ -6,8 +6,11 @@ module needs numpy, onnx and the engine only, never torch. The one-step mode
 
 Resumable: each block's row is committed as soon as it is measured; a rerun (after a
 crash or a SIGKILL) skips every block the LUT already holds for the target's fingerprint,
-so no block is measured twice. Several profilers may share one LUT: a block another
-writer finished in the meantime is skipped, and rows are never overwritten.
+so no block is measured twice across runs. Several profilers may share one LUT: a block
+another writer finished in the meantime is skipped, and another writer's rows are never
+overwritten. Within a run, models the harness flagged as measured while the machine was
+busy are measured again in later passes (``retry_passes``); a re-measurement replaces the
+run's own row only when it is lower.
 """
 from __future__ import annotations
 
@@ -25,11 +28,16 @@ from hw_profiles.errors import MeasurementError
 from latency_lut.correction import fit_correction
 from latency_lut.db import open_lut
 from latency_lut.errors import LUTError, ManifestError
+from latency_lut.formats import UINT8_IO_FORMATS
 from latency_lut.keys import block_family
 from latency_lut.manifest import load_manifest
 from latency_lut.progress import Progress
 
-__all__ = ["Job", "ProfileResult", "fit_and_store_correction", "profile_folder", "profile_space", "raw_sum"]
+#: passes over the models measured while the machine was busy (see :func:`profile_folder`)
+DEFAULT_RETRY_PASSES = 3
+
+__all__ = ["DEFAULT_RETRY_PASSES", "Job", "ProfileResult", "fit_and_store_correction", "profile_folder",
+           "profile_space", "raw_sum"]
 
 
 @dataclass
@@ -56,6 +64,9 @@ class ProfileResult:
     failed: list[str] = field(default_factory=list)
     correction: dict[str, Any] | None = None
     elapsed_s: float = 0.0
+    remeasured: int = 0  # measurements repeated because the first was taken while the machine was busy
+    improved: int = 0  # of those, how many gave a lower estimate (stored)
+    unstable: int = 0  # models still flagged busy after every retry pass
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,13 +95,13 @@ def fit_and_store_correction(db: Any, fp_id: str, space_sig: str, extras: list[s
 
 
 def _pseudo_keys(fmt: str, entries: list[dict[str, Any]]) -> tuple[list[str], str | None]:
-    extras = [e["key"] for e in entries if e.get("role") == "quantize" and fmt == "int8"]
+    extras = [e["key"] for e in entries if e.get("role") == "quantize" and fmt in UINT8_IO_FORMATS]
     overhead = next((e["key"] for e in entries if e.get("role") == "overhead"), None)
     return extras, overhead
 
 
 def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig: str, source: str,
-         show_progress: bool, log: Callable[[str], None]) -> ProfileResult:
+         show_progress: bool, log: Callable[[str], None], retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
     start = time.monotonic()
     done = db.done_keys(fp.id)
     have_nets = {n["arch_id"] for n in db.networks(fp.id, space_sig)}
@@ -102,6 +113,24 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     if skipped:
         log(f"{skipped} of {len(jobs)} models already in {db.path} for fingerprint {fp.id}: not measured again")
     run_id = db.begin_run(fp.id, source)
+    # Models measured while the machine was busy (the harness flags them unstable) are stored at
+    # once, so that a crash loses nothing, and measured again in later passes, minutes apart: a
+    # busy spell on a shared machine can outlast any wait for a single model, and a later quiet
+    # moment gives the lower, truer estimate.
+    pending: list[tuple[Job, str]] = []
+
+    def measure(job: Job, path: str) -> Any | None:
+        try:
+            return engine.measure_file(path)
+        except MeasurementError as exc:
+            result.failed.append(f"{job.key}: {exc}")
+            log(f"warning: {exc}")
+            return None
+
+    def cleanup(job: Job, path: str) -> None:
+        if job.cleanup and os.path.exists(path):
+            os.remove(path)
+
     bar = Progress(len(todo), "models", enabled=show_progress)
     try:
         for job in todo:
@@ -110,31 +139,50 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                 bar.update(note=job.key)
                 continue
             path = job.path()
-            try:
-                stats = engine.measure_file(path)
-                if not stats.stable:  # measured while the machine was busy: one more try, keep the better
-                    again = engine.measure_file(path)
-                    stats = again if again.median_ms < stats.median_ms else stats
-            except MeasurementError as exc:
-                result.failed.append(f"{job.key}: {exc}")
-                log(f"warning: {exc}")
-                bar.update(note=job.key)
-                continue
-            finally:
-                if job.cleanup and os.path.exists(path):
-                    os.remove(path)
-            if job.network is None:
-                if db.insert(fp.id, job.key, job.op, job.family, stats, run_id):
-                    result.measured += 1
+            stats = measure(job, path)
+            stored = False
+            if stats is not None:
+                if job.network is None:
+                    stored = db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
+                    result.measured += stored
+                    result.skipped += not stored
                 else:
-                    result.skipped += 1
+                    n = job.network
+                    stored = db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id)
+                    result.networks += stored
+            if stored and not stats.stable:
+                pending.append((job, path))
             else:
-                n = job.network
-                if db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id):
-                    result.networks += 1
+                cleanup(job, path)
             bar.update(note=job.key)
+        bar.close()
+        for attempt in range(retry_passes):
+            if not pending:
+                break
+            log(f"measuring again {len(pending)} models that were measured while the machine was busy "
+                f"(pass {attempt + 1} of {retry_passes})")
+            bar = Progress(len(pending), "re-measured", enabled=show_progress)
+            still: list[tuple[Job, str]] = []
+            for job, path in pending:
+                stats = measure(job, path)
+                if stats is not None:
+                    n = job.network
+                    improved = (db.improve(fp.id, job.key, stats, run_id) if n is None else
+                                db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id))
+                    result.remeasured += 1
+                    result.improved += improved
+                if stats is None or stats.stable:
+                    cleanup(job, path)
+                else:
+                    still.append((job, path))
+                bar.update(note=job.key)
+            bar.close()
+            pending = still
+        result.unstable = len(pending)
     finally:
         bar.close()
+        for job, path in pending:
+            cleanup(job, path)
         db.end_run(run_id, result.measured)
     result.elapsed_s = time.monotonic() - start
     return result
@@ -145,8 +193,12 @@ def _finish(db: Any, fp: Any, space_sig: str, extras: list[str], overhead: str |
 
 
 def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str],
-                   progress: bool = True, log: Callable[[str], None] | None = None) -> ProfileResult:
-    """Measure every model of an exported block folder on ``target`` into the LUT ``out``."""
+                   progress: bool = True, log: Callable[[str], None] | None = None,
+                   retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
+    """Measure every model of an exported block folder on ``target`` into the LUT ``out``.
+
+    Models the harness flags as measured while the machine was busy are stored at once and
+    measured again in up to ``retry_passes`` later passes; a lower estimate replaces the row."""
     log = log or (lambda msg: None)
     manifest = load_manifest(folder)
     target = load_target(target)
@@ -181,7 +233,8 @@ def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.Pa
         with open_lut(out, "w") as db:
             db.register_fingerprint(fp)
             db.register_space(space)
-            result = _run(engine, target, db, fp, jobs, space["signature"], f"folder {manifest.root}", progress, log)
+            result = _run(engine, target, db, fp, jobs, space["signature"], f"folder {manifest.root}", progress, log,
+                          retry_passes)
             _finish(db, fp, space["signature"], extras, overhead, result)
         return result
     finally:
@@ -190,7 +243,7 @@ def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.Pa
 
 def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: int | None = None, seed: int = 0,
                   networks: int = 10, work_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> ProfileResult:
+                  log: Callable[[str], None] | None = None, retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
     """One step on this machine: export each block when its turn comes, measure it, store it.
 
     ``archs``: only the blocks of that many sampled archs (default: every block of the
@@ -220,8 +273,7 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
                     seen.add(b.signature())
                     blocks.append(b)
         jobs: list[Job] = []
-        formats = ["int8" if fmt == "int8" else fmt]
-        for extra in extra_models(space, formats, batch):
+        for extra in extra_models(space, [fmt], batch):
             data = extra["models"].get(fmt)
             if data is None:
                 continue
@@ -257,7 +309,7 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
             db.register_fingerprint(fp)
             db.register_space(record)
             result = _run(engine, target, db, fp, jobs, record["signature"], f"space {record['signature']}",
-                          progress, log)
+                          progress, log, retry_passes)
             _finish(db, fp, record["signature"], extras, overhead, result)
         return result
     finally:

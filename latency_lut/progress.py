@@ -69,6 +69,10 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
+        """End the bar's line (once; closing again does nothing)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()

@@ -35,7 +35,7 @@ def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None
 
 
 def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100, seed: int = 0, passes: int = 1,
-             remeasure: int = 2, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             remeasure: int = 3, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure ``n`` random networks of ``space`` on ``target`` and report how well the LUT
     predicts them. Returns the agreement metrics (see :func:`latency_lut.metrics.agreement`)
     with ``target``, ``space``, ``fingerprint``, the correction used, the metrics of the raw

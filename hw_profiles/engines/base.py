@@ -23,8 +23,10 @@ __all__ = ["Engine", "OptionSpec", "Runner", "TensorSpec", "pinned", "random_inp
 #: Which exported model file a (engine, precision) pair measures: ``fp32`` float models,
 #: ``int8`` QDQ models with u8 activations and uint8 block inputs/outputs (onnxruntime /
 #: OpenVINO CPU), ``int8_sym`` QDQ models with symmetric s8 activations and float I/O
-#: (TensorRT needs zero points of 0 everywhere).
-MODEL_FORMATS: tuple[str, ...] = ("fp32", "int8", "int8_sym")
+#: (TensorRT needs zero points of 0 everywhere), ``int8_nhwc`` the ``int8`` blocks with NHWC
+#: uint8 inputs/outputs (onnxruntime's CPU provider runs its INT8 kernels channels-last, so
+#: that is the layout tensors have between the blocks of its networks).
+MODEL_FORMATS: tuple[str, ...] = ("fp32", "int8", "int8_nhwc", "int8_sym")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ class OnnxRuntimeEngine(Engine):
 
     def model_format(self) -> str:
         if self.target.precision == "int8":
-            return "int8"
+            # the CPU provider's QLinear kernels are channels-last: blocks with NHWC I/O run as
+            # inside a network, without the two layout transposes an NCHW block would add
+            return "int8_nhwc" if self.providers()[0] == "CPUExecutionProvider" else "int8"
         return "fp32"
 
     def fingerprint_options(self) -> dict[str, Any]:

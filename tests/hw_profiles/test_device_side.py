@@ -63,7 +63,7 @@ def test_profile_folder_without_torch(tmp_path):
 
     (tmp_path / "tiny.yaml").write_text(TINY_SPACE_YAML)
     space = create_space(str(tmp_path / "tiny.yaml"))
-    export_blocks(space, tmp_path / "blocks", formats=("int8",), archs=1, networks=1)
+    export_blocks(space, tmp_path / "blocks", formats=("int8_nhwc",), archs=1, networks=1)
     target = write_fast_target(tmp_path)
     res = _run(f"""
         from latency_lut.profiler import profile_folder

@@ -61,7 +61,7 @@ def test_fingerprint():
         assert create_engine(load_target(other)).fingerprint().id != a.id
     info = a.info
     assert info["engine"] == "onnxruntime" and info["precision"] == "int8" and info["threads"] == 1
-    assert info["engine_version"] and info["cpu"]["model"] and info["model_format"] == "int8"
+    assert info["engine_version"] and info["cpu"]["model"] and info["model_format"] == "int8_nhwc"
     text = a.to_json().lower()
     assert "mhz" not in text and "load" not in text
     assert set(cpu_info()["flags"]) <= set(ISA_FLAGS)

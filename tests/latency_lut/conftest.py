@@ -36,11 +36,11 @@ def fast_fp32_target(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, tiny_space) -> Path:
-    """The tiny space exported in fp32 and int8, with 3 calibration networks."""
+    """The tiny space exported in the default formats (fp32, int8, int8_nhwc), with 3 calibration networks."""
     from latency_lut.export import export_blocks
 
     out = tmp_path_factory.mktemp("exported") / "blocks"
-    export_blocks(tiny_space, out, formats=("fp32", "int8"), networks=3)
+    export_blocks(tiny_space, out, networks=3)
     return out
 
 

@@ -55,6 +55,20 @@ def test_rows_are_never_overwritten(tmp_path):
         assert db.latencies(FP.id)["block000_c8-8_h8w8_b1"] == 1.0
 
 
+def test_improve_keeps_the_lower_estimate(tmp_path):
+    path = _filled(tmp_path / "lut.db", 2)
+    with open_lut(path, "a") as db:
+        run = db.begin_run(FP.id, "again")
+        assert not db.improve(FP.id, "block000_c8-8_h8w8_b1", _stats(5.0), run)  # slower: kept as it was
+        assert db.improve(FP.id, "block001_c8-8_h8w8_b1", _stats(0.5), run)
+        assert db.latencies(FP.id) == {"block000_c8-8_h8w8_b1": 1.0, "block001_c8-8_h8w8_b1": 0.5}
+        assert not db.improve(FP.id, "block_not_there_b1", _stats(0.1), run)  # never inserts
+        db.insert_network(FP.id, "space-sig", "arch1", {"a": 1}, ["block000_c8-8_h8w8_b1"], _stats(3.0), run)
+        assert not db.improve_network(FP.id, "space-sig", "arch1", _stats(4.0), run)
+        assert db.improve_network(FP.id, "space-sig", "arch1", _stats(2.0), run)
+        assert db.networks(FP.id, "space-sig")[0]["median_ms"] == 2.0
+
+
 def _one_line_error(exc_info) -> str:
     msg = str(exc_info.value)
     assert "\n" not in msg

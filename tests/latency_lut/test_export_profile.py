@@ -16,7 +16,7 @@ from latency_lut.manifest import load_manifest
 
 def test_manifest_and_files(exported, tiny_space):
     m = load_manifest(exported)
-    assert m.formats == ["fp32", "int8"] and m.batch == 1
+    assert m.formats == ["fp32", "int8", "int8_nhwc"] and m.batch == 1
     assert m.space["name"] == "tiny" and m.space["input_shape"] == [1, 16, 16]
     keys = {b["key"] for b in m.blocks}
     assert keys == {block_key(b) for b in tiny_space.enumerate_blocks()}
@@ -30,23 +30,50 @@ def test_manifest_and_files(exported, tiny_space):
         assert in_type == onnx.TensorProto.UINT8
         assert out_type == (onnx.TensorProto.FLOAT if entry["op"] == "classifier" else onnx.TensorProto.UINT8)
         assert any(n.op_type == "DequantizeLinear" for n in q.graph.node)
+        nhwc = onnx.load(m.path(entry, "int8_nhwc"))
+        dims = [d.dim_value for d in nhwc.graph.input[0].type.tensor_type.shape.dim]
+        assert dims == [1, entry["h"], entry["w"], entry["cin"]]  # channels last
         f = onnx.load(m.path(entry, "fp32"))
         assert f.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 
-def test_int8_blocks_chain_like_the_network(exported, tiny_space):
-    """The uint8 output of one block model feeds the next: the blocks compose a network."""
-    m = load_manifest(exported)
+def _chain(m, tiny_space, fmt):
     by_key = {b["key"]: b for b in m.blocks}
     quant = next(e for e in m.extras if e["role"] == "quantize")
-    arch = tiny_space.sample(1)
     x = np.random.default_rng(0).standard_normal((1, 1, 16, 16)).astype(np.float32)
-    sess = ort.InferenceSession(str(m.path(quant, "int8")), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(m.path(quant, fmt)), providers=["CPUExecutionProvider"])
     (x,) = sess.run(None, {sess.get_inputs()[0].name: x})
-    for b in tiny_space.blocks(arch):
-        sess = ort.InferenceSession(str(m.path(by_key[block_key(b)], "int8")), providers=["CPUExecutionProvider"])
+    for b in tiny_space.blocks(tiny_space.sample(1)):
+        sess = ort.InferenceSession(str(m.path(by_key[block_key(b)], fmt)), providers=["CPUExecutionProvider"])
         (x,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    return x
+
+
+def test_int8_blocks_chain_like_the_network(exported, tiny_space):
+    """The uint8 output of one block model feeds the next: the blocks compose a network, and
+    the channels-last blocks compute exactly what the NCHW blocks compute."""
+    m = load_manifest(exported)
+    x = _chain(m, tiny_space, "int8")
     assert x.shape == (1, 10) and x.dtype == np.float32
+    np.testing.assert_array_equal(_chain(m, tiny_space, "int8_nhwc"), x)
+
+
+def test_int8_nhwc_blocks_run_without_layout_transposes(exported, tmp_path):
+    """onnxruntime cancels the NHWC I/O transposes against its own channels-last conversion:
+    the optimised block has no Transpose left, as inside a whole network."""
+    m = load_manifest(exported)
+    entry = next(b for b in m.blocks if b["op"] not in ("classifier",))
+
+    def optimised_ops(fmt):
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(tmp_path / f"{fmt}.opt.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(str(m.path(entry, fmt)), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+    assert "QLinearConv" in optimised_ops("int8_nhwc")
+    assert optimised_ops("int8").count("Transpose") == 2
+    assert "Transpose" not in optimised_ops("int8_nhwc")
 
 
 def test_profile_folder_is_complete_and_resumable(profiled, exported, fast_target):
@@ -56,7 +83,7 @@ def test_profile_folder_is_complete_and_resumable(profiled, exported, fast_targe
     with open_lut(profiled) as db:
         fp = db.fingerprints()[0]
         assert fp["blocks"] == len(m.blocks) + len(m.extras) and fp["networks"] == 3
-        assert fp["info"]["model_format"] == "int8" and fp["info"]["timer"] in ("thread_cpu", "wall")
+        assert fp["info"]["model_format"] == "int8_nhwc" and fp["info"]["timer"] in ("thread_cpu", "wall")
         before = {r["block_key"]: (r["run_id"], r["timestamp"]) for r in db.rows()}
         assert db.correction(fp["fp_id"], m.space["signature"]) is not None
     again = profile_folder(exported, str(fast_target), profiled, progress=False)

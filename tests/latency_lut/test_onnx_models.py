@@ -6,7 +6,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from latency_lut.onnx_models import make_overhead_model, make_quantize_model, model_io, strip_quant_io
+from latency_lut.onnx_models import channels_last_io, make_overhead_model, make_quantize_model, model_io, strip_quant_io
 from latency_lut.quantize import quantize_model
 
 
@@ -56,8 +56,29 @@ def test_strip_refuses_a_float_model():
         strip_quant_io(_conv_model())
 
 
+def test_channels_last_io_computes_the_same_in_nhwc():
+    s = strip_quant_io(quantize_model(_conv_model(), "int8"))
+    cl = channels_last_io(s)
+    (name, shape, _), = model_io(s)[0]
+    (cl_name, cl_shape, _), = model_io(cl)[0]
+    assert cl_shape == [1, 8, 8, 4] and model_io(cl)[1][0][1] == [1, 8, 8, 8]
+    x = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    out, = _run(s, {name: x})
+    out_cl, = _run(cl, {cl_name: np.ascontiguousarray(x.transpose(0, 2, 3, 1))})
+    np.testing.assert_array_equal(out_cl, out.transpose(0, 2, 3, 1))
+
+
+def test_channels_last_io_leaves_other_ranks_alone():
+    m = make_overhead_model("uint8")  # 1-D input and output
+    assert model_io(channels_last_io(m)) == model_io(m)
+
+
 def test_pseudo_models_run():
     out, = _run(make_quantize_model((1, 3, 4, 4)), {"input": np.zeros((1, 3, 4, 4), np.float32)})
     assert out.dtype == np.uint8
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 5)).astype(np.float32)
+    out_cl, = _run(make_quantize_model((1, 3, 4, 5), channels_last=True), {"input": x})
+    out, = _run(make_quantize_model((1, 3, 4, 5)), {"input": x})
+    np.testing.assert_array_equal(out_cl, out.transpose(0, 2, 3, 1))
     out, = _run(make_overhead_model("uint8"), {"input": np.zeros(1, np.uint8)})
     assert out.shape == (1,)

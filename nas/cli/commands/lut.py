@@ -19,9 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "to the device and run `nas profile DIR --target T --out lut.db` there.")
     _space_args(e, required=True)
     e.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    e.add_argument("--formats", default="fp32,int8",
-                   help="comma-separated model formats: fp32, int8 (u8 activations, onnxruntime/OpenVINO), "
-                        "int8_sym (symmetric, TensorRT), spec (torch engine) (default fp32,int8)")
+    e.add_argument("--formats", default="fp32,int8,int8_nhwc",
+                   help="comma-separated model formats: fp32, int8 (u8 activations, NCHW uint8 block I/O: "
+                        "OpenVINO, onnxruntime GPU), int8_nhwc (the same with NHWC block I/O: onnxruntime CPU), "
+                        "int8_sym (symmetric, TensorRT), spec (torch engine) (default fp32,int8,int8_nhwc)")
     e.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     e.add_argument("--archs", type=int, default=None, metavar="N", help="only the blocks of N sampled archs")
     e.add_argument("--seed", type=int, default=0, help="seed for --archs and the networks (default 0)")
@@ -49,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--n", type=int, default=100, help="number of random networks (default 100)")
     v.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     v.add_argument("--passes", type=int, default=1, help="measure each network this many times, keep the lowest")
-    v.add_argument("--remeasure", type=int, default=2,
-                   help="measure a network flagged unstable (machine busy) again, up to this many times (default 2)")
+    v.add_argument("--remeasure", type=int, default=3,
+                   help="measure a network flagged unstable (machine busy) again, up to this many times (default 3)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=_validate)

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--networks", type=int, default=10, metavar="K",
                    help="one-step mode: whole networks measured to fit the correction (default 10, 0 for none)")
     p.add_argument("--work", metavar="DIR", help="one-step mode: keep exported models in DIR (default: a temp dir)")
+    p.add_argument("--retry-passes", type=int, default=None, metavar="P",
+                   help="passes that measure again the models measured while the machine was busy, keeping the "
+                        "lower estimate (default 3; 0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=_profile)
@@ -74,7 +77,12 @@ def _profile(args: argparse.Namespace) -> int:
         raise ConfigError(f"--archs must be a positive integer, got {args.archs}")
     if args.networks < 0:
         raise ConfigError(f"--networks must be >= 0, got {args.networks}")
+    if args.retry_passes is not None and args.retry_passes < 0:
+        raise ConfigError(f"--retry-passes must be >= 0, got {args.retry_passes}")
     check_out_path(args.out)
+    from latency_lut.profiler import DEFAULT_RETRY_PASSES
+
+    retry = DEFAULT_RETRY_PASSES if args.retry_passes is None else args.retry_passes
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
@@ -84,20 +92,25 @@ def _profile(args: argparse.Namespace) -> int:
             raise ConfigError("--archs and the shape options belong to --space mode; the folder fixes its blocks")
         from latency_lut.profiler import profile_folder
 
-        result = profile_folder(args.folder, args.target, args.out, progress=not args.no_progress, log=log)
+        result = profile_folder(args.folder, args.target, args.out, progress=not args.no_progress, log=log,
+                                retry_passes=retry)
     else:
         from latency_lut.profiler import profile_space
         from nas.cli._common import space_from_args
 
         space = space_from_args(args)
         result = profile_space(space, args.target, args.out, archs=args.archs, seed=args.seed,
-                               networks=args.networks, work_dir=args.work, progress=not args.no_progress, log=log)
+                               networks=args.networks, work_dir=args.work, progress=not args.no_progress, log=log,
+                               retry_passes=retry)
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
     else:
         print(f"{result.lut}: target {result.target} (fingerprint {result.fingerprint}): {result.measured} block(s) "
               f"measured, {result.skipped} already there, {result.networks} whole network(s), "
               f"{len(result.failed)} failed, {result.elapsed_s:.1f} s")
+        if result.remeasured:
+            print(f"  {result.remeasured} re-measurement(s) of models measured while the machine was busy: "
+                  f"{result.improved} gave a lower estimate, {result.unstable} model(s) still flagged busy")
         if result.total:
             per = result.elapsed_s / max(result.measured + result.networks, 1)
             print(f"  {per:.2f} s per measured model")

@@ -1,0 +1,71 @@
+"""Models measured while the machine was busy are stored at once and measured again later."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from hw_profiles import Fingerprint, Stats
+from latency_lut.db import open_lut
+from latency_lut.profiler import Job, _run
+
+FP = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision": "int8", "threads": 1,
+                  "cpu": {"model": "test cpu", "flags": []}}, "cpu-test-int8")
+
+
+def _stats(ms: float, stable: bool) -> Stats:
+    return Stats(median_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms, count=10, spread=0.0, rounds=7, stable=stable)
+
+
+class ScriptedEngine:
+    """Returns the scripted statistics of each model file in turn (the last one repeats)."""
+
+    def __init__(self, script: dict[str, list[Stats]]) -> None:
+        self.script = script
+        self.calls: list[str] = []
+
+    def measure_file(self, path: str) -> Stats:
+        self.calls.append(path)
+        queue = self.script[path]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def _jobs(tmp_path, names):
+    jobs = []
+    for name in names:
+        path = tmp_path / f"{name}.onnx"
+        jobs.append(Job(name, "mbconv", "mbconv relu", lambda p=path: (p.write_bytes(b"model"), str(p))[1], cleanup=True))
+    return jobs
+
+
+def _profile(tmp_path, script, retry_passes):
+    engine = ScriptedEngine({str(tmp_path / f"{k}.onnx"): v for k, v in script.items()})
+    with open_lut(tmp_path / "lut.db", "w") as db:
+        db.register_fingerprint(FP)
+        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, list(script)), "sig", "test",
+                   False, lambda _m: None, retry_passes=retry_passes)
+        rows = {r["block_key"]: (r["median_ms"], r["stable"]) for r in db.rows(FP.id)}
+    return res, rows, engine
+
+
+def test_busy_measurements_are_remeasured_and_improved(tmp_path):
+    script = {
+        "quiet": [_stats(1.0, True)],
+        "busy_then_quiet": [_stats(2.0, False), _stats(1.1, True)],
+        "busy_then_busier": [_stats(1.5, False), _stats(3.0, False), _stats(1.4, True)],
+    }
+    res, rows, engine = _profile(tmp_path, script, retry_passes=3)
+    assert rows == {"quiet": (1.0, 1), "busy_then_quiet": (1.1, 1), "busy_then_busier": (1.4, 1)}
+    assert res.measured == 3 and res.remeasured == 3 and res.improved == 2 and res.unstable == 0
+    assert engine.calls.count(str(tmp_path / "quiet.onnx")) == 1  # a quiet measurement is never repeated
+    assert not list(tmp_path.glob("*.onnx"))  # every exported model was cleaned up
+
+
+def test_retry_passes_are_bounded(tmp_path):
+    res, rows, engine = _profile(tmp_path, {"always_busy": [_stats(2.0, False)]}, retry_passes=2)
+    assert len(engine.calls) == 3 and res.unstable == 1 and rows == {"always_busy": (2.0, 0)}
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_no_retry_passes_measures_once(tmp_path):
+    res, rows, engine = _profile(tmp_path, {"x": [_stats(2.0, False)]}, retry_passes=0)
+    assert len(engine.calls) == 1 and res.remeasured == 0 and res.unstable == 1
+    assert not list(tmp_path.glob("*.onnx"))
