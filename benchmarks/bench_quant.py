@@ -59,7 +59,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
     fp32_cfg = quant.TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, weight_decay=5e-4,
                                  label_smoothing=0.1, seed=args.seed, bn_recalibration_batches=20)
     qat_cfg = quant.TrainConfig(epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size, weight_decay=0.0,
-                                seed=args.seed + 1, freeze_bn_after=0.0)
+                                seed=args.seed + 1, freeze_bn_after=0.0, distill=args.distill)
     res = quant.run_pipeline(model, tx, ty, test.images, test.labels, workdir=work, scheme=scheme,
                              fp32_config=fp32_cfg, qat_config=qat_cfg, calib_samples=args.calib,
                              latency_repeat=args.latency_repeat, seed=args.seed, log=_log)
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat-epochs", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--qat-lr", type=float, default=0.002)
+    p.add_argument("--distill", type=float, default=quant.QAT_CONFIG.distill,
+                   help="QAT loss weight of distilling the FP32 model (0: labels only)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--calib", type=int, default=2048)
     p.add_argument("--scheme", default="host", help="ort_cpu, ort_cpu_avx2, or host (picked for this CPU)")

@@ -92,8 +92,9 @@ def run_pipeline(
 
     ``model`` is trained in place when ``fp32_config`` is given (else used as trained). The PTQ
     model is calibrated on ``calib_samples`` random training images; the QAT model starts from it
-    (LSQ+ initialisation) and fine-tunes with ``qat_config``. ORT's ``quantize_static`` sees the
-    same FP32 ONNX model and the same calibration images.
+    (LSQ+ initialisation) and fine-tunes with ``qat_config``, distilling the FP32 model (weight
+    ``qat_config.distill``). ORT's ``quantize_static`` sees the same FP32 ONNX model and the same
+    calibration images.
     """
     import time
 
@@ -141,7 +142,7 @@ def run_pipeline(
     if qat_config is not None:
         t = time.perf_counter()
         qat = copy.deepcopy(ptq)
-        r = qat_finetune(qat, train_x, train_y, qat_config)
+        r = qat_finetune(qat, train_x, train_y, qat_config, teacher=model)
         res.seconds["qat"] = time.perf_counter() - t
         say(f"qat: {r.steps} steps, loss {r.final_loss:.4f}, {r.seconds:.0f}s")
         res.variants["qat"] = _measure_quantized("qat", qat, out / "qat.int8.onnx", shape, test_x, test_y)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,11 @@ class TrainConfig:
     """Fraction of the run after which batch norms stop updating (QAT only; ``None`` never)."""
     bn_recalibration_batches: int = 0
     """After training, re-estimate BN running statistics on this many training batches (0: don't)."""
+    distill: float = 0.0
+    """Weight of the distillation loss when a teacher is given (QAT: the FP32 model): the loss is
+    ``(1 - distill) * CE(labels) + distill * KL(teacher || student)``."""
+    distill_temperature: float = 1.0
+    """Softmax temperature T of the distillation loss (scaled by T² so its gradients keep their size)."""
 
 
 @dataclass
@@ -72,9 +77,13 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     param_groups: list[dict] | None = None,
+    teacher: nn.Module | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``(images, labels)`` with cross-entropy; returns a summary.
+
+    With a ``teacher`` (run in eval mode, no gradients) and ``config.distill > 0`` the loss mixes
+    in the KL divergence from the teacher's softened predictions (knowledge distillation).
 
     ``epochs`` may be fractional (e.g. ``0.5`` for half an epoch). ``param_groups`` overrides the
     default single group (QAT passes separate groups for quantizer parameters).
@@ -95,6 +104,14 @@ def train(
         opt = torch.optim.AdamW(groups, lr=config.lr)
     else:
         raise QuantError(f"unknown optimizer {config.optimizer!r} (known: sgd, adamw)")
+    if not 0.0 <= config.distill <= 1.0:
+        raise QuantError(f"distill must lie in [0, 1], got {config.distill}")
+    if config.distill > 0 and teacher is None:
+        raise QuantError("distill > 0 needs a teacher model")
+    if config.distill_temperature <= 0:
+        raise QuantError(f"distill_temperature must be positive, got {config.distill_temperature}")
+    if teacher is not None:
+        teacher.eval()
     base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(config.seed)
     freeze_at = None if config.freeze_bn_after is None else int(config.freeze_bn_after * total)
@@ -114,7 +131,11 @@ def train(
                 g["lr"] = base * warm * cos
             idx = perm[i : i + config.batch_size]
             xb, yb = x_all[idx].to(device), y_all[idx].to(device)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=config.label_smoothing)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+            if teacher is not None and config.distill > 0:
+                loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
+                    logits, teacher, xb, config.distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -130,6 +151,14 @@ def train(
         recalibrate_bn(model, x_all[idx], batch_size=config.batch_size)
     model.eval()
     return TrainResult(steps=step, final_loss=epoch_losses[-1], seconds=time.perf_counter() - t0, epoch_losses=epoch_losses)
+
+
+def _distill_loss(logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T² · KL(softmax(teacher / T) || softmax(student / T))``, batch mean."""
+    with torch.no_grad():
+        soft = F.softmax(teacher(xb).float() / temperature, dim=1)
+    log_p = F.log_softmax(logits.float() / temperature, dim=1)
+    return F.kl_div(log_p, soft, reduction="batchmean") * temperature**2
 
 
 @torch.no_grad()
@@ -162,8 +191,9 @@ def recalibrate_bn(model: nn.Module, images: np.ndarray | torch.Tensor, *, batch
         model.train(was_training)
 
 
-QAT_CONFIG = TrainConfig(epochs=1.0, lr=0.005, weight_decay=0.0, freeze_bn_after=0.0)
-"""Default QAT fine-tuning: one epoch, small learning rate, batch norms frozen from the start."""
+QAT_CONFIG = TrainConfig(epochs=1.0, lr=0.005, weight_decay=0.0, freeze_bn_after=0.0, distill=0.5)
+"""Default QAT fine-tuning: one epoch, small learning rate, batch norms frozen from the start,
+half the loss from distilling the FP32 model (used when ``qat_finetune`` is given a teacher)."""
 
 
 def qat_finetune(
@@ -172,9 +202,14 @@ def qat_finetune(
     labels: np.ndarray | torch.Tensor,
     config: TrainConfig = QAT_CONFIG,
     *,
+    teacher: nn.Module | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """LSQ / LSQ+ quantization-aware fine-tuning of a prepared, calibrated model (in place).
+
+    ``teacher``: the FP32 model the quantized one came from. With it, ``config.distill`` of the
+    loss pulls the quantized model's predictions towards the FP32 model's, so that QAT recovers
+    the FP32 function rather than drifting with the labels of a short fine-tuning run.
 
     Weights, step sizes and (LSQ+) zero points train jointly; quantizer parameters get no weight
     decay and ``config.quant_lr`` (default ``config.lr / 10``). With ``freeze_bn_after=0`` (the
@@ -183,7 +218,8 @@ def qat_finetune(
     """
     quant_lr = config.quant_lr if config.quant_lr is not None else config.lr / 10
     groups = qat_param_groups(model, config.lr, config.weight_decay, quant_lr)
-    return train(model, images, labels, config, param_groups=groups, log=log)
+    return train(model, images, labels, config if teacher is not None else replace(config, distill=0.0),
+                 param_groups=groups, teacher=teacher, log=log)
 
 
 @torch.no_grad()

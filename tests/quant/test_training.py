@@ -54,6 +54,32 @@ def test_ptq_and_qat_keep_accuracy_and_onnx_matches(trained_digits_net, digits, 
     assert qat_acc >= fp32 - 1.0
 
 
+def test_qat_distillation_follows_the_teacher_not_the_labels(trained_digits_net, digits) -> None:  # noqa: ANN001
+    """With distill=1 the loss is the teacher's predictions only: wrong labels do no harm,
+    while plain label training on the same wrong labels destroys the model."""
+    xtr, ytr, xte, yte = digits
+    wrong = (np.asarray(ytr) + 1) % 10
+    ptq = calibrate(prepare(trained_digits_net, host_ort_scheme()), xtr[:512])
+    cfg = TrainConfig(epochs=2, lr=0.02, batch_size=64, weight_decay=0.0, freeze_bn_after=0.0, distill=1.0)
+    distilled, plain = copy.deepcopy(ptq), copy.deepcopy(ptq)
+    qat_finetune(distilled, xtr, wrong, cfg, teacher=trained_digits_net)
+    qat_finetune(plain, xtr, wrong, cfg)  # no teacher: labels only
+    teacher_acc = evaluate(trained_digits_net, xte, yte)
+    assert evaluate(distilled, xte, yte) >= teacher_acc - 2.0
+    assert evaluate(plain, xte, yte) < 50.0
+    assert not trained_digits_net.training  # the teacher is left in eval mode, untouched
+
+
+def test_distillation_settings_are_checked(digits) -> None:  # noqa: ANN001
+    xtr, ytr, _, _ = digits
+    with pytest.raises(QuantError, match="needs a teacher"):
+        train(TinyNet(), xtr[:64], ytr[:64], TrainConfig(epochs=1, distill=0.5))
+    with pytest.raises(QuantError, match=r"distill must lie in \[0, 1\]"):
+        train(TinyNet(), xtr[:64], ytr[:64], TrainConfig(epochs=1, distill=1.5), teacher=TinyNet())
+    with pytest.raises(QuantError, match="temperature must be positive"):
+        train(TinyNet(), xtr[:64], ytr[:64], TrainConfig(epochs=1, distill=0.5, distill_temperature=0.0), teacher=TinyNet())
+
+
 def test_bn_recalibration_fixes_lagging_running_statistics(digits) -> None:  # noqa: ANN001
     xtr, ytr, xte, yte = digits
     torch.manual_seed(0)
