@@ -38,7 +38,6 @@ from latency_lut.onnx_models import channels_last_io, make_overhead_model, make_
 
 __all__ = [
     "DEFAULT_FORMATS",
-    "UINT8_IO_FORMATS",
     "block_models",
     "calibration_archs",
     "export_blocks",
@@ -127,7 +126,7 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
             if recipe not in quantized:
                 quantized[recipe] = quantize_model(onnx.load_from_string(fp32), recipe, seed=seed)
             q = quantized[recipe]
-            if fmt in ("int8", "int8_nhwc"):
+            if fmt in UINT8_IO_FORMATS:
                 try:
                     q = strip_quant_io(q, strip_input=True, strip_output=block.op != "classifier")
                 except ValueError as exc:

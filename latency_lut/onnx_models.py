@@ -122,7 +122,7 @@ def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: 
     return model
 
 
-def channels_last_io(model: Any, inputs: bool = True, outputs: bool = True) -> Any:
+def channels_last_io(model: Any) -> Any:
     """A copy of ``model`` whose 4-D graph inputs and outputs are NHWC instead of NCHW.
 
     An explicit ``Transpose`` converts each NHWC input to the NCHW tensor the graph reads, and
@@ -146,26 +146,22 @@ def channels_last_io(model: Any, inputs: bool = True, outputs: bool = True) -> A
             return None
         return helper.make_tensor_value_info(f"{value.name}_{suffix}", t.elem_type, [dims[0], dims[2], dims[3], dims[1]])
 
-    if inputs:
-        for idx, inp in enumerate(list(g.input)):
-            if inp.name in inits:
-                continue
-            new = nhwc(inp, "nhwc")
-            if new is None:
-                continue
-            g.node.insert(0, helper.make_node("Transpose", [new.name], [inp.name], perm=[0, 3, 1, 2],
-                                              name=f"{inp.name}_to_nchw"))
-            g.input.remove(inp)
-            g.input.insert(idx, new)
-    if outputs:
-        for idx, out in enumerate(list(g.output)):
-            new = nhwc(out, "nhwc")
-            if new is None:
-                continue
-            g.node.append(helper.make_node("Transpose", [out.name], [new.name], perm=[0, 2, 3, 1],
-                                           name=f"{out.name}_to_nhwc"))
-            g.output.remove(out)
-            g.output.insert(idx, new)
+    for idx, inp in enumerate(list(g.input)):
+        new = None if inp.name in inits else nhwc(inp, "nhwc")
+        if new is None:
+            continue
+        g.node.insert(0, helper.make_node("Transpose", [new.name], [inp.name], perm=[0, 3, 1, 2],
+                                          name=f"{inp.name}_to_nchw"))
+        g.input.remove(inp)
+        g.input.insert(idx, new)
+    for idx, out in enumerate(list(g.output)):
+        new = nhwc(out, "nhwc")
+        if new is None:
+            continue
+        g.node.append(helper.make_node("Transpose", [out.name], [new.name], perm=[0, 2, 3, 1],
+                                       name=f"{out.name}_to_nhwc"))
+        g.output.remove(out)
+        g.output.insert(idx, new)
     onnx.checker.check_model(m)
     return m
 
