@@ -25,6 +25,19 @@ def _onnx() -> Any:
     return onnx
 
 
+def _make_model(graph: Any) -> Any:
+    """A model of ``graph`` at opset :data:`OPSET` with the lowest IR version that opset allows.
+
+    ``helper.make_model`` stamps the IR version of the installed ``onnx``, which an older
+    onnxruntime on the device refuses ("Unsupported model IR version") although it runs the
+    opset; the torch and onnxruntime-quantized models of a folder carry the opset's IR already.
+    """
+    from onnx import helper
+
+    opsets = [helper.make_opsetid("", OPSET)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
+
+
 def model_io(model: Any) -> tuple[list[tuple[str, list[int], int]], list[tuple[str, list[int], int]]]:
     """``(inputs, outputs)`` as ``(name, shape, onnx elem type)`` lists."""
     def info(v: Any) -> tuple[str, list[int], int]:
@@ -117,7 +130,7 @@ def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: 
         initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
                      helper.make_tensor("zero_point", TensorProto.UINT8, [], [zero_point])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = _make_model(graph)
     onnx.checker.check_model(model)
     return model
 
@@ -176,6 +189,6 @@ def make_overhead_model(elem_type: str = "uint8") -> Any:
         [helper.make_node("Identity", ["input"], ["output"])], "overhead",
         [helper.make_tensor_value_info("input", t, [1])], [helper.make_tensor_value_info("output", t, [1])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = _make_model(graph)
     onnx.checker.check_model(model)
     return model

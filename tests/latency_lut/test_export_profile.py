@@ -49,6 +49,18 @@ def _chain(m, tiny_space, fmt):
     return x
 
 
+def test_every_model_carries_the_lowest_ir_version_of_its_opset(exported):
+    """A device's older onnxruntime refuses a newer IR version even for an opset it runs
+    (seen: onnx 1.23 stamps IR 14, onnxruntime 1.30 reads at most 13): every model of a folder,
+    the hand-built pseudo-blocks included, carries the lowest IR version its opsets allow."""
+    files = sorted(exported.rglob("*.onnx"))
+    assert any("quantize" in f.name for f in files) and any("overhead" in f.name for f in files)
+    for f in files:
+        model = onnx.load(str(f), load_external_data=False)
+        opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+        assert model.ir_version <= onnx.helper.find_min_ir_version_for(opsets), f.name
+
+
 def test_int8_blocks_chain_like_the_network(exported, tiny_space):
     """The uint8 output of one block model feeds the next: the blocks compose a network, and
     the channels-last blocks compute exactly what the NCHW blocks compute."""
