@@ -11,6 +11,9 @@
 # The INT8 acceptance figures (exported ONNX run by onnxruntime on the target CPU) are then taken
 # on the target with `python benchmarks/bench_supernet.py accept --checkpoint sn`.
 # Data: set HWNAS_FASHION_MNIST_DIR and HWNAS_NB201_CSV when the machine has no Debian packages.
+# Knobs: DARTS=0 and RANK=0 leave the GPU to the supernet alone; GPU_CHECK=0 skips step 1 (then set
+# EPOCHS); TRAIN_CPUS="0-5" pins the training process (taskset) so that a CPU measurement can run
+# beside it on other cores (benchmarks/device_lut_check.sh).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hwnas_device_out}; W=${W:-/tmp/hwnas_device_work}
@@ -30,9 +33,13 @@ T0=$(date +%s); say() { echo "[$(( $(date +%s) - T0 ))s] $*" >> "$L"; }
     --machine "device" --out "$W/darts" > /dev/null 2>> "$W/darts.log" &
 done; done
 
-say "GPU check"
-timeout 100 $PY benchmarks/gpu_supernet_check.py --prewarm "${PREWARM:-16}" --device "$DEVICE" --budget-s 40 ${CHECK_ARGS:-} > "$W/gpu_check.json" 2>> "$L"
-say "GPU check done: $(cat "$W/gpu_check.json")"
+PIN=""; [ -n "${TRAIN_CPUS:-}" ] && command -v taskset > /dev/null && PIN="taskset -c $TRAIN_CPUS"
+# the device tool brings back only a few files from $OUT: keep W elsewhere and pack it
+finish() { tar czf "$OUT/results.tar.gz" -C "$W" . 2>/dev/null; cp "$L" "$OUT/log.txt"; }
+trap finish EXIT
+
+[ "${GPU_CHECK:-1}" = 1 ] && say "GPU check" && timeout 100 $PY benchmarks/gpu_supernet_check.py --prewarm "${PREWARM:-16}" --device "$DEVICE" --budget-s 40 ${CHECK_ARGS:-} > "$W/gpu_check.json" 2>> "$L"
+[ "${GPU_CHECK:-1}" = 1 ] && say "GPU check done: $(cat "$W/gpu_check.json")"
 # FP32 epochs that fit the training budget at the measured throughput (scaled by CONTENTION when
 # the ranking's scratch runs and DARTS share the GPU), after the QAT epochs; at most 30
 EPOCHS=${EPOCHS:-$($PY -c "
@@ -46,7 +53,7 @@ budget = ${TRAIN_BUDGET:-290} - $QAT_EPOCHS * (60000 / qat + 4)
 print(max(4, min(30, int(budget / (60000 / fp32 + 3)))))")}
 
 say "supernet training: $EPOCHS + $QAT_EPOCHS epochs"
-timeout "${TRAIN_TIMEOUT:-330}" $PY -m nas.cli train-supernet --space mobilenet --space-args "$SPACE_ARGS" \
+timeout "${TRAIN_TIMEOUT:-330}" $PIN $PY -m nas.cli train-supernet --space mobilenet --space-args "$SPACE_ARGS" \
   --data fashion-mnist --epochs "$EPOCHS" --qat-epochs "$QAT_EPOCHS" --scheme "$SCHEME" --batch-size 256 --lr 0.2 --num-random "${NUM_RANDOM:-2}" \
   --device "$DEVICE" --checkpoint-every 0 --no-progress $LIMITS --out "$W/sn" > "$W/train.log" 2>&1 &
 TRAIN=$!
@@ -68,6 +75,5 @@ $PY benchmarks/bench_supernet.py rank --checkpoint "$W/sn" --n 10 --work "$W/ran
   --out "$W/rank.json" > /dev/null 2>> "$W/rank.log"
 say "ranking done"
 wait
-$PY benchmarks/bench_search.py --report-only --out "$W/darts" > /dev/null 2>> "$L"
+[ "${DARTS:-1}" = 1 ] && $PY benchmarks/bench_search.py --report-only --out "$W/darts" > /dev/null 2>> "$L"
 say "all done"
-tar czf "$OUT/results.tar.gz" -C "$W" . && cp "$L" "$OUT/log.txt"
