@@ -62,6 +62,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
                                 seed=args.seed + 1, freeze_bn_after=0.0, distill=args.distill)
     res = quant.run_pipeline(model, tx, ty, test.images, test.labels, workdir=work, scheme=scheme,
                              fp32_config=fp32_cfg, qat_config=qat_cfg, calib_samples=args.calib,
+                             bias_correction=not args.no_bias_correction,
                              latency_repeat=args.latency_repeat, seed=args.seed, log=_log)
     _log(res.table(f"{name} (sample {seed}, scheme {scheme.name})"))
     fp = res["fp32"]
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat-lr", type=float, default=0.002)
     p.add_argument("--distill", type=float, default=quant.QAT_CONFIG.distill,
                    help="QAT loss weight of distilling the FP32 model (0: labels only)")
+    p.add_argument("--no-bias-correction", action="store_true",
+                   help="PTQ without the empirical bias correction (quant.correct_bias)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--calib", type=int, default=2048)
     p.add_argument("--scheme", default="host", help="ort_cpu, ort_cpu_avx2, or host (picked for this CPU)")
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"CPU SIMD: {', '.join(simd) or 'unknown'}; onnxruntime {__import__('onnxruntime').__version__}, torch {torch.__version__}")
     _log(f"scheme {scheme.name}: weights ±{scheme.weight_qmax} per channel, activations {scheme.activation_dtype} "
          f"({'symmetric' if scheme.activation_symmetric else 'asymmetric'}), observer {scheme.activation_observer}, "
-         f"QAT {scheme.qat_method}; torch threads {args.torch_threads}, ORT 1 thread")
+         f"PTQ bias correction {'off' if args.no_bias_correction else 'on'}, QAT {scheme.qat_method}; "
+         f"torch threads {args.torch_threads}, ORT 1 thread")
     t0 = time.perf_counter()
     train, test = load_dataset("fashion_mnist", "train"), load_dataset("fashion_mnist", "test")
     results: dict = {"scheme": scheme.name, "args": vars(args), "spaces": [], "resnet224": []}

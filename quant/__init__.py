@@ -6,6 +6,7 @@ Typical use::
     import quant
     qmodel = quant.prepare(model, quant.ORT_CPU)      # fake-quant copy (fx graph)
     quant.calibrate(qmodel, calibration_batches)      # PTQ (also LSQ+ initialisation)
+    quant.correct_bias(qmodel, calibration_batches)   # optional: undo the mean shift of quantized weights
     quant.qat_finetune(qmodel, images, labels)        # optional QAT: scales are parameters
     quant.export_onnx(qmodel, "model.int8.onnx", (1, 1, 28, 28))
     print(quant.integer_op_report("model.int8.onnx").summary())
@@ -16,6 +17,7 @@ symmetric everywhere); ``host_ort_scheme()`` picks the onnxruntime preset for th
 """
 from __future__ import annotations
 
+from quant.bias_correction import correct_bias
 from quant.calibrate import (
     act_quantizers,
     calibrate,
@@ -90,6 +92,7 @@ __all__ = [
     "calibrate",
     "check_calibrated",
     "compare_latency",
+    "correct_bias",
     "create_observer",
     "evaluate",
     "export_fp32_onnx",

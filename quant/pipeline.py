@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch.nn as nn
 
+from quant.bias_correction import correct_bias
 from quant.calibrate import calibrate
 from quant.export import export_fp32_onnx, export_onnx
 from quant.ort import compare_latency, integer_op_report, ort_predict
@@ -83,6 +84,7 @@ def run_pipeline(
     fp32_config: TrainConfig | None = None,
     qat_config: TrainConfig | None = QAT_CONFIG,
     calib_samples: int = 2048,
+    bias_correction: bool = True,
     ort_baseline: bool = True,
     latency_repeat: int = 50,
     seed: int = 0,
@@ -91,7 +93,8 @@ def run_pipeline(
     """Train (optionally), quantize with PTQ and QAT, export, and measure every variant.
 
     ``model`` is trained in place when ``fp32_config`` is given (else used as trained). The PTQ
-    model is calibrated on ``calib_samples`` random training images; the QAT model starts from it
+    model is calibrated on ``calib_samples`` random training images, then (``bias_correction``)
+    its biases are corrected on the first 1024 of them (:func:`quant.correct_bias`); the QAT model starts from it
     (LSQ+ initialisation) and fine-tunes with ``qat_config``, distilling the FP32 model (weight
     ``qat_config.distill``). ORT's ``quantize_static`` sees the same FP32 ONNX model and the same
     calibration images.
@@ -122,6 +125,8 @@ def run_pipeline(
     t = time.perf_counter()
     ptq = prepare(model, scheme)
     calibrate(ptq, calib)
+    if bias_correction:
+        correct_bias(ptq, calib, num_batches=4, batch_size=256)
     res.seconds["ptq"] = time.perf_counter() - t
     res.variants["ptq"] = _measure_quantized("ptq", ptq, out / "ptq.int8.onnx", shape, test_x, test_y)
     say(f"ptq: torch {res['ptq'].torch_acc:.2f} ORT {res['ptq'].ort_acc:.2f}")
