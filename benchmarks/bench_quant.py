@@ -106,6 +106,32 @@ def bench_resnet224(args: argparse.Namespace, scheme: quant.QuantScheme, out: Pa
     return rows
 
 
+VARIANTS = ("fp32", "ptq", "ort_ptq", "ort_ptq_rr", "qat")
+
+
+def remeasure(folder: Path, repeat: int) -> int:
+    """Latency of each space's exported variants, in interleaved rounds run twice (forward and
+    reversed order, so that no model always follows the same one); prints both medians and
+    their mean, and ours (PTQ) against onnxruntime's quantize_static."""
+    spaces = sorted(d for d in folder.iterdir() if (d / "fp32.onnx").exists()) if folder.is_dir() else []
+    if not spaces:
+        _log(f"error: {folder}: no space folders with fp32.onnx (run bench_quant.py --out {folder} first)")
+        return 2
+    _log(f"latency at 1×1×28×28, ORT 1 thread, {repeat} interleaved rounds per order (median ms: forward / reversed / mean)")
+    for d in spaces:
+        names = [v for v in VARIANTS if (d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()]
+        paths = {v: d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx") for v in names}
+        fwd = quant.compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
+        rev = quant.compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
+        mean = {v: 0.5 * (a.median_ms + b.median_ms) for v, a, b in zip(names, fwd, rev)}
+        _log(f"{d.name}: " + " | ".join(f"{v} {a.median_ms:.3f} / {b.median_ms:.3f} / {mean[v]:.3f}"
+                                         for v, a, b in zip(names, fwd, rev)))
+        for base in ("ort_ptq", "ort_ptq_rr"):
+            if "ptq" in mean and base in mean:
+                _log(f"  ours PTQ / {base}: {mean['ptq'] / mean[base]:.3f} (below 1: ours faster)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spaces", default="mobilenet,resnet,spaceevo")
@@ -123,14 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", type=int, default=2048)
     p.add_argument("--scheme", default="host", help="ort_cpu, ort_cpu_avx2, or host (picked for this CPU)")
     p.add_argument("--observer", default=None, help="activation observer override: minmax, percentile, mse")
-    p.add_argument("--latency-repeat", type=int, default=100)
-    p.add_argument("--latency-repeat-224", type=int, default=20)
+    p.add_argument("--latency-repeat", type=int, default=1000,
+                   help="interleaved rounds at 1x1x28x28 (the noise of a shared CPU needs many)")
+    p.add_argument("--latency-repeat-224", type=int, default=50)
+    p.add_argument("--remeasure", metavar="DIR", default=None,
+                   help="only measure again the latency of the models a previous run left in DIR")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-224", action="store_true")
     p.add_argument("--out", default="runs/bench_quant")
     p.add_argument("--quick", action="store_true", help="smoke run: 4k images, 1 epoch, one space")
     args = p.parse_args(argv)
+    if args.remeasure:
+        return remeasure(Path(args.remeasure), args.latency_repeat)
     if args.quick:
         args.spaces, args.train_limit, args.epochs, args.qat_epochs = "spaceevo", 4000, 1.0, 0.25
         args.arch_samples, args.latency_repeat, args.latency_repeat_224 = 1, 30, 5
