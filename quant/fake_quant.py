@@ -2,8 +2,9 @@
 
 An :class:`ActFakeQuant` quantizes one activation tensor per tensor; a :class:`WeightFakeQuant`
 holds one step size per output channel of a weight. Both start uninitialized; calibration
-(:func:`quant.calibrate`) or the first training batch gives them their range, after which their
-step sizes (and, for LSQ+, the zero point) are learnable parameters.
+(:func:`quant.calibrate`) or the first training batch (the global batch under data-parallel
+training) gives them their range, after which their step sizes (and, for LSQ+, the zero point)
+are learnable parameters.
 
 With gradients enabled they use the explicit LSQ/LSQ+ formulation of :mod:`quant.functional`;
 without (evaluation, export) they call torch's fused fake-quant kernels, which the ONNX exporter
@@ -43,6 +44,20 @@ class _InitFlag(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._ready = bool(self.initialized)
+
+
+def _batch_range(x: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` of ``x``; inside a running ``torch.distributed`` job, of the whole global
+    batch (every process holds its shard of it and calls this at the same point of the same
+    forward pass, as data-parallel training does), so that a quantizer initialised from its first
+    training batch takes the same range in every process and the same as one process would."""
+    lo, hi = x.detach().min(), x.detach().max()
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = torch.stack([-lo, hi]).float()
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        lo, hi = -t[0], t[1]
+    return float(lo), float(hi)
 
 
 class ActFakeQuant(_InitFlag):
@@ -138,7 +153,7 @@ class ActFakeQuant(_InitFlag):
             if not self.training:
                 return x  # never calibrated: float pass-through (export refuses such a model)
             with torch.no_grad():
-                self.set_range(float(x.min()), float(x.max()))
+                self.set_range(*_batch_range(x))
         if not (torch.is_grad_enabled() and (self.scale.requires_grad or x.requires_grad)):
             scale, zero = self.qparams()
             return torch.fake_quantize_per_tensor_affine(x, scale, zero, self.qmin, self.qmax)

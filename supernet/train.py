@@ -236,7 +236,8 @@ class Trainer:
     def _adopt_new_parameters(self) -> None:
         """Add parameters the supernet created since the last call (quantizer step sizes and zero
         points) to the optimizer. Under torchrun, a quantizer created during a step initialised
-        itself from its process's share of the batch: every process takes rank 0's values."""
+        itself from the range of the global batch (``quant`` all-reduces it), as one process
+        would; rank 0's values are broadcast all the same, so that the processes cannot drift."""
         new = self.net.pop_new_parameters()
         for key, p in new:
             self.optimizer.param_groups[self._group_index[self.net.group_of(key)]]["params"].append(p)

@@ -120,3 +120,32 @@ def test_select_extracts_the_step_sizes_of_a_subnet() -> None:
     assert first.is_initialized and torch.equal(first(w[:4]), wq(w[:4]))
     picked = wq.select(torch.tensor([5, 0]))
     assert torch.equal(picked.scale, wq.scale[[5, 0]]) and picked.scale is not wq.scale
+
+
+def _init_shard(rank: int, world: int, init_file: str, batch: torch.Tensor, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        q = ActFakeQuant(ORT_CPU).train()
+        q(batch.chunk(world)[rank])  # this process's shard of the global batch
+        torch.save(q.qparams(), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_lazy_initialisation_under_data_parallel_takes_the_global_batch_range(tmp_path) -> None:  # noqa: ANN001
+    """Two gloo processes, each with half of a batch whose halves have different ranges: both
+    initialise to the quantizer one process gets from the whole batch."""
+    import torch.multiprocessing as mp
+
+    batch = torch.cat([torch.rand(4, 3, 5, 5) * 2.0, torch.rand(4, 3, 5, 5) * 6.0 - 1.0])
+    single = ActFakeQuant(ORT_CPU).train()
+    single(batch)
+    out = str(tmp_path / "qparams")
+    mp.spawn(_init_shard, args=(2, str(tmp_path / "init"), batch, out), nprocs=2, join=True)
+    shards = [torch.load(f"{out}.{r}") for r in range(2)]
+    assert shards[0] == shards[1] == single.qparams()
+    local = ActFakeQuant(ORT_CPU).train()
+    local(batch.chunk(2)[0])
+    assert local.qparams() != single.qparams()  # the test would notice a per-shard range
