@@ -13,6 +13,7 @@ so onnxruntime computes what the corrected fake-quant model computes.
 """
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import torch
@@ -99,7 +100,7 @@ def correct_bias(model: nn.Module, data: Any, *, num_batches: int | None = 4, ba
     layers = dict(quantized_layers(model))
     if not layers:
         raise QuantError(f"{type(model).__name__} has no quantized layers: call quant.prepare(model, scheme) first")
-    batches = [x for i, x in zip(range(num_batches if num_batches is not None else 1 << 62), iter_batches(data, batch_size))]
+    batches = list(islice(iter_batches(data, batch_size), num_batches))
     if not batches:
         raise QuantError("bias correction data is empty")
     was_training = model.training
@@ -113,7 +114,8 @@ def correct_bias(model: nn.Module, data: Any, *, num_batches: int | None = 4, ba
             _run(model, batches)
         finally:
             float_means.close()
-        set_fake_quant(model, True)
+            for m, on in enabled.items():  # the quantized passes: the quantizers as the caller set them
+                m.fake_quant_enabled = on
         for name in float_means.order:
             quant_means = _MeanRecorder({name: layers[name]})
             try:
@@ -125,7 +127,5 @@ def correct_bias(model: nn.Module, data: Any, *, num_batches: int | None = 4, ba
             _shift_bias(layers[name], delta)
             shifts[name] = float(delta.abs().max() / ref.abs().max().clamp_min(1e-12))
     finally:
-        for m, on in enabled.items():
-            m.fake_quant_enabled = on
         model.train(was_training)
     return shifts

@@ -94,9 +94,9 @@ def run_pipeline(
 
     ``model`` is trained in place when ``fp32_config`` is given (else used as trained). The PTQ
     model is calibrated on ``calib_samples`` random training images, then (``bias_correction``)
-    its biases are corrected on the first 1024 of them (:func:`quant.correct_bias`); the QAT model starts from it
-    (LSQ+ initialisation) and fine-tunes with ``qat_config``, distilling the FP32 model (weight
-    ``qat_config.distill``). ORT's ``quantize_static`` sees the same FP32 ONNX model and the same
+    its biases are corrected on the first 1024 of them (:func:`quant.correct_bias`). The QAT model
+    starts from it (LSQ+ initialisation) and fine-tunes with ``qat_config``, distilling the FP32
+    model (weight ``qat_config.distill``). ORT's ``quantize_static`` sees the same FP32 ONNX model and the same
     calibration images.
     """
     import time

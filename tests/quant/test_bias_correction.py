@@ -107,3 +107,29 @@ def test_onnxruntime_follows_the_corrected_model(tmp_path, trained_digits_net, d
     agree = float(np.mean(ort_logits.argmax(1) == torch_logits.argmax(1)))
     assert agree >= 0.995
     assert quant.accuracy(ort_logits, yte) >= quant.accuracy(quant.predict(trained_digits_net, xte), yte) - 1.0
+
+
+class _NoBias(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.fc = nn.Linear(8 * 16 * 16, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_a_layer_with_neither_bias_nor_batch_norm_gets_a_bias_that_exports(tmp_path) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    x = torch.randn(128, 1, 16, 16)
+    q = quant.prepare(_NoBias().eval(), "ort_cpu_avx2")
+    quant.calibrate(q, x)
+    ref = _float_means(q, x)
+    before = _mean_errors(q, x, ref)
+    quant.correct_bias(q, x)
+    after = _mean_errors(q, x, ref)
+    assert all(layer.bias is not None for _, layer in quant.quantized_layers(q))
+    assert after["fc"] < 0.3 * before["fc"]
+    path = quant.export_onnx(q, tmp_path / "nobias.int8.onnx", (1, 1, 16, 16))
+    ort_logits = quant.ort_predict(path, x.numpy())
+    np.testing.assert_allclose(ort_logits, quant.predict(q, x.numpy()), atol=0.05)
