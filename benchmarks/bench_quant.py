@@ -29,19 +29,19 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def pick_arch(space, seeds: int, workdir: Path):  # noqa: ANN001, ANN201
-    """The fastest (FP32 ORT latency at batch 1) of the first ``seeds`` samples of ``space``."""
-    best = None
+def pick_arch(space, seeds: int, workdir: Path, pick: int | None = None):  # noqa: ANN001, ANN201
+    """The fastest (FP32 ORT latency at batch 1) of the first ``seeds`` samples of ``space``, or
+    sample ``pick`` when given. The candidates are timed in 300 interleaved rounds, so that a slow
+    spell of a shared machine hits them all alike and the choice repeats from run to run."""
+    if pick is not None:
+        return pick, space.sample(pick)
     shape = (1, space.in_chans, space.resolution, space.resolution)
-    for seed in range(seeds):
-        arch = space.sample(seed)
-        model = space.build(arch).eval()
-        path = quant.export_fp32_onnx(model, workdir / f"pick_{seed}.onnx", shape)
-        ms = quant.measure_latency(path, shape, warmup=5, repeat=20).median_ms
-        if best is None or ms < best[0]:
-            best = (ms, seed, arch)
-    assert best is not None
-    return best[1], best[2]
+    archs = [space.sample(seed) for seed in range(seeds)]
+    paths = [quant.export_fp32_onnx(space.build(a).eval(), workdir / f"pick_{seed}.onnx", shape)
+             for seed, a in enumerate(archs)]
+    lat = quant.compare_latency(paths, shape, warmup=5, repeat=300)
+    seed = min(range(seeds), key=lambda i: lat[i].median_ms)
+    return seed, archs[seed]
 
 
 def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.QuantScheme, out: Path) -> dict:  # noqa: ANN001
@@ -50,7 +50,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
     space = create_space(name, in_chans=1, num_classes=10, resolution=28)
     work = out / name
     work.mkdir(parents=True, exist_ok=True)
-    seed, arch = pick_arch(space, args.arch_samples, work)
+    seed, arch = pick_arch(space, args.arch_samples, work, args.pick)
     seed_everything(args.seed)
     model = space.build(arch)
     params = sum(p.numel() for p in model.parameters())
@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spaces", default="mobilenet,resnet,spaceevo")
     p.add_argument("--arch-samples", type=int, default=4, help="samples per space; the fastest in FP32 is used")
+    p.add_argument("--pick", type=int, default=None, metavar="N",
+                   help="use sample N of each space instead of the fastest (to repeat an earlier run's network)")
     p.add_argument("--train-limit", type=int, default=20000, help="training images used (of 60k)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--qat-epochs", type=float, default=0.5)
