@@ -119,8 +119,8 @@ def remeasure(folder: Path, repeat: int) -> int:
         return 2
     _log(f"latency at 1×1×28×28, ORT 1 thread, {repeat} interleaved rounds per order (median ms: forward / reversed / mean)")
     for d in spaces:
-        names = [v for v in VARIANTS if (d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()]
-        paths = {v: d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx") for v in names}
+        paths = {v: p for v in VARIANTS if (p := d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()}
+        names = list(paths)
         fwd = quant.compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
         rev = quant.compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
         mean = {v: 0.5 * (a.median_ms + b.median_ms) for v, a, b in zip(names, fwd, rev)}
