@@ -81,7 +81,7 @@ class Supernet(nn.Module):
         self._ready: set[str] = set()  # keys of quantizer ``initialized`` flags that are True
         self.quant_scheme: Any = None
         self.sync_bn = False
-        self.channels_last = False
+        self.channels_last = False  # run blocks on NHWC tensors (oneDNN's fast CPU kernels want them)
         self._init_storage(seed)
 
     # ------------------------------------------------------------------------------------------
@@ -356,12 +356,15 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, arch: Mapping[str, Any] | None = None) -> torch.Tensor:
         """Run subnet ``arch`` (the largest when ``None``) on ``x``."""
         blocks = self.blocks(arch if arch is not None else self.largest())
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
         last = len(blocks) - 1
         source: str | None = None
         for i, rb in enumerate(blocks):
             plan = self._plan(rb, i == 0, i == last)
+            if self.channels_last and x.dim() == 4:
+                # at every block, not only at the input: a 1-channel image is as NCHW as it is NHWC,
+                # so torch keeps the stem's output NCHW, and oneDNN then reorders every tensor to its
+                # blocked layout and back and runs 5x5 depthwise weight gradients through im2col
+                x = x.contiguous(memory_format=torch.channels_last)
             x = self._run(plan, x, source)
             source = plan.output
         return x

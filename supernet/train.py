@@ -82,7 +82,10 @@ class TrainConfig:
     eval_every: int = 1
     checkpoint_every: int = 200
     grad_clip: float | None = None
-    channels_last: bool = True
+    # NHWC activations: None picks them on CPU (oneDNN's depthwise / 1x1 kernels, 1.6x faster per
+    # step here) and leaves CUDA runs NCHW. NHWC batch norm on CPU sums in float32: results differ
+    # from NCHW runs by ~1e-5 relative per layer, well below SGD noise.
+    channels_last: bool | None = None
     sync_bn: bool = True
     device: str = "cpu"
     threads: int | None = None
@@ -200,7 +203,8 @@ class Trainer:
                                      self.train_data.num_classes)
             self.net = Supernet(self.space, kernel_transform=config.kernel_transform, seed=config.seed,
                                 layout_samples=config.layout_samples).to(self.device)
-        self.net.channels_last = config.channels_last
+        self.net.channels_last = (config.channels_last if config.channels_last is not None
+                                  else self.device.type == "cpu")
         self.net.set_sync_bn(self.dist.distributed and config.sync_bn)
         self.steps_per_epoch = len(EpochOrder(self.train_data, config.batch_size, config.seed, 0, flip=False))
         self.calib = [b.to(self.device) for b in calibration_batches(self.train_data, config.bn_calib_batches,

@@ -13,11 +13,13 @@ from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, subproces
 
 ARGS = ["train-supernet", "--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), "--epochs", "1",
         "--batch-size", "32", "--train-limit", "192", "--eval-every", "0", "--checkpoint-every", "0",
-        "--max-steps", "3", "--threads", "1", "--no-progress"]
+        "--max-steps", "3", "--threads", "1", "--no-progress", "--memory-format", "contiguous"]
 
 # Three SGD steps of four subnets each; the only difference between the runs is the order of
 # floating-point sums (gradients all-reduced over two shards, batch-norm statistics summed over
-# processes), so weights, BN statistics and momentum buffers agree to float32 rounding.
+# processes), so weights, BN statistics and momentum buffers agree to float32 rounding. Both runs
+# are NCHW: the one process's NHWC batch norm (oneDNN / ATen CPU) sums in float32 and would add
+# ~1e-3 of its own to the momentum buffers after three steps.
 TOLERANCE = 1e-5
 
 

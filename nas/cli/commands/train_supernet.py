@@ -12,7 +12,8 @@ __all__ = ["register"]
 
 # Settings that do not change what is computed step by step (or, for sync_bn, only when the
 # number of processes changes): they may differ when a run is resumed.
-_EXECUTION = ("threads", "max_steps", "sync_bn", "device")
+_EXECUTION = ("threads", "max_steps", "sync_bn", "device", "channels_last")
+_MEMORY_FORMATS = {"auto": None, "channels-last": True, "contiguous": False}
 
 # CLI option -> TrainConfig field (options left unset keep the config default, or, with
 # --resume, the checkpoint's value; an explicit value that differs from the checkpoint is an error)
@@ -68,6 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bn-calib-batches", type=int, help="batches (of 256) for BN recalibration before evaluation [8]")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--device", help="cpu or cuda [cpu]")
+    p.add_argument("--memory-format", choices=sorted(_MEMORY_FORMATS),
+                   help="activation layout: channels-last (NHWC), contiguous (NCHW), or auto: NHWC on CPU, "
+                   "where oneDNN's kernels want it, NCHW on CUDA [auto]")
     p.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
     p.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="log lines instead of a progress bar")
@@ -99,6 +103,8 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
         out["reorder_channels"] = True
     if args.no_sync_bn:
         out["sync_bn"] = False
+    if args.memory_format is not None:
+        out["channels_last"] = _MEMORY_FORMATS[args.memory_format]
     return out
 
 
