@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from quant.training import channels_last_convs  # noqa: E402
 from supernet.data import EpochOrder, calibration_batches, load_data  # noqa: E402
 from supernet.evaluate import evaluate_arch, torch_accuracy  # noqa: E402
 from supernet.train import TrainConfig, Trainer, load_supernet  # noqa: E402
@@ -81,14 +82,12 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     # the largest subnet alone: the standalone module, same recipe
     largest = trainer.net.largest()
     model = trainer.net.subnet(largest, quantized=bool(args.qat)).to(device).train()
-    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
 
     def alone(i: int) -> None:
         x, y = order.batch(i)
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y.to(device), label_smoothing=0.1).backward()
+        F.cross_entropy(model(x.to(device)), y.to(device), label_smoothing=0.1).backward()
         opt.step()
 
     def timed(fn: Any) -> float:
@@ -103,13 +102,16 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             torch.cuda.synchronize()
         return args.steps * cfg.batch_size / (time.perf_counter() - t0)
 
-    # interleave the two measurements so that machine load affects both alike
-    s1, a1 = timed(sandwich), timed(alone)
-    s2, a2 = timed(sandwich), timed(alone)
+    # interleave the two measurements so that machine load affects both alike; both in the
+    # supernet's memory format (NHWC on CPU, see quant.training.channels_last_convs)
+    with channels_last_convs(model, trainer.net.channels_last):
+        s1, a1 = timed(sandwich), timed(alone)
+        s2, a2 = timed(sandwich), timed(alone)
     sup, alo = (s1 + s2) / 2, (a1 + a2) / 2
     return {
         "space": args.space, "space_args": json.loads(args.space_args), "device": str(device),
         "threads": args.threads, "batch_size": cfg.batch_size, "steps": args.steps, "qat": bool(args.qat),
+        "channels_last": trainer.net.channels_last,
         "subnets_per_step": 2 + cfg.num_random,
         "largest_params": trainer.net.num_parameters(largest),
         "supernet_images_per_s": round(sup, 2), "largest_alone_images_per_s": round(alo, 2),
@@ -168,7 +170,7 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
     torch.manual_seed(seed)
     train = load_data(cfg["data"], "train", cfg.get("train_limit"))
     test = load_data(cfg["data"], "test", cfg.get("test_limit"))
-    model = space.build(arch).train().to(device=device, memory_format=torch.channels_last)
+    model = space.build(arch).train().to(device=device)
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
@@ -177,22 +179,23 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
     spe = len(train) // bs
     total, warm = epochs * spe, int(round(cfg["warmup_epochs"] * spe))
     t0 = time.time()
-    for epoch in range(epochs):
-        order = EpochOrder(train, bs, seed, epoch, flip=cfg.get("flip", True))
-        for step in range(spe):
-            t = epoch * spe + step
-            lr = cfg["lr"] * (t + 1) / warm if t < warm else \
-                0.5 * cfg["lr"] * (1 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x, y = order.batch(step)
-            x, y = x.to(device), y.to(device)
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y,
-                            label_smoothing=cfg["label_smoothing"]).backward()
-            opt.step()
-        if log:
-            log(f"  scratch {arch.id} epoch {epoch + 1}/{epochs} {time.time() - t0:.0f}s")
+    with channels_last_convs(model, torch.device(device).type == "cpu"):  # as the supernet trains
+        for epoch in range(epochs):
+            order = EpochOrder(train, bs, seed, epoch, flip=cfg.get("flip", True))
+            for step in range(spe):
+                t = epoch * spe + step
+                lr = cfg["lr"] * (t + 1) / warm if t < warm else \
+                    0.5 * cfg["lr"] * (1 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                x, y = order.batch(step)
+                x, y = x.to(device), y.to(device)
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y,
+                                label_smoothing=cfg["label_smoothing"]).backward()
+                opt.step()
+            if log:
+                log(f"  scratch {arch.id} epoch {epoch + 1}/{epochs} {time.time() - t0:.0f}s")
     return {"scratch_acc": torch_accuracy(model.eval(), test), "scratch_time_s": round(time.time() - t0, 1)}
 
 

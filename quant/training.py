@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 from quant.errors import QuantError
 from quant.qat import freeze_bn_stats, qat_param_groups
 
-__all__ = ["QAT_CONFIG", "TrainConfig", "TrainResult", "accuracy", "evaluate", "predict", "qat_finetune", "recalibrate_bn", "train"]
+__all__ = ["QAT_CONFIG", "TrainConfig", "TrainResult", "accuracy", "channels_last_convs", "evaluate", "predict",
+           "qat_finetune", "recalibrate_bn", "train"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class TrainConfig:
     ``(1 - distill) * CE(labels) + distill * KL(teacher || student)``."""
     distill_temperature: float = 1.0
     """Softmax temperature T of the distillation loss (scaled by T² so its gradients keep their size)."""
+    channels_last: bool | None = None
+    """Run convolutions on NHWC tensors (:func:`channels_last_convs`); ``None``: on CPU only."""
 
 
 @dataclass
@@ -61,6 +65,35 @@ class TrainResult:
 
 def _device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@contextmanager
+def channels_last_convs(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """While the block runs, every ``nn.Conv2d`` of ``model`` gets its input in NHWC layout.
+
+    ``model.to(memory_format=torch.channels_last)`` is not enough for 1-channel images: such a
+    tensor (and a depthwise or 1x1 weight) is NCHW and NHWC at once, torch then keeps the whole
+    network NCHW, and oneDNN reorders every tensor to its blocked layout and back and computes 5x5
+    depthwise weight gradients through im2col. Converting at each convolution (a no-op once the
+    tensor is NHWC) makes CPU training about 1.5x faster here. Results differ from NCHW runs by
+    float32 rounding (NHWC batch norm sums in float32).
+    """
+    if not enabled:
+        yield model
+        return
+
+    def to_nhwc(module: nn.Module, args: tuple) -> tuple | None:  # noqa: ARG001
+        x = args[0]
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and not x.is_contiguous(memory_format=torch.channels_last):
+            return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+        return None
+
+    handles = [m.register_forward_pre_hook(to_nhwc) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -116,6 +149,21 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     freeze_at = None if config.freeze_bn_after is None else int(config.freeze_bn_after * total)
     model.train()
+    nhwc = config.channels_last if config.channels_last is not None else device.type == "cpu"
+    with channels_last_convs(model, nhwc), channels_last_convs(teacher if teacher is not None else nn.Identity(), nhwc):
+        result = _train_loop(model, x_all, y_all, config, opt, base_lrs, gen, total, freeze_at, teacher, log)
+    if config.bn_recalibration_batches > 0:
+        idx = torch.randperm(n, generator=gen)[: config.bn_recalibration_batches * config.batch_size]
+        recalibrate_bn(model, x_all[idx], batch_size=config.batch_size)
+    model.eval()
+    return result
+
+
+def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, config: TrainConfig,
+                opt: torch.optim.Optimizer, base_lrs: list[float], gen: torch.Generator, total: int,
+                freeze_at: int | None, teacher: nn.Module | None, log: Callable[[str], None] | None) -> TrainResult:
+    n = len(y_all)
+    device = _device(model)
     t0 = time.perf_counter()
     step, epoch_losses, running, count = 0, [], 0.0, 0
     while step < total:
@@ -146,10 +194,6 @@ def train(
         if log is not None:
             log(f"epoch {len(epoch_losses)}: loss {epoch_losses[-1]:.4f} ({step}/{total} steps)")
         running, count = 0.0, 0
-    if config.bn_recalibration_batches > 0:
-        idx = torch.randperm(n, generator=gen)[: config.bn_recalibration_batches * config.batch_size]
-        recalibrate_bn(model, x_all[idx], batch_size=config.batch_size)
-    model.eval()
     return TrainResult(steps=step, final_loss=epoch_losses[-1], seconds=time.perf_counter() - t0, epoch_losses=epoch_losses)
 
 

@@ -118,3 +118,41 @@ def test_pipeline_measures_every_variant_on_its_onnx_artifact(digits, tmp_path) 
     assert all(v.latency_ms and v.latency_ms > 0 for v in res.variants.values())
     table = res.table("digits")
     assert "ort_ptq" in table and "qat" in table
+
+
+def test_channels_last_convs_feeds_every_conv_nhwc_and_removes_its_hooks() -> None:
+    from quant.training import channels_last_convs
+
+    torch.manual_seed(0)
+    model = TinyNet(width=8).train()
+    x = torch.randn(4, 1, 8, 8)  # one channel: as NCHW as it is NHWC
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def run() -> tuple[torch.Tensor, list[bool]]:
+        seen: list[bool] = []
+        probes = [m.register_forward_pre_hook(lambda m, a: seen.append(
+            a[0].shape[1] == 1 or a[0].is_contiguous(memory_format=torch.channels_last))) for m in convs]
+        out = model(x)
+        for p in probes:
+            p.remove()
+        return out, seen
+
+    ref, seen = run()
+    assert not all(seen)  # plain torch keeps this network NCHW
+    with channels_last_convs(model):
+        out, seen = run()  # probes registered after the context's hooks see what the convs see
+    assert len(seen) == len(convs) and all(seen)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-5)
+    assert all(not m._forward_pre_hooks for m in model.modules())
+
+
+def test_training_in_nchw_and_nhwc_agrees_to_rounding(digits) -> None:  # noqa: ANN001
+    xtr, ytr, _, _ = digits
+    preds = []
+    for nhwc in (False, True):
+        torch.manual_seed(1)
+        m = TinyNet(width=8)
+        r = train(m, xtr[:256], ytr[:256], TrainConfig(epochs=1, batch_size=64, seed=3, channels_last=nhwc))
+        preds.append((r.final_loss, m(torch.as_tensor(xtr[:64]).float()).detach()))
+    assert abs(preds[0][0] - preds[1][0]) < 1e-3
+    assert torch.allclose(preds[0][1], preds[1][1], rtol=1e-3, atol=1e-3)
