@@ -429,8 +429,8 @@ class Trainer:
         except _Interrupted:
             self.save_checkpoint()
             if self.dist.is_main:
-                self._log(f"interrupted at epoch {self.epoch} step {self.step_in_epoch}; checkpoint saved, "
-                          f"continue with --resume")
+                self._log(f"interrupted in epoch {self.epoch + 1} after step {self.step_in_epoch}/"
+                          f"{self.steps_per_epoch}; checkpoint saved, continue with --resume")
             raise KeyboardInterrupt from None
         finally:
             for sig, handler in old.items():

@@ -70,3 +70,23 @@ def test_resume_is_bit_exact(tmp_path):
     assert set(ref) == set(cut)
     for k in ref:
         assert torch.equal(ref[k], cut[k]), k
+
+
+def test_interrupt_message_counts_epochs_like_the_progress_lines(tmp_path):
+    lines: list[str] = []
+    tr = Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=160, batch_size=32, eval_every=0), tmp_path,
+                 progress=False, log=lines.append)
+    step = tr._train_step
+
+    def stop_after_two(*args, **kwargs):
+        out = step(*args, **kwargs)
+        if tr.global_step == 1:  # the second step of epoch 1 is running
+            tr._on_signal(2, None)
+        return out
+
+    tr._train_step = stop_after_two
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    assert "interrupted in epoch 1 after step 2/5" in lines[-1]
+    assert any(line.startswith("epoch 1 [fp32] step 2/5") for line in lines)
+    assert Trainer(tiny_config(), tmp_path, resume=True, progress=False, log=_quiet).global_step == 2
