@@ -35,8 +35,11 @@ MIN_SCALE = 1e-8
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
-    """Round half to even in the forward pass, identity in the backward pass."""
-    return (torch.round(x) - x).detach() + x
+    """Round half to even in the forward pass, identity in the backward pass.
+
+    The value is exactly ``round(x)`` (``(round(x) - x).detach() + x`` is not, by one rounding
+    error, which moves values on a clamp boundary to the wrong side of it)."""
+    return torch.round(x).detach() + (x - x.detach())
 
 
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -44,7 +47,7 @@ def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 1.0:
         return x
     scaled = x * factor
-    return (x - scaled).detach() + scaled
+    return x.detach() + (scaled - scaled.detach())  # exactly x in value
 
 
 def lsq_grad_factor(num_elements: int, qmax: int) -> float:
@@ -80,15 +83,71 @@ def fake_quantize(
     if grad_factor is None:
         n = x.numel() // max(1, scale.numel())
         grad_factor = lsq_grad_factor(n, qmax)
-    s = grad_scale(scale, grad_factor).clamp(min=MIN_SCALE)
-    s = _broadcast(s, x, axis)
-    if isinstance(zero_point, torch.Tensor):
-        z = round_ste(grad_scale(zero_point, grad_factor)).clamp(qmin, qmax)
-        z = _broadcast(z, x, axis)
-    else:
-        z = float(round(zero_point))
-    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
-    return (q - z) * s
+    zp = zero_point if isinstance(zero_point, torch.Tensor) else None
+    z_const = 0.0 if zp is not None else float(round(zero_point))  # type: ignore[arg-type]
+    return _LsqFakeQuantize.apply(x, scale, zp, z_const, qmin, qmax, axis, grad_factor)
+
+
+class _LsqFakeQuantize(torch.autograd.Function):
+    """:func:`fake_quantize` as one autograd node.
+
+    Written out as a chain of differentiable torch ops (round with a straight-through estimator,
+    clamp, gradient scaling), fake quantization costs about twenty passes over the activation
+    per training step, the bulk of a QAT step on a CPU. Here the forward keeps two tensors
+    for the backward pass, the in-range mask and each element's step-size gradient
+    (``round(x/s) - x/s`` inside the range, ``q - z`` where clipped), and the backward is a
+    masked copy and two reductions. The gradients are those of the op chain: LSQ / LSQ+ with the
+    gradient scale ``g``; a code that lands on ``qmin`` or ``qmax`` counts as clipped
+    (``torch.clamp``'s gradient is zero on the boundary); nothing flows to a step size below
+    ``MIN_SCALE`` (it is clamped) or to a zero point that rounds outside ``[qmin, qmax]``. One
+    deliberate difference: a zero point that rounds *onto* ``qmin`` or ``qmax`` keeps learning
+    (the op chain's strict clamp gradient froze it there for good).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor | None, z_const: float,  # type: ignore[override]
+                qmin: int, qmax: int, axis: int | None, g: float) -> torch.Tensor:
+        s = _broadcast(scale.clamp(min=MIN_SCALE), x, axis).to(x.dtype)
+        z: torch.Tensor | float
+        if zp is not None:
+            z_rounded = torch.round(zp)
+            z = _broadcast(z_rounded.clamp(qmin, qmax), x, axis).to(x.dtype)
+        else:
+            z_rounded, z = None, z_const
+        shifted = zp is not None or z_const != 0.0
+        t = x / s
+        u = torch.round(t)  # the code before clamping, minus z
+        if shifted:
+            u.add_(z)
+        # strict, as torch.clamp's gradient: a code on the boundary counts as clipped
+        inside = (u > qmin).logical_and_(u < qmax).to(x.dtype)
+        qz = u.clamp_(qmin, qmax)
+        if shifted:
+            qz.sub_(z)  # q - z, exactly round(x/s) where inside (small integers)
+        y = qz * s
+        grad_s = torch.addcmul(qz, inside, t, value=-1.0)  # round(x/s) - x/s inside, q - z clipped
+        ctx.save_for_backward(inside, grad_s, scale, z_rounded, s)
+        ctx.axis, ctx.g, ctx.qmin, ctx.qmax = axis, g, qmin, qmax
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):  # type: ignore[override]
+        inside, grad_s, scale, z_rounded, s = ctx.saved_tensors
+        axis, g = ctx.axis, ctx.g
+        dims = [d for d in range(dy.dim()) if axis is None or d != axis % dy.dim()]
+        dx = dscale = dzp = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[2]:
+            dx = dy * inside
+        if ctx.needs_input_grad[1]:
+            ds = (dy * grad_s).sum(dims).reshape(scale.shape)
+            dscale = ds.mul_(g).mul_(scale >= MIN_SCALE).to(scale.dtype)
+        if ctx.needs_input_grad[2]:
+            clipped = dy.sum(dims) - dx.sum(dims)  # type: ignore[union-attr]
+            s_c = s.reshape(-1) if axis is not None and s.numel() > 1 else s.reshape(())
+            dz = (-clipped * s_c).reshape(z_rounded.shape)
+            in_range = (z_rounded >= ctx.qmin) & (z_rounded <= ctx.qmax)
+            dzp = dz.mul_(g).mul_(in_range).to(z_rounded.dtype)
+        return (dx if ctx.needs_input_grad[0] else None), dscale, dzp, None, None, None, None, None
 
 
 def quantize_weight(

@@ -92,3 +92,74 @@ def test_fake_quant_output_is_on_the_grid_and_idempotent(lo: float, width: float
     assert torch.allclose(codes, codes.round(), atol=1e-3)
     assert float(codes.min()) >= qmin - 1e-3 and float(codes.max()) <= qmax + 1e-3
     assert torch.allclose(fake_quantize(y, s, z, qmin, qmax), y, atol=float(s) * 1e-3)
+
+
+def _op_chain_reference(x, scale, zero_point, qmin, qmax, axis, g):  # noqa: ANN001, ANN202
+    """fake_quantize written as differentiable torch ops (its definition before the fused node)."""
+    from quant.functional import MIN_SCALE, _broadcast
+
+    s = _broadcast(grad_scale(scale, g).clamp(min=MIN_SCALE), x, axis)
+    if isinstance(zero_point, torch.Tensor):
+        z = _broadcast(round_ste(grad_scale(zero_point, g)).clamp(qmin, qmax), x, axis)
+    else:
+        z = float(round(zero_point))
+    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
+    return (q - z) * s
+
+
+@pytest.mark.parametrize("case", ["u8-learned-zp", "u8-pinned", "s8-per-channel", "zp-outside", "tiny-scale"])
+def test_fused_fake_quantize_has_the_gradients_of_the_op_chain(case: str) -> None:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 5, 4, 3, generator=gen, dtype=torch.float64) * 3
+    x[0, 0, 0, :] = torch.tensor([0.25, -0.75, 1e3])  # a rounding tie, another, a clipped value
+    axis, qmin, qmax = None, 0, 255
+    scale = torch.tensor(0.05, dtype=torch.float64)
+    zp: torch.Tensor | float = torch.tensor(100.4, dtype=torch.float64)
+    if case == "u8-pinned":
+        zp = 0.0
+    elif case == "s8-per-channel":
+        axis, qmin, qmax, zp = 1, -127, 127, 0.0
+        scale = torch.rand(5, generator=gen, dtype=torch.float64) * 0.02 + 0.005
+    elif case == "zp-outside":
+        zp = torch.tensor(300.0, dtype=torch.float64)
+    elif case == "tiny-scale":
+        scale = torch.tensor(1e-12, dtype=torch.float64)
+    g = 0.3
+    results = []
+    for fn in (fake_quantize, None):
+        xs = x.clone().requires_grad_()
+        ss = scale.clone().requires_grad_()
+        zs = zp.clone().requires_grad_() if isinstance(zp, torch.Tensor) else zp
+        if fn is None:
+            y = _op_chain_reference(xs, ss, zs, qmin, qmax, axis, g)
+        else:
+            y = fn(xs, ss, zs, qmin, qmax, axis=axis, grad_factor=g)
+        dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        y.backward(dy)
+        results.append((y.detach(), xs.grad, ss.grad, zs.grad if isinstance(zs, torch.Tensor) else None))
+    (y1, dx1, ds1, dz1), (y2, dx2, ds2, dz2) = results
+    assert torch.allclose(y1, y2, rtol=0, atol=1e-12)
+    assert torch.allclose(dx1, dx2, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(ds1, ds2, rtol=1e-9, atol=1e-12)
+    if dz1 is not None:
+        assert torch.allclose(dz1, dz2, rtol=1e-9, atol=1e-12)
+    if case == "zp-outside":
+        assert float(dz1) == 0.0
+    if case == "tiny-scale":
+        assert float(ds1) == 0.0
+
+
+def test_fused_fake_quantize_keeps_memory_format_and_float32() -> None:
+    x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    s = torch.tensor(0.02, requires_grad=True)
+    y = fake_quantize(x, s, torch.tensor(128.0, requires_grad=True), 0, 255)
+    assert y.dtype == torch.float32 and y.is_contiguous(memory_format=torch.channels_last)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape and s.grad is not None
+
+
+def test_a_zero_point_on_the_boundary_keeps_learning() -> None:
+    x = torch.tensor([-1.0, 0.5, 3.0])  # the first is clipped at qmin
+    zp = torch.tensor(0.2, requires_grad=True)  # rounds to 0 = qmin
+    fake_quantize(x, torch.tensor(0.1), zp, 0, 255, grad_factor=1.0).sum().backward()
+    assert zp.grad is not None and float(zp.grad) == pytest.approx(-0.1)
