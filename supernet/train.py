@@ -82,7 +82,7 @@ class TrainConfig:
     eval_every: int = 1
     checkpoint_every: int = 200
     grad_clip: float | None = None
-    # NHWC activations: None picks them on CPU (oneDNN's depthwise / 1x1 kernels, 1.6x faster per
+    # NHWC activations: None picks them on CPU (oneDNN's depthwise / 1x1 kernels, 1.5x faster per
     # step here) and leaves CUDA runs NCHW. NHWC batch norm on CPU sums in float32: results differ
     # from NCHW runs by ~1e-5 relative per layer, well below SGD noise.
     channels_last: bool | None = None
