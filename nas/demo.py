@@ -1,7 +1,10 @@
 """``nas demo``: the whole pipeline as far as it exists, on this machine's CPU and offline data.
 
-Today: sample architectures from a built-in space, build them, export them to ONNX, run
-them in onnxruntime on this CPU, check the outputs against torch and time them.
+Stages: sample architectures from a built-in space, build them, export them to ONNX, run them
+in onnxruntime on this CPU, check the outputs against torch and time them; profile an INT8
+latency table of their blocks and predict their latency; compare searchers on the NAS-Bench-201
+table; train, quantize (PTQ, QAT) and deploy the fastest arch in INT8; train a small
+quantized-for-all supernet and deploy several of its subnets in INT8 without retraining.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DemoRow", "run_demo"]
+__all__ = ["DEMO_SUPERNET_ARGS", "DemoRow", "demo_int8", "demo_latency_table", "demo_search", "demo_supernet",
+           "run_demo"]
 
 
 @dataclass
@@ -141,3 +145,51 @@ def demo_int8(space, arch, workdir: str, train_images: int = 12000, test_images:
         qat_config=TrainConfig(epochs=0.25, batch_size=128, lr=0.002, seed=seed, freeze_bn_after=0.5, distill=0.5),
         calib_samples=512, ort_baseline=False, latency_repeat=20, seed=seed, log=log,
     )
+
+
+# a half-width, two-stage slice of the acceptance supernet space: a few minutes on two CPU cores
+DEMO_SUPERNET_ARGS: dict = {"stages": 2, "depths": [1, 2], "kernels": [3, 5], "expands": [2.0, 3.0], "scale": 0.5}
+
+
+def demo_supernet(workdir: str, *, train_images: int = 6000, test_images: int = 2000, epochs: int = 2,
+                  qat_epochs: int = 1, random_subnets: int = 2, seed: int = 0, progress: bool | None = None,
+                  log=None) -> dict:
+    """Train a small quantized-for-all supernet briefly (sandwich rule, in-place distillation, then
+    LSQ QAT with this CPU's onnxruntime scheme), then deploy its largest, smallest and
+    ``random_subnets`` random subnets without retraining: each is extracted with the supernet's
+    weights and learned scales, its batch norms recalibrated, and measured in FP32 (torch) and in
+    INT8 (exported QDQ ONNX run by onnxruntime).
+
+    Small by design; ``nas train-supernet`` and ``benchmarks/bench_supernet.py accept`` are the
+    full run. Returns the training summary and one row per subnet.
+    """
+    import random
+    import time as _time
+
+    from quant.scheme import host_ort_scheme
+    from supernet import TrainConfig, Trainer, evaluate_arch
+
+    scheme = host_ort_scheme().name
+    cfg = TrainConfig(space="mobilenet", space_kwargs=dict(DEMO_SUPERNET_ARGS), epochs=epochs, qat_epochs=qat_epochs,
+                      batch_size=128, lr=0.1, qat_lr=0.01, train_limit=train_images, test_limit=test_images,
+                      scheme=scheme, seed=seed, eval_every=0, checkpoint_every=0, bn_calib_batches=4)
+    out_dir = f"{workdir}/supernet"
+    t0 = _time.perf_counter()
+    trainer = Trainer(cfg, out_dir, progress=progress, log=log)
+    trainer.run()
+    train_s = _time.perf_counter() - t0
+    net = trainer.net
+    rng = random.Random(seed)
+    archs = {"largest": net.largest(), "smallest": net.smallest()}
+    archs.update({f"random {i + 1}": net.sample(rng) for i in range(random_subnets)})
+    rows = []
+    for name, arch in archs.items():
+        fp32 = evaluate_arch(net, arch, trainer.test_data, trainer.calib, precision="fp32")
+        int8 = evaluate_arch(net, arch, trainer.test_data, trainer.calib, precision="int8",
+                             onnx_path=f"{out_dir}/{name.replace(' ', '_')}.int8.onnx")
+        rows.append({"subnet": name, "arch_id": arch.id, "describe": net.space.describe(arch),
+                     "params": fp32["params"], "fp32_acc": fp32["accuracy"], "int8_acc": int8["accuracy"],
+                     "onnx": int8["onnx"]})
+    return {"scheme": scheme, "space_args": dict(DEMO_SUPERNET_ARGS), "train_images": len(trainer.train_data),
+            "test_images": len(trainer.test_data), "epochs": epochs, "qat_epochs": qat_epochs,
+            "train_s": round(train_s, 1), "checkpoint": out_dir, "rows": rows}

@@ -7,13 +7,19 @@ usual QAT switches.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from quant.fake_quant import ActFakeQuant, WeightFakeQuant
 
-__all__ = ["freeze_bn_stats", "qat_param_groups", "quant_parameters", "set_quant_learnable"]
+__all__ = ["STEP_SIZE_MIN_RATIO", "freeze_bn_stats", "qat_param_groups", "quant_parameters", "set_quant_learnable",
+           "step_keeping_scales_positive", "step_size_parameters"]
+
+STEP_SIZE_MIN_RATIO = 0.5
+"""No optimizer step may shrink a learned step size below this fraction of its previous value."""
 
 
 def quant_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -27,6 +33,30 @@ def quant_parameters(model: nn.Module) -> list[nn.Parameter]:
         elif isinstance(m, WeightFakeQuant):
             out.append(m.scale)
     return out
+
+
+def step_size_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The quantizers' learned step sizes (the parameters that must stay positive)."""
+    return [m.scale for m in model.modules() if isinstance(m, (ActFakeQuant, WeightFakeQuant))]
+
+
+def step_keeping_scales_positive(optimizer: torch.optim.Optimizer, scales: Sequence[torch.Tensor],
+                                 min_ratio: float = STEP_SIZE_MIN_RATIO) -> None:
+    """``optimizer.step()``, then no step size in ``scales`` below ``min_ratio`` times its value
+    before the step (a projection onto a trust region of the positive half-line).
+
+    A step size is only meaningful when positive, but a plain SGD step on LSQ's gradient can
+    carry it through zero, most easily early in QAT and where one step size covers few elements
+    (a 1-channel stem's filters, an SE gate): the forward then clamps it to ``MIN_SCALE``, every
+    value quantizes to zero, and the clamp's zero gradient keeps it there for good. Normal
+    updates change a step size by far less than half, so they are untouched.
+    """
+    with torch.no_grad():
+        before = [s.detach().clone() for s in scales]
+    optimizer.step()
+    with torch.no_grad():
+        for s, b in zip(scales, before):
+            s.copy_(torch.maximum(s, b * min_ratio))
 
 
 def set_quant_learnable(model: nn.Module, learnable: bool) -> None:

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from quant.errors import QuantError
-from quant.qat import freeze_bn_stats, qat_param_groups
+from quant.qat import freeze_bn_stats, qat_param_groups, step_keeping_scales_positive, step_size_parameters
 
 __all__ = ["QAT_CONFIG", "TrainConfig", "TrainResult", "accuracy", "channels_last_convs", "evaluate", "predict",
            "qat_finetune", "recalibrate_bn", "train"]
@@ -164,6 +164,7 @@ def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, conf
                 freeze_at: int | None, teacher: nn.Module | None, log: Callable[[str], None] | None) -> TrainResult:
     n = len(y_all)
     device = _device(model)
+    scales = [p for p in step_size_parameters(model) if p.requires_grad]
     t0 = time.perf_counter()
     step, epoch_losses, running, count = 0, [], 0.0, 0
     while step < total:
@@ -186,7 +187,7 @@ def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, conf
                     logits, teacher, xb, config.distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            step_keeping_scales_positive(opt, scales)
             running += float(loss.detach())
             count += 1
             step += 1

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from hwnas.errors import ConfigError
 from hwnas.seeding import seed_everything
+from quant.qat import step_keeping_scales_positive
 from spaces import Arch, Space, create_space
 from supernet.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from supernet.data import EpochOrder, TensorData, calibration_batches, load_data
@@ -334,7 +335,8 @@ class Trainer:
         all_reduce_gradients(params, self.dist)
         if c.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], c.grad_clip)
-        self.optimizer.step()
+        scales = [p for key, p in self.net.param_groups()["quant"] if key.endswith(".scale")]
+        step_keeping_scales_positive(self.optimizer, scales)  # LSQ steps must not carry a step size through 0
         return stats
 
     def _global_stats(self, stats: dict[str, float], n: int) -> dict[str, float]:

@@ -156,3 +156,25 @@ def test_training_in_nchw_and_nhwc_agrees_to_rounding(digits) -> None:  # noqa: 
         preds.append((r.final_loss, m(torch.as_tensor(xtr[:64]).float()).detach()))
     assert abs(preds[0][0] - preds[1][0]) < 1e-3
     assert torch.allclose(preds[0][1], preds[1][1], rtol=1e-3, atol=1e-3)
+
+
+def test_an_optimizer_step_cannot_carry_a_step_size_through_zero() -> None:
+    from quant.qat import step_keeping_scales_positive
+
+    scale = torch.nn.Parameter(torch.tensor([0.02, 0.02, 0.5]))
+    other = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([scale, other], lr=0.1)
+    scale.grad = torch.tensor([1.0, 0.05, 0.1])  # the first would go to -0.08, the second to 0.015
+    other.grad = torch.tensor([20.0])
+    step_keeping_scales_positive(opt, [scale])
+    assert scale.tolist() == pytest.approx([0.01, 0.015, 0.49])  # halved at most; normal steps untouched
+    assert other.item() == pytest.approx(-1.0)  # other parameters are not projected
+
+
+def test_qat_keeps_every_step_size_positive_at_a_reckless_learning_rate(trained_digits_net, digits) -> None:  # noqa: ANN001
+    from quant.qat import step_size_parameters
+
+    xtr, ytr, _, _ = digits
+    qat = calibrate(prepare(copy.deepcopy(trained_digits_net), host_ort_scheme()), xtr[:256])
+    qat_finetune(qat, xtr[:512], ytr[:512], TrainConfig(epochs=1, lr=0.5, batch_size=64, weight_decay=0.0, quant_lr=5.0))
+    assert all(bool((p > 0).all()) for p in step_size_parameters(qat))
