@@ -191,7 +191,6 @@ class Trainer:
                 f"global batch {config.batch_size} is not divisible by {self.dist.world_size} processes")
         if config.threads:
             torch.set_num_threads(config.threads)
-        torch.set_flush_denormal(True)
         seed_everything(config.seed)
         self.device = torch.device(config.device)
         self.train_data = train_data if train_data is not None else load_data(config.data, "train", config.train_limit)
@@ -415,6 +414,9 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, self._on_signal)
+        # denormals flushed to zero while training (they slow CPU kernels down); a process-wide
+        # CPU flag, so it is switched off again when the run ends: other code keeps IEEE floats
+        torch.set_flush_denormal(True)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if self.dist.is_main and self.global_step == 0 and self.epoch == 0 and self.step_in_epoch == 0:
@@ -435,6 +437,7 @@ class Trainer:
                           f"{self.steps_per_epoch}; checkpoint saved, continue with --resume")
             raise KeyboardInterrupt from None
         finally:
+            torch.set_flush_denormal(False)
             for sig, handler in old.items():
                 signal.signal(sig, handler)
         return self.history[-1] if self.history else {}

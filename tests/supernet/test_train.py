@@ -90,3 +90,10 @@ def test_interrupt_message_counts_epochs_like_the_progress_lines(tmp_path):
     assert "interrupted in epoch 1 after step 2/5" in lines[-1]
     assert any(line.startswith("epoch 1 [fp32] step 2/5") for line in lines)
     assert Trainer(tiny_config(), tmp_path, resume=True, progress=False, log=_quiet).global_step == 2
+
+
+def test_training_leaves_subnormal_floats_working(tmp_path):
+    # flushing denormals is a process-wide CPU flag: a run must not leave it on for other code
+    Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=64, batch_size=32, eval_every=0), tmp_path,
+            progress=False, log=_quiet).run()
+    assert float(torch.tensor([1e-38]) / 100) != 0.0
