@@ -34,21 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from quant.functional import MIN_SCALE, _broadcast, fake_quantize, grad_scale, round_ste  # noqa: E402
+from quant.functional import fake_quantize, fake_quantize_op_chain  # noqa: E402
 from quant.scheme import get_scheme  # noqa: E402
 from quant.training import channels_last_convs  # noqa: E402
 from supernet.data import EpochOrder  # noqa: E402
 from supernet.train import TrainConfig, Trainer  # noqa: E402
 
 SPACE_ARGS = '{"stages": 3, "depths": [1, 2, 3], "kernels": [3, 5], "expands": [2.0, 3.0, 4.0], "scale": 1.0}'
-
-
-def _op_chain(x: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin: int, qmax: int, g: float) -> torch.Tensor:
-    """fake_quantize as differentiable torch ops (how it was written before the fused node)."""
-    s = _broadcast(grad_scale(scale, g).clamp(min=MIN_SCALE), x, None)
-    z = round_ste(grad_scale(zp, g)).clamp(qmin, qmax)
-    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
-    return (q - z) * s
 
 
 def _trainer(args: argparse.Namespace, channels_last: bool, work: Path) -> Trainer:
@@ -114,7 +106,8 @@ def main() -> int:
                 a = act.detach().requires_grad_()
                 s = torch.tensor(0.05, requires_grad=True)
                 z = torch.tensor(128.0, requires_grad=True)
-                out = fake_quantize(a, s, z, 0, 255, grad_factor=0.01) if fused else _op_chain(a, s, z, 0, 255, 0.01)
+                fq_fn = fake_quantize if fused else fake_quantize_op_chain
+                out = fq_fn(a, s, z, 0, 255, grad_factor=0.01)
                 out.backward(dy)
             return run
 

@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "fake_quantize",
+    "fake_quantize_op_chain",
     "grad_scale",
     "lsq_grad_factor",
     "qparams_from_range",
@@ -86,6 +87,19 @@ def fake_quantize(
     zp = zero_point if isinstance(zero_point, torch.Tensor) else None
     z_const = 0.0 if zp is not None else float(round(zero_point))  # type: ignore[arg-type]
     return _LsqFakeQuantize.apply(x, scale, zp, z_const, qmin, qmax, axis, grad_factor)
+
+
+def fake_quantize_op_chain(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | float, qmin: int,
+                           qmax: int, *, axis: int | None = None, grad_factor: float = 1.0) -> torch.Tensor:
+    """:func:`fake_quantize` written as differentiable torch ops: the reference its fused node is
+    tested and benchmarked against (same values and gradients, about twice the time)."""
+    s = _broadcast(grad_scale(scale, grad_factor).clamp(min=MIN_SCALE), x, axis)
+    if isinstance(zero_point, torch.Tensor):
+        z: torch.Tensor | float = _broadcast(round_ste(grad_scale(zero_point, grad_factor)).clamp(qmin, qmax), x, axis)
+    else:
+        z = float(round(zero_point))
+    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
+    return (q - z) * s
 
 
 class _LsqFakeQuantize(torch.autograd.Function):

@@ -334,8 +334,11 @@ class Trainer:
         all_reduce_gradients(params, self.dist)
         if c.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], c.grad_clip)
-        scales = [p for key, p in self.net.param_groups()["quant"] if key.endswith(".scale")]
-        step_keeping_scales_positive(self.optimizer, scales)  # LSQ steps must not carry a step size through 0
+        if self.net.quant_scheme is None:  # FP32 stage: no step sizes yet
+            self.optimizer.step()
+        else:  # LSQ steps must not carry a step size through 0
+            scales = [p for key, p in self.net.param_groups()["quant"] if key.endswith(".scale")]
+            step_keeping_scales_positive(self.optimizer, scales)
         return stats
 
     def _global_stats(self, stats: dict[str, float], n: int) -> dict[str, float]:

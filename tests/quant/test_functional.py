@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quant.functional import fake_quantize, grad_scale, lsq_grad_factor, qparams_from_range, quantize_weight, round_ste
+from quant.functional import fake_quantize, fake_quantize_op_chain, grad_scale, lsq_grad_factor, qparams_from_range, quantize_weight, round_ste
 
 
 def test_forward_matches_torch_fake_quant_kernel() -> None:
@@ -94,19 +94,6 @@ def test_fake_quant_output_is_on_the_grid_and_idempotent(lo: float, width: float
     assert torch.allclose(fake_quantize(y, s, z, qmin, qmax), y, atol=float(s) * 1e-3)
 
 
-def _op_chain_reference(x, scale, zero_point, qmin, qmax, axis, g):  # noqa: ANN001, ANN202
-    """fake_quantize written as differentiable torch ops (its definition before the fused node)."""
-    from quant.functional import MIN_SCALE, _broadcast
-
-    s = _broadcast(grad_scale(scale, g).clamp(min=MIN_SCALE), x, axis)
-    if isinstance(zero_point, torch.Tensor):
-        z = _broadcast(round_ste(grad_scale(zero_point, g)).clamp(qmin, qmax), x, axis)
-    else:
-        z = float(round(zero_point))
-    q = torch.clamp(round_ste(x / s) + z, qmin, qmax)
-    return (q - z) * s
-
-
 @pytest.mark.parametrize("case", ["u8-learned-zp", "u8-pinned", "s8-per-channel", "zp-outside", "tiny-scale"])
 def test_fused_fake_quantize_has_the_gradients_of_the_op_chain(case: str) -> None:
     gen = torch.Generator().manual_seed(7)
@@ -131,7 +118,7 @@ def test_fused_fake_quantize_has_the_gradients_of_the_op_chain(case: str) -> Non
         ss = scale.clone().requires_grad_()
         zs = zp.clone().requires_grad_() if isinstance(zp, torch.Tensor) else zp
         if fn is None:
-            y = _op_chain_reference(xs, ss, zs, qmin, qmax, axis, g)
+            y = fake_quantize_op_chain(xs, ss, zs, qmin, qmax, axis=axis, grad_factor=g)
         else:
             y = fn(xs, ss, zs, qmin, qmax, axis=axis, grad_factor=g)
         dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
