@@ -16,7 +16,9 @@ Sub-commands (all print one JSON object; ``--out`` also writes it to a file):
     Spearman's rho between the supernet-inherited accuracy of ``--n`` random subnets and the
     accuracy of the same architectures trained from scratch for the same number of epochs with
     the same recipe. Per-arch results are cached in ``--work`` so the (long) run can be resumed
-    or split over processes (``--shard i/k``).
+    or split over processes (``--shard i/k``). Scratch results are keyed by architecture and
+    training recipe (``--scratch-dir``), so two supernets trained with one recipe (say, one and
+    two random subnets per step) are ranked against the same scratch runs.
 
 Example::
 
@@ -27,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -199,6 +202,26 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
     return {"scratch_acc": torch_accuracy(model.eval(), test), "scratch_time_s": round(time.time() - t0, 1)}
 
 
+#: configuration keys that decide a from-scratch result (the supernet-only keys, e.g. num_random,
+#: do not): a cached scratch result is reused only under the same recipe
+SCRATCH_RECIPE_KEYS = ("data", "train_limit", "test_limit", "space", "space_kwargs", "seed", "batch_size", "lr",
+                       "momentum", "nesterov", "weight_decay", "warmup_epochs", "label_smoothing", "flip")
+
+
+def scratch_recipe(cfg: dict[str, Any], epochs: int, device: str) -> dict[str, Any]:
+    """What a from-scratch run depends on: the training recipe, the epochs and the device type."""
+    recipe = {k: cfg.get(k) for k in SCRATCH_RECIPE_KEYS}
+    recipe.update(epochs=int(epochs), device=torch.device(device).type)
+    return recipe
+
+
+def scratch_file(folder: Path, arch_id: str, recipe: dict[str, Any]) -> Path:
+    """Cache file of one architecture's scratch result under one recipe, so supernets trained with
+    the same recipe (e.g. a different number of random subnets per step) share scratch runs."""
+    tag = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+    return folder / f"{arch_id}.scratch-{tag}.json"
+
+
 def rank(args: argparse.Namespace) -> dict[str, Any]:
     from scipy.stats import kendalltau, spearmanr
 
@@ -226,25 +249,31 @@ def rank(args: argparse.Namespace) -> dict[str, Any]:
             acc = evaluate_arch(net, arch, test, calib, precision="fp32")["accuracy"]
             f.write_text(json.dumps({"supernet_fp32": acc, "supernet_epochs": meta["state"]["epoch"]}))
             say(f"{arch.id}: supernet-inherited {acc:.2f}%")
+    recipe = scratch_recipe(cfg, epochs, args.device)
+    scratch_dir = Path(args.scratch_dir) if args.scratch_dir else work
+    scratch_dir.mkdir(parents=True, exist_ok=True)
     if args.phase in ("all", "scratch"):
         for i, arch in enumerate(archs):
-            f = work / f"{arch.id}.scratch.json"
+            f = scratch_file(scratch_dir, arch.id, recipe)
             if f.exists() or i % of != k:
                 continue
             row = train_from_scratch(net.space, arch, cfg, epochs, int(cfg["seed"]), log=say, device=args.device)
-            row["scratch_epochs"] = epochs
-            f.write_text(json.dumps(row))
+            row.update(scratch_epochs=epochs, recipe=recipe)
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(json.dumps(row))
+            tmp.replace(f)
             say(f"{arch.id}: from scratch {row['scratch_acc']:.2f}% in {row['scratch_time_s']:.0f}s")
     rows = []
     for a in archs:
-        fs, fc = work / f"{a.id}.supernet.json", work / f"{a.id}.scratch.json"
+        fs, fc = work / f"{a.id}.supernet.json", scratch_file(scratch_dir, a.id, recipe)
         if fs.exists() and fc.exists():
+            scratch = {k2: v for k2, v in json.loads(fc.read_text()).items() if k2 != "recipe"}
             rows.append({"arch_id": a.id, "describe": net.space.describe(a), "params": net.num_parameters(a),
-                         **json.loads(fs.read_text()), **json.loads(fc.read_text())})
+                         **json.loads(fs.read_text()), **scratch})
     out: dict[str, Any] = {"checkpoint": str(args.checkpoint), "n": args.n, "done": len(rows), "scratch_epochs": epochs,
                            "supernet_config": {k2: cfg[k2] for k2 in ("epochs", "qat_epochs", "train_limit", "batch_size",
-                                                                      "lr", "space_kwargs")},
-                           "rows": rows}
+                                                                      "lr", "num_random", "space_kwargs")},
+                           "scratch_recipe": recipe, "rows": rows}
     if len(rows) >= 3:
         a = [r["supernet_fp32"] for r in rows]
         b = [r["scratch_acc"] for r in rows]
@@ -282,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--epochs", type=int, help="scratch epochs (default: the supernet's FP32 + QAT epochs)")
     r.add_argument("--seed", type=int, default=99)
     r.add_argument("--work", required=True, help="folder for per-arch results (resumable)")
+    r.add_argument("--scratch-dir", help="folder for the from-scratch results (default: --work); results are keyed by "
+                                         "architecture and training recipe, so supernets of one recipe can share it")
     r.add_argument("--shard", default="0/1", help="i/k: this process handles archs i, i+k, ...")
     r.add_argument("--phase", choices=("all", "supernet", "scratch"), default="all",
                    help="supernet: inherited accuracies only; scratch: from-scratch training only")

@@ -12,11 +12,13 @@
 # Knobs: EPOCHS (9), QAT_EPOCHS (1), NUM_RANDOM (2; with 1, training is 25 % faster but the ranking
 # measured rho 0.44: the subnets between largest and smallest are under-trained), SCHEME (ort_cpu_avx2), SHARDS (nproc),
 # LIMITS and ACCEPT_ARGS (a smoke run: LIMITS="--train-limit 512 --test-limit 256" EPOCHS=1
-# ACCEPT_ARGS="--random 2 --test-limit 256" N=3), RANK=0 skips step 3.
+# ACCEPT_ARGS="--random 2 --test-limit 256" N=3), RANK=0 skips step 3, SCRATCH_DIR (OUT_DIR/rank)
+# holds the scratch results keyed by architecture and recipe: point two runs that differ only in
+# supernet-side knobs (NUM_RANDOM) at one folder and the second reuses the first's scratch runs.
 # Results: OUT_DIR/accept.json, OUT_DIR/rank.json, logs beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-runs/cpu_supernet}; mkdir -p "$OUT/rank"
+OUT=${1:-runs/cpu_supernet}; SCRATCH_DIR=${SCRATCH_DIR:-$OUT/rank}; mkdir -p "$OUT/rank" "$SCRATCH_DIR"
 PY=${PYTHON:-.venv/bin/python}; [ -x "$PY" ] || PY=python3
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 SPACE_ARGS=${SPACE_ARGS:-'{"stages": 3, "depths": [1, 2, 3], "kernels": [3, 5], "expands": [2.0, 3.0, 4.0], "scale": 1.0}'}
@@ -37,12 +39,12 @@ ACCEPT=$!
 if [ "${RANK:-1}" = 1 ]; then
   PIDS=()
   for k in $(seq 0 $((SHARDS - 1))); do
-    $PY benchmarks/bench_supernet.py rank --checkpoint "$OUT/sn" --n "${N:-10}" --work "$OUT/rank" --shard "$k/$SHARDS" \
+    $PY benchmarks/bench_supernet.py rank --checkpoint "$OUT/sn" --n "${N:-10}" --work "$OUT/rank" --scratch-dir "$SCRATCH_DIR" --shard "$k/$SHARDS" \
       --phase scratch --threads 1 > /dev/null 2>> "$OUT/rank.log" &
     PIDS+=($!)
   done
   wait "${PIDS[@]}"
-  $PY benchmarks/bench_supernet.py rank --checkpoint "$OUT/sn" --n "${N:-10}" --work "$OUT/rank" --phase supernet \
+  $PY benchmarks/bench_supernet.py rank --checkpoint "$OUT/sn" --n "${N:-10}" --work "$OUT/rank" --scratch-dir "$SCRATCH_DIR" --phase supernet \
     --threads 1 --out "$OUT/rank.json" > /dev/null 2>> "$OUT/rank.log"
   say "rank.json: $(tr -d '\n' < "$OUT/rank.json" | grep -o '"spearman_rho": [-0-9.]*')"
 fi
