@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hwnas.io import atomic_write_text, canonical_json  # noqa: E402
 from quant.training import channels_last_convs  # noqa: E402
 from supernet.data import EpochOrder, calibration_batches, load_data  # noqa: E402
 from supernet.evaluate import evaluate_arch, torch_accuracy  # noqa: E402
@@ -218,7 +219,7 @@ def scratch_recipe(cfg: dict[str, Any], epochs: int, device: str) -> dict[str, A
 def scratch_file(folder: Path, arch_id: str, recipe: dict[str, Any]) -> Path:
     """Cache file of one architecture's scratch result under one recipe, so supernets trained with
     the same recipe (e.g. a different number of random subnets per step) share scratch runs."""
-    tag = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+    tag = hashlib.sha1(canonical_json(recipe).encode()).hexdigest()[:10]
     return folder / f"{arch_id}.scratch-{tag}.json"
 
 
@@ -259,9 +260,7 @@ def rank(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             row = train_from_scratch(net.space, arch, cfg, epochs, int(cfg["seed"]), log=say, device=args.device)
             row.update(scratch_epochs=epochs, recipe=recipe)
-            tmp = f.with_suffix(".tmp")
-            tmp.write_text(json.dumps(row))
-            tmp.replace(f)
+            atomic_write_text(f, json.dumps(row))
             say(f"{arch.id}: from scratch {row['scratch_acc']:.2f}% in {row['scratch_time_s']:.0f}s")
     rows = []
     for a in archs:
