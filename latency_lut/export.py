@@ -124,7 +124,8 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
         else:
             recipe = _QUANT_RECIPE[fmt]
             if recipe not in quantized:
-                quantized[recipe] = quantize_model(onnx.load_from_string(fp32), recipe, seed=seed)
+                quantized[recipe] = quantize_model(onnx.load_from_string(fp32), recipe, seed=seed,
+                                                   quantize_outputs=block.op != "classifier")
             q = quantized[recipe]
             if fmt in UINT8_IO_FORMATS:
                 try:

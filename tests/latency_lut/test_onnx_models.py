@@ -82,3 +82,79 @@ def test_pseudo_models_run():
     np.testing.assert_array_equal(out_cl, out.transpose(0, 2, 3, 1))
     out, = _run(make_overhead_model("uint8"), {"input": np.zeros(1, np.uint8)})
     assert out.shape == (1,)
+
+
+def _shared_bias_model():
+    """Two convolutions whose equal biases torch's exporter shares through an Identity node."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((16, 16, 1, 1)).astype(np.float32), "w2")
+    b = numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "b")
+    g = helper.make_graph([helper.make_node("Conv", ["input", "w1", "b"], ["c1"], pads=[1, 1, 1, 1]),
+                           helper.make_node("Relu", ["c1"], ["r1"]),
+                           helper.make_node("Identity", ["b"], ["b_shared"]),
+                           helper.make_node("Conv", ["r1", "w2", "b_shared"], ["c2"]),
+                           helper.make_node("Relu", ["c2"], ["output"])], "shared",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16, 8, 8])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 16, 8, 8])],
+                          initializer=[w1, w2, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def _optimized_ops(model, tmp_path):
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
+def test_fold_constant_identities_gives_each_bias_an_initializer():
+    from latency_lut.quantize import fold_constant_identities
+
+    m = _shared_bias_model()
+    f = fold_constant_identities(m)
+    assert "Identity" not in [n.op_type for n in f.graph.node]
+    inits = {i.name for i in f.graph.initializer}
+    assert all(n.input[2] in inits for n in f.graph.node if n.op_type == "Conv")
+    x = np.random.default_rng(1).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(f, {"input": x})[0], _run(m, {"input": x})[0])
+
+
+def test_shared_bias_convolutions_all_run_in_int8(tmp_path):
+    """Before the fold, onnxruntime < 1.32 left the second Conv in float (it ran in FP32)."""
+    ops = _optimized_ops(quantize_model(_shared_bias_model(), "int8"), tmp_path)
+    assert ops.count("QLinearConv") == 2 and "Conv" not in ops
+
+
+def _float_tail_model():
+    """A convolution followed by an op onnxruntime's quantizer leaves in float (Sin)."""
+    from onnx import TensorProto, helper
+
+    m = _conv_model()
+    relu = next(n for n in m.graph.node if n.op_type == "Relu")
+    relu.output[0] = "r"
+    m.graph.node.append(helper.make_node("Sin", ["r"], ["output"]))
+    return m
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int8_sym"])
+def test_quantize_outputs_ends_a_float_tail_in_qdq(fmt):
+    m = _float_tail_model()
+    plain = quantize_model(m, fmt)
+    assert next(n for n in plain.graph.node if "output" in n.output).op_type != "DequantizeLinear"
+    q = quantize_model(m, fmt, quantize_outputs=True)
+    assert next(n for n in q.graph.node if "output" in n.output).op_type == "DequantizeLinear"
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)  # the first calibration input
+    before, = _run(plain, {"input": x})
+    out, = _run(q, {"input": x})
+    scale = onnx.numpy_helper.to_array(next(i for i in q.graph.initializer if i.name == "output_out_scale"))
+    assert 0 < scale < 2 / 127
+    assert np.abs(out - before).max() <= scale  # rounding to the output's grid, at most a step of clipping
+    if fmt == "int8":
+        s = strip_quant_io(q)  # the block's uint8 output, as a whole network hands it on
+        assert model_io(s)[1][0][2] == onnx.TensorProto.UINT8
