@@ -117,7 +117,11 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     # once, so that a crash loses nothing, and measured again in later passes, minutes apart: a
     # busy spell on a shared machine can outlast any wait for a single model, and a later quiet
     # moment gives the lower, truer estimate.
+    # Whole networks are measured again in every pass, keeping the lowest, as `nas lut validate
+    # --passes` measures its networks: the correction is then fitted on the statistic that
+    # validation reports.
     pending: list[tuple[Job, str]] = []
+    busy: dict[str, bool] = {}  # model key -> no quiet measurement of it yet
 
     def measure(job: Job, path: str) -> Any | None:
         try:
@@ -150,17 +154,19 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                     n = job.network
                     stored = db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id)
                     result.networks += stored
-            if stored and not stats.stable:
+            if stored and (not stats.stable or job.network is not None):
                 pending.append((job, path))
+                busy[job.key] = not stats.stable
             else:
                 cleanup(job, path)
             bar.update(note=job.key)
         bar.close()
         for attempt in range(retry_passes):
-            if not pending:
+            if not any(busy.values()) and not any(j.network for j, _ in pending):
                 break
-            log(f"measuring again {len(pending)} models that were measured while the machine was busy "
-                f"(pass {attempt + 1} of {retry_passes})")
+            nets = sum(j.network is not None for j, _ in pending)
+            log(f"measuring again {sum(busy[j.key] for j, _ in pending)} models that were measured while the machine "
+                f"was busy and the {nets} whole networks (pass {attempt + 1} of {retry_passes})")
             bar = Progress(len(pending), "re-measured", enabled=show_progress)
             still: list[tuple[Job, str]] = []
             for job, path in pending:
@@ -171,14 +177,15 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                                 db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id))
                     result.remeasured += 1
                     result.improved += improved
-                if stats is None or stats.stable:
+                    busy[job.key] = busy[job.key] and not stats.stable
+                if stats is None or (not busy[job.key] and job.network is None):
                     cleanup(job, path)
                 else:
                     still.append((job, path))
                 bar.update(note=job.key)
             bar.close()
             pending = still
-        result.unstable = len(pending)
+        result.unstable = sum(busy[j.key] for j, _ in pending)
     finally:
         bar.close()
         for job, path in pending:

@@ -14,9 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from latency_lut.metrics import agreement
+from latency_lut.profiler import DEFAULT_RETRY_PASSES
 from latency_lut.progress import Progress
 
-__all__ = ["validate", "validation_archs"]
+#: Each network is measured in this many passes over all networks, minutes apart, keeping its
+#: lowest median: as often as ``nas profile`` measures its calibration networks (once, then once
+#: per retry pass), so that the correction is fitted on the statistic validation reports, and a
+#: busy spell on a shared machine does not decide a network's figure.
+DEFAULT_PASSES = DEFAULT_RETRY_PASSES + 1
+
+__all__ = ["DEFAULT_PASSES", "validate", "validation_archs"]
 
 
 def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None = None) -> list[Any]:
@@ -34,7 +41,8 @@ def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None
     return list(out.values())
 
 
-def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100, seed: int = 0, passes: int = 1,
+def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100, seed: int = 0,
+             passes: int = DEFAULT_PASSES,
              remeasure: int = 3, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure ``n`` random networks of ``space`` on ``target`` and report how well the LUT
     predicts them. Returns the agreement metrics (see :func:`latency_lut.metrics.agreement`)

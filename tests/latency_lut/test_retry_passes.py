@@ -69,3 +69,21 @@ def test_no_retry_passes_measures_once(tmp_path):
     res, rows, engine = _profile(tmp_path, {"x": [_stats(2.0, False)]}, retry_passes=0)
     assert len(engine.calls) == 1 and res.remeasured == 0 and res.unstable == 1
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
+    """As `nas lut validate --passes` measures its networks, so that the correction is fitted on
+    the statistic validation reports; quiet blocks are still measured once."""
+    path = tmp_path / "net.onnx"
+    net = Job("network a1", "network", "network", lambda: (path.write_bytes(b"model"), str(path))[1], cleanup=True,
+              network={"arch_id": "a1", "arch": {"d": 1}, "keys": ["quiet"]})
+    engine = ScriptedEngine({str(path): [_stats(2.0, True), _stats(1.5, True), _stats(1.8, True)],
+                             str(tmp_path / "quiet.onnx"): [_stats(1.0, True)]})
+    with open_lut(tmp_path / "lut.db", "w") as db:
+        db.register_fingerprint(FP)
+        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, ["quiet"]) + [net], "sig", "test",
+                   False, lambda _m: None, retry_passes=2)
+        (row,) = db.networks(FP.id, "sig")
+    assert engine.calls.count(str(path)) == 3 and engine.calls.count(str(tmp_path / "quiet.onnx")) == 1
+    assert row["median_ms"] == 1.5 and res.networks == 1 and res.unstable == 0
+    assert not list(tmp_path.glob("*.onnx"))

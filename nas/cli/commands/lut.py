@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--target", required=True, metavar="T", help="target (its fingerprint here must be in the LUT)")
     v.add_argument("--n", type=int, default=100, help="number of random networks (default 100)")
     v.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    v.add_argument("--passes", type=int, default=1, help="measure each network this many times, keep the lowest")
+    v.add_argument("--passes", type=int, default=None,
+                   help="measure each network in this many passes over all networks, keep the lowest (default 4: "
+                        "as often as `nas profile` measures its calibration networks)")
     v.add_argument("--remeasure", type=int, default=3,
                    help="measure a network flagged unstable (machine busy) again, up to this many times (default 3)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -151,10 +153,12 @@ def _resolve_space(args: argparse.Namespace, lut: str) -> Any:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from latency_lut.validation import validate
+    from latency_lut.validation import DEFAULT_PASSES, validate
 
     if args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
+    if args.passes is None:
+        args.passes = DEFAULT_PASSES
     if args.passes < 1:
         raise ConfigError(f"--passes must be at least 1, got {args.passes}")
     from latency_lut.db import open_lut
