@@ -100,6 +100,17 @@ def _pseudo_keys(fmt: str, entries: list[dict[str, Any]]) -> tuple[list[str], st
     return extras, overhead
 
 
+def _interleave(blocks: list[Job], networks: list[Job], rounds: int) -> list[tuple[Job, bool]]:
+    """The blocks in order, with each network's ``rounds`` measurements spread evenly among them
+    (round r of every network before round r + 1 of any); ``(job, first measurement?)``."""
+    out: list[tuple[Job, bool]] = [(b, True) for b in blocks]
+    visits = [(net, r == 0) for r in range(max(rounds, 1)) for net in networks]
+    for k in reversed(range(len(visits))):  # from the back, so earlier positions stay valid
+        at = (k + 1) * len(blocks) // (len(visits) + 1)
+        out.insert(at, visits[k])
+    return out
+
+
 def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig: str, source: str,
          show_progress: bool, log: Callable[[str], None], retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
     start = time.monotonic()
@@ -117,11 +128,16 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     # once, so that a crash loses nothing, and measured again in later passes, minutes apart: a
     # busy spell on a shared machine can outlast any wait for a single model, and a later quiet
     # moment gives the lower, truer estimate.
-    # Whole networks are measured again in every pass, keeping the lowest, as `nas lut validate
-    # --passes` measures its networks: the correction is then fitted on the statistic that
-    # validation reports.
+    # Whole networks are measured 1 + retry_passes times, keeping the lowest, at points spread
+    # evenly over the pass through the blocks: as `nas lut validate --passes` measures its
+    # networks in passes minutes apart. Measured back to back, all of a network's measurements
+    # could fall into one slow spell, and the correction would learn that spell.
     pending: list[tuple[Job, str]] = []
     busy: dict[str, bool] = {}  # model key -> no quiet measurement of it yet
+    schedule = _interleave([j for j in todo if j.network is None], [j for j in todo if j.network is not None],
+                           1 + retry_passes)
+    net_paths: dict[str, str] = {}
+    net_left = {j.key: 1 + retry_passes for j in todo if j.network is not None}
 
     def measure(job: Job, path: str) -> Any | None:
         try:
@@ -135,38 +151,56 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
         if job.cleanup and os.path.exists(path):
             os.remove(path)
 
-    bar = Progress(len(todo), "models", enabled=show_progress)
+    bar = Progress(len(schedule), "models", enabled=show_progress)
     try:
-        for job in todo:
-            if job.network is None and db.has(fp.id, job.key):  # another writer finished it meanwhile
+        for job, first in schedule:
+            n = job.network
+            if n is None and db.has(fp.id, job.key):  # another writer finished it meanwhile
                 result.skipped += 1
                 bar.update(note=job.key)
                 continue
-            path = job.path()
+            if n is not None and net_left[job.key] <= 0:  # its first measurement failed, or another writer had it
+                bar.update(note=job.key)
+                continue
+            if n is not None and job.key not in net_paths:
+                net_paths[job.key] = job.path()
+            path = net_paths[job.key] if n is not None else job.path()
             stats = measure(job, path)
-            stored = False
-            if stats is not None:
-                if job.network is None:
-                    stored = db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
-                    result.measured += stored
-                    result.skipped += not stored
+            if n is None:
+                stored = stats is not None and db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
+                result.measured += stored
+                result.skipped += stats is not None and not stored
+                if stored and not stats.stable:
+                    pending.append((job, path))
+                    busy[job.key] = True
                 else:
-                    n = job.network
-                    stored = db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id)
-                    result.networks += stored
-            if stored and (not stats.stable or job.network is not None):
-                pending.append((job, path))
-                busy[job.key] = not stats.stable
+                    cleanup(job, path)
             else:
-                cleanup(job, path)
+                net_left[job.key] -= 1
+                if stats is not None and first:
+                    if db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id):
+                        result.networks += 1
+                    else:
+                        net_left[job.key] = 0  # another writer measured it
+                elif stats is not None:
+                    result.remeasured += 1
+                    result.improved += db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
+                if stats is not None:
+                    busy[job.key] = busy.get(job.key, True) and not stats.stable
+                if stats is None and first:
+                    net_left[job.key] = 0
+                if net_left[job.key] <= 0:  # its last measurement in this pass
+                    if busy.get(job.key) and stats is not None:
+                        pending.append((job, path))
+                    else:
+                        cleanup(job, path)
             bar.update(note=job.key)
         bar.close()
         for attempt in range(retry_passes):
-            if not any(busy.values()) and not any(j.network for j, _ in pending):
+            if not pending:
                 break
-            nets = sum(j.network is not None for j, _ in pending)
-            log(f"measuring again {sum(busy[j.key] for j, _ in pending)} models that were measured while the machine "
-                f"was busy and the {nets} whole networks (pass {attempt + 1} of {retry_passes})")
+            log(f"measuring again {len(pending)} models that were measured while the machine was busy "
+                f"(pass {attempt + 1} of {retry_passes})")
             bar = Progress(len(pending), "re-measured", enabled=show_progress)
             still: list[tuple[Job, str]] = []
             for job, path in pending:
@@ -177,19 +211,21 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                                 db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id))
                     result.remeasured += 1
                     result.improved += improved
-                    busy[job.key] = busy[job.key] and not stats.stable
-                if stats is None or (not busy[job.key] and job.network is None):
+                if stats is None or stats.stable:
                     cleanup(job, path)
                 else:
                     still.append((job, path))
                 bar.update(note=job.key)
             bar.close()
             pending = still
-        result.unstable = sum(busy[j.key] for j, _ in pending)
+        result.unstable = len(pending)
     finally:
         bar.close()
         for job, path in pending:
             cleanup(job, path)
+        for key, path in net_paths.items():
+            if os.path.exists(path) and net_left.get(key, 0) > 0:  # interrupted between its measurements
+                os.remove(path)
         db.end_run(run_id, result.measured)
     result.elapsed_s = time.monotonic() - start
     return result

@@ -87,3 +87,18 @@ def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
     assert engine.calls.count(str(path)) == 3 and engine.calls.count(str(tmp_path / "quiet.onnx")) == 1
     assert row["median_ms"] == 1.5 and res.networks == 1 and res.unstable == 0
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_network_measurements_are_spread_over_the_pass_through_the_blocks():
+    """A network's measurements lie far apart among the blocks, so one slow spell cannot decide them all."""
+    from latency_lut.profiler import _interleave
+
+    blocks = [Job(f"b{i}", "mbconv", "mbconv relu", lambda: "") for i in range(100)]
+    nets = [Job(f"network n{i}", "network", "network", lambda: "", network={"arch_id": f"n{i}"}) for i in range(2)]
+    order = _interleave(blocks, nets, 4)
+    assert [j.key for j, _ in order if j.network is None] == [b.key for b in blocks]
+    for net in nets:
+        where = [i for i, (j, _) in enumerate(order) if j is net]
+        assert len(where) == 4 and [first for j, first in order if j is net] == [True, False, False, False]
+        assert min(b - a for a, b in zip(where, where[1:])) >= 20
+    assert [j.key for j, _ in _interleave([], nets, 2)] == ["network n0", "network n1"] * 2
