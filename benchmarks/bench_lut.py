@@ -95,7 +95,7 @@ def main() -> int:
         print(f"{args.space} {'x'.join(map(str, out['input_shape']))} on {args.target}")
         print(f"  profiling: {p['blocks']} blocks, export {p['export_s_per_block']:.3f} s/block (FP32 + INT8 QDQ), "
               f"measurement {p['measure_s_per_block']:.3f} s/block, total {p['total_s']:.1f} s; "
-              f"{p['remeasured']} re-measurements of models measured while the machine was busy, "
+              f"{p['remeasured']} repeated measurements of models measured while the machine was busy, "
               f"{p['still_unstable']} still flagged")
         print(f"  prediction: {q['score_archs_per_s']:,.0f} archs/s scored from the index matrix "
               f"({q['archs_scored']:,} archs); encoding through the space {q['encode_archs_per_s_first_time']:,.0f} "

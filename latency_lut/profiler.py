@@ -10,7 +10,8 @@ so no block is measured twice across runs. Several profilers may share one LUT: 
 another writer finished in the meantime is skipped, and another writer's rows are never
 overwritten. Within a run, models the harness flagged as measured while the machine was
 busy are measured again in later passes (``retry_passes``); a re-measurement replaces the
-run's own row only when it is lower.
+run's own row only when it is lower. Whole networks (for the learned correction) are measured
+``1 + retry_passes`` times at points spread over the pass through the blocks, keeping the lowest.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class ProfileResult:
     failed: list[str] = field(default_factory=list)
     correction: dict[str, Any] | None = None
     elapsed_s: float = 0.0
-    remeasured: int = 0  # measurements repeated because the first was taken while the machine was busy
+    remeasured: int = 0  # repeated measurements: of models measured while busy, and whole networks' later ones
     improved: int = 0  # of those, how many gave a lower estimate (stored)
     unstable: int = 0  # models still flagged busy after every retry pass
 
@@ -133,11 +134,11 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     # networks in passes minutes apart. Measured back to back, all of a network's measurements
     # could fall into one slow spell, and the correction would learn that spell.
     pending: list[tuple[Job, str]] = []
-    busy: dict[str, bool] = {}  # model key -> no quiet measurement of it yet
-    schedule = _interleave([j for j in todo if j.network is None], [j for j in todo if j.network is not None],
-                           1 + retry_passes)
-    net_paths: dict[str, str] = {}
-    net_left = {j.key: 1 + retry_passes for j in todo if j.network is not None}
+    networks = {j.key: j for j in todo if j.network is not None}
+    schedule = _interleave([j for j in todo if j.network is None], list(networks.values()), 1 + retry_passes)
+    net_paths: dict[str, str] = {}  # network key -> its exported model, kept between its measurements
+    net_left = {key: 1 + retry_passes for key in networks}  # measurements still to take in this pass
+    net_busy: dict[str, bool] = {}  # network key -> no quiet measurement of it yet
 
     def measure(job: Job, path: str) -> Any | None:
         try:
@@ -172,7 +173,6 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                 result.skipped += stats is not None and not stored
                 if stored and not stats.stable:
                     pending.append((job, path))
-                    busy[job.key] = True
                 else:
                     cleanup(job, path)
             else:
@@ -186,11 +186,11 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                     result.remeasured += 1
                     result.improved += db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
                 if stats is not None:
-                    busy[job.key] = busy.get(job.key, True) and not stats.stable
+                    net_busy[job.key] = net_busy.get(job.key, True) and not stats.stable
                 if stats is None and first:
                     net_left[job.key] = 0
                 if net_left[job.key] <= 0:  # its last measurement in this pass
-                    if busy.get(job.key) and stats is not None:
+                    if net_busy.get(job.key) and stats is not None:
                         pending.append((job, path))
                     else:
                         cleanup(job, path)
@@ -224,8 +224,8 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
         for job, path in pending:
             cleanup(job, path)
         for key, path in net_paths.items():
-            if os.path.exists(path) and net_left.get(key, 0) > 0:  # interrupted between its measurements
-                os.remove(path)
+            if net_left[key] > 0:  # interrupted between its measurements
+                cleanup(networks[key], path)
         db.end_run(run_id, result.measured)
     result.elapsed_s = time.monotonic() - start
     return result

@@ -102,3 +102,17 @@ def test_network_measurements_are_spread_over_the_pass_through_the_blocks():
         assert len(where) == 4 and [first for j, first in order if j is net] == [True, False, False, False]
         assert min(b - a for a, b in zip(where, where[1:])) >= 20
     assert [j.key for j, _ in _interleave([], nets, 2)] == ["network n0", "network n1"] * 2
+
+
+def test_a_folder_s_network_models_are_never_deleted(tmp_path):
+    """In folder mode (cleanup=False) the exported network models belong to the user's folder."""
+    path = tmp_path / "net.onnx"
+    path.write_bytes(b"model")
+    net = Job("network a1", "network", "network", lambda: str(path), network={"arch_id": "a1", "arch": {}, "keys": []})
+    engine = ScriptedEngine({str(path): [_stats(2.0, False)], str(tmp_path / "b.onnx"): [_stats(1.0, True)]})
+    with open_lut(tmp_path / "lut.db", "w") as db:
+        db.register_fingerprint(FP)
+        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, ["b"]) + [net], "sig", "test",
+                   False, lambda _m: None, retry_passes=1)
+    assert path.exists() and res.networks == 1 and res.unstable == 1
+    assert engine.calls.count(str(path)) == 3  # 1 + 1 spread over the pass, then once more while still busy

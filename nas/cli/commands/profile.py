@@ -109,8 +109,9 @@ def _profile(args: argparse.Namespace) -> int:
               f"measured, {result.skipped} already there, {result.networks} whole network(s), "
               f"{len(result.failed)} failed, {result.elapsed_s:.1f} s")
         if result.remeasured:
-            print(f"  {result.remeasured} re-measurement(s) of models measured while the machine was busy: "
-                  f"{result.improved} gave a lower estimate, {result.unstable} model(s) still flagged busy")
+            print(f"  {result.remeasured} repeated measurement(s) (models measured while the machine was busy, and "
+                  f"the whole networks' later ones): {result.improved} gave a lower estimate, {result.unstable} "
+                  f"model(s) still flagged busy")
         if result.total:
             per = result.elapsed_s / max(result.measured + result.networks, 1)
             print(f"  {per:.2f} s per measured model")
