@@ -85,6 +85,7 @@ def plan(names: list[str], work: Path, n: int, profile_shards: int, validate_sha
          target: str, retry: int, fp32: list[str] = (), fp32_archs: int = 0) -> list[Task]:
     nas = [sys.executable, "-m", "nas.cli"]
     tasks: list[Task] = []
+    int8_done: dict[str, set[str]] = {}  # configuration -> the tasks after which its INT8 LUT is complete
     for name in names:
         flags = CONFIGS[name].split()
         lut = str(work / f"{name}.db")
@@ -96,16 +97,18 @@ def plan(names: list[str], work: Path, n: int, profile_shards: int, validate_sha
                      work / f"{name}.profile{i}.json")
             prof.append(t.name)
             tasks.append(t)
-        # every block is in by now: this measures nothing new and refits the correction on all networks
-        tasks.append(Task(f"{name}.refit", nas + ["profile", *flags, "--target", target, "--out", lut, "--archs",
-                                                  str(n), "--seed", "0", "--networks", "4", "--retry-passes", "0",
-                                                  "--no-progress", "--json"],
-                          work / f"{name}.refit.json", after=set(prof)))
+        if len(prof) > 1:  # every block is in by now: this measures nothing and refits on all shards' networks
+            tasks.append(Task(f"{name}.refit", nas + ["profile", *flags, "--target", target, "--out", lut, "--archs",
+                                                      str(n), "--seed", "0", "--networks", "4", "--retry-passes",
+                                                      "0", "--no-progress", "--json"],
+                              work / f"{name}.refit.json", after=set(prof)))
+            prof = [f"{name}.refit"]
+        int8_done[name] = set(prof)
         for i, (k, seed) in enumerate(shards(n, validate_shards)):
             tasks.append(Task(f"{name}.validate{i}", nas + ["lut", "validate", "--lut", lut, *flags, "--target", target,
                                                             "--n", str(k), "--seed", str(seed), "--json",
                                                             "--no-progress"],
-                              work / f"{name}.validate{i}.json", after={f"{name}.refit"}))
+                              work / f"{name}.validate{i}.json", after=int8_done[name]))
     # last, so that they take the cores the INT8 work leaves: the FP32 blocks of the first archs
     # into the same LUT, for `nas lut show`'s INT8-vs-FP32 speed-up table
     for name in [c for c in fp32 if c in names]:
@@ -119,7 +122,7 @@ def plan(names: list[str], work: Path, n: int, profile_shards: int, validate_sha
             parts.append(t.name)
             tasks.append(t)
         tasks.append(Task(f"{name}.show", nas + ["lut", "show", lut], work / f"{name}.show.txt",
-                          after=set(parts) | {f"{name}.refit"}))
+                          after=set(parts) | int8_done[name]))
     return tasks
 
 
@@ -151,21 +154,22 @@ def run(tasks: list[Task], cpus: list[int], deadline_s: float, log) -> None:
             t.cpu = free.pop(0)
             cpu = t.cpu
             t.started = time.monotonic()
-            t.proc = subprocess.Popen(t.argv, stdout=open(t.stdout, "w"), stderr=open(f"{t.stdout}.err", "w"),
-                                      env=env, cwd=ROOT, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+            with open(t.stdout, "w") as out, open(f"{t.stdout}.err", "w") as err:  # the child keeps its copies
+                t.proc = subprocess.Popen(t.argv, stdout=out, stderr=err, env=env, cwd=ROOT,
+                                          preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
             pending.remove(t)
             running.append(t)
             log(f"{t.name} started on cpu {t.cpu}")
         time.sleep(0.5)
 
 
-def summarise(names: list[str], tasks: list[Task], work: Path) -> dict:
-    from latency_lut.metrics import agreement
+def summarise(names: list[str], tasks: list[Task]) -> dict:
+    from latency_lut.validation import pool
 
     out = {}
     by_name = {t.name: t for t in tasks}
     for name in names:
-        nets, shards_ok, measured = [], 0, 0
+        results, measured = [], 0
         for t in tasks:
             if not t.name.startswith(name + ".") or t.name.endswith(".show"):
                 continue
@@ -173,25 +177,22 @@ def summarise(names: list[str], tasks: list[Task], work: Path) -> dict:
                 doc = json.loads(t.stdout.read_text())
             except (OSError, ValueError):
                 continue
-            if ".validate" in t.name:
-                nets += doc.get("networks", [])
-                shards_ok += 1
+            if ".validate" in t.name and "networks" in doc:
+                results.append(doc)
             elif ".profile" in t.name:
                 measured += int(doc.get("measured", 0))
         profile_tasks = [t for t in tasks if t.name.startswith(name + ".profile") and t.ended]
         validate_tasks = [t for t in tasks if t.name.startswith(name + ".validate") and t.ended]
-        rec = {"validate_shards_ok": shards_ok, "blocks_measured": measured,
+        rec = {"validate_shards_ok": len(results), "blocks_measured": measured,
                "profile_wall_s": max((t.ended - t.started for t in profile_tasks), default=None),
                "validate_wall_s": max((t.ended - t.started for t in validate_tasks), default=None)}
-        refit = by_name.get(f"{name}.refit")
-        if refit is not None:
-            try:
-                rec["correction"] = json.loads(refit.stdout.read_text()).get("correction")
-            except (OSError, ValueError):
-                pass
-        if nets:
-            rec |= agreement([x["predicted_ms"] for x in nets], [x["measured_ms"] for x in nets])
-            rec["raw"] = agreement([x["raw_ms"] for x in nets], [x["measured_ms"] for x in nets])
+        last = by_name.get(f"{name}.refit") or by_name.get(f"{name}.profile0")  # it fitted the correction in use
+        try:
+            rec["correction"] = json.loads(last.stdout.read_text()).get("correction")
+        except (OSError, ValueError):
+            pass
+        if results:
+            rec |= pool(results)
         out[name] = rec
     return out
 
@@ -240,7 +241,7 @@ def main() -> None:
     try:
         run(tasks, cpus, args.deadline_s, log)
     finally:
-        summary = summarise(names, tasks, args.work)
+        summary = summarise(names, tasks)
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
         for name, rec in summary.items():
             log(f"{name}: " + json.dumps({k: v for k, v in rec.items() if k != "raw"}))

@@ -33,16 +33,18 @@ wait
 say "validation ended"
 $PY - "$D" >> "$D/log.txt" 2>&1 <<'PY'
 import glob, json, sys
-from latency_lut.metrics import agreement
-nets, shards = [], []
+from latency_lut.validation import pool
+results, shards = [], []
 for f in sorted(glob.glob(f"{sys.argv[1]}/validate_*.json")):
     try:
-        nets += json.load(open(f))["networks"]
-        shards.append(f)
+        doc = json.load(open(f))
+        doc["networks"]
     except (ValueError, KeyError):
         print(f"{f}: no result, left out")
-report = agreement([n["predicted_ms"] for n in nets], [n["measured_ms"] for n in nets])
-report |= {"raw": agreement([n["raw_ms"] for n in nets], [n["measured_ms"] for n in nets]), "shards": shards}
+        continue
+    results.append(doc)
+    shards.append(f)
+report = pool(results) | {"shards": shards}
 json.dump(report, open(f"{sys.argv[1]}/validate.json", "w"), indent=1)
 print("pooled:", json.dumps(report))
 PY

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from latency_lut.metrics import agreement
@@ -23,7 +23,7 @@ from latency_lut.progress import Progress
 #: busy spell on a shared machine does not decide a network's figure.
 DEFAULT_PASSES = DEFAULT_RETRY_PASSES + 1
 
-__all__ = ["DEFAULT_PASSES", "validate", "validation_archs"]
+__all__ = ["DEFAULT_PASSES", "pool", "validate", "validation_archs"]
 
 
 def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None = None) -> list[Any]:
@@ -114,3 +114,12 @@ def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100,
         return result
     finally:
         predictor.close()
+
+
+def pool(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The agreement metrics over the networks of several :func:`validate` results (shards of
+    one validation run in parallel with disjoint seeds), with the raw sum's under ``raw``."""
+    nets = [net for r in results for net in r["networks"]]
+    measured = [net["measured_ms"] for net in nets]
+    return {**agreement([net["predicted_ms"] for net in nets], measured),
+            "raw": agreement([net["raw_ms"] for net in nets], measured)}

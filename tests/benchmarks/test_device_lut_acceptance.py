@@ -38,3 +38,9 @@ def test_plan_refits_after_every_profile_and_validates_after_the_refit(tmp_path)
     assert all("cpu-ort-fp32" in t.argv for t in tasks if ".fp32_" in t.name)
     # FP32 work comes last, so it only takes the cores the INT8 work leaves
     assert [t.name for t in tasks][-3:] == ["spaceevo28.fp32_0", "spaceevo28.fp32_1", "spaceevo28.show"]
+
+
+def test_one_profiler_needs_no_refit(tmp_path):
+    tasks = _module().plan(["mobilenet28"], tmp_path, 10, 1, 2, "cpu-ort-int8", 1)
+    assert [t.name for t in tasks] == ["mobilenet28.profile0", "mobilenet28.validate0", "mobilenet28.validate1"]
+    assert all(t.after == {"mobilenet28.profile0"} for t in tasks[1:])

@@ -44,3 +44,15 @@ def test_agreement_and_kendall():
     rng = np.random.default_rng(1)
     x, y = rng.random(30), rng.random(30)
     assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y)[0])
+
+
+def test_pooled_validation_shards_agree_like_one_run():
+    from latency_lut.validation import pool
+
+    rng = np.random.default_rng(3)
+    nets = [{"predicted_ms": float(p), "raw_ms": float(p * 0.9), "measured_ms": float(p * f)}
+            for p, f in zip(rng.uniform(1, 5, 40), rng.uniform(0.9, 1.1, 40))]
+    pooled = pool([{"networks": nets[:15]}, {"networks": nets[15:]}])
+    measured = [x["measured_ms"] for x in nets]
+    assert pooled | {"raw": None} == agreement([x["predicted_ms"] for x in nets], measured) | {"raw": None}
+    assert pooled["raw"] == agreement([x["raw_ms"] for x in nets], measured) and pooled["n"] == 40
