@@ -22,6 +22,7 @@ from spaces._registry import create_space, get_space_factory, list_spaces, regis
 from spaces._space import Constraint, Space
 from spaces.arch import Arch
 from spaces.catalog import ACTIVATIONS, NB201_OPS, OpDef, ParamDef, get_op, list_ops, register_op
+from spaces.identity import space_hash
 
 __all__ = [
     "ACTIVATIONS",
@@ -52,6 +53,7 @@ __all__ = [
     "register_op",
     "register_space",
     "space_from_dict",
+    "space_hash",
     "space_to_dict",
     "space_to_yaml",
 ]

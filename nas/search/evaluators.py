@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 NB201_CSV_ENV = "HWNAS_NB201_CSV"
-_NB201_REL = Path("benchmarks") / "nb201" / "nb201_acc_latency.csv.gz"
+_NB201_NAME = "nb201_acc_latency.csv.gz"
 
 
 class Evaluator(ABC):
@@ -66,18 +66,12 @@ class Evaluator(ABC):
 
 # -- NAS-Bench-201 table ------------------------------------------------------------------
 def default_nb201_csv() -> Path:
-    """Where the NAS-Bench-201 table is: ``$HWNAS_NB201_CSV``, else ``../shared/benchmarks/nb201/``
-    next to the repository (or the current directory's ``shared/`` or ``../shared/``)."""
+    """Where the NAS-Bench-201 table is: ``$HWNAS_NB201_CSV`` if set, else the copy that ships
+    inside the package (``nas/data/nb201/``, with its README and licence)."""
     env = os.environ.get(NB201_CSV_ENV)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [repo.parent / "shared" / _NB201_REL, repo / "shared" / _NB201_REL,
-                  Path.cwd() / "shared" / _NB201_REL, Path.cwd().parent / "shared" / _NB201_REL]
-    for c in candidates:
-        if c.is_file():
-            return c
-    return candidates[0]
+    return Path(__file__).resolve().parents[1] / "data" / "nb201" / _NB201_NAME
 
 
 class _Table:

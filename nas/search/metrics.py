@@ -1,4 +1,4 @@
-"""How a search is scored (the definitions of ``../shared/benchmarks/nb201/anchors.py``).
+"""How a search is scored (the definitions of ``nas/data/nb201/anchors.py``, shipped beside the table).
 
 * best after N queries: the best value over the first N *distinct* queries;
 * queries to optimum: the 1-based index of the first query reaching the optimum;

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single objective: continue runs up to N queries to measure queries-to-optimum beyond the budget")
     b.add_argument("--set", action="append", metavar="SEARCHER.KEY=VALUE", dest="options",
                    help="searcher option, repeatable (e.g. --set evolution.population_size=50)")
-    b.add_argument("--table", default=None, metavar="CSV", help="the table (default: $HWNAS_NB201_CSV or ../shared/...)")
+    b.add_argument("--table", default=None, metavar="CSV", help="the table (default: $HWNAS_NB201_CSV or the copy shipped in nas/data/nb201/)")
     b.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes (default 1)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

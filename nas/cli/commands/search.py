@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, metavar="URL",
                    help="Optuna storage: sqlite:///f.db, postgresql://user@host/db, journal:f.log (default: memory)")
     p.add_argument("--study", default=None, metavar="NAME", help="study to create, join or resume (needs --storage)")
-    p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table (default: $HWNAS_NB201_CSV or "
-                                                                "../shared/benchmarks/nb201/)")
+    p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table (default: $HWNAS_NB201_CSV or the "
+                                                                "copy shipped in nas/data/nb201/)")
     p.add_argument("--train-size", type=int, default=2000, help="proxy evaluator: training examples (default 2000)")
     p.add_argument("--epochs", type=int, default=1, help="proxy evaluator: epochs (default 1)")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)

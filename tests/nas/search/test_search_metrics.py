@@ -1,4 +1,4 @@
-"""Scoring definitions agree with ../shared/benchmarks/nb201/anchors.py."""
+"""Scoring definitions agree with nas/data/nb201/anchors.py (shipped beside the table)."""
 from __future__ import annotations
 
 import importlib.util
