@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -207,18 +207,28 @@ def _distill_loss(logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, te
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, images: np.ndarray | torch.Tensor, *, batch_size: int = 256) -> None:
-    """Re-estimate every batch norm's running statistics as the plain average over ``images``.
+def recalibrate_bn(model: nn.Module, data: np.ndarray | torch.Tensor | Iterable[Any], *, batch_size: int = 256,
+                   max_batches: int | None = None) -> nn.Module:
+    """Re-estimate every batch norm's running statistics as the plain average over ``data``.
 
-    Running averages lag behind fast-moving weights (short schedules, large learning rates); the
-    evaluation-mode model then sees wrong statistics. Weights and quantizers are not touched
-    (fake quantization stays active, so a QAT model is recalibrated as it computes).
+    ``data``: images (an array or tensor, fed ``batch_size`` at a time) or an iterable of batches
+    (tensors, or ``(images, labels)`` pairs such as a data set's ``batches()``), at most
+    ``max_batches`` of them. Running averages lag behind fast-moving weights (short schedules,
+    large learning rates), and a subnet of a weight-sharing supernet inherits a blend over every
+    subnet; the evaluation-mode model then sees wrong statistics. Everything else runs in
+    evaluation mode without gradients; weights and quantizers are not touched (fake quantization
+    stays active, so a QAT model is recalibrated as it computes). Returns ``model``, left in the
+    mode it was in. The one implementation (``supernet.recalibrate_bn`` is this function).
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not bns:
-        return
+        return model
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        x_all = _as_tensor(data).float()
+        batches: Iterable[Any] = (x_all[i : i + batch_size] for i in range(0, len(x_all), batch_size))
+    else:
+        batches = data
     saved = [(m.momentum, m.training) for m in bns]
-    x_all = _as_tensor(images).float()
     device = _device(model)
     was_training = model.training
     model.eval()
@@ -227,13 +237,17 @@ def recalibrate_bn(model: nn.Module, images: np.ndarray | torch.Tensor, *, batch
         m.momentum = None  # cumulative moving average: the exact mean over the batches
         m.train()
     try:
-        for i in range(0, len(x_all), batch_size):
-            model(x_all[i : i + batch_size].to(device))
+        for i, batch in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(x.to(device))
     finally:
         for m, (momentum, training) in zip(bns, saved):
             m.momentum = momentum
             m.train(training)
         model.train(was_training)
+    return model
 
 
 QAT_CONFIG = TrainConfig(epochs=1.0, lr=0.005, weight_decay=0.0, freeze_bn_after=0.0, distill=0.5)

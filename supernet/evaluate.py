@@ -38,8 +38,11 @@ def onnx_accuracy(path: str | os.PathLike[str], data: TensorData, batch_size: in
     from quant.ort import ort_predict, ort_session
 
     sess = ort_session(path, threads=threads)
-    logits = ort_predict(sess, data.images.numpy(), batch_size=batch_size)
-    return float((np.asarray(logits).argmax(1) == data.labels.numpy()).mean() * 100.0)
+    correct = 0
+    for x, y in data.batches(batch_size):  # streamed data are decoded batch by batch
+        logits = ort_predict(sess, x.numpy(), batch_size=batch_size)
+        correct += int((np.asarray(logits).argmax(1) == y.numpy()).sum())
+    return 100.0 * correct / max(1, len(data))
 
 
 def evaluate_arch(
@@ -51,6 +54,7 @@ def evaluate_arch(
     precision: str = "fp32",
     onnx_path: str | os.PathLike[str] | None = None,
     threads: int = 1,
+    batch_size: int = 500,
 ) -> dict[str, Any]:
     """Extract ``arch``, recalibrate its batch norms on ``calibration`` batches, and measure
     its test accuracy.
@@ -58,14 +62,15 @@ def evaluate_arch(
     ``precision="fp32"``: the float subnet in torch. ``"int8"``: the subnet with the supernet's
     learned quantization parameters (or, for a supernet trained without quantization, PTQ
     calibration on the same batches), exported by ``quant.export_onnx`` and run by onnxruntime.
-    ``"fakequant"``: the fake-quantized subnet in torch (no export).
+    ``"fakequant"``: the fake-quantized subnet in torch (no export). ``batch_size``: images per
+    forward pass of the accuracy measurement.
     """
     arch = supernet.validate(arch)
     out: dict[str, Any] = {"arch_id": arch.id, "precision": precision, "num_test": len(test),
                            "bn_calibration_images": int(sum(len(b) for b in calibration))}
     if precision == "fp32":
         model = recalibrate_bn(supernet.subnet(arch, quantized=False), calibration)
-        out["accuracy"] = torch_accuracy(model, test)
+        out["accuracy"] = torch_accuracy(model, test, batch_size)
         out["params"] = sum(p.numel() for p in model.parameters())
         return out
     if precision not in ("int8", "fakequant"):
@@ -82,17 +87,17 @@ def evaluate_arch(
         out["quantization"] = "ptq"
     out["params"] = sum(p.numel() for n, p in model.named_parameters() if "quant" not in n)
     if precision == "fakequant":
-        out["accuracy"] = torch_accuracy(model, test)
+        out["accuracy"] = torch_accuracy(model, test, batch_size)
         return out
     from quant.export import export_onnx
 
     shape = (1, *test.input_shape)
     if onnx_path is not None:
         path = export_onnx(model.cpu(), onnx_path, shape)
-        out["accuracy"] = onnx_accuracy(path, test, threads=threads)
+        out["accuracy"] = onnx_accuracy(path, test, batch_size, threads=threads)
         out["onnx"] = str(path)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(model.cpu(), Path(tmp) / "subnet.int8.onnx", shape)
-            out["accuracy"] = onnx_accuracy(path, test, threads=threads)
+            out["accuracy"] = onnx_accuracy(path, test, batch_size, threads=threads)
     return out

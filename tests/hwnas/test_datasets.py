@@ -73,7 +73,7 @@ def test_fashion_mnist_from_a_given_root_and_the_environment(tmp_path, monkeypat
     monkeypatch.setenv("HWNAS_FASHION_MNIST_DIR", str(tmp_path))
     assert load_fashion_mnist("train")[0].shape == (6, 28, 28)
     ds = load_dataset("fashion_mnist", "train", root=str(tmp_path))
-    assert ds.images.shape == (6, 1, 28, 28) and ds.mean == FASHION_MNIST_MEAN
+    assert ds.images.shape == (6, 1, 28, 28) and ds.mean == (FASHION_MNIST_MEAN,)
     expected = (load_fashion_mnist("train")[0][0] / 255.0 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
     assert np.allclose(ds.images[0, 0], expected, atol=1e-5)
 
