@@ -7,7 +7,8 @@ Tables
     ``latency(fp_id, block_key, ...)``     median / mean / std / min / count / spread / timestamp
     ``networks(fp_id, space, arch_id, …)`` whole networks measured for the learned correction
     ``corrections(fp_id, space, model)``   the correction fitted on those networks
-    ``spaces(signature, record)``          the space configurations profiled
+    ``spaces(signature, record)``          the spaces profiled: name, arguments, input, canonical YAML
+                                           and space hash (older LUTs: no YAML and hash)
     ``runs(run_id, ...)``                  one row per profiling run (who measured what)
 
 Every write is its own ``BEGIN IMMEDIATE`` transaction, so concurrent writers (several
@@ -209,10 +210,25 @@ class LatencyDB:
             f"{self.path}: no measurements for target {fp.target!r} on this machine (fingerprint {fp.id}: "
             f"{_short(fp.info)}); the LUT holds {held}")
 
-    def register_space(self, record: Mapping[str, Any]) -> None:
+    def register_space(self, record: Mapping[str, Any]) -> str:
+        """Record the space a profiling run measures; returns the signature its networks and
+        correction are stored under. A space the LUT already recorded (same hash, or an older
+        record of the same configuration) keeps its signature; an older record without a hash
+        gains the canonical YAML and hash in place."""
+        from latency_lut.manifest import match_space_record
+
         with self._write():
-            self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)",
-                              (record["signature"], json.dumps(dict(record), sort_keys=True)))
+            existing = [json.loads(r[0]) for r in self.conn.execute("SELECT record FROM spaces")]
+            match = match_space_record(existing, record)
+            if match is None:
+                self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)",
+                                  (record["signature"], json.dumps(dict(record), sort_keys=True)))
+                return str(record["signature"])
+            if not match.get("hash") and record.get("hash"):
+                upgraded = {**dict(record), "signature": match["signature"]}
+                self.conn.execute("UPDATE spaces SET record = ? WHERE signature = ?",
+                                  (json.dumps(upgraded, sort_keys=True), match["signature"]))
+            return str(match["signature"])
 
     def spaces(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self.conn.execute("SELECT record FROM spaces ORDER BY signature")]

@@ -11,25 +11,85 @@ from typing import Any
 from hwnas.io import canonical_json, read_json_file
 from latency_lut.errors import ManifestError
 
-__all__ = ["MANIFEST_NAME", "Manifest", "load_manifest", "space_record", "space_signature"]
+__all__ = ["MANIFEST_NAME", "Manifest", "legacy_signature", "load_manifest", "match_space_record", "record_hash",
+           "space_from_record", "space_record", "space_signature"]
 
 MANIFEST_NAME = "manifest.json"
 
 
 def space_signature(record: Mapping[str, Any]) -> str:
-    """A short stable id of a space configuration (name, factory arguments, input shape)."""
+    """A short stable id of a space configuration: ``name-<hash prefix>`` for records with a
+    :func:`spaces.space_hash`; for records written before that (and spaces without a declarative
+    form), a hash of the name, factory arguments and input shape."""
+    if record.get("hash"):
+        return f"{record.get('name')}-{str(record['hash'])[:10]}"
+    return legacy_signature(record)
+
+
+def legacy_signature(record: Mapping[str, Any]) -> str:
+    """The signature of LUTs written before space records held a hash (name, arguments, shape)."""
     core = {"name": record.get("name"), "kwargs": record.get("kwargs", {}),
             "input_shape": list(record.get("input_shape", [])), "num_classes": record.get("num_classes")}
     return f"{record.get('name')}-{hashlib.sha256(canonical_json(core).encode()).hexdigest()[:10]}"
 
 
 def space_record(space: Any) -> dict[str, Any]:
-    """What identifies a space configuration: enough to re-create it with ``create_space``."""
+    """What identifies a space configuration: its name, factory arguments and input, its
+    canonical YAML (which rebuilds exactly that space) and its :func:`spaces.space_hash`."""
+    from spaces.identity import space_identity
+
+    ident = space_identity(space)
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(space.factory_kwargs.items())}
     rec = {"name": space.name, "kwargs": kwargs, "input_shape": list(space.input_shape),
            "num_classes": space.num_classes, "resolution": space.resolution}
+    if ident["hash"] is not None:
+        rec.update(hash=ident["hash"], yaml=ident["yaml"])
     rec["signature"] = space_signature(rec)
     return rec
+
+
+def space_from_record(record: Mapping[str, Any], where: str = "<LUT>") -> Any:
+    """The space of a LUT or manifest record: from its YAML, or (older records) from its name
+    and factory arguments."""
+    from spaces.identity import space_from_identity
+
+    return space_from_identity(record, where)
+
+
+def record_hash(record: Mapping[str, Any]) -> str | None:
+    """The space hash of a record; for an older record without one, the hash of the space its
+    name and arguments rebuild (``None`` when that fails)."""
+    if record.get("hash"):
+        return str(record["hash"])
+    from hwnas.errors import HwnasError
+    from spaces.identity import space_hash
+
+    try:
+        return space_hash(space_from_record(record))
+    except HwnasError:
+        return None
+
+
+def match_space_record(records: list[Mapping[str, Any]], record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record among ``records`` (a LUT's) of the same space as ``record``: same hash; an
+    older record without a hash matches by its signature (same name, arguments and input) or by
+    the hash of the space it rebuilds. ``None`` when the LUT recorded no such space."""
+    h = record.get("hash")
+    if h:
+        for r in records:
+            if r.get("hash") == h:
+                return dict(r)
+    legacy = legacy_signature(record)
+    for r in records:
+        if r.get("hash"):
+            continue
+        rebuilt = record_hash(r) if h else None
+        if rebuilt is not None:  # the registered factory still rebuilds it: compare spaces
+            if rebuilt == h:
+                return dict(r)
+        elif r.get("signature") == legacy:  # cannot rebuild (e.g. a YAML space): same name, arguments, input
+            return dict(r)
+    return None
 
 
 class Manifest:

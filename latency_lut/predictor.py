@@ -19,12 +19,19 @@ from typing import Any
 
 from latency_lut.correction import apply_correction
 from latency_lut.db import LatencyDB, open_lut
-from latency_lut.errors import FingerprintMismatchError, MissingBlockError
+from latency_lut.errors import FingerprintMismatchError, LUTError, MissingBlockError
 from latency_lut.formats import UINT8_IO_FORMATS
 from latency_lut.keys import block_key, overhead_key, quantize_key
-from latency_lut.manifest import space_record
+from latency_lut.manifest import match_space_record, record_hash, space_record
+from spaces.identity import SpaceMismatchError, space_label
 
-__all__ = ["LatencyPredictor"]
+__all__ = ["LUTSpaceMismatchError", "LatencyPredictor"]
+
+_SHOWN_MISSING = 3  # missing block keys named in a message (then a count)
+
+
+class LUTSpaceMismatchError(LUTError, SpaceMismatchError):
+    """The LUT was made for another space than the one to predict (both hashes in the message)."""
 
 
 class LatencyPredictor:
@@ -33,10 +40,17 @@ class LatencyPredictor:
     ``lut``: a LUT path or an open :class:`LatencyDB`; ``fingerprint``: a fingerprint id or
     a target name held in the LUT (it may be omitted when the LUT holds one fingerprint);
     ``correction``: apply the learned correction when the LUT has one for this space.
+
+    The LUT must have been made for ``space`` (it records the hash of every space profiled into
+    it): else :class:`LUTSpaceMismatchError`, one line naming both hashes and, when the LUT lacks
+    blocks of ``space``, the first of them and their count. ``allow_other_space=True`` accepts
+    a LUT of another space that holds every block of ``space`` (e.g. a sub-space of the space
+    profiled), without the learned correction (fitted on the other space's networks).
     """
 
     def __init__(self, lut: str | os.PathLike[str] | LatencyDB, space: Any, fingerprint: str | None = None,
-                 batch: int = 1, correction: bool = True, stat: str = "median_ms") -> None:
+                 batch: int = 1, correction: bool = True, stat: str = "median_ms",
+                 allow_other_space: bool = False) -> None:
         self.db = lut if isinstance(lut, LatencyDB) else open_lut(lut, "r")
         self.space = space
         self.batch = int(batch)
@@ -44,6 +58,12 @@ class LatencyPredictor:
         self.fp_id = self.fp["fp_id"]
         self.target = self.fp["target"]
         self.record = space_record(space)
+        lut_spaces = self.db.spaces()
+        match = match_space_record(lut_spaces, self.record)
+        if match is not None:  # networks and corrections are stored under the LUT's own signature
+            self.record["signature"] = match["signature"]
+        #: whether the LUT recorded this space (False: another space's LUT covering every block)
+        self.same_space = match is not None or not lut_spaces
         lat = self.db.latencies(self.fp_id, stat)
         self._lat = lat
         c, h, w = space.input_shape
@@ -56,7 +76,8 @@ class LatencyPredictor:
             raise MissingBlockError(f"{self.db.path}: pseudo-block {missing_extra[0]!r} (the network input "
                                     f"quantization) has no measurement for target {self.target!r}")
         self.extras_ms = float(sum(lat[k] for k in self.extras))
-        self.correction = self.db.correction(self.fp_id, self.record["signature"]) if correction else None
+        self.correction = (self.db.correction(self.fp_id, self.record["signature"])
+                           if correction and self.same_space else None)
         # the index: block keys of every block the space can contain
         import numpy as np
 
@@ -68,11 +89,13 @@ class LatencyPredictor:
             self._add(block_key(b, self.batch), b.path)
         self._cache: dict[str, tuple[int, ...]] = {}
         self._refresh()
+        if not self.same_space:
+            self._check_other_space(lut_spaces, allow_other_space)
 
     # -- construction helpers --------------------------------------------------------------
     @classmethod
     def for_target(cls, lut: str | os.PathLike[str] | LatencyDB, target: Any, space: Any,
-                   correction: bool = True) -> LatencyPredictor:
+                   correction: bool = True, allow_other_space: bool = False) -> LatencyPredictor:
         """The predictor for ``target`` as measured *on this machine*: the target's fingerprint
         is computed here and must be in the LUT (else a one-line FingerprintMismatchError)."""
         from hw_profiles import create_engine, load_target
@@ -85,7 +108,8 @@ class LatencyPredictor:
             engine.close()
         db = lut if isinstance(lut, LatencyDB) else open_lut(lut, "r")
         db.require_fingerprint(fp)
-        return cls(db, space, fingerprint=fp.id, batch=target.batch, correction=correction)
+        return cls(db, space, fingerprint=fp.id, batch=target.batch, correction=correction,
+                   allow_other_space=allow_other_space)
 
     def _select(self, wanted: str | None) -> dict[str, Any]:
         fps = self.db.fingerprints()
@@ -192,6 +216,24 @@ class LatencyPredictor:
         if self._dirty:
             self._refresh()
         return [k for k, v in zip(self.keys, self._vec[:-1]) if v != v]
+
+    def _check_other_space(self, lut_spaces: list[dict[str, Any]], allow: bool) -> None:
+        """The LUT recorded other spaces only: refuse it (naming the blocks it lacks, if any)."""
+        missing = self.missing_keys()
+        if allow and not missing:
+            return
+        made_for = ", ".join(space_label(r.get("name"), record_hash(r)) for r in lut_spaces[:3])
+        if len(lut_spaces) > 3:
+            made_for += f" and {len(lut_spaces) - 3} more"
+        head = (f"{self.db.path}: the LUT was made for space {made_for}, not for space "
+                f"{space_label(self.space.name, self.record.get('hash'))}")
+        if missing:
+            shown = ", ".join(missing[:_SHOWN_MISSING]) + (", ..." if len(missing) > _SHOWN_MISSING else "")
+            raise LUTSpaceMismatchError(f"{head}: it lacks {len(missing)} of its {len(self.keys)} blocks "
+                                        f"on target {self.target!r} ({shown})")
+        raise LUTSpaceMismatchError(f"{head} (it holds all {len(self.keys)} of its blocks: profile this space into "
+                                    f"it with `nas profile --space ... --out {self.db.path}`, which measures only "
+                                    f"its calibration networks)")
 
     def _raise_missing(self, idx: Any, total: Any) -> None:
         np = self._np

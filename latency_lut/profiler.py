@@ -275,10 +275,9 @@ def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.Pa
         extras, overhead = _pseudo_keys(fmt, manifest.extras)
         with open_lut(out, "w") as db:
             db.register_fingerprint(fp)
-            db.register_space(space)
-            result = _run(engine, target, db, fp, jobs, space["signature"], f"folder {manifest.root}", progress, log,
-                          retry_passes)
-            _finish(db, fp, space["signature"], extras, overhead, result)
+            sig = db.register_space(space)
+            result = _run(engine, target, db, fp, jobs, sig, f"folder {manifest.root}", progress, log, retry_passes)
+            _finish(db, fp, sig, extras, overhead, result)
         return result
     finally:
         engine.close()
@@ -350,10 +349,9 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
         overhead = next((j.key for j in jobs if j.op == "overhead"), None)
         with open_lut(out, "w") as db:
             db.register_fingerprint(fp)
-            db.register_space(record)
-            result = _run(engine, target, db, fp, jobs, record["signature"], f"space {record['signature']}",
-                          progress, log, retry_passes)
-            _finish(db, fp, record["signature"], extras, overhead, result)
+            sig = db.register_space(record)
+            result = _run(engine, target, db, fp, jobs, sig, f"space {sig}", progress, log, retry_passes)
+            _finish(db, fp, sig, extras, overhead, result)
         return result
     finally:
         engine.close()

@@ -39,8 +39,9 @@ from hwnas.errors import ConfigError
 from hwnas.seeding import seed_everything
 from quant.qat import step_keeping_scales_positive
 from spaces import Arch, Space, create_space
+from spaces.identity import space_from_identity, space_identity
 from supernet.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
-from supernet.data import EpochOrder, TensorData, calibration_batches, load_data
+from supernet.data import EpochOrder, TensorData, calibration_batches, data_info, load_data, load_data_like
 from supernet.distributed import DistInfo, all_reduce_gradients, init_distributed
 from supernet.errors import CheckpointError, TrainingConfigError
 from supernet.model import Supernet
@@ -113,8 +114,19 @@ class TrainConfig:
         return cls(**d)
 
 
-def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int) -> Space:
-    """The space of a run: ``create_space(name, **kwargs)`` with the data's input and classes."""
+def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int,
+                data: str = "the data") -> Space:
+    """The space of a run: ``create_space(name, **kwargs)`` with the data's input and classes, or
+    the space of a YAML file ``name``, whose input and classes must be the data's."""
+    if name.endswith((".yaml", ".yml")):
+        if kwargs:
+            raise ConfigError(f"{name}: a YAML space takes no space arguments (got {', '.join(sorted(kwargs))})")
+        space = create_space(name)
+        if tuple(space.input_shape) != tuple(input_shape) or space.num_classes != num_classes:
+            raise ConfigError(f"{name}: the space takes {'x'.join(map(str, space.input_shape))} inputs and "
+                              f"{space.num_classes} classes; {data} has {'x'.join(map(str, input_shape))} inputs "
+                              f"and {num_classes} classes")
+        return space
     kw = dict(kwargs)
     c, h, w = input_shape
     for key, value in (("in_chans", c), ("num_classes", num_classes), ("resolution", h)):
@@ -124,17 +136,12 @@ def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, 
     return create_space(name, **kw)
 
 
-def _space_kwargs_of(space: Space, extra: dict[str, Any]) -> dict[str, Any]:
-    kw = {**space.factory_kwargs, **extra}
-    return json.loads(json.dumps(kw))  # tuples -> lists, as stored in checkpoints
-
-
 def load_supernet(path: str | os.PathLike[str], device: str = "cpu") -> tuple[Supernet, dict[str, Any]]:
     """The supernet of a checkpoint (file or training folder) and the checkpoint's metadata."""
     meta, tensors = read_checkpoint(path)
     try:
         config = TrainConfig.from_dict(meta["config"])
-        space = create_space(meta["space"]["name"], **meta["space"]["kwargs"])
+        space = space_from_identity(meta["space"], str(checkpoint_path(path)))
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{checkpoint_path(path)}: incomplete checkpoint metadata ({exc})") from None
     net = _restore(space, config, meta, tensors, device)
@@ -193,14 +200,17 @@ class Trainer:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
         self.device = torch.device(config.device)
-        self.train_data = train_data if train_data is not None else load_data(config.data, "train", config.train_limit)
-        self.test_data = test_data if test_data is not None else load_data(config.data, "test", config.test_limit)
+        recorded = meta.get("data_info") if resume else None  # None: a new run, or a checkpoint from before it
+        self.train_data = train_data if train_data is not None else _run_data(config, "train", recorded)
+        self.test_data = (test_data if test_data is not None
+                          else _run_data(config, "test", recorded or data_info(self.train_data)))
         if resume:
-            self.space = create_space(meta["space"]["name"], **meta["space"]["kwargs"])
+            self.space = space_from_identity(meta["space"], str(checkpoint_path(self.out_dir)))
             self.net = _restore(self.space, config, meta, tensors, config.device)
         else:
             self.space = build_space(config.space, config.space_kwargs, self.train_data.input_shape,
-                                     self.train_data.num_classes)
+                                     self.train_data.num_classes,
+                                     data=config.data if train_data is None else "the training data")
             self.net = Supernet(self.space, kernel_transform=config.kernel_transform, seed=config.seed,
                                 layout_samples=config.layout_samples).to(self.device)
         self.net.channels_last = (config.channels_last if config.channels_last is not None
@@ -365,8 +375,9 @@ class Trainer:
             qs["fused_activations"] = sorted(qs["fused_activations"])
         return {
             "config": self.config.to_dict(),
-            "space": {"name": self.space.name, "kwargs": _space_kwargs_of(self.space, {})},
+            "space": space_identity(self.space),  # name, kwargs, canonical YAML, hash
             "quant_scheme": qs,
+            "data_info": data_info(self.train_data),  # spec, input shape, classes, normalisation
             "store_keys": self.net.keys(),
             "key_info": self.net.key_info(),
             "state": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
@@ -462,6 +473,7 @@ class Trainer:
                           f"in {time.time() - t0:.1f}s")
         order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
         steps = len(order)
+        batches = order.batches(self.step_in_epoch, self.dist.rank, self.dist.world_size)  # workers read ahead
         bar = _Bar(self.progress and self.dist.is_main, f"epoch {epoch + 1}/{c.epochs + c.qat_epochs} [{stage}]",
                    steps, self.step_in_epoch)
         self.net.train()
@@ -470,7 +482,7 @@ class Trainer:
                 if c.max_steps is not None and self.global_step >= c.max_steps:
                     return
                 t0 = time.perf_counter()
-                x, y = order.batch(self.step_in_epoch, self.dist.rank, self.dist.world_size)
+                x, y = next(batches)
                 x, y = x.to(self.device), y.to(self.device)
                 archs = self.step_archs(self.global_step)
                 lr = self.lr_at(epoch, self.step_in_epoch)
@@ -492,6 +504,7 @@ class Trainer:
                 if c.checkpoint_every and self.step_in_epoch % c.checkpoint_every == 0 and self.step_in_epoch < steps:
                     self.save_checkpoint()
         finally:
+            batches.close()
             bar.close()
         self._end_epoch(epoch, stage)
 
@@ -527,6 +540,20 @@ class Trainer:
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def _run_data(config: TrainConfig, split: str, recorded: dict[str, Any] | None) -> TensorData:
+    """``split`` of the run's data: as ``recorded`` (:func:`supernet.data.data_info`: the same
+    input shape and normalisation), else ``config.data`` at the resolution and channels of the
+    space file, or those the space arguments ask for (by default the images' own)."""
+    limit = config.train_limit if split == "train" else config.test_limit
+    if recorded is not None:
+        return load_data_like(recorded, split, limit)
+    if config.space.endswith((".yaml", ".yml")):  # a space file fixes the input: the data are read at its size
+        c, h, _ = create_space(config.space).input_shape
+        return load_data(config.data, split, limit, resolution=h, in_chans=c)
+    kw = config.space_kwargs
+    return load_data(config.data, split, limit, resolution=kw.get("resolution"), in_chans=kw.get("in_chans"))
 
 
 def _has_structure(net: Supernet) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
+from nas.cli._common import add_space_arguments
 
 __all__ = ["register"]
 
@@ -23,11 +24,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--arch", required=True, help="arch JSON file, or 'largest' / 'smallest'")
     p.add_argument("--int8", action="store_true", help="INT8: export QDQ ONNX and run it with onnxruntime")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--data", help="dataset (default: the one the supernet was trained on)")
+    p.add_argument("--data", help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or "
+                   "an .npz file, read at the supernet's input size with its training normalisation and classes "
+                   "(default: the data set it was trained on)")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images (default: the whole test set)")
     p.add_argument("--bn-batches", type=int, help="training batches of 256 for BN recalibration [checkpoint's, 8]")
     p.add_argument("--onnx", metavar="PATH", help="also keep the exported INT8 ONNX model at PATH")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime / torch threads [1]")
+    add_space_arguments(p, required=False,
+                        help="the space the supernet must have been trained on (default: the checkpoint's own; "
+                             "another space is refused)")
     p.set_defaults(func=_handler)
 
 
@@ -47,13 +53,17 @@ def _load_arch(spec: str) -> Any:
 def _handler(args: argparse.Namespace) -> int:
     import torch
 
-    from supernet.data import calibration_batches, load_data
+    from supernet.data import calibration_batches, load_data_like
     from supernet.evaluate import evaluate_arch
     from supernet.train import load_supernet
 
     torch.set_num_threads(max(1, args.threads))
     arch_spec = _load_arch(args.arch)
     net, meta = load_supernet(args.checkpoint)
+    from nas.cli._common import resolve_space_for
+    from supernet.checkpoint import checkpoint_path
+
+    resolve_space_for(args, net.space, f"checkpoint {checkpoint_path(args.checkpoint)}")  # another space: refused
     config = meta["config"]
     if arch_spec == "largest":
         arch = net.largest()
@@ -61,9 +71,11 @@ def _handler(args: argparse.Namespace) -> int:
         arch = net.smallest()
     else:
         arch = net.validate(arch_spec)
-    data = args.data or config.get("data", "fashion-mnist")
-    train = load_data(data, "train", config.get("train_limit"))
-    test = load_data(data, "test", args.test_limit)
+    # the checkpoint's data record: its input shape and normalisation (older checkpoints: the spec alone)
+    recorded = meta.get("data_info") or config.get("data", "fashion-mnist")
+    data = args.data or (recorded["data"] if isinstance(recorded, dict) else recorded)
+    train = load_data_like(recorded, "train", config.get("train_limit"), spec=args.data)
+    test = load_data_like(recorded, "test", args.test_limit, spec=args.data)
     if train.input_shape != net.space.input_shape:
         raise ConfigError(f"{data}: input {train.input_shape} does not match the supernet's {net.space.input_shape}")
     n_bn = args.bn_batches if args.bn_batches is not None else int(config.get("bn_calib_batches", 8))

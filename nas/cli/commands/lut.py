@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from hwnas.errors import ConfigError
+from nas.cli._common import add_space_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = lsub.add_parser("export-blocks", help="write per-block ONNX models (FP32, INT8 QDQ) for on-device profiling",
                         description="Write a self-contained folder of per-block ONNX models and a manifest: copy it "
                                     "to the device and run `nas profile DIR --target T --out lut.db` there.")
-    _space_args(e, required=True)
+    add_space_arguments(e, required=True)
     e.add_argument("--out", required=True, metavar="DIR", help="output folder")
     e.add_argument("--formats", default="fp32,int8,int8_nhwc",
                    help="comma-separated model formats: fp32, int8 (u8 activations, NCHW uint8 block I/O: "
@@ -40,12 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = lsub.add_parser("show", help="summary of a LUT and the INT8-vs-FP32 speed-up per op type")
     s.add_argument("lut", metavar="LUT")
+    add_space_arguments(s, required=False,
+                        help="also check that the LUT was made for this space (registered name or YAML file)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_show)
 
     v = lsub.add_parser("validate", help="measure random whole networks and compare them with the LUT's prediction")
     v.add_argument("--lut", required=True, metavar="LUT")
-    _space_args(v, required=True)
+    add_space_arguments(v, required=False,
+                        help="registered space name or space YAML file (default: the one space the LUT records; "
+                             "a bare name: the LUT's configuration of it)")
     v.add_argument("--target", required=True, metavar="T", help="target (its fingerprint here must be in the LUT)")
     v.add_argument("--n", type=int, default=100, help="number of random networks (default 100)")
     v.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -57,13 +62,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=_validate)
-
-
-def _space_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--space", required=required, metavar="SPACE", help="registered space name or space YAML file")
-    p.add_argument("--in-chans", type=int, default=None, help="input channels (default: the space's, or the LUT's)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes (default: the space's, or the LUT's)")
-    p.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's, or the LUT's)")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -95,7 +93,8 @@ def _export(args: argparse.Namespace) -> int:
         bar.close()
     print(f"{args.out}: {len(manifest.blocks)} blocks, {len(manifest.extras)} pseudo-blocks, "
           f"{len(manifest.networks)} networks in formats {', '.join(manifest.formats)} "
-          f"(space {manifest.space['signature']}); on the device: nas profile {args.out} --target T --out lut.db")
+          f"(space {manifest.space['name']}, hash {manifest.space.get('hash')}); on the device: "
+          f"nas profile {args.out} --target T --out lut.db")
     return 0
 
 
@@ -119,37 +118,47 @@ def _show(args: argparse.Namespace) -> int:
     from latency_lut.db import open_lut
     from latency_lut.report import format_speedup_table, format_summary, speedup_table, summarize
 
+    from latency_lut.manifest import record_hash
+
     with open_lut(args.lut, "r") as db:
         summary = summarize(db)
         tables = speedup_table(db)
+        spaces = [{"name": r.get("name"), "hash": record_hash(r), "signature": r.get("signature"),
+                   "input_shape": r.get("input_shape"), "num_classes": r.get("num_classes")} for r in db.spaces()]
+        checked = _check_show_space(args, db) if args.space is not None else None
     if args.json:
-        print(json.dumps({"lut": args.lut, "fingerprints": summary, "speedup": tables}, default=str))
+        out = {"lut": args.lut, "spaces": spaces, "fingerprints": summary, "speedup": tables}
+        if checked is not None:
+            out["space_check"] = checked
+        print(json.dumps(out, default=str))
     else:
+        for sp in spaces:
+            shape = "x".join(map(str, sp["input_shape"] or []))
+            print(f"space {sp['name']} (hash {sp['hash'] or 'unrecorded'}): input {shape}, {sp['num_classes']} classes")
+        if checked is not None:
+            print(f"made for --space {args.space} (hash {checked['hash']}): every block measured on "
+                  f"{', '.join(checked['targets'])}" if checked["complete"] else
+                  f"made for --space {args.space} (hash {checked['hash']}); blocks missing: "
+                  + "; ".join(f"{t}: {n}" for t, n in checked["missing"].items()))
         print(format_summary(summary, args.lut))
         print()
         print(format_speedup_table(tables))
     return 0
 
 
-def _resolve_space(args: argparse.Namespace, lut: str) -> Any:
-    """The space to validate: shape options given, or the one configuration of it the LUT profiled."""
-    from nas.cli._common import space_from_args
+def _check_show_space(args: argparse.Namespace, db: Any) -> dict[str, Any]:
+    """``nas lut show --space``: refuse a LUT made for another space; count missing blocks per target."""
+    from latency_lut.manifest import space_record
+    from latency_lut.predictor import LatencyPredictor
+    from nas.cli._common import space_for_lut
 
-    if args.in_chans or args.num_classes or args.resolution or args.space.endswith((".yaml", ".yml")):
-        return space_from_args(args)
-    from latency_lut.db import open_lut
-
-    with open_lut(lut, "r") as db:
-        records = [r for r in db.spaces() if r.get("name") == args.space]
-    if not records:
-        return space_from_args(args)
-    if len(records) > 1:
-        shapes = ", ".join("x".join(map(str, r["input_shape"])) + f" ({r['num_classes']} classes)" for r in records)
-        raise ConfigError(f"{lut}: holds several configurations of space {args.space!r} ({shapes}); "
-                          f"choose one with --resolution / --in-chans / --num-classes")
-    from spaces import create_space
-
-    return create_space(records[0]["name"], **records[0].get("kwargs", {}))
+    space = space_for_lut(args, db.path)
+    missing: dict[str, int] = {}
+    for fp in db.fingerprints():
+        pred = LatencyPredictor(db, space, fingerprint=fp["fp_id"], correction=False)  # raises for another space
+        missing[fp["target"]] = len(pred.missing_keys())
+    return {"hash": space_record(space).get("hash"), "targets": list(missing), "missing": missing,
+            "complete": not any(missing.values())}
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -164,7 +173,9 @@ def _validate(args: argparse.Namespace) -> int:
     from latency_lut.db import open_lut
 
     open_lut(args.lut, "r").close()  # a missing or corrupt LUT fails here, in one line
-    space = _resolve_space(args, args.lut)
+    from nas.cli._common import space_for_lut
+
+    space = space_for_lut(args, args.lut)
     if args.remeasure < 0:
         raise ConfigError(f"--remeasure must be >= 0, got {args.remeasure}")
     result = validate(args.lut, space, args.target, n=args.n, seed=args.seed, passes=args.passes,

@@ -16,6 +16,7 @@ import json
 import sys
 
 from hwnas.errors import ConfigError
+from nas.cli._common import add_space_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", metavar="T",
                    help="built-in target name (see `nas profile --list-targets`) or a target YAML file")
     p.add_argument("--out", metavar="LUT", help="the LUT file to create or complete (e.g. lut.db)")
-    p.add_argument("--space", metavar="SPACE", help="one-step mode: registered space name or space YAML file")
-    p.add_argument("--in-chans", type=int, default=None, help="input channels (default: the space's)")
-    p.add_argument("--num-classes", type=int, default=None, help="number of classes (default: the space's)")
-    p.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
+    add_space_arguments(p, required=False, help="one-step mode: registered space name or space YAML file")
     p.add_argument("--archs", type=int, default=None, metavar="N",
                    help="only the blocks of N sampled archs (quick mode; default: every block of the space)")
     p.add_argument("--seed", type=int, default=0, help="seed for --archs and the calibration networks (default 0)")
@@ -88,8 +86,10 @@ def _profile(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr)
 
     if args.folder is not None:
-        if args.archs is not None or args.resolution or args.in_chans or args.num_classes:
-            raise ConfigError("--archs and the shape options belong to --space mode; the folder fixes its blocks")
+        if (args.archs is not None or args.resolution or args.in_chans or args.num_classes
+                or args.space_args is not None):
+            raise ConfigError("--archs, --space-args and the shape options belong to --space mode; the folder "
+                              "fixes its blocks")
         from latency_lut.profiler import profile_folder
 
         result = profile_folder(args.folder, args.target, args.out, progress=not args.no_progress, log=log,

@@ -37,9 +37,15 @@ def register(subparsers: Any) -> None:
         "LSQ/LSQ+). Checkpoints (safetensors) every epoch and on interruption; --resume continues bit for bit. "
         "Runs under torchrun for data-parallel training.",
     )
-    p.add_argument("--space", help="space name (mobilenet, spaceevo, resnet) [mobilenet]")
-    p.add_argument("--space-args", metavar="JSON", help='create_space keyword arguments, e.g. \'{"stages": 4}\'')
-    p.add_argument("--data", help="dataset: fashion-mnist (or digits) [fashion-mnist]")
+    p.add_argument("--space", help="space name (mobilenet, spaceevo, resnet), or a space YAML file (the data are read "
+                   "at its input size; its classes must be the data's) [mobilenet]")
+    p.add_argument("--space-args", metavar="JSON", help='create_space keyword arguments, e.g. \'{"stages": 4}\' '
+                   "(not with a YAML file; num_classes is the data's)")
+    p.add_argument("--data", help="data set: fashion-mnist, digits, a folder in ImageFolder layout (train/ and val/ "
+                   "or test/, one subfolder of images per class, grey or RGB, any size: resized to the space's "
+                   "resolution when --space-args gives one; streamed by DataLoader workers) or an .npz file "
+                   "(x_train, y_train, x_test, y_test); channels, classes and normalisation are inferred and stored "
+                   "in the checkpoint [fashion-mnist]")
     p.add_argument("--epochs", type=int, help="FP32 supernet epochs [10]")
     p.add_argument("--qat-epochs", type=int, help="quantized-for-all epochs after the FP32 ones [0]")
     p.add_argument("--out", required=True, help="output folder (checkpoint, metrics.jsonl)")
@@ -86,13 +92,9 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
         if v is not None:
             out[name] = v
     if args.space_args is not None:
-        try:
-            kw = json.loads(args.space_args)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--space-args is not valid JSON: {exc.msg}") from None
-        if not isinstance(kw, dict):
-            raise ConfigError("--space-args must be a JSON object of create_space keyword arguments")
-        out["space_kwargs"] = kw
+        from nas.cli._common import parse_space_args
+
+        out["space_kwargs"] = parse_space_args(args.space_args)
     if args.no_distill:
         out["distill"] = False
     if args.no_kernel_transform:
@@ -108,6 +110,21 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _check_resume_space(args: argparse.Namespace, meta: dict[str, Any]) -> None:
+    """``--resume`` with ``--space`` / ``--space-args``: they must describe the checkpoint's space
+    (same hash; the shape defaults to the checkpoint's), else one line naming both hashes."""
+    from nas.cli._common import resolve_space_for
+    from spaces.identity import space_from_identity
+    from supernet.checkpoint import checkpoint_path
+
+    where = str(checkpoint_path(args.out))
+    if not isinstance(meta.get("space"), dict):
+        raise ConfigError(f"{where}: incomplete checkpoint metadata (no space)")
+    reference = space_from_identity(meta["space"], where)
+    name = args.space or meta.get("config", {}).get("space") or reference.name
+    resolve_space_for(argparse.Namespace(space=name, space_args=args.space_args), reference, f"checkpoint {where}")
+
+
 def _handler(args: argparse.Namespace) -> int:
     from supernet.checkpoint import checkpoint_path, read_checkpoint
     from supernet.train import TrainConfig, Trainer
@@ -116,6 +133,10 @@ def _handler(args: argparse.Namespace) -> int:
     if args.resume:
         meta, _ = read_checkpoint(args.out)
         saved = meta.get("config", {})
+        if "space" in given or "space_kwargs" in given:  # compared as spaces (hashes), not as names
+            _check_resume_space(args, meta)
+            given.pop("space", None)
+            given.pop("space_kwargs", None)
         for name, value in given.items():
             if name in _EXECUTION:
                 continue
@@ -126,6 +147,9 @@ def _handler(args: argparse.Namespace) -> int:
     else:
         if checkpoint_path(args.out).exists():
             raise ConfigError(f"{args.out} already holds a checkpoint: pass --resume to continue it, or another --out")
+        from nas.cli._common import check_space_choice
+
+        check_space_choice(given.get("space", TrainConfig.space), given.get("space_kwargs"))
         trainer = Trainer(TrainConfig(**given), args.out, progress=args.progress)
     final = trainer.run()
     if trainer.dist.is_main:
