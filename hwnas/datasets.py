@@ -873,11 +873,11 @@ def load_data(name_or_path: str, split: str, limit: int | None = None, *, resolu
                              root, limit)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return _load_folder(name_or_path, path, split, resolution, in_chans, norm, limit)
+        return _load_folder(str(path.resolve()), path, split, resolution, in_chans, norm, limit)
     if path.is_file():
         if path.suffix.lower() != ".npz":
             raise DatasetError(f"{path}: not a data set (expected {_KNOWN})")
-        return _load_npz(name_or_path, path, split, resolution, in_chans, norm, limit)
+        return _load_npz(str(path.resolve()), path, split, resolution, in_chans, norm, limit)
     if os.sep in name_or_path or "." in name_or_path:
         raise DatasetError(f"{name_or_path}: no such file or folder (a data set is {_KNOWN})")
     raise UnknownNameError(f"unknown dataset {name_or_path!r} (known: {_KNOWN})")

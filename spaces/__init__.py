@@ -22,7 +22,7 @@ from spaces._registry import create_space, get_space_factory, list_spaces, regis
 from spaces._space import Constraint, Space
 from spaces.arch import Arch
 from spaces.catalog import ACTIVATIONS, NB201_OPS, OpDef, ParamDef, get_op, list_ops, register_op
-from spaces.identity import space_hash
+from spaces.identity import SpaceMismatchError, check_same_space, space_from_identity, space_hash, space_identity
 
 __all__ = [
     "ACTIVATIONS",
@@ -43,6 +43,8 @@ __all__ = [
     "ResolvedBlock",
     "Sequential",
     "Space",
+    "SpaceMismatchError",
+    "check_same_space",
     "create_space",
     "get_op",
     "get_space_factory",
@@ -53,7 +55,9 @@ __all__ = [
     "register_op",
     "register_space",
     "space_from_dict",
+    "space_from_identity",
     "space_hash",
+    "space_identity",
     "space_to_dict",
     "space_to_yaml",
 ]
