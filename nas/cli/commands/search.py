@@ -1,16 +1,25 @@
-"""``nas search``: run a searcher on a space with an evaluator, in memory or on a shared study."""
+"""``nas search``: run a searcher on a space with an evaluator, in memory or on a shared study.
+
+Evaluators: the NAS-Bench-201 table, short proxy training, or a quantized-for-all supernet
+(``--supernet DIR``: validation accuracy of inherited subnets, no retraining), optionally joined
+by a latency LUT (``--lut LUT.db --target T``: ``latency_ms``). ``--out DIR`` writes the best arch
+(``best.json``) or the Pareto front (``pareto/NN_<archid>.json``) as arch files, and ``summary.json``.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
 from nas.cli._common import add_space_arguments, print_json, space_from_args
 
-EVALUATORS = ("nb201", "proxy")
+EVALUATORS = ("nb201", "proxy", "supernet")
+#: searchers that cannot search a supernet's space (DARTS trains its own one-shot model on nb201 cells)
+NOT_FOR_SUPERNET = ("darts",)
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -31,15 +40,21 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search a space with a searcher (ask/tell), optionally on a shared study",
                        description="Run a searcher on a space. With --storage/--study several workers (on several "
-                                   "machines for PostgreSQL) share one Optuna study; rerunning resumes it.")
+                                   "machines for PostgreSQL) share one Optuna study; rerunning resumes it. With "
+                                   "--supernet the accuracy is the validation accuracy of subnets inherited from a "
+                                   "quantized-for-all supernet; with --lut/--target, latency_ms is the LUT's "
+                                   "prediction, e.g. --objective accuracy --constraint latency_ms<=2 (best arch "
+                                   "under a budget) or --objective accuracy --objective latency_ms:min (Pareto front).")
     add_space_arguments(p, required=False)
     p.add_argument("--searcher", default="random", metavar="NAME",
                    help="searcher name (random, evolution, mcts, smbo, bo, tpe, tpe-default, nsga2, hhnas, darts)")
     p.add_argument("--evaluator", choices=EVALUATORS, default=None,
-                   help="nb201: the NAS-Bench-201 table (nb201 space); proxy: short training on Fashion-MNIST "
-                        "(default: nb201 for the nb201 space, else proxy)")
+                   help="nb201: the NAS-Bench-201 table (nb201 space); proxy: short training on Fashion-MNIST; "
+                        "supernet: subnets of --supernet (default: supernet with --supernet, nb201 for the nb201 "
+                        "space, else proxy)")
     p.add_argument("--objective", action="append", metavar="METRIC[:max|min]",
-                   help="objective metric, repeatable (default: cifar10_test_acc for nb201, proxy_acc for proxy)")
+                   help="objective metric, repeatable (default: cifar10_test_acc for nb201, proxy_acc for proxy, "
+                        "accuracy for supernet)")
     p.add_argument("--constraint", action="append", metavar="METRIC<=VALUE", help="constraint, repeatable")
     p.add_argument("--budget", type=int, default=None, metavar="N",
                    help="distinct archs to evaluate (with --study: in the whole study; default 50 without a study)")
@@ -54,25 +69,106 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                 "copy shipped in nas/data/nb201/)")
     p.add_argument("--train-size", type=int, default=2000, help="proxy evaluator: training examples (default 2000)")
     p.add_argument("--epochs", type=int, default=1, help="proxy evaluator: epochs (default 1)")
+    hw = p.add_argument_group("supernet and latency table")
+    hw.add_argument("--supernet", default=None, metavar="DIR",
+                    help="quantized-for-all supernet (training folder or checkpoint.safetensors): metric accuracy, "
+                         "the validation accuracy (%%) of each subnet with the supernet's weights, batch norms "
+                         "recalibrated, on a split carved from the training data (never the test set); the space "
+                         "is the checkpoint's (--space, if given, must be the same space)")
+    hw.add_argument("--precision", choices=("fakequant", "fp32", "int8"), default="fakequant",
+                    help="supernet accuracy numerics: fakequant (INT8 as deployed, in torch; default), fp32, or int8 "
+                         "(the exported QDQ ONNX model in onnxruntime: exact, slower)")
+    hw.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                    help="validation fraction of the training data (default: the one the supernet's training held "
+                         "out, else 0.1)")
+    hw.add_argument("--val-limit", type=int, default=None, metavar="N",
+                    help="validate on a seeded subset of N images of the split (default: all of it)")
+    hw.add_argument("--bn-batches", type=int, default=None, metavar="N",
+                    help="training batches for BN recalibration (default: the checkpoint's)")
+    hw.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="torch threads for the supernet evaluation (default: every usable core)")
+    hw.add_argument("--cache", default=None, metavar="FILE",
+                    help="JSON-lines cache of supernet evaluations, shared by runs and workers (keyed by the "
+                         "checkpoint's content and the evaluation settings)")
+    hw.add_argument("--lut", default=None, metavar="LUT.db", help="latency LUT: adds metric latency_ms (needs --target)")
+    hw.add_argument("--target", default=None, metavar="T",
+                    help="the LUT's target (name or YAML file; its fingerprint on this machine must be in the LUT)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write best.json (one objective) or pareto/NN_<archid>.json (several), and summary.json")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_search)
 
 
-def _make_evaluator(args: argparse.Namespace, space: Any, metrics: list[str]) -> Any:
+def _evaluator_kind(args: argparse.Namespace, space_name: str | None) -> str:
+    if args.evaluator is not None:
+        return args.evaluator
+    if args.supernet is not None:
+        return "supernet"
+    return "nb201" if space_name == "nb201" else "proxy"
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.storage is not None and args.study is None:
+        raise ConfigError("--storage needs --study NAME")
+    if args.study is not None and args.storage is None:
+        raise ConfigError("--study needs --storage URL")
+    for flag, v in (("--budget", args.budget), ("--n-trials", args.n_trials), ("--val-limit", args.val_limit),
+                    ("--bn-batches", args.bn_batches), ("--threads", args.threads)):
+        if v is not None and v < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {v}")
+    if (args.lut is None) != (args.target is None):
+        raise ConfigError("--lut and --target go together (the LUT's prediction for that target)")
+    kind = args.evaluator
+    if kind == "supernet" and args.supernet is None:
+        raise ConfigError("the supernet evaluator needs --supernet DIR")
+    if args.supernet is not None and kind not in (None, "supernet"):
+        raise ConfigError(f"--supernet is the supernet evaluator's checkpoint, not the {kind} evaluator's")
+    if args.supernet is not None and args.searcher in NOT_FOR_SUPERNET:
+        raise ConfigError(f"searcher {args.searcher!r} trains its own one-shot model on nb201 cells; it cannot "
+                          f"search a supernet's space")
+    if args.supernet is None:
+        given = [f for f, v in (("--val-fraction", args.val_fraction), ("--val-limit", args.val_limit),
+                                ("--bn-batches", args.bn_batches), ("--cache", args.cache)) if v is not None]
+        if given or args.precision != "fakequant":
+            raise ConfigError(f"{(given or ['--precision'])[0]} applies to the supernet evaluator (--supernet DIR)")
+    if args.space is None and args.supernet is None and args.lut is None:
+        raise ConfigError("--space is required (or --supernet DIR, whose space is searched)")
+    # missing files fail before the heavy imports (torch, the checkpoint, the data)
+    if args.lut is not None and not Path(args.lut).is_file():
+        raise ConfigError(f"{args.lut}: no such LUT file")
+    if args.supernet is not None:
+        given = Path(args.supernet)
+        if given.is_dir() and not (given / "checkpoint.safetensors").exists():
+            raise ConfigError(f"{given / 'checkpoint.safetensors'}: no such checkpoint in {given}")
+        if not given.exists():
+            raise ConfigError(f"{given}: no such checkpoint")
+
+
+def _resolve_space(args: argparse.Namespace, supernet_space: Any) -> Any:
+    """The checkpoint's space (``--space`` must then be the same), the LUT's, or ``--space``."""
+    if supernet_space is not None:
+        from nas.cli._common import resolve_space_for
+
+        return resolve_space_for(args, supernet_space, f"checkpoint {args.supernet}")
+    if args.space is None:
+        from nas.cli._common import space_for_lut
+
+        return space_for_lut(args, args.lut)
+    return space_from_args(args)
+
+
+def _make_evaluator(args: argparse.Namespace, space: Any, kind: str, supernet: Any) -> Any:
     from nas.search.evaluators import ProxyTrainingEvaluator, TabularEvaluator
 
-    kind = args.evaluator or ("nb201" if space.name == "nb201" else "proxy")
+    if kind == "supernet":
+        return supernet
     if kind == "nb201":
         if space.name != "nb201":
             raise ConfigError(f"the nb201 evaluator needs the nb201 space, not {space.name!r}")
-        ev = TabularEvaluator(args.table, space=space)
-        ev.require(metrics)
-        return ev
-    ev = ProxyTrainingEvaluator(space, train_size=args.train_size, epochs=args.epochs, seed=args.seed or 0)
-    ev.require(metrics)
-    return ev
+        return TabularEvaluator(args.table, space=space)
+    return ProxyTrainingEvaluator(space, train_size=args.train_size, epochs=args.epochs, seed=args.seed or 0)
 
 
 def _is_optuna(name: str) -> bool:
@@ -86,22 +182,35 @@ def _is_optuna(name: str) -> bool:
 def _search(args: argparse.Namespace) -> int:
     from nas.search import create_searcher
     from nas.search.base import Constraint, Objective
+    from nas.search.evaluators import CompositeEvaluator, LutLatencyEvaluator, SupernetEvaluator, check_latency_budget
 
-    if args.space is None:
-        raise ConfigError("--space is required")
-    if args.storage is not None and args.study is None:
-        raise ConfigError("--storage needs --study NAME")
-    if args.study is not None and args.storage is None:
-        raise ConfigError("--study needs --storage URL")
-    for flag, v in (("--budget", args.budget), ("--n-trials", args.n_trials)):
-        if v is not None and v < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {v}")
-    space = space_from_args(args)
-    kind = args.evaluator or ("nb201" if space.name == "nb201" else "proxy")
-    objectives = [Objective.parse(o) for o in (args.objective or ["cifar10_test_acc" if kind == "nb201" else "proxy_acc"])]
+    _check_arguments(args)
+    objectives_given = [Objective.parse(o) for o in (args.objective or [])]
     constraints = [Constraint.parse(c) for c in (args.constraint or [])]
-    metrics = [o.name for o in objectives] + [c.name for c in constraints]
-    evaluator = _make_evaluator(args, space, metrics)
+    supernet = None
+    if args.supernet is not None:
+        cache = Path(args.cache) if args.cache else None
+        supernet = SupernetEvaluator(args.supernet, precision=args.precision, val_fraction=args.val_fraction,
+                                     val_limit=args.val_limit, bn_batches=args.bn_batches, threads=args.threads,
+                                     cache_path=cache)
+    space = _resolve_space(args, supernet.space if supernet is not None else None)
+    kind = _evaluator_kind(args, space.name)
+    objectives = objectives_given or [Objective.parse({"nb201": "cifar10_test_acc", "proxy": "proxy_acc",
+                                                       "supernet": "accuracy"}[kind])]
+    metrics = [o.name for o in objectives] + [c.name for c in constraints if c.name not in {o.name for o in objectives}]
+    evaluator = _make_evaluator(args, space, kind, supernet)
+    latency = None
+    fastest = None
+    if args.lut is not None:
+        latency = LutLatencyEvaluator.from_lut(args.lut, args.target, space)
+        evaluator = CompositeEvaluator(evaluator, latency)
+    elif "latency_ms" in metrics and "latency_ms" not in evaluator.metrics:
+        raise ConfigError("latency_ms is the LUT's prediction: give --lut LUT.db --target T")
+    evaluator.require(metrics)
+    if latency is not None:
+        candidates = [supernet.net.smallest()] if supernet is not None else []
+        fastest = check_latency_budget(latency, constraints, candidates=candidates,
+                                       where=f" on target {latency.target}")
     options = parse_set(args.options)
     if args.searcher == "darts" and kind == "nb201":
         options.setdefault("evaluate_space", space)
@@ -127,14 +236,19 @@ def _search(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{m}={values[m]:.4g}" for m in metrics if m in values)
             print(f"trial {number}: {shown}{' (known)' if cached else ''}", file=sys.stderr, flush=True)
 
+    if supernet is not None and supernet.val_seen_in_training and not args.quiet:
+        print(f"note: the supernet's training held no validation split out: the {len(supernet.val)} validation "
+              f"images were among its training images (accuracies rank subnets, they are not held-out figures)",
+              file=sys.stderr, flush=True)
     start = time.perf_counter()
+    obj_names = [f"{o.name}:{o.direction[:3]}" for o in objectives]
     if args.study is not None:
         from nas.search.storage import run_study_worker
 
         summary = run_study_worker(searcher, evaluate, storage=args.storage, study_name=args.study,
                                    n_trials=args.n_trials, budget=args.budget,
                                    on_trial=lambda t: progress(t["number"], t["values"], t["cached"]))
-        out = {"searcher": args.searcher, "space": space.name, "objectives": [f"{o.name}:{o.direction[:3]}" for o in objectives],
+        out = {"searcher": args.searcher, "space": space.name, "objectives": obj_names,
                "constraints": [str(c) for c in constraints], **summary,
                "pareto_front": [{"arch": t.arch.to_dict(), "values": dict(t.values)} for t in searcher.pareto_front()]
                if len(objectives) > 1 else None,
@@ -146,16 +260,79 @@ def _search(args: argparse.Namespace) -> int:
             raise ConfigError("--n-trials needs --study (use --budget)")
         budget = args.budget if args.budget is not None else 50
         res = run_search(searcher, evaluate, budget, callback=lambda t: progress(t.number, dict(t.values)))
-        out = {"space": space.name, "objectives": [f"{o.name}:{o.direction[:3]}" for o in objectives],
+        out = {"space": space.name, "objectives": obj_names,
                "constraints": [str(c) for c in constraints], "budget": budget, **res.to_dict(),
                "seconds": round(time.perf_counter() - start, 3)}
         if len(objectives) == 1:
             out.pop("pareto_front", None)
+    if supernet is not None:
+        out["supernet"] = supernet.describe()
+    if latency is not None:
+        out["lut"] = {"path": str(args.lut), "target": latency.target, "fastest": fastest}
+    if args.out is not None:
+        out["out"] = _write_outputs(Path(args.out), args, space, searcher, objectives, constraints, out)
     if args.json:
         print_json(out)
         return 0
     _print_human(space, out)
     return 0
+
+
+def _write_outputs(folder: Path, args: argparse.Namespace, space: Any, searcher: Any, objectives: list[Any],
+                   constraints: list[Any], out: dict[str, Any]) -> dict[str, Any]:
+    """``best.json`` or ``pareto/NN_<archid>.json`` (arch files) and ``summary.json`` in ``folder``."""
+    from hwnas.io import atomic_write_text, json_safe
+    from spaces import space_hash
+
+    try:
+        digest: str | None = space_hash(space)
+    except Exception:  # a space without a declarative form has no hash
+        digest = None
+
+    def record(t: Any) -> dict[str, Any]:
+        return {"arch": t.arch.to_dict(), "arch_id": t.arch.id, "values": dict(t.values), "space": space.name,
+                "space_hash": digest, "describe": space.describe(t.arch)}
+
+    def dump(path: Path, obj: Any) -> None:
+        atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False) + "\n")
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {folder}: cannot create the folder ({exc.strerror})") from None
+    written: dict[str, Any] = {"dir": str(folder), "best": None, "pareto": []}
+    best = searcher.best()
+    if len(objectives) == 1:
+        if best is not None:
+            dump(folder / "best.json", record(best))
+            written["best"] = str(folder / "best.json")
+    else:
+        pdir = folder / "pareto"
+        pdir.mkdir(exist_ok=True)
+        for old in pdir.glob("*.json"):  # a rerun into the same folder replaces the earlier front
+            old.unlink()
+        front = sorted(searcher.pareto_front(), key=lambda t: searcher.oriented(t), reverse=True)
+        width = max(2, len(str(len(front) - 1)))
+        for i, t in enumerate(front):
+            path = pdir / f"{i:0{width}d}_{t.arch.id}.json"
+            dump(path, record(t))
+            written["pareto"].append(str(path))
+    summary = {
+        "searcher": args.searcher, "seed": args.seed,
+        "space": {"name": space.name, "hash": digest},
+        "supernet": out.get("supernet"), "lut": out.get("lut"),
+        "objectives": out["objectives"], "constraints": out["constraints"],
+        "budget": args.budget if args.study is not None else out.get("budget"),
+        "study": {"storage": args.storage, "name": args.study} if args.study is not None else None,
+        "trials": [{"number": t.number, "arch_id": t.arch.id, "arch": t.arch.to_dict(), "values": dict(t.values),
+                    "feasible": t.feasible} for t in searcher.history],
+        "best": record(best) if best is not None else None,
+        "pareto_front": [record(t) for t in searcher.pareto_front()] if len(objectives) > 1 else None,
+        "files": written, "seconds": out.get("seconds"),
+    }
+    dump(folder / "summary.json", summary)
+    written["summary"] = str(folder / "summary.json")
+    return written
 
 
 def _print_human(space: Any, out: dict[str, Any]) -> None:
@@ -169,8 +346,11 @@ def _print_human(space: Any, out: dict[str, Any]) -> None:
     else:
         head += f"study {out['study']}: {len(out['trials'])} trials by this worker, {out['study_evaluated']} archs evaluated"
     console.print(head)
+    written = out.get("out")
     if best is None:
         console.print("no feasible arch found")
+        if written:
+            console.print(f"wrote {written['summary']}", soft_wrap=True)
         return
     from spaces import Arch
 
@@ -181,3 +361,7 @@ def _print_human(space: Any, out: dict[str, Any]) -> None:
     front = out.get("pareto_front")
     if front:
         console.print(f"Pareto front: {len(front)} archs")
+    if written:
+        files = [written["best"]] if written.get("best") else []
+        files += [f"{len(written['pareto'])} archs in {Path(written['dir']) / 'pareto'}"] if written.get("pareto") else []
+        console.print(f"wrote {', '.join(files + [written['summary']])}", soft_wrap=True)
