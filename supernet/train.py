@@ -41,7 +41,15 @@ from quant.qat import step_keeping_scales_positive
 from spaces import Arch, Space, create_space
 from spaces.identity import space_from_identity, space_identity
 from supernet.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
-from supernet.data import EpochOrder, TensorData, calibration_batches, data_info, load_data, load_data_like
+from supernet.data import (
+    EpochOrder,
+    TensorData,
+    calibration_batches,
+    data_info,
+    load_data,
+    load_data_like,
+    split_validation,
+)
 from supernet.distributed import DistInfo, all_reduce_gradients, init_distributed
 from supernet.errors import CheckpointError, TrainingConfigError
 from supernet.model import Supernet
@@ -77,6 +85,10 @@ class TrainConfig:
     reorder_channels: bool = False
     flip: bool = True
     train_limit: int | None = None
+    # Share of the training images (stratified, seeded) held out of training: the validation set
+    # on which searchers rank subnets (nas search --supernet), so that they are ranked on images
+    # the supernet never saw and the test set stays for the exported model alone.
+    val_fraction: float = 0.1
     test_limit: int | None = None
     bn_calib_batches: int = 8
     calib_batch_size: int = 256
@@ -101,6 +113,8 @@ class TrainConfig:
             raise TrainingConfigError(f"batch size must be positive, got {self.batch_size}")
         if self.num_random < 0:
             raise TrainingConfigError(f"num_random must be >= 0, got {self.num_random}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TrainingConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,6 +125,7 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise CheckpointError(f"checkpoint configuration has unknown field {unknown[0]!r}")
+        d = {"val_fraction": 0.0, **d}  # checkpoints from before val_fraction trained on every image
         return cls(**d)
 
 
@@ -202,6 +217,8 @@ class Trainer:
         self.device = torch.device(config.device)
         recorded = meta.get("data_info") if resume else None  # None: a new run, or a checkpoint from before it
         self.train_data = train_data if train_data is not None else _run_data(config, "train", recorded)
+        if train_data is None and config.val_fraction > 0:  # the searchers' validation images stay unseen
+            self.train_data = split_validation(self.train_data, config.val_fraction, config.seed)[0]
         self.test_data = (test_data if test_data is not None
                           else _run_data(config, "test", recorded or data_info(self.train_data)))
         if resume:

@@ -47,7 +47,7 @@ def tiny_config(**overrides):
     base = dict(space="mobilenet", space_kwargs=dict(TINY_MOBILENET), data="fashion-mnist", epochs=1, qat_epochs=1,
                 batch_size=32, lr=0.05, qat_lr=0.01, warmup_epochs=0.5, train_limit=192, test_limit=128,
                 bn_calib_batches=2, calib_batch_size=32, qat_calib_batches=1, checkpoint_every=0, threads=1,
-                layout_samples=8)
+                layout_samples=8, val_fraction=0.0)  # step counts in these tests: every image trains
     base.update(overrides)
     return TrainConfig(**base)
 

@@ -96,8 +96,8 @@ def test_npz_data_and_a_checkpoint_without_a_data_record(tmp_path) -> None:  # n
 
 @pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_runs_read_as_before(tmp_path) -> None:  # noqa: ANN001
-    tr = Trainer(tiny_config(train_limit=64, test_limit=32, epochs=1, qat_epochs=0, eval_every=0), tmp_path,
-                 progress=False, log=_quiet)
+    tr = Trainer(tiny_config(train_limit=64, test_limit=32, epochs=1, qat_epochs=0, eval_every=0, val_fraction=0.0),
+                 tmp_path, progress=False, log=_quiet)
     from hwnas.datasets import load_fashion_mnist
 
     raw, labels = load_fashion_mnist("train")
@@ -105,6 +105,23 @@ def test_fashion_mnist_runs_read_as_before(tmp_path) -> None:  # noqa: ANN001
     assert torch.equal(tr.train_data.images, x.unsqueeze(1)) and torch.equal(tr.train_data.labels,
                                                                               torch.from_numpy(labels[:64].copy()))
     assert data_info(tr.train_data)["data"] == "fashion-mnist" and np.isclose(tr.test_data.mean[0], 0.28604, atol=1e-5)
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+def test_val_fraction_is_held_out_of_training(tmp_path) -> None:  # noqa: ANN001
+    """The searchers' validation images (split_validation of the same training set, same seed) are
+    never trained on; a checkpoint from before val_fraction reads as having held nothing out."""
+    from supernet.data import load_data, split_validation
+    from supernet.train import TrainConfig
+
+    cfg = tiny_config(train_limit=200, test_limit=32, epochs=1, qat_epochs=0, eval_every=0, val_fraction=0.2)
+    tr = Trainer(cfg, tmp_path, progress=False, log=_quiet)
+    full = load_data("fashion-mnist", "train", 200)
+    part, val = split_validation(full, 0.2, cfg.seed)
+    assert len(tr.train_data) == len(part) == 200 - len(val) and len(val) == 40
+    assert torch.equal(tr.train_data.images, part.images) and torch.equal(tr.train_data.labels, part.labels)
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "val_fraction"}
+    assert TrainConfig.from_dict(legacy).val_fraction == 0.0
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ _FIELDS = {
     "space": "space", "data": "data", "epochs": "epochs", "qat_epochs": "qat_epochs", "batch_size": "batch_size",
     "lr": "lr", "qat_lr": "qat_lr", "weight_decay": "weight_decay", "label_smoothing": "label_smoothing",
     "warmup_epochs": "warmup_epochs", "num_random": "num_random", "seed": "seed", "scheme": "scheme",
-    "train_limit": "train_limit", "test_limit": "test_limit", "checkpoint_every": "checkpoint_every",
+    "train_limit": "train_limit", "val_fraction": "val_fraction", "test_limit": "test_limit", "checkpoint_every": "checkpoint_every",
     "eval_every": "eval_every", "bn_calib_batches": "bn_calib_batches", "threads": "threads", "device": "device",
     "max_steps": "max_steps", "kd_temperature": "kd_temperature",
 }
@@ -69,6 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, help="seed [0]")
     p.add_argument("--scheme", help="quantization scheme of the QAT stage: ort_cpu or tensorrt [ort_cpu]")
     p.add_argument("--train-limit", type=int, help="use the first N training images")
+    p.add_argument("--val-fraction", type=float,
+                   help="share of the training images held out of training, stratified: the validation set on "
+                   "which `nas search --supernet` ranks subnets [0.1]")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (0: epoch ends only) [200]")
     p.add_argument("--eval-every", type=int, help="evaluate largest / smallest every N epochs (0: never) [1]")
