@@ -97,8 +97,12 @@ class TensorRtEngine(Engine):
             opts.setdefault("allow_fp16_fallback", True)
         return opts
 
-    def build(self, path: str) -> Any:
-        """Parse the ONNX file and build a serialized engine for the target's precision."""
+    def build(self, path: str, timing_cache: str | os.PathLike[str] | None = None) -> Any:
+        """Parse the ONNX file and build a serialized engine for the target's precision.
+
+        ``timing_cache``: a TensorRT timing-cache file, read when it exists and written back
+        with this build's layer timings (later builds of similar networks skip re-timing).
+        """
         trt = self._trt
         builder = trt.Builder(self._logger)
         flags = 0
@@ -127,12 +131,26 @@ class TensorRtEngine(Engine):
             config.set_flag(int8_flag)
             if self.target.options.get("allow_fp16_fallback", True):
                 config.set_flag(trt.BuilderFlag.FP16)
+        cache = None
+        if timing_cache is not None:
+            blob = b""
+            if os.path.isfile(timing_cache):
+                with open(timing_cache, "rb") as fh:
+                    blob = fh.read()
+            cache = config.create_timing_cache(blob)
+            config.set_timing_cache(cache, ignore_mismatch=False)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise MeasurementError(f"{path}: TensorRT could not build an engine for precision {self.target.precision}")
+        if cache is not None:
+            tmp = f"{os.fspath(timing_cache)}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(memoryview(config.get_timing_cache().serialize()))
+            os.replace(tmp, timing_cache)
         return serialized
 
     def load(self, path: str | os.PathLike[str]) -> Runner:
+        """An ONNX model (built for the target) or a serialized engine (``.plan`` / ``.engine``)."""
         return _TrtRunner(self, os.fspath(path))
 
 
@@ -143,8 +161,13 @@ class _TrtRunner(Runner):
         trt, cudart = engine._trt, engine._cudart
         self._cudart = cudart
         self._buffers: list[int] = []
+        self._address: dict[str, int] = {}
         self.stream = None
-        serialized = engine.build(path)
+        if path.endswith((".plan", ".engine")):
+            with open(path, "rb") as fh:
+                serialized = fh.read()
+        else:
+            serialized = engine.build(path)
         self.engine = engine._runtime.deserialize_cuda_engine(serialized)
         if self.engine is None:
             raise MeasurementError(f"{path}: TensorRT could not deserialize the engine it built")
@@ -160,6 +183,7 @@ class _TrtRunner(Runner):
             nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
             ptr = int(_check(cudart.cudaMalloc(nbytes), "cudaMalloc"))
             self._buffers.append(ptr)
+            self._address[name] = ptr
             self.context.set_tensor_address(name, ptr)
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 host = np.ascontiguousarray(random_input(spec, seed=i))
@@ -178,6 +202,25 @@ class _TrtRunner(Runner):
 
     def sync(self) -> None:
         _check(self._cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+
+    def infer(self, x: Any) -> Any:
+        """Run one inference on ``x`` (exactly the first input's shape) and return the first
+        output as a numpy array (for accuracy checks; timing uses ``__call__``)."""
+        import numpy as np
+
+        cudart = self._cudart
+        inp, out = self.inputs[0], self.outputs[0]
+        x = np.ascontiguousarray(x, dtype=inp.dtype)
+        if tuple(x.shape) != inp.shape:
+            raise MeasurementError(f"TensorRT engine input {inp.name!r} has shape {inp.shape}, got {tuple(x.shape)}")
+        _check(cudart.cudaMemcpy(self._address[inp.name], x.ctypes.data, x.nbytes,
+                                 cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+        self()
+        self.sync()
+        y = np.empty(out.shape, dtype=out.dtype)
+        _check(cudart.cudaMemcpy(y.ctypes.data, self._address[out.name], y.nbytes,
+                                 cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+        return y
 
     def close(self) -> None:
         for ptr in self._buffers:

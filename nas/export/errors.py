@@ -1,0 +1,18 @@
+"""Errors of :mod:`nas.export`; both derive from :class:`hwnas.errors.HwnasError` (one-line messages)."""
+from __future__ import annotations
+
+from hwnas.errors import ConfigError, HwnasError
+
+__all__ = ["ExportConfigError", "FormatUnavailableError"]
+
+
+class ExportConfigError(ConfigError):
+    """A bad export request: unknown format, unwritable output folder, mismatched target or data."""
+
+
+class FormatUnavailableError(HwnasError):
+    """A requested format needs a library or hardware this machine lacks; ``reason`` says which."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message

@@ -1,0 +1,23 @@
+"""Fixtures of the export API tests: one tiny supernet checkpoint and one fast target per session."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.nas.export.helpers import train_supernet, write_arch, write_fast_target
+
+
+@pytest.fixture(scope="session")
+def export_work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    arch_file, arch = write_arch(root)
+    return {"root": root, "checkpoint": train_supernet(root / "run"), "target": write_fast_target(root),
+            "arch_file": arch_file, "arch": arch}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
