@@ -319,7 +319,8 @@ class CompositeEvaluator(Evaluator):
 
 # -- short proxy training ------------------------------------------------------------------
 class ProxyTrainingEvaluator(Evaluator):
-    """Trains each arch briefly on real data and returns its held-out accuracy (%).
+    """Trains each arch briefly on real data and returns its accuracy (%) on a validation set
+    carved from the training split (disjoint from the images it trains on; never the test split).
 
     The space must accept the dataset's input (e.g. ``create_space("nb201", in_chans=1,
     resolution=28)`` for Fashion-MNIST). Metrics: ``proxy_acc`` (%), ``params_m`` (millions of
@@ -329,13 +330,13 @@ class ProxyTrainingEvaluator(Evaluator):
     metrics = ("proxy_acc", "params_m", "train_s")
 
     def __init__(self, space: Space, *, dataset: str = "fashion_mnist", train_size: int = 2000,
-                 test_size: int = 1000, epochs: int = 1, batch_size: int = 64, lr: float = 0.05,
+                 val_size: int = 1000, epochs: int = 1, batch_size: int = 64, lr: float = 0.05,
                  seed: int = 0, device: str = "cpu", max_threads: int | None = 1) -> None:
-        if train_size < 1 or test_size < 1 or epochs < 1 or batch_size < 1:
-            raise ConfigError("train_size, test_size, epochs and batch_size must be positive")
+        if train_size < 1 or val_size < 1 or epochs < 1 or batch_size < 1:
+            raise ConfigError("train_size, val_size, epochs and batch_size must be positive")
         self.space = space
         self.dataset = dataset
-        self.train_size, self.test_size = train_size, test_size
+        self.train_size, self.val_size = train_size, val_size
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.seed, self.device, self.max_threads = seed, device, max_threads
         self._data: Any = None
@@ -344,7 +345,7 @@ class ProxyTrainingEvaluator(Evaluator):
         if self._data is None:
             from nas.search.data import load_arrays
 
-            xtr, ytr, xte, yte = load_arrays(self.dataset, self.train_size, self.test_size, seed=self.seed)
+            xtr, ytr, xte, yte = load_arrays(self.dataset, self.train_size, self.val_size, seed=self.seed)
             shape = tuple(xtr.shape[1:])
             if shape != tuple(self.space.input_shape):
                 raise ConfigError(f"space {self.space.name!r} takes inputs {self.space.input_shape} but {self.dataset} "

@@ -64,7 +64,7 @@ def test_proxy_training_is_real_and_deterministic():
     from spaces import create_space
 
     space = create_space("resnet", in_chans=1, num_classes=10, resolution=28)
-    ev = ProxyTrainingEvaluator(space, train_size=128, test_size=64, batch_size=32, seed=0)
+    ev = ProxyTrainingEvaluator(space, train_size=128, val_size=64, batch_size=32, seed=0)
     try:
         arch = space.default()
         a, b = ev.evaluate(arch), ev.evaluate(arch)
@@ -73,4 +73,25 @@ def test_proxy_training_is_real_and_deterministic():
     assert 0 <= a["proxy_acc"] <= 100 and a["params_m"] > 0
     assert a["proxy_acc"] == b["proxy_acc"]
     with pytest.raises(ConfigError, match="in_chans=1, resolution=28"):
-        ProxyTrainingEvaluator(create_space("resnet"), train_size=8, test_size=8).evaluate(create_space("resnet").default())
+        ProxyTrainingEvaluator(create_space("resnet"), train_size=8, val_size=8).evaluate(create_space("resnet").default())
+
+
+def test_proxy_data_never_touches_the_test_split(monkeypatch):
+    """Proxy training and its validation come from disjoint parts of the training split."""
+    import hwnas.datasets as datasets
+    from nas.search.data import load_arrays
+
+    splits: list[str] = []
+    real = datasets.load_data
+
+    def spy(name, split, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        splits.append(split)
+        return real(name, split, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_data", spy)
+    xtr, ytr, xval, yval = load_arrays("digits", 200, 100, seed=3)
+    assert set(splits) == {"train"} and len(xtr) == 200 and len(xval) == 100
+    rows = {x.tobytes() for x in xtr}
+    assert not any(x.tobytes() in rows for x in xval[:50] if (xval[:50] != 0).any())
+    with pytest.raises(ConfigError, match="training split holds"):
+        load_arrays("digits", 2000, 1000)
