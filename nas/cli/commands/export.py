@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lut", help="LUT measured for --target on this machine: the predicted latency")
     p.add_argument("--finetune-epochs", type=float, default=0.0,
                    help="QAT fine-tune of the extracted model before export, in epochs of the training data [0]")
-    p.add_argument("--data", help="dataset: fashion-mnist or digits [the checkpoint's]")
+    p.add_argument("--data", help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an "
+                   ".npz file, read at the model's input size with its training normalisation and classes [the checkpoint's]")
     p.add_argument("--test-limit", type=int, help="verify on the first N test images [all]")
     p.add_argument("--calib-batches", type=int,
                    help="training batches for BN recalibration and PTQ [the checkpoint's, 8]")
