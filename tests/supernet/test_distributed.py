@@ -13,7 +13,8 @@ from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, subproces
 
 ARGS = ["train-supernet", "--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), "--epochs", "1",
         "--batch-size", "32", "--train-limit", "192", "--eval-every", "0", "--checkpoint-every", "0",
-        "--max-steps", "3", "--threads", "1", "--no-progress", "--memory-format", "contiguous"]
+        "--max-steps", "3", "--threads", "1", "--no-progress", "--memory-format", "contiguous",
+        "--val-fraction", "0"]  # the tolerance below was set on every one of these 192 images
 
 # Three SGD steps of four subnets each; the only difference between the runs is the order of
 # floating-point sums (gradients all-reduced over two shards, batch-norm statistics summed over
