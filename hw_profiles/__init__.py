@@ -49,9 +49,20 @@ __all__ = [
     "resolve_timer",
     "target_from_dict",
     "target_availability",
+    "target_fingerprint",
 ]
 
 
 def target_availability(target: Target) -> str | None:
     """``None`` when ``target`` can be measured on this machine, else the reason why not."""
     return engine_class(target.engine).availability(target)
+
+
+def target_fingerprint(target: Target | str) -> Fingerprint:
+    """The fingerprint of ``target`` (a name, file or :class:`Target`) on this machine: the key
+    under which a LUT stores its measurements here."""
+    engine = create_engine(load_target(target))
+    try:
+        return engine.fingerprint()
+    finally:
+        engine.close()

@@ -98,14 +98,10 @@ class LatencyPredictor:
                    correction: bool = True, allow_other_space: bool = False) -> LatencyPredictor:
         """The predictor for ``target`` as measured *on this machine*: the target's fingerprint
         is computed here and must be in the LUT (else a one-line FingerprintMismatchError)."""
-        from hw_profiles import create_engine, load_target
+        from hw_profiles import load_target, target_fingerprint
 
         target = load_target(target)
-        engine = create_engine(target)
-        try:
-            fp = engine.fingerprint()
-        finally:
-            engine.close()
+        fp = target_fingerprint(target)
         db = lut if isinstance(lut, LatencyDB) else open_lut(lut, "r")
         db.require_fingerprint(fp)
         return cls(db, space, fingerprint=fp.id, batch=target.batch, correction=correction,

@@ -128,7 +128,7 @@ def _load_datasets(data: Any, meta: Mapping[str, Any], train_limit: int | None,
     if data is None or isinstance(data, str):
         info = meta.get("data_info")
         spec = data if data is not None else (meta.get("config") or {}).get("data", "fashion-mnist")
-        if isinstance(info, Mapping) and hasattr(sd, "load_data_like"):
+        if isinstance(info, Mapping):
             train = sd.load_data_like(info, "train", train_limit, spec=data)
             test = sd.load_data_like(info, "test", test_limit, spec=data)
         else:

@@ -47,17 +47,13 @@ def block_latency(block) -> float:
 def fake_lut(path: Path, space, target: str = TARGET) -> Path:
     """A LUT of every block of ``space`` for ``target`` as fingerprinted on this machine, with
     :func:`block_latency` rows (no measurement), so that ``--lut path --target target`` works here."""
-    from hw_profiles import Stats, create_engine, load_target
+    from hw_profiles import Stats, load_target, target_fingerprint
     from latency_lut.db import open_lut
     from latency_lut.keys import block_key, overhead_key, quantize_key
     from latency_lut.manifest import space_record
 
     t = load_target(target)
-    engine = create_engine(t)
-    try:
-        fp = engine.fingerprint()
-    finally:
-        engine.close()
+    fp = target_fingerprint(t)
     c, h, w = space.input_shape
     with open_lut(path, "w") as db:
         db.register_fingerprint(fp)
