@@ -54,7 +54,7 @@ from supernet.distributed import DistInfo, all_reduce_gradients, init_distribute
 from supernet.errors import CheckpointError, TrainingConfigError
 from supernet.model import Supernet
 
-__all__ = ["METRICS_NAME", "TrainConfig", "Trainer", "build_space", "load_supernet"]
+__all__ = ["METRICS_NAME", "TrainConfig", "Trainer", "build_space", "config_space", "load_supernet"]
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -149,6 +149,13 @@ def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, 
             raise ConfigError(f"space argument {key}={kw[key]} does not match the data ({value})")
         kw[key] = value
     return create_space(name, **kw)
+
+
+def config_space(config: TrainConfig) -> Space:
+    """The space a run of ``config`` trains: its input shape and classes are the data's (read as
+    the training will read them), built without training anything."""
+    data = _run_data(config, "train", None)
+    return build_space(config.space, config.space_kwargs, data.input_shape, data.num_classes, data=config.data)
 
 
 def load_supernet(path: str | os.PathLike[str], device: str = "cpu") -> tuple[Supernet, dict[str, Any]]:

@@ -281,58 +281,17 @@ def _search(args: argparse.Namespace) -> int:
 def _write_outputs(folder: Path, args: argparse.Namespace, space: Any, searcher: Any, objectives: list[Any],
                    constraints: list[Any], out: dict[str, Any]) -> dict[str, Any]:
     """``best.json`` or ``pareto/NN_<archid>.json`` (arch files) and ``summary.json`` in ``folder``."""
-    from hwnas.io import atomic_write_text, json_safe
-    from spaces import space_hash
+    from nas.search.outputs import write_search_outputs
 
-    try:
-        digest: str | None = space_hash(space)
-    except Exception:  # a space without a declarative form has no hash
-        digest = None
-
-    def record(t: Any) -> dict[str, Any]:
-        return {"arch": t.arch.to_dict(), "arch_id": t.arch.id, "values": dict(t.values), "space": space.name,
-                "space_hash": digest, "describe": space.describe(t.arch)}
-
-    def dump(path: Path, obj: Any) -> None:
-        atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False) + "\n")
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out {folder}: cannot create the folder ({exc.strerror})") from None
-    written: dict[str, Any] = {"dir": str(folder), "best": None, "pareto": []}
-    best = searcher.best()
-    if len(objectives) == 1:
-        if best is not None:
-            dump(folder / "best.json", record(best))
-            written["best"] = str(folder / "best.json")
-    else:
-        pdir = folder / "pareto"
-        pdir.mkdir(exist_ok=True)
-        for old in pdir.glob("*.json"):  # a rerun into the same folder replaces the earlier front
-            old.unlink()
-        front = sorted(searcher.pareto_front(), key=lambda t: searcher.oriented(t), reverse=True)
-        width = max(2, len(str(len(front) - 1)))
-        for i, t in enumerate(front):
-            path = pdir / f"{i:0{width}d}_{t.arch.id}.json"
-            dump(path, record(t))
-            written["pareto"].append(str(path))
     summary = {
         "searcher": args.searcher, "seed": args.seed,
-        "space": {"name": space.name, "hash": digest},
         "supernet": out.get("supernet"), "lut": out.get("lut"),
         "objectives": out["objectives"], "constraints": out["constraints"],
         "budget": args.budget if args.study is not None else out.get("budget"),
         "study": {"storage": args.storage, "name": args.study} if args.study is not None else None,
-        "trials": [{"number": t.number, "arch_id": t.arch.id, "arch": t.arch.to_dict(), "values": dict(t.values),
-                    "feasible": t.feasible} for t in searcher.history],
-        "best": record(best) if best is not None else None,
-        "pareto_front": [record(t) for t in searcher.pareto_front()] if len(objectives) > 1 else None,
-        "files": written, "seconds": out.get("seconds"),
+        "seconds": out.get("seconds"),
     }
-    dump(folder / "summary.json", summary)
-    written["summary"] = str(folder / "summary.json")
-    return written
+    return write_search_outputs(folder, searcher, space, multi_objective=len(objectives) > 1, summary=summary)
 
 
 def _print_human(space: Any, out: dict[str, Any]) -> None:
