@@ -24,6 +24,7 @@ __all__ = [
     "list_spaces",
     "nb201_benchmark",
     "register_space",
+    "run",
     "run_search",
 ]
 
@@ -41,6 +42,7 @@ _LAZY = {
     "list_searchers": "nas.search",
     "nb201_benchmark": "nas.search",
     "run_search": "nas.search",
+    "run": "nas.pipeline",
 }
 
 

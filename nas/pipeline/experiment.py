@@ -1,0 +1,260 @@
+"""``nas run``: one experiment, from a target and a data set to verified INT8 models and a report.
+
+Stages (:data:`~nas.pipeline.config.STAGES`), each in its own folder of the run folder:
+
+1. ``lut``: the target's latency LUT of the space (profiled here, or a given LUT copied in),
+   plus its FP32 twin for the report's speed-up table;
+2. ``supernet``: the quantized-for-all supernet (trained, or a given checkpoint copied in);
+3. ``search``: one search per latency budget (supernet validation accuracy × LUT latency),
+   and the random subnets of the report's cloud, all through one evaluation cache;
+4. ``export``: each chosen subnet exported to INT8 (the trained scales) and FP32 and verified on
+   the target (test accuracy, measured vs predicted latency, budget);
+5. ``report``: ``report.md``, ``report.json``, ``pareto.png`` and ``convergence.png``.
+
+Every stage records its inputs and completion (:mod:`nas.pipeline.state`); a rerun skips
+finished stages and resumes an interrupted one from its finished units (LUT blocks, training
+steps, cached evaluations, exports). Each stage can be run alone: ``Experiment(cfg,
+out).stage("search")`` (the stages before it must have finished).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import ConfigError
+from nas.pipeline.config import STAGES, RunConfigError, load_config, parse_budget
+from nas.pipeline.state import RunFolder
+
+__all__ = ["Experiment", "RunResult", "run"]
+
+CONFIG_NAME = "config.yaml"
+LOG_NAME = "run.log"
+
+
+class RunResult(dict):  # type: ignore[type-arg]
+    """What :func:`run` returns: ``{"out", "report", "exports", "stages", "passed"}``."""
+
+
+class Experiment:
+    """One ``nas run`` experiment: a validated configuration and its run folder.
+
+    ``config``: a YAML file, a mapping, or ``None`` to continue the run saved in ``out``.
+    ``progress``: rich progress bars on stderr; ``log``: where status lines go (besides
+    ``run.log``; default stderr).
+    """
+
+    def __init__(self, config: str | os.PathLike[str] | Mapping[str, Any] | None, out: str | os.PathLike[str], *,
+                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
+        self.folder = RunFolder(out)
+        self.root = self.folder.root
+        saved = self.root / CONFIG_NAME
+        if config is None:
+            if not saved.is_file():
+                raise ConfigError(f"{self.root}: no run to continue here ({CONFIG_NAME} missing); give a config file")
+            config = saved
+        self.config, self.where = load_config(config)
+        self.progress = progress
+        self._say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._space: Any = None
+        self._target: Any = None
+
+    # -- small services -----------------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        """A status line, to the console and appended to ``run.log``."""
+        self._say(msg)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / LOG_NAME, "a", encoding="utf-8") as fh:
+                fh.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
+        except OSError:
+            pass
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def lut_path(self) -> Path:
+        return self.root / "lut" / "lut.db"
+
+    @property
+    def supernet_dir(self) -> Path:
+        return self.root / "supernet"
+
+    def train_config(self) -> Any:
+        """The :class:`supernet.train.TrainConfig` of this experiment's supernet."""
+        from nas.export.formats import scheme_for_target
+        from supernet.train import TrainConfig
+
+        c, s, d = self.config, self.config["supernet"], self.config["data"]
+        return TrainConfig(space=c["space"]["name"], space_kwargs=dict(c["space"]["args"]), data=d["name"],
+                           epochs=s["epochs"], qat_epochs=s["qat_epochs"], batch_size=s["batch_size"], lr=s["lr"],
+                           qat_lr=s["qat_lr"], weight_decay=s["weight_decay"], warmup_epochs=s["warmup_epochs"],
+                           num_random=s["num_random"], seed=self.seed,
+                           scheme=scheme_for_target(self.target).name, train_limit=d["train_limit"],
+                           val_fraction=d["val_fraction"], threads=s["threads"])
+
+    @property
+    def target(self) -> Any:
+        if self._target is None:
+            from hw_profiles import load_target
+
+            self._target = load_target(self.config["target"]["name"])
+        return self._target
+
+    @property
+    def space(self) -> Any:
+        """The space searched: the configured one at the data's input shape and classes."""
+        if self._space is None:
+            from supernet.train import config_space
+
+            self._space = config_space(self.train_config())
+        return self._space
+
+    def space_hash(self) -> str:
+        from spaces import space_hash
+
+        return space_hash(self.space)
+
+    # -- stage inputs ---------------------------------------------------------------------------
+    def stage_inputs(self, stage: str) -> dict[str, Any]:
+        """The part of the configuration ``stage``'s results depend on (compared on reruns)."""
+        c = self.config
+        if stage == "lut":
+            lut = dict(c["lut"])
+            if lut["path"] is not None:
+                lut = {"path": lut["path"]}  # a reused LUT: how it was measured is not this run's business
+            return {"space": self.space_hash(), "target": c["target"], "lut": lut, "seed": self.seed}
+        if stage == "supernet":
+            sn = dict(c["supernet"])
+            if sn["checkpoint"] is not None:
+                sn = {"checkpoint": sn["checkpoint"]}
+            return {"space": self.space_hash(), "data": {k: c["data"][k] for k in ("name", "train_limit", "val_fraction")},
+                    "supernet": sn, "seed": self.seed, "target": c["target"]["name"]}
+        if stage == "search":
+            return {"search": c["search"], "random_subnets": c["report"]["random_subnets"], "seed": self.seed}
+        if stage == "export":
+            return {"export": c["export"], "test_limit": c["data"]["test_limit"], "target": c["target"]["name"]}
+        if stage == "report":
+            return {"name": c["name"], "baselines": c["report"]["baselines"]}
+        raise ConfigError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+
+    def check_config(self) -> None:
+        """Refuse (one line) a configuration that differs from what finished stages were run with."""
+        for stage in STAGES:
+            self.folder.check_inputs(stage, self.stage_inputs(stage))
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, from_stage: str | None = None, until: str | None = None) -> RunResult:
+        """Run every stage (from ``from_stage``, redoing it and those after it; up to ``until``)."""
+        from hwnas.io import atomic_write_text
+
+        for name, opt in ((from_stage, "--from"), (until, "--until")):
+            if name is not None and name not in STAGES:
+                raise ConfigError(f"{opt} {name!r}: unknown stage (stages: {', '.join(STAGES)})")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if from_stage is not None:
+            removed = self.folder.reset(from_stage)
+            if removed:
+                self.log(f"--from {from_stage}: removed the results of {', '.join(removed)}")
+        self.check_config()
+        import yaml
+
+        atomic_write_text(self.root / CONFIG_NAME, f"# nas run: the resolved configuration of this run ({self.where})\n"
+                          + yaml.safe_dump(self.config, sort_keys=False))
+        last = STAGES.index(until) if until is not None else len(STAGES) - 1
+        summaries = {}
+        for stage in STAGES[: last + 1]:
+            summaries[stage] = self.stage(stage)
+            if stage == "lut":
+                self.budgets()  # a budget no arch meets is refused before any training
+        result = RunResult(out=str(self.root), stages=summaries)
+        if "export" in summaries:
+            result["exports"] = summaries["export"].get("exports", [])
+            result["passed"] = all(e.get("passed") for e in result["exports"])
+        if "report" in summaries:
+            result["report"] = summaries["report"].get("files", {})
+        return result
+
+    def stage(self, stage: str) -> dict[str, Any]:
+        """Run one stage (skipped when finished with the same inputs); returns its summary."""
+        from nas.pipeline import stages
+
+        inputs = self.stage_inputs(stage)
+        rec = self.folder.check_inputs(stage, inputs)
+        if rec is not None and rec.get("finished"):
+            self.log(f"[{stage}] finished earlier: kept")
+            return dict(rec.get("summary") or {})
+        index = STAGES.index(stage)
+        for before in STAGES[:index]:
+            prev = self.folder.record(before)
+            if prev is None or not prev.get("finished"):
+                raise ConfigError(f"{self.root}: stage {stage} needs stage {before} finished first")
+        self.log(f"[{stage}] {'resuming' if rec is not None else 'starting'}")
+        self.folder.write_record(stage, inputs, finished=False)
+        start = time.perf_counter()
+        summary = getattr(stages, f"run_{stage}")(self)
+        seconds = time.perf_counter() - start
+        self.folder.write_record(stage, inputs, finished=True, summary=summary, seconds=seconds)
+        self.log(f"[{stage}] done in {seconds:.1f} s")
+        return summary
+
+    # -- budgets ------------------------------------------------------------------------------
+    def latency_evaluator(self, fp32: bool = False) -> Any:
+        from nas.search.evaluators import LutLatencyEvaluator
+
+        name = self.config["target"]["fp32" if fp32 else "name"]
+        return LutLatencyEvaluator.from_lut(self.lut_path, name, self.space)
+
+    def budgets(self) -> list[dict[str, Any]]:
+        """The latency budgets in ms on this target (``"P%"`` resolved against the LUT), each
+        ``{"name": "b0", "spec", "budget_ms"}``; a budget below the fastest arch is refused."""
+        from supernet import largest_arch, smallest_arch
+
+        lat = self.latency_evaluator()
+        _, fastest, exact = lat.fastest(candidates=[smallest_arch(self.space)])
+        largest = float(lat.evaluate(largest_arch(self.space))["latency_ms"])
+        out = []
+        for i, spec in enumerate(self.config["search"]["latency_budgets"]):
+            b = parse_budget(spec)
+            ms = b.resolve(fastest, largest)
+            if ms < fastest - 1e-12:
+                how = "over every arch of the space" if exact else "of the fastest arch found"
+                raise RunConfigError(f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of space "
+                                     f"{self.space.name!r} meets {ms:.4g} ms on {lat.target}: the minimum {how} is "
+                                     f"{fastest:.4g} ms")
+            out.append({"name": f"b{i}", "spec": spec, "budget_ms": round(ms, 6)})
+        return out
+
+    def random_archs(self, n: int) -> list[Any]:
+        """``n`` distinct seeded random archs of the space (the report's cloud)."""
+        rng = random.Random(f"{self.seed}:cloud")
+        seen: dict[str, Any] = {}
+        for _ in range(50 * max(n, 1)):
+            if len(seen) >= n:
+                break
+            a = self.space.sample(rng.randrange(2**31))
+            seen.setdefault(a.id, a)
+        return list(seen.values())
+
+
+def run(config: str | os.PathLike[str] | Mapping[str, Any] | None, out: str | os.PathLike[str], *,
+        from_stage: str | None = None, until: str | None = None, progress: bool = True,
+        log: Callable[[str], None] | None = None) -> RunResult:
+    """Run (or resume) the experiment of ``config`` in the folder ``out``; see :class:`Experiment`."""
+    return Experiment(config, out, progress=progress, log=log).run(from_stage=from_stage, until=until)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (a temp name, then a rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+

@@ -1,0 +1,320 @@
+"""The five stages of ``nas run``; each takes the :class:`~nas.pipeline.experiment.Experiment`
+and returns a JSON-able summary. Their finished units survive an interruption: LUT blocks (the
+LUT is written block by block), training steps (checkpoints), evaluations (the JSON-lines cache),
+searches and exports (a folder each, renamed into place when complete)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import ConfigError, HwnasError
+
+__all__ = ["run_export", "run_lut", "run_report", "run_search", "run_supernet"]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _dump(path: Path, obj: Any) -> None:
+    from hwnas.io import atomic_write_text, json_safe
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. lut
+# ------------------------------------------------------------------------------------------------
+
+
+def _copy_lut(src: Path, dst: Path) -> None:
+    """A consistent copy of the SQLite LUT ``src`` (its WAL included), written atomically."""
+    import sqlite3
+
+    from latency_lut import open_lut
+
+    open_lut(src).close()  # one-line errors for a file that is not a LUT
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(tmp) as b:
+        a.backup(b)
+    os.replace(tmp, dst)
+
+
+def run_lut(exp: Any) -> dict[str, Any]:
+    """Profile the space on the target (and its FP32 twin) into ``lut/lut.db``, or copy a given LUT."""
+    from latency_lut.errors import LUTError
+
+    cfg = exp.config
+    db = exp.lut_path
+    db.parent.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"lut": str(db.relative_to(exp.root)), "target": cfg["target"]["name"],
+                               "fp32_target": cfg["target"]["fp32"], "profiled": {}}
+    given = cfg["lut"]["path"]
+    if given is not None:
+        src = Path(given).expanduser()
+        if not db.exists():
+            _copy_lut(src, db)
+        summary["source"] = str(src.resolve())
+        exp.latency_evaluator()  # the LUT must hold this space on this target, measured on this machine
+        try:
+            exp.latency_evaluator(fp32=True) if cfg["target"]["fp32"] else None
+        except HwnasError as exc:
+            summary["fp32_target"] = None
+            exp.log(f"[lut] no FP32 speed-up table: {exc}")
+        return summary
+    from latency_lut import profile_space
+
+    for key in ("name", "fp32"):
+        name = cfg["target"][key]
+        if name is None:
+            continue
+        exp.log(f"[lut] profiling every block of {exp.space.name} on {name}")
+        res = profile_space(exp.space, name, db, seed=exp.seed, networks=cfg["lut"]["networks"] if key == "name" else 0,
+                            progress=exp.progress, log=exp.log, retry_passes=cfg["lut"]["retry_passes"])
+        if res.failed:
+            raise LUTError(f"{len(res.failed)} block(s) could not be measured on {name}, e.g. {res.failed[0]}")
+        summary["profiled"][name] = {"fingerprint": res.fingerprint, "blocks": res.total, "measured": res.measured,
+                                     "kept": res.skipped, "networks": res.networks, "seconds": round(res.elapsed_s, 1),
+                                     "busy_after_retries": res.unstable, "correction": res.correction}
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. supernet
+# ------------------------------------------------------------------------------------------------
+
+
+def _last_metrics(folder: Path) -> dict[str, Any]:
+    from supernet.train import METRICS_NAME
+
+    try:
+        lines = (folder / METRICS_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    for line in reversed(lines):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "epoch" in rec:
+            return rec
+    return {}
+
+
+def run_supernet(exp: Any) -> dict[str, Any]:
+    """Train the quantized-for-all supernet into ``supernet/`` (resuming), or copy a given one."""
+    from spaces.identity import check_same_space
+    from supernet.checkpoint import checkpoint_path
+    from supernet.train import METRICS_NAME, Trainer, load_supernet
+
+    out = exp.supernet_dir
+    given = exp.config["supernet"]["checkpoint"]
+    if given is not None:
+        from nas.pipeline.experiment import copy_file
+
+        src = checkpoint_path(given)
+        if not src.is_file():
+            raise ConfigError(f"supernet.checkpoint: {src}: no such checkpoint")
+        net, meta = load_supernet(src)  # one-line errors for a damaged file, before copying it
+        check_same_space(exp.space, net.space, what=f"config space {exp.space.name!r}",
+                         given_as=f"checkpoint {src}")
+        if not checkpoint_path(out).exists():
+            if (src.parent / METRICS_NAME).is_file():
+                copy_file(src.parent / METRICS_NAME, out / METRICS_NAME)
+            copy_file(src, checkpoint_path(out))
+        info = meta.get("data_info") or {}
+        if info.get("data") and str(info.get("data")) != exp.config["data"]["name"]:
+            exp.log(f"[supernet] note: the checkpoint was trained on {info.get('data')}, the config names "
+                    f"{exp.config['data']['name']}: the checkpoint's data set is used")
+        source = str(src.resolve())
+    else:
+        tc = exp.train_config()
+        resume = checkpoint_path(out).exists()
+        trainer = Trainer(tc, out, resume=resume, progress=exp.progress, log=exp.log,
+                          config_override=tc if resume else None)
+        trainer.run()
+        source = None
+    last = _last_metrics(out)
+    return {"checkpoint": str(checkpoint_path(out).relative_to(exp.root)), "source": source,
+            "epochs": last.get("epoch"), "stage": last.get("stage"), "test_acc": last.get("test_acc")}
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. search
+# ------------------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A rich progress bar with ETA (nothing when progress is off)."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, description: str | None = None) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, **({"description": description} if description else {}))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def run_search(exp: Any) -> dict[str, Any]:
+    """One search per latency budget into ``search/bN/`` (arch files + summary), and the random
+    subnets of the report's cloud into ``search/random.json``; one evaluation cache for all."""
+    from nas.search import create_searcher
+    from nas.search.base import Constraint, Objective
+    from nas.search.evaluators import CompositeEvaluator, SupernetEvaluator
+    from nas.search.outputs import write_search_outputs
+    from nas.search.runner import run_search as run_budget
+
+    cfg, s = exp.config, exp.config["search"]
+    folder = exp.root / "search"
+    budgets = exp.budgets()
+    acc = SupernetEvaluator(exp.supernet_dir, precision=s["precision"], val_limit=s["val_limit"],
+                            threads=exp.config["supernet"]["threads"], cache_path=folder / "evals.jsonl")
+    lat = exp.latency_evaluator()
+    evaluator = CompositeEvaluator(acc, lat)
+    searches = []
+    for b in budgets:
+        bdir = folder / b["name"]
+        done = _read_json(bdir / "summary.json")
+        if isinstance(done, dict) and done.get("budget_ms") == b["budget_ms"] and (bdir / "best.json").is_file():
+            exp.log(f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): finished earlier")
+        else:
+            try:
+                searcher = create_searcher(s["searcher"], acc.space, objectives=[Objective("accuracy")],
+                                           constraints=[Constraint("latency_ms", upper=b["budget_ms"])],
+                                           seed=exp.seed, **s["options"])
+            except TypeError as exc:
+                raise ConfigError(f"search.options: searcher {s['searcher']!r}: {exc}") from None
+            start = time.perf_counter()
+            bar = _Bar(exp.progress, f"search {b['name']} ≤ {b['budget_ms']:.4g} ms", s["budget"])
+            try:
+                res = run_budget(searcher, evaluator, s["budget"], callback=lambda t: bar.advance())
+            finally:
+                bar.close()
+            if searcher.best() is None:  # nothing feasible sampled: the LUT's fastest arch always is
+                from supernet import smallest_arch
+
+                arch = lat.fastest(candidates=[smallest_arch(acc.space)])[0]
+                searcher.tell(arch, evaluator.evaluate(arch))
+                exp.log(f"[search] {b['name']}: none of {len(res.trials)} queries met {b['budget_ms']:.4g} ms; "
+                        f"the fastest arch of the space stands in (raise search.budget for a real search)")
+            if searcher.best() is None:
+                raise HwnasError(f"search {b['name']}: no arch under {b['budget_ms']:.4g} ms in {len(res.trials)} "
+                                 f"queries: raise the budget or search.budget")
+            write_search_outputs(bdir, searcher, acc.space, multi_objective=False, summary={
+                "searcher": s["searcher"], "seed": exp.seed, "budget": s["budget"], "budget_name": b["name"],
+                "budget_spec": b["spec"], "budget_ms": b["budget_ms"], "objectives": ["accuracy:max"],
+                "constraints": [f"latency_ms<={b['budget_ms']:g}"], "supernet": acc.describe(),
+                "lut": {"path": str(exp.lut_path), "target": lat.target},
+                "seconds": round(time.perf_counter() - start, 3)})
+            best = searcher.best()
+            exp.log(f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): best {best.arch.id}, validation accuracy "
+                    f"{best.values['accuracy']:.2f} %, predicted {best.values['latency_ms']:.4g} ms "
+                    f"({len(res.trials)} archs)")
+            done = _read_json(bdir / "summary.json")
+        best_rec = done["best"]
+        searches.append({"budget": b["name"], "budget_ms": b["budget_ms"], "arch_id": best_rec["arch_id"],
+                         "accuracy": best_rec["values"]["accuracy"], "latency_ms": best_rec["values"]["latency_ms"],
+                         "queries": len(done["trials"])})
+    n = cfg["report"]["random_subnets"]
+    cloud_path = folder / "random.json"
+    cloud = _read_json(cloud_path)
+    if n and not (isinstance(cloud, list) and len(cloud) == len(exp.random_archs(n))):
+        archs = exp.random_archs(n)
+        bar = _Bar(exp.progress, "random subnets", len(archs))
+        rows = []
+        try:
+            for a in archs:
+                v = evaluator.evaluate(a)
+                rows.append({"arch_id": a.id, "arch": a.to_dict(), "accuracy": v["accuracy"],
+                             "latency_ms": v["latency_ms"], "params": v["params"]})
+                bar.advance()
+        finally:
+            bar.close()
+        _dump(cloud_path, rows)
+    return {"budgets": budgets, "searches": searches, "evaluations": acc.evaluations, "cache_hits": acc.hits}
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. export
+# ------------------------------------------------------------------------------------------------
+
+
+def export_row(name: str, budget_ms: float, record: dict[str, Any], folder: str) -> dict[str, Any]:
+    """The report's view of one export's ``model.json``."""
+    acc, lat, checks = record.get("accuracy", {}), record.get("latency_ms", {}), record.get("checks", {})
+    measured, predicted, fp32 = lat.get("measured"), lat.get("predicted"), lat.get("measured_fp32")
+    return {"budget": name, "budget_ms": budget_ms, "arch_id": record.get("arch_id"),
+            "describe": record.get("describe"), "params": record.get("params"),
+            "predicted_int8_ms": predicted, "measured_int8_ms": measured, "measured_fp32_ms": fp32,
+            "int8_speedup": (fp32 / measured) if fp32 and measured else None,
+            "int8_test_acc": acc.get("int8_test"), "fp32_test_acc": acc.get("fp32_test"),
+            "agreement": acc.get("int8_vs_fakequant_agreement"),
+            "meets_budget": (measured <= budget_ms) if measured is not None else None,
+            "within_10pct": checks.get("latency_within_prediction"), "folder": folder,
+            "passed": bool(checks.get("passed"))}
+
+
+def run_export(exp: Any) -> dict[str, Any]:
+    """Export and verify each budget's best arch into ``export/bN/``."""
+    from nas.export.exporter import export
+
+    cfg = exp.config
+    folder = exp.root / "export"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for b in exp.budgets():
+        dest = folder / b["name"]
+        record = _read_json(dest / "model.json")
+        if not isinstance(record, dict):
+            tmp = folder / f".{b['name']}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            exp.log(f"[export] {b['name']}: exporting and verifying the best arch under {b['budget_ms']:.4g} ms")
+            res = export(exp.supernet_dir, arch=str(exp.root / "search" / b["name"] / "best.json"), out=tmp,
+                         formats=cfg["export"]["formats"], target=cfg["target"]["name"], lut=exp.lut_path,
+                         finetune_epochs=cfg["export"]["finetune_epochs"], test_limit=cfg["data"]["test_limit"],
+                         max_latency_ms=b["budget_ms"], log=lambda m: exp.log(f"[export] {m}"))
+            os.replace(tmp, dest)
+            record = res.record
+        row = export_row(b["name"], b["budget_ms"], record, str(dest.relative_to(exp.root)))
+        exp.log(f"[export] {b['name']}: INT8 test {row['int8_test_acc']:.2f} %, measured "
+                f"{row['measured_int8_ms']:.4g} ms (predicted {row['predicted_int8_ms']:.4g}, budget "
+                f"{b['budget_ms']:.4g}), {'passed' if row['passed'] else 'FAILED'} verification")
+        rows.append(row)
+    return {"exports": rows}
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. report
+# ------------------------------------------------------------------------------------------------
+
+
+def run_report(exp: Any) -> dict[str, Any]:
+    """Collect the run's results and write ``report/`` (markdown, JSON, plots)."""
+    from nas.pipeline.collect import collect_report_data
+    from nas.pipeline.report import write_report
+
+    data = collect_report_data(exp)
+    files = write_report(data, exp.root / "report")
+    return {"files": {k: str(Path(v).relative_to(exp.root)) for k, v in files.items()}}
