@@ -1,7 +1,7 @@
-"""The measurement harness: warm-up, timed rounds, robust statistics, re-measuring.
+"""The measurement harness: warm-up, timed rounds until the median is precise, a host noise model.
 
 Works with any zero-argument callable that runs one inference (an engine's runner), so it
-has no engine dependency; it needs numpy only.
+has no engine dependency.
 
 Timers
     ``wall``        ``time.perf_counter_ns``: wall-clock latency.
@@ -13,40 +13,55 @@ Timers
     ``auto``        ``thread_cpu`` where the runner says it computes in the calling thread and
                     the platform's thread clock is fine-grained, else ``wall``.
 
-Estimate
-    Other processes only ever make a run slower, so the estimate is taken from the least
-    disturbed rounds: the rounds whose median lies within ``max_spread`` of the lowest
-    round median are pooled, and the pool's median, mean, std and count are reported.
-    When the spread is too wide (no other round confirms the lowest one within
-    ``max_spread``), the model is measured again, up to ``max_retries`` more times, and all
-    rounds so far are considered.
+Effort follows precision
+    Rounds are taken until the 95 % confidence interval of the median of the round medians
+    is within ``target_ci`` of it (at least ``rounds``, at most ``max_rounds`` rounds or
+    ``max_time_s``): a 1 ms block stops after three rounds, a 0.02 ms block on a jittery
+    host gets more. A sample is ``k`` back-to-back runs, ``k`` chosen from the warm-up so that
+    a sample rises well above the timer's resolution.
+
+Noise model (:class:`QuietGate`)
+    Calibrated once per engine: the probe model is run until the CPU settles into its
+    sustained state (hosts that run faster right after an idle spell, then slow down under
+    steady load, are common), then sampled; the gate's reference is the *median* of recent
+    probe readings and its threshold a number of robust deviations (MAD) above it, never a
+    ratcheted minimum that one lucky reading makes stricter for good. A lasting shift (a
+    neighbour's steady load) moves the median and stops counting as busy; a spell does not.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from hw_profiles.targets import MeasureConfig
 
-__all__ = ["QuietGate", "Stats", "measure", "resolve_timer", "thread_clock_is_fine"]
+__all__ = ["NoiseModel", "QuietGate", "Stats", "measure", "median_ci", "resolve_timer", "thread_clock_is_fine",
+           "timer_resolution_ns"]
+
+#: 1.4826 × MAD estimates the standard deviation of normal data
+MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
 class Stats:
     """Latency statistics of one model, in milliseconds."""
 
-    median_ms: float
+    median_ms: float  # median of the round medians of the rounds taken while the machine was quiet
     mean_ms: float
     std_ms: float
     min_ms: float
-    count: int
+    count: int  # samples pooled (of those rounds)
     spread: float  # relative spread of all round medians, (max - min) / min
-    rounds: int  # rounds measured in all (kept or not)
-    stable: bool  # two rounds agreed within max_spread with the lowest one, none taken while the machine was busy
-    p10_ms: float = float("nan")  # 10th percentile of every timed run (all rounds, kept or not)
+    rounds: int  # rounds measured in all
+    stable: bool  # precise (ci_rel within the target) and no round taken while the machine was busy
+    p10_ms: float = float("nan")  # 10th percentile of every timed sample (all rounds)
+    busy: bool = False  # some round was taken while the quiet gate found the machine busy
+    ci_rel: float = float("nan")  # half-width of the median's 95 % confidence interval, relative to it
+    batch: int = 1  # back-to-back runs per timed sample
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,20 +84,22 @@ def resolve_timer(timer: str, runs_in_caller_thread: bool) -> str:
     return "wall"
 
 
+
 def _clock(timer: str) -> Callable[[], int]:
     return time.thread_time_ns if timer == "thread_cpu" else time.perf_counter_ns
 
 
-def _round(run: Callable[[], Any], clock: Callable[[], int], cfg: MeasureConfig) -> list[float]:
-    samples: list[float] = []
-    wall = time.perf_counter
-    start = wall()
-    min_time = cfg.min_time_s
-    while len(samples) < cfg.max_runs and (len(samples) < cfg.min_runs or wall() - start < min_time):
-        t0 = clock()
-        run()
-        samples.append((clock() - t0) / 1e6)
-    return samples
+def timer_resolution_ns(timer: str = "wall", tries: int = 200) -> int:
+    """The timer's effective resolution: the smallest step it was seen to advance by (ns)."""
+    clock = _clock(timer)
+    best = 10**9
+    for _ in range(tries):
+        a = clock()
+        b = clock()
+        while b == a:
+            b = clock()
+        best = min(best, b - a)
+    return max(best, 1)
 
 
 def _median(values: list[float]) -> float:
@@ -92,64 +109,217 @@ def _median(values: list[float]) -> float:
     return s[mid] if n % 2 else 0.5 * (s[mid - 1] + s[mid])
 
 
+def _robust_sd(values: list[float]) -> float:
+    """1.4826 × the median absolute deviation (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    m = _median(values)
+    return MAD_TO_SD * _median([abs(v - m) for v in values])
+
+
+def median_ci(values: list[float]) -> float:
+    """Relative half-width of an approximate 95 % confidence interval of the median of
+    ``values`` (independent round medians): 1.96 × 1.2533 × robust sd / √n, over the median.
+    Infinite for fewer than two values."""
+    if len(values) < 2:
+        return math.inf
+    m = _median(values)
+    if m <= 0:
+        return math.inf
+    sd = _robust_sd(values)
+    if sd == 0.0:  # the middle values agree exactly: fall back on the plain deviation of all of them
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return 1.96 * 1.2533 * sd / math.sqrt(len(values)) / m
+
+
+def _round(run: Callable[[], Any], clock: Callable[[], int], cfg: MeasureConfig, batch: int) -> list[float]:
+    """One round: samples of ``batch`` back-to-back runs each, per-run milliseconds."""
+    samples: list[float] = []
+    wall = time.perf_counter
+    start = wall()
+    min_time = cfg.min_time_s
+    limit = max(cfg.max_runs // batch, cfg.min_runs)
+    while len(samples) < limit and (len(samples) < cfg.min_runs or wall() - start < min_time):
+        t0 = clock()
+        for _ in range(batch):
+            run()
+        samples.append((clock() - t0) / 1e6 / batch)
+    return samples
+
+
+def _quantile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(int(q * (len(s) - 1) + 0.5), len(s) - 1)]
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """What the host's timing noise looks like, measured with the gate's probe model.
+
+    Shared hosts are often bimodal: quiet spells, and spells in which a neighbour (another VM on
+    the same physical core, a busy sibling process) slows everything down by a large factor.
+    The quiet level is a low quantile of the probe readings, the noise within it the robust
+    deviation of the readings near that level; ``disturbed_share`` is the share of calibration
+    readings above the busy threshold and ``disturbed_slowdown`` how much slower those ran.
+    """
+
+    timer: str
+    timer_resolution_us: float
+    probe_quiet_ms: float  # the probe's quiet level: 10th percentile of its readings
+    probe_sd_ms: float  # robust deviation of the readings within 8 % of the quiet level
+    run_cv: float  # run-to-run robust coefficient of variation of single probe runs (quiet readings)
+    readings: int
+    disturbed_share: float
+    disturbed_slowdown: float  # median busy reading over the quiet level (1.0 when none was busy)
+    idle_speedup: float  # sustained probe latency over the one right after 1 s idle (>1: a post-idle boost)
+
+    @property
+    def probe_noise(self) -> float:
+        """The quiet probe readings' robust relative spread."""
+        return self.probe_sd_ms / self.probe_quiet_ms if self.probe_quiet_ms > 0 else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "probe_noise": self.probe_noise}
+
+
 class QuietGate:
     """Waits until the machine is quiet, judged by a small fixed probe workload.
 
-    The probe's quiet latency is the lowest probe median seen so far (calibrated at
-    creation over ~``calibrate_s`` seconds). :meth:`wait` times the probe and, while it runs
-    more than ``tolerance`` slower than that, sleeps with a growing back-off, at most
-    ``max_wait_s`` in all. Other processes that slow the whole machine down (shared cores,
-    memory bandwidth) slow the probe down alike, so rounds are taken in quiet windows and
-    measurements made at different times stay comparable.
+    At creation the probe runs for ``settle_s`` seconds (the CPU leaves any post-idle boost),
+    then is read for ``calibrate_s`` seconds into the host's :class:`NoiseModel`. Afterwards the
+    quiet level is the median, over the half-second buckets of the last ``window_s`` seconds, of
+    each bucket's 10th-percentile reading: per bucket, the quiet moments it had (quiet and
+    disturbed spells alternate within a second on shared hosts); over buckets, a share of time,
+    not of readings (the gate reads more often while it waits), never a single lucky reading;
+    and it follows a lasting change of speed either way (one lasting half the window). A reading is
+    *busy* when it exceeds the quiet level by more than ``sigmas`` robust deviations and by more
+    than ``tolerance`` relatively. :meth:`wait` reads the probe until it is quiet, polling with
+    short pauses, at most ``max_wait_s``.
     """
 
-    def __init__(self, probe: Callable[[], Any], timer: str = "wall", tolerance: float = 0.12,
-                 max_wait_s: float = 3.0, probe_runs: int = 15, calibrate_s: float = 0.3) -> None:
+    def __init__(self, probe: Callable[[], Any], timer: str = "wall", sigmas: float = 3.0, tolerance: float = 0.08,
+                 max_wait_s: float = 1.0, probe_runs: int = 15, calibrate_s: float = 1.5, settle_s: float = 0.5,
+                 window_s: float = 90.0, measure_idle: bool = True) -> None:
         self.probe = probe
+        self.timer = timer
         self.clock = _clock(timer)
+        self.sigmas = sigmas
         self.tolerance = tolerance
         self.max_wait_s = max_wait_s
         self.probe_runs = probe_runs
-        self.baseline = float("inf")
+        self.window_s = window_s
         self.waited_s = 0.0
         self.timeouts = 0
-        for _ in range(5):
+        self.checks = 0
+        self.busy_checks = 0
+        fresh = 0.0
+        if measure_idle:  # how much faster the host runs right after an idle spell (reported only)
+            for _ in range(3):
+                probe()
+            time.sleep(1.0)
+            for _ in range(3):  # caches refilled
+                probe()
+            fresh = self.sample()
+        end = time.perf_counter() + settle_s
+        while time.perf_counter() < end:
             probe()
+        readings: list[float] = []
+        runs: list[list[float]] = []
         end = time.perf_counter() + calibrate_s
         while True:
-            self.baseline = min(self.baseline, self.sample())
-            if time.perf_counter() >= end:
+            values = self._runs()
+            runs.append(values)
+            readings.append(_median(values))
+            if len(readings) >= 10 and time.perf_counter() >= end:
                 break
+        quiet = _quantile(readings, 0.1)
+        near = [r for r in readings if r <= quiet * 1.08]
+        sd = max(_robust_sd(near), 0.005 * quiet)
+        self._sd = sd
+        self.buckets: deque[tuple[float, list[float]]] = deque()  # (start, readings) per half second
+        self._level = quiet
+        t = time.monotonic() - calibrate_s
+        for i, r in enumerate(readings):  # spread the calibration over its buckets
+            self._add(t + calibrate_s * i / len(readings), r)
+        self._level = quiet
+        limit = self.threshold()
+        busy = [r for r in readings if r > limit]
+        quiet_runs = [v for vals, r in zip(runs, readings) if r <= limit for v in vals]
+        run_med = _median(quiet_runs) if quiet_runs else quiet
+        sustained = _median(near)
+        self.noise = NoiseModel(
+            timer=timer, timer_resolution_us=timer_resolution_ns(timer) / 1e3, probe_quiet_ms=quiet,
+            probe_sd_ms=sd, run_cv=_robust_sd(quiet_runs) / run_med if run_med > 0 else math.nan,
+            readings=len(readings), disturbed_share=len(busy) / len(readings),
+            disturbed_slowdown=_median(busy) / quiet if busy else 1.0,
+            idle_speedup=sustained / fresh if fresh > 0 else 1.0)
 
-    def sample(self) -> float:
-        """The probe's median latency (ms) over ``probe_runs`` runs."""
+    def _runs(self) -> list[float]:
         values = []
         for _ in range(self.probe_runs):
             t0 = self.clock()
             self.probe()
             values.append((self.clock() - t0) / 1e6)
-        return _median(values)
+        return values
+
+    def sample(self) -> float:
+        """The probe's median latency (ms) over ``probe_runs`` runs."""
+        return _median(self._runs())
+
+    BUCKET_S = 0.5
+
+    def _add(self, now: float, value: float) -> None:
+        if self.buckets and now - self.buckets[-1][0] < self.BUCKET_S:
+            self.buckets[-1][1].append(value)
+        else:  # a bucket closed: the level is recomputed from the closed ones in the window
+            if self.buckets:
+                while len(self.buckets) > 3 and self.buckets[0][0] < now - self.window_s:
+                    self.buckets.popleft()
+                self._level = _median([_quantile(v, 0.1) for _, v in self.buckets])
+            self.buckets.append((now, [value]))
+
+    @property
+    def baseline(self) -> float:
+        """The probe's quiet level now (median over recent half-second buckets of their 10th percentile), ms."""
+        return self._level
+
+    def threshold(self) -> float:
+        """Readings above this (ms) mean the machine is busy."""
+        base = self.baseline
+        return base + max(self.sigmas * self._sd, self.tolerance * base)
 
     def quiet(self) -> bool:
+        """Read the probe once: is the machine quiet now?"""
         value = self.sample()
-        self.baseline = min(self.baseline, value)
-        return value <= self.baseline * (1.0 + self.tolerance)
+        limit = self.threshold()
+        self._add(time.monotonic(), value)
+        self.checks += 1
+        busy = value > limit
+        self.busy_checks += busy
+        return not busy
 
     def wait(self, max_wait_s: float | None = None) -> bool:
         """Return once the machine is quiet (True) or ``max_wait_s`` (default: the gate's)
         has passed (False)."""
         limit = self.max_wait_s if max_wait_s is None else max_wait_s
         start = time.perf_counter()
-        pause = 0.05
+        pause = 0.002
         while not self.quiet():
             if time.perf_counter() - start >= limit:
                 self.timeouts += 1
                 self.waited_s += time.perf_counter() - start
                 return False
             time.sleep(pause)
-            pause = min(pause * 1.6, 1.0)
+            pause = min(pause * 1.5, 0.05)
         self.waited_s += time.perf_counter() - start
         return True
+
+    def report(self) -> dict[str, Any]:
+        """The noise model and what the gate did so far (for a LUT's run record)."""
+        return {**self.noise.to_dict(), "gate_checks": self.checks, "gate_busy_checks": self.busy_checks,
+                "gate_timeouts": self.timeouts, "gate_waited_s": round(self.waited_s, 3),
+                "gate_sigmas": self.sigmas, "gate_tolerance": self.tolerance}
 
 
 def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig | None = None,
@@ -159,7 +329,9 @@ def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig |
     ``timer`` is ``wall`` or ``thread_cpu`` (resolve ``auto`` first with
     :func:`resolve_timer`). ``sync``, when given, is called after each run inside the timed
     region (e.g. a CUDA stream synchronisation for asynchronous engines). ``gate``, when
-    given, is waited on before each round (see :class:`QuietGate`).
+    given, is waited on before each round and read again after it: a round counts as quiet
+    only when the machine was quiet at both ends. The estimate is the median of the quiet
+    rounds' medians; rounds go on until it is precise (``target_ci``) or the caps are reached.
     """
     cfg = config or MeasureConfig()
     clock = _clock(timer)
@@ -170,44 +342,66 @@ def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig |
             sync()
 
     start = time.perf_counter()
-    n = 0
-    while n < cfg.warmup_runs or time.perf_counter() - start < cfg.warmup_s:
+    warm: list[int] = []
+    while len(warm) < cfg.warmup_runs or time.perf_counter() - start < cfg.warmup_s:
+        t0 = clock()
         call()
-        n += 1
-        if n >= max(cfg.warmup_runs, 1) and n >= cfg.max_runs:
+        warm.append(clock() - t0)
+        if len(warm) >= max(cfg.warmup_runs, 1) and len(warm) >= cfg.max_runs:
             break
+    per_run_ns = _median([float(w) for w in warm[len(warm) // 2:]]) if warm else 0.0
+    batch = 1
+    if per_run_ns > 0:
+        floor_ns = max(cfg.min_sample_us * 1e3, 100 * timer_resolution_ns(timer, tries=20))
+        batch = max(1, min(1000, math.ceil(floor_ns / per_run_ns)))
     rounds: list[list[float]] = []
     medians: list[float] = []
-    need = min(2, cfg.rounds)
-    attempts = 0
+    quiet: list[bool] = []
     gate_budget = cfg.gate_max_wait_s  # waiting for quiet moments, per measured model in all
-    noisy_rounds = 0  # rounds taken although the gate found the machine busy
-    while True:
-        for _ in range(cfg.rounds):
-            if gate is not None:
-                t0 = time.perf_counter()
-                noisy_rounds += not gate.wait(max(gate_budget, 0.0))
-                gate_budget -= time.perf_counter() - t0
-            samples = _round(call, clock, cfg)
-            rounds.append(samples)
-            medians.append(_median(samples))
-        lowest = min(medians)
-        kept = [i for i, m in enumerate(medians) if m <= lowest * (1.0 + cfg.max_spread)]
-        if len(kept) >= need or attempts >= cfg.max_retries:
+    timed_from = time.perf_counter()
+    ci = math.inf
+    need = min(cfg.rounds, 2)
+    while len(rounds) < cfg.max_rounds:
+        calm = True
+        if gate is not None:
+            t0 = time.perf_counter()
+            calm = gate.wait(max(gate_budget, 0.0))
+            gate_budget -= time.perf_counter() - t0
+        samples = _round(call, clock, cfg, batch)
+        if gate is not None and calm:
+            calm = gate.quiet()  # still quiet at the end of the round
+        rounds.append(samples)
+        medians.append(_median(samples))
+        quiet.append(calm)
+        good = [m for m, q in zip(medians, quiet) if q]
+        if len(good) >= cfg.rounds:
+            ci = median_ci(good)
+            if ci <= cfg.target_ci:
+                break
+        if time.perf_counter() - timed_from >= cfg.max_time_s and len(rounds) >= cfg.rounds:
             break
-        attempts += 1  # the lowest round is not confirmed by another one: measure again
+    kept = [i for i, q in enumerate(quiet) if q]
+    was_busy = len(kept) < need
+    if was_busy:  # too few quiet rounds: the least disturbed ones stand in (the profiler measures it again)
+        lowest = min(medians)
+        kept = [i for i, m in enumerate(medians) if m <= lowest * 1.05]
+    ci = median_ci([medians[i] for i in kept])
     pool = [x for i in kept for x in rounds[i]]
     everything = sorted(x for r in rounds for x in r)
     mean = sum(pool) / len(pool)
     var = sum((x - mean) ** 2 for x in pool) / max(len(pool) - 1, 1)
+    lowest = min(medians)
     return Stats(
-        median_ms=_median(pool),
+        median_ms=_median([medians[i] for i in kept]),
         mean_ms=mean,
         std_ms=math.sqrt(var),
         min_ms=min(pool),
         count=len(pool),
         spread=(max(medians) - lowest) / lowest if lowest > 0 else 0.0,
         rounds=len(rounds),
-        stable=len(kept) >= need and noisy_rounds == 0,
+        stable=(ci <= cfg.target_ci or cfg.max_rounds == 1) and not was_busy,
         p10_ms=everything[int(0.1 * (len(everything) - 1))],
+        busy=was_busy,
+        ci_rel=ci,
+        batch=batch,
     )

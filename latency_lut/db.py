@@ -246,9 +246,27 @@ class LatencyDB:
             self.conn.execute("UPDATE runs SET finished = ?, measured = ? WHERE run_id = ?",
                               (time.time(), measured, run_id))
 
+    def set_run_calibration(self, run_id: str, record: dict[str, Any]) -> None:
+        """Store a run's calibration record (the host's noise model, the measurement effort)."""
+        with self._write():
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (f"calibration:{run_id}", json.dumps(record, sort_keys=True, default=str)))
+
     def runs(self) -> list[dict[str, Any]]:
+        """Every profiling run, oldest first, with its ``calibration`` record (None for LUTs
+        written before runs kept one)."""
         cols = ("run_id", "fp_id", "host", "pid", "source", "started", "finished", "measured")
-        return [dict(zip(cols, r)) for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY started")]
+        calib = {k.split(":", 1)[1]: v for k, v in
+                 self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'")}
+        out = []
+        for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY started"):
+            row = dict(zip(cols, r))
+            try:
+                row["calibration"] = json.loads(calib[row["run_id"]]) if row["run_id"] in calib else None
+            except ValueError:
+                row["calibration"] = None
+            out.append(row)
+        return out
 
     # -- block latencies -----------------------------------------------------------------
     def done_keys(self, fp_id: str) -> set[str]:
@@ -363,6 +381,8 @@ class LatencyDB:
                 counts["fingerprints"] += cur.rowcount
             for row in other.conn.execute("SELECT run_id, fp_id, host, pid, source, started, finished, measured FROM runs"):
                 self.conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            for row in other.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'"):
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", row)
             cols = ("fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, count, spread, stable, "
                     "run_id, timestamp")
             for row in other.conn.execute(f"SELECT {cols} FROM latency"):

@@ -15,6 +15,7 @@ run's own row only when it is lower. Whole networks (for the learned correction)
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -68,6 +69,7 @@ class ProfileResult:
     remeasured: int = 0  # repeated measurements: of models measured while busy, and whole networks' later ones
     improved: int = 0  # of those, how many gave a lower estimate (stored)
     unstable: int = 0  # models still flagged busy after every retry pass
+    calibration: dict[str, Any] | None = None  # the host's noise model and the measurement effort (see _effort)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -125,6 +127,10 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     if skipped:
         log(f"{skipped} of {len(jobs)} models already in {db.path} for fingerprint {fp.id}: not measured again")
     run_id = db.begin_run(fp.id, source)
+    if todo and hasattr(engine, "gate") and engine.gate() is not None:  # calibrate the noise model now, and say so
+        from latency_lut.report import format_calibration
+
+        log(f"host noise model: {format_calibration(engine.noise_report())}")
     # Models measured while the machine was busy (the harness flags them unstable) are stored at
     # once, so that a crash loses nothing, and measured again in later passes, minutes apart: a
     # busy spell on a shared machine can outlast any wait for a single model, and a later quiet
@@ -134,6 +140,7 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     # networks in passes minutes apart. Measured back to back, all of a network's measurements
     # could fall into one slow spell, and the correction would learn that spell.
     pending: list[tuple[Job, str]] = []
+    effort: list[Any] = []  # first-pass statistics of the blocks, for the calibration record
     networks = {j.key: j for j in todo if j.network is not None}
     schedule = _interleave([j for j in todo if j.network is None], list(networks.values()), 1 + retry_passes)
     net_paths: dict[str, str] = {}  # network key -> its exported model, kept between its measurements
@@ -171,7 +178,9 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                 stored = stats is not None and db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
                 result.measured += stored
                 result.skipped += stats is not None and not stored
-                if stored and not stats.stable:
+                if stats is not None:
+                    effort.append(stats)
+                if stored and stats.busy:
                     pending.append((job, path))
                 else:
                     cleanup(job, path)
@@ -186,7 +195,7 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                     result.remeasured += 1
                     result.improved += db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
                 if stats is not None:
-                    net_busy[job.key] = net_busy.get(job.key, True) and not stats.stable
+                    net_busy[job.key] = net_busy.get(job.key, True) and stats.busy
                 if stats is None and first:
                     net_left[job.key] = 0
                 if net_left[job.key] <= 0:  # its last measurement in this pass
@@ -211,7 +220,7 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                                 db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id))
                     result.remeasured += 1
                     result.improved += improved
-                if stats is None or stats.stable:
+                if stats is None or not stats.busy:
                     cleanup(job, path)
                 else:
                     still.append((job, path))
@@ -220,6 +229,9 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
             pending = still
         result.unstable = len(pending)
     finally:
+        result.calibration = _effort(engine, effort, result)
+        if hasattr(db, "set_run_calibration"):
+            db.set_run_calibration(run_id, result.calibration)
         bar.close()
         for job, path in pending:
             cleanup(job, path)
@@ -229,6 +241,25 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
         db.end_run(run_id, result.measured)
     result.elapsed_s = time.monotonic() - start
     return result
+
+
+def _effort(engine: Any, stats: list[Any], result: ProfileResult) -> dict[str, Any]:
+    """The run's calibration record: the engine's noise model (when it has a quiet gate) and how
+    much measuring the blocks took: rounds per block, share flagged busy, confidence intervals."""
+    noise = engine.noise_report() if hasattr(engine, "noise_report") else None
+    record: dict[str, Any] = dict(noise or {})
+    n = len(stats)
+    cis = sorted(s.ci_rel for s in stats if math.isfinite(getattr(s, "ci_rel", math.inf)))
+    record.update({
+        "blocks_measured": n,
+        "rounds_mean": round(sum(s.rounds for s in stats) / n, 2) if n else None,
+        "busy_share": round(sum(bool(getattr(s, "busy", False)) for s in stats) / n, 4) if n else None,
+        "ci_rel_median": round(cis[len(cis) // 2], 4) if cis else None,
+        "ci_rel_p90": round(cis[int(0.9 * (len(cis) - 1))], 4) if cis else None,
+        "batched_share": round(sum(getattr(s, "batch", 1) > 1 for s in stats) / n, 4) if n else None,
+        "still_busy_after_retries": result.unstable,
+    })
+    return record
 
 
 def _finish(db: Any, fp: Any, space_sig: str, extras: list[str], overhead: str | None, result: ProfileResult) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from latency_lut.db import LatencyDB
 from latency_lut.keys import overhead_key, parse_key
 
-__all__ = ["format_speedup_table", "format_summary", "speedup_table", "summarize"]
+__all__ = ["format_calibration", "format_speedup_table", "format_summary", "speedup_table", "summarize"]
 
 _PSEUDO_OPS = ("quantize", "overhead")
 
@@ -27,6 +27,7 @@ def summarize(db: LatencyDB) -> list[dict[str, Any]]:
     measurement quality (unstable rows, median spread) and the corrections per space."""
     out = []
     spaces = {s["signature"]: s for s in db.spaces()}
+    runs = db.runs()
     for fp in db.fingerprints():
         rows = [r for r in db.rows(fp["fp_id"]) if r["op"] not in _PSEUDO_OPS]
         info = fp["info"]
@@ -54,8 +55,35 @@ def summarize(db: LatencyDB) -> list[dict[str, Any]]:
             "first": time.strftime("%Y-%m-%d %H:%M", time.localtime(min(stamps))) if stamps else None,
             "last": time.strftime("%Y-%m-%d %H:%M", time.localtime(max(stamps))) if stamps else None,
             "corrections": corr,
+            "calibration": next((r["calibration"] for r in reversed(runs)
+                                 if r["fp_id"] == fp["fp_id"] and r.get("calibration")), None),
         })
     return out
+
+
+def format_calibration(record: Mapping[str, Any] | None) -> str:
+    """One line: the host's noise model and the measurement effort of a profiling run."""
+    if not record:
+        return "no calibration recorded"
+    parts = []
+    if record.get("probe_quiet_ms") is not None:
+        parts.append(f"probe {record['probe_quiet_ms']:.4f} ms quiet ± {100 * record.get('probe_noise', 0.0):.1f}% "
+                     f"(robust), single runs ± {100 * record.get('run_cv', 0.0):.1f}%")
+        if record.get("disturbed_share"):
+            parts.append(f"disturbed {100 * record['disturbed_share']:.0f}% of the calibration "
+                         f"({record.get('disturbed_slowdown', 1.0):.2f}x slower)")
+        parts.append(f"timer {record.get('timer')} resolution {record.get('timer_resolution_us', 0.0):.2f} us")
+        boost = record.get("idle_speedup")
+        if boost is not None and abs(boost - 1.0) >= 0.05:
+            parts.append(f"{boost:.2f}x as fast right after idle as under steady load")
+    if record.get("rounds_mean") is not None:
+        parts.append(f"{record['rounds_mean']:.1f} rounds per block")
+        parts.append(f"{100 * record['busy_share']:.1f}% flagged busy")
+        if record.get("ci_rel_median") is not None:
+            parts.append(f"median CI ±{100 * record['ci_rel_median']:.1f}% (p90 ±{100 * record['ci_rel_p90']:.1f}%)")
+        if record.get("batched_share"):
+            parts.append(f"{100 * record['batched_share']:.0f}% timed in back-to-back batches")
+    return "; ".join(parts)
 
 
 def _comparable(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -150,6 +178,8 @@ def format_summary(summary: list[dict[str, Any]], path: str) -> str:
         med = f"{s['median_block_ms']:.4f} ms" if s["median_block_ms"] is not None else "-"
         lines.append(f"  {s['blocks']} blocks (median {med}, {s['unstable']} unstable, median round spread {spread}), "
                      f"{s['networks']} whole networks, measured {s['first']} .. {s['last']}")
+        if s.get("calibration"):
+            lines.append(f"  calibration (last run): {format_calibration(s['calibration'])}")
         for c in s["corrections"]:
             lines.append(f"  correction for {c['space']}: {c['model']} from {c['networks']} networks "
                          f"(leave-one-out error {c['loo_rel_err'] * 100:.1f}%, raw sum {c['raw_rel_err'] * 100:.1f}%)")

@@ -80,14 +80,14 @@ def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100,
                         paths.append(path)
                     stats = engine.measure_file(paths[i])
                     measured[i] = min(measured[i], stats.median_ms)
-                    unstable[i] = unstable[i] and not stats.stable if p else not stats.stable
+                    unstable[i] = unstable[i] and stats.busy if p else stats.busy
                     bar.update(note=arch.id)
             bar.close()
             for _ in range(remeasure):  # networks measured while the machine was busy: try again
                 for i in [i for i, u in enumerate(unstable) if u]:
                     stats = engine.measure_file(paths[i])
                     measured[i] = min(measured[i], stats.median_ms)
-                    unstable[i] = not stats.stable
+                    unstable[i] = stats.busy
             result_unstable = sum(unstable)
         finally:
             engine.close()

@@ -200,7 +200,7 @@ class Engine(ABC):
             with tempfile.TemporaryDirectory(prefix="hwnas-probe-") as tmp:
                 path = os.path.join(tmp, "probe.onnx")
                 with open(path, "wb") as fh:
-                    fh.write(probe_model_bytes())
+                    fh.write(probe_model_bytes(**self.probe_spec()))
                 runner = self.load(path)
             sync = runner.sync if type(runner).sync is not Runner.sync else None
 
@@ -210,8 +210,21 @@ class Engine(ABC):
                     sync()
 
             self._probe_runner = runner
-            self._gate = QuietGate(probe, self.timer(), cfg.gate_tolerance, cfg.gate_max_wait_s)
+            self._gate = QuietGate(probe, self.timer(), sigmas=cfg.gate_sigmas, tolerance=cfg.gate_tolerance,
+                                   max_wait_s=cfg.gate_max_wait_s)
         return self._gate
+
+    def probe_spec(self) -> dict[str, Any]:
+        """The probe model's arguments: the arithmetic of the models this target measures
+        (a QDQ convolution for INT8 targets, symmetric when the target's INT8 format is)."""
+        if self.target.precision != "int8":
+            return {"precision": "fp32"}
+        return {"precision": "int8_sym" if self.model_format() == "int8_sym" else "int8", "channels": 32, "size": 14}
+
+    def noise_report(self) -> dict[str, Any] | None:
+        """The host's noise model and the quiet gate's activity so far (None without a gate)."""
+        gate = getattr(self, "_gate", None)
+        return gate.report() if gate is not None else None
 
     def measure(self, runner: Runner) -> Stats:
         """Time ``runner`` with the target's harness settings."""

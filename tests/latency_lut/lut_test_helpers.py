@@ -34,7 +34,7 @@ precision: int8
 threads: 1
 batch: 1
 options: {{providers: [CPUExecutionProvider], graph_optimization_level: all, execution_mode: sequential}}
-measure: {{warmup_runs: 2, warmup_s: 0.0, min_runs: 3, min_time_s: {min_time}, rounds: 1, max_retries: 0,
+measure: {{warmup_runs: 2, warmup_s: 0.0, min_runs: 3, min_time_s: {min_time}, rounds: 1, max_rounds: 1,
            quiet_gate: false}}
 """
 

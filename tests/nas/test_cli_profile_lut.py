@@ -185,3 +185,36 @@ def test_list_targets(run_nas):
     assert names["cpu-ort-int8"]["available"]
     for gpu in ("gpu-trt-int8", "gpu-trt-fp16"):
         assert names[gpu]["available"] or names[gpu]["reason"]
+
+
+GATED_TARGET_YAML = """\
+name: test-gated-int8
+engine: onnxruntime
+precision: int8
+threads: 1
+options: {providers: [CPUExecutionProvider]}
+measure: {warmup_runs: 2, warmup_s: 0.0, min_runs: 3, min_time_s: 0.002, rounds: 3, max_rounds: 6,
+          quiet_gate: true, gate_max_wait_s: 0.2}
+"""
+
+
+def test_profile_reports_the_host_noise_model(run_nas, work, exported, tmp_path):
+    """Issue 22: the calibration is printed, stored with the run, and shown by `nas lut show`."""
+    target = tmp_path / "gated.yaml"
+    target.write_text(GATED_TARGET_YAML)
+    lut = tmp_path / "gated.db"
+    res = run_nas("profile", str(exported), "--target", str(target), "--out", str(lut), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "host noise model: probe" in res.stderr and "quiet" in res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("calibration:"))
+    for part in ("timer", "resolution", "rounds per block", "flagged busy", "median CI"):
+        assert part in line, line
+    shown = run_nas("lut", "show", str(lut))
+    assert shown.returncode == 0 and "calibration (last run): probe" in shown.stdout
+    calib = json.loads(run_nas("lut", "show", str(lut), "--json").stdout)["fingerprints"][0]["calibration"]
+    assert calib["probe_quiet_ms"] > 0 and calib["timer_resolution_us"] > 0 and 0.0 <= calib["busy_share"] <= 1.0
+    assert calib["blocks_measured"] == _count(exported) and calib["rounds_mean"] >= 3
+    merged = tmp_path / "merged.db"  # a merge keeps the runs' calibration records
+    assert run_nas("lut", "merge", str(merged), str(lut)).returncode == 0
+    shown = json.loads(run_nas("lut", "show", str(merged), "--json").stdout)
+    assert shown["fingerprints"][0]["calibration"]["blocks_measured"] == calib["blocks_measured"]

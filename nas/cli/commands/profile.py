@@ -112,6 +112,10 @@ def _profile(args: argparse.Namespace) -> int:
             print(f"  {result.remeasured} repeated measurement(s) (models measured while the machine was busy, and "
                   f"the whole networks' later ones): {result.improved} gave a lower estimate, {result.unstable} "
                   f"model(s) still flagged busy")
+        if result.calibration:
+            from latency_lut.report import format_calibration
+
+            print(f"  calibration: {format_calibration(result.calibration)}")
         if result.total:
             per = result.elapsed_s / max(result.measured + result.networks, 1)
             print(f"  {per:.2f} s per measured model")

@@ -21,7 +21,7 @@ precision: int8
 threads: 1
 batch: 1
 options: {providers: [CPUExecutionProvider], graph_optimization_level: all, execution_mode: sequential}
-measure: {warmup_runs: 5, warmup_s: 0.0, min_runs: 20, min_time_s: 0.0, rounds: 3, max_retries: 0, quiet_gate: false}
+measure: {warmup_runs: 5, warmup_s: 0.0, min_runs: 20, min_time_s: 0.0, rounds: 3, max_rounds: 3, quiet_gate: false}
 """
 
 def train_supernet(out: Path) -> Path:
