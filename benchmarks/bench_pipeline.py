@@ -65,7 +65,6 @@ from hwnas.io import atomic_write_text, canonical_json, json_safe, read_json_fil
 
 #: the figures the issue's requirement is about
 REQUIRED_DOMINATED: tuple[str, ...] = ("resnet18", "mobilenetv3_large_100")
-RECIPE_VERSION = 1  # bump when the training / quantization code changes what a recipe produces
 FMNIST_SHAPE = (1, 28, 28)
 
 
@@ -219,131 +218,24 @@ def read_exported(folder: str | os.PathLike[str]) -> Row:
 
 
 # ----------------------------------------------------------------------------------------------
-# baselines: train, export, quantize (resumable)
+# baselines: train, export, quantize (resumable; the work is nas.baselines.prepare_baseline's)
 # ----------------------------------------------------------------------------------------------
-CALIB_METHODS = ("minmax", "percentile", "entropy")
-
-
-def train_recipe(name: str, recipe: Any, train_limit: int | None) -> dict[str, Any]:
-    """Everything a trained baseline (and its FP32 ONNX) depends on: its work-dir key."""
-    return {"model": name, "recipe": recipe.to_dict(), "train_limit": train_limit, "version": RECIPE_VERSION}
-
-
-def quant_recipe(calib: int, calib_method: str, seed: int) -> dict[str, Any]:
-    """Everything the INT8 model of a trained baseline depends on (a sub-folder's key)."""
-    return {"calib": calib, "calib_method": calib_method, "calib_seed": seed, "version": RECIPE_VERSION,
-            "quantizer": "onnxruntime quantize_static after quant_pre_process: QDQ, per-channel symmetric s8 "
-                         "weights, asymmetric u8 activations"}
-
-
-def _tag(recipe: dict[str, Any]) -> str:
-    return hashlib.sha1(canonical_json(recipe).encode()).hexdigest()[:12]
-
-
-def baseline_dir(work: Path, recipe: dict[str, Any]) -> Path:
-    """``WORK/<model>-<hash of the training recipe>``."""
-    return work / f"{recipe['model']}-{_tag(recipe)}"
-
-
-def _onnx_params(path: str | os.PathLike[str]) -> int:
-    """Parameters of an ONNX model: the elements of its float initializers (batch norms folded)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
-    return sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats)
-
-
-def _load_done(path: Path, recipe: dict[str, Any], files: Sequence[Path]) -> dict[str, Any] | None:
-    if not path.is_file() or not all(f.is_file() for f in files):
-        return None
-    try:
-        data = read_json_file(path)
-    except HwnasError:
-        return None
-    return data if isinstance(data, dict) and data.get("recipe") == recipe else None
-
-
 def prepare_baseline(name: str, recipe: Any, train_x: np.ndarray, train_y: np.ndarray, check_x: np.ndarray,
                      work: Path, train_limit: int | None, calib: int, calib_method: str,
                      log: Callable[[str], None]) -> Row:
-    """Train, export (FP32 ONNX) and quantize (INT8 QDQ) one baseline, or reuse what ``work`` has.
+    """One baseline as a row: :func:`nas.baselines.prepare_baseline` in
+    ``WORK/<model>-<training hash>/`` (:func:`nas.baselines.baseline_dir`), so that many recipes
+    live side by side and a rerun, or another ``--calib`` / ``--calib-method``, skips finished work."""
+    from nas.baselines import baseline_dir, train_recipe
+    from nas.baselines import prepare_baseline as prepare
 
-    ``WORK/<model>-<training hash>/`` holds ``checkpoint.pt`` while training (written every epoch:
-    an interrupted training resumes from it), then ``model.pt`` + ``train.json``, then
-    ``model.fp32.onnx`` + ``export.json``; ``int8-<quantization hash>/`` holds ``model.int8.onnx``
-    + ``quant.json``. Each JSON is written last (atomically) and names its recipe, so a rerun
-    skips every finished stage, and another ``--calib`` or ``--calib-method`` does not retrain.
-    """
-    import torch
-
-    import quant
-    from nas.baselines import create_baseline, train_baseline
-
-    tkey = train_recipe(name, recipe, train_limit)
-    qkey = quant_recipe(calib, calib_method, recipe.seed)
-    folder = baseline_dir(work, tkey)
-    qdir = folder / f"int8-{_tag(qkey)}"
-    weights, fp32, int8 = folder / "model.pt", folder / "model.fp32.onnx", qdir / "model.int8.onnx"
-    folder.mkdir(parents=True, exist_ok=True)
-    ran: list[str] = []
-    trained = _load_done(folder / "train.json", tkey, [weights])
-    exported = _load_done(folder / "export.json", tkey, [fp32])
-    quantized = _load_done(qdir / "quant.json", qkey, [int8])
-    model = None
-    if trained is None or exported is None:
-        torch.manual_seed(recipe.seed)
-        model = create_baseline(name)
-    if trained is None:
-        assert model is not None
-        params = sum(p.numel() for p in model.parameters())
-        log(f"{name}: training {params / 1e6:.2f} M parameters on {len(train_y)} images, {recipe.epochs} epochs")
-        ckpt = folder / "checkpoint.pt"
-        result = train_baseline(model, train_x, train_y, recipe, checkpoint=ckpt, log=lambda s: log(f"{name}: {s}"))
-        tmp = folder / ".model.pt.tmp"
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, weights)
-        trained = {"recipe": tkey, "torch_params": params,
-                   "train": {k: result[k] for k in ("steps", "seconds", "epoch_losses", "resumed_from_epoch")}}
-        atomic_write_text(folder / "train.json", canonical_json(json_safe(trained)) + "\n")
-        ckpt.unlink(missing_ok=True)
-        ran.append("train")
-    elif model is not None:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        model.eval()
-    if exported is None:
-        assert model is not None
-        quant.export_fp32_onnx(model, fp32, (1, *FMNIST_SHAPE))
-        with torch.no_grad():
-            ref = model(torch.from_numpy(check_x)).numpy()
-        err = float(np.abs(ref - quant.ort_predict(fp32, check_x)).max())
-        if err > 1e-3 * max(1.0, float(np.abs(ref).max())):
-            raise BenchError(f"{name}: the FP32 ONNX export differs from the torch model by {err:.3g}")
-        exported = {"recipe": tkey, "onnx_params": _onnx_params(fp32), "onnx_max_abs_err": err}
-        atomic_write_text(folder / "export.json", canonical_json(json_safe(exported)) + "\n")
-        ran.append("export")
-    if quantized is None:
-        rng = np.random.default_rng(recipe.seed)
-        idx = np.sort(rng.choice(len(train_x), size=min(calib, len(train_x)), replace=False))
-        quant.ort_quantize_static(fp32, int8, train_x[idx], per_channel=True, method=calib_method)  # type: ignore[arg-type]
-        quantized = {"recipe": qkey, "calibration_images": int(len(idx))}
-        atomic_write_text(qdir / "quant.json", canonical_json(json_safe(quantized)) + "\n")
-        ran.append("quantize")
-    log(f"{name}: " + (f"ran {', '.join(ran)}" if ran else "trained, exported and quantized already") + f" ({folder})")
-    return Row(name, "baseline", str(fp32), str(int8), params=int(exported["onnx_params"]),
-               info={"cached": "train" not in ran, "stages_run": ran, "work": str(folder),
-                     "torch_params": trained["torch_params"], "train": trained["train"],
-                     "calibration_images": quantized["calibration_images"], "calib_method": calib_method})
-
-
-def onnx_accuracy(path: str, x: np.ndarray, y: np.ndarray, threads: int) -> float:
-    """Top-1 test accuracy (percent) of an ONNX model in onnxruntime (CPU)."""
-    import quant
-
-    logits = quant.ort_predict(path, x, batch_size=256, threads=threads)
-    if logits.ndim != 2 or len(logits) != len(y):
-        raise BenchError(f"{path}: expected (N, classes) logits, got shape {logits.shape}")
-    return float((logits.argmax(axis=1) == y).mean() * 100.0)
+    key = train_recipe(name, recipe, train_limit)
+    p = prepare(name, recipe, train_x, train_y, check_x, baseline_dir(Path(work), key), train_key=key, calib=calib,
+                calib_method=calib_method, log=log)
+    return Row(name, "baseline", str(p.fp32_path), str(p.int8_path), params=p.params,
+               info={"cached": p.cached, "stages_run": p.stages_run, "work": str(p.folder),
+                     "torch_params": p.torch_params, "train": p.train,
+                     "calibration_images": p.calibration_images, "calib_method": p.calib_method})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -460,7 +352,7 @@ def render(result: dict[str, Any], rows: Sequence[Row], console: Any) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from nas.baselines import BASELINES
+    from nas.baselines import BASELINES, CALIB_METHODS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -509,7 +401,7 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
     import quant
     from hw_profiles.sysinfo import cpu_count
     from hwnas.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD, load_fashion_mnist
-    from nas.baselines import BaselineRecipe, normalize_fmnist
+    from nas.baselines import BaselineRecipe, load_done, normalize_fmnist, onnx_accuracy, onnx_params
 
     t_start = time.perf_counter()
     exported = [read_exported(d) for d in args.exported]  # fail fast, before any training
@@ -541,7 +433,7 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
         key = {"test_limit": args.test_limit, "mean": recipe.mean, "std": recipe.std,
                **{f"{p}_sha1": hashlib.sha1(Path(f).read_bytes()).hexdigest()
                   for p, f in (("fp32", r.fp32_path), ("int8", r.int8_path))}}
-        hit = _load_done(cache, key, [])
+        hit = load_done(cache, key)
         if hit is None:
             hit = {"recipe": key, "fp32_acc": onnx_accuracy(r.fp32_path, test_x, test_y, cores),
                    "int8_acc": onnx_accuracy(r.int8_path, test_x, test_y, cores)}
@@ -556,7 +448,7 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
     for r in exported:
         mean, std = r.info["normalization"] or (FASHION_MNIST_MEAN, FASHION_MNIST_STD)
         x = normalize_fmnist(raw_tx[: args.test_limit], mean, std)
-        r.params = _onnx_params(r.fp32_path)
+        r.params = onnx_params(r.fp32_path)
         r.fp32_acc = onnx_accuracy(r.fp32_path, x, test_y, cores)
         r.int8_acc = onnx_accuracy(r.int8_path, x, test_y, cores)
         claimed = r.info["model_json_accuracy"]

@@ -77,8 +77,22 @@ def _op_speedups(exp: Any) -> dict[str, Any] | None:
     return {"int8_target": exp.config["target"]["name"], "fp32_target": fp32, "rows": tables[0]["rows"]}
 
 
-def collect_report_data(exp: Any) -> dict[str, Any]:
-    """The report's data (see :mod:`nas.pipeline.report` for the schema)."""
+def _baselines(exp: Any) -> list[dict[str, Any]]:
+    """The finished baseline records of ``report.baselines`` (``report/baselines/<name>/baseline.json``),
+    in config order; a baseline without its record is left out."""
+    from nas.pipeline.stages import BASELINE_RECORD, baselines_dir
+
+    out = []
+    for name in exp.config["report"]["baselines"]:
+        rec = _read(baselines_dir(exp) / name / BASELINE_RECORD)
+        if isinstance(rec, dict) and rec.get("name") == name:
+            out.append({k: v for k, v in rec.items() if k != "recipe"})
+    return out
+
+
+def collect_report_data(exp: Any, baselines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The report's data (see :mod:`nas.pipeline.report` for the schema). ``baselines``: the
+    records of :func:`nas.pipeline.stages.run_baselines` (default: those finished in the run folder)."""
     root: Path = exp.root
     cfg = exp.config
     recs = {s: exp.folder.record(s) or {} for s in ("lut", "supernet", "search", "export")}
@@ -135,7 +149,7 @@ def collect_report_data(exp: Any) -> dict[str, Any]:
         "front": pareto_front(list(evaluated.values())),
         "cloud": cloud,
         "exports": exports,
-        "baselines": [],
+        "baselines": list(baselines) if baselines is not None else _baselines(exp),
         "op_speedups": _op_speedups(exp),
         "config": cfg,
         "timings": timings,

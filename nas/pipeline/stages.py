@@ -13,7 +13,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError
 
-__all__ = ["run_export", "run_lut", "run_report", "run_search", "run_supernet"]
+__all__ = ["baselines_dir", "run_baselines", "run_export", "run_lut", "run_report", "run_search", "run_supernet"]
 
 
 def _read_json(path: Path) -> Any:
@@ -171,6 +171,10 @@ class _Bar:
         if self.progress is not None:
             self.progress.update(self.task, advance=1, **({"description": description} if description else {}))
 
+    def describe(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=description)
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -310,11 +314,154 @@ def run_export(exp: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
+BASELINE_RECORD = "baseline.json"
+"""The file that finishes a baseline of the report (``report/baselines/<name>/``), written last."""
+
+BASELINE_CALIB = 512
+"""Training images that calibrate a baseline's onnxruntime PTQ (as ``bench_pipeline.py``'s default)."""
+
+
+def baselines_dir(exp: Any) -> Path:
+    """``report/baselines/``: one folder per ``report.baselines`` network."""
+    return exp.root / "report" / "baselines"
+
+
+def _baseline_data(exp: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """``(train, test, data key)``: the run's images as the supernet saw them: the data set
+    recorded in the supernet checkpoint (its input shape and normalisation) or, without one,
+    the config's at the space's input shape; the first ``data.train_limit`` training images less
+    the validation images the searchers use (``data.val_fraction``, seeded as the supernet's
+    split), and the first ``data.test_limit`` test images."""
+    from hwnas.datasets import data_info, load_data, load_data_like, split_validation
+    from supernet.checkpoint import checkpoint_path, read_checkpoint
+
+    d = exp.config["data"]
+    recorded = None
+    if checkpoint_path(exp.supernet_dir).is_file():
+        meta, _ = read_checkpoint(exp.supernet_dir)
+        recorded = meta.get("data_info") if isinstance(meta.get("data_info"), dict) else None
+    if recorded is not None:
+        train = load_data_like(recorded, "train", d["train_limit"])
+    else:  # read as the supernet's training reads the config's data set
+        space = exp.config["space"]
+        if space["name"].endswith((".yaml", ".yml")):  # a space file fixes the input
+            c, h, _ = exp.space.input_shape
+            size: dict[str, Any] = {"resolution": h, "in_chans": c}
+        else:
+            size = {k: space["args"].get(k) for k in ("resolution", "in_chans")}
+        train = load_data(d["name"], "train", d["train_limit"], **size)
+        recorded = data_info(train)
+    test = load_data_like(recorded, "test", d["test_limit"])
+    train = split_validation(train, d["val_fraction"], exp.seed)[0]
+    key = {"info": recorded, "train_limit": d["train_limit"], "val_fraction": d["val_fraction"],
+           "split_seed": exp.seed, "train_images": len(train)}
+    return train, test, key
+
+
+def _baseline_recipe(exp: Any) -> Any:
+    """The reference recipe (:class:`nas.baselines.BaselineRecipe`) with the supernet's FP32 epochs
+    (at least one) and the run's seed."""
+    from nas.baselines import BaselineRecipe
+
+    return BaselineRecipe(epochs=max(1, int(exp.config["supernet"]["epochs"])), seed=exp.seed)
+
+
+def _fp32_target(exp: Any) -> Any:
+    """The run's FP32 target (``target.fp32``), else the INT8 target at FP32 (as ``nas export`` times FP32)."""
+    from hw_profiles import load_target
+
+    name = exp.config["target"]["fp32"]
+    return load_target(name) if name is not None else exp.target.replace(precision="fp32")
+
+
+def run_baselines(exp: Any) -> list[dict[str, Any]]:
+    """Train, quantize, evaluate and time each ``report.baselines`` network beside the exports.
+
+    Each network (:mod:`nas.baselines`) is trained with the reference recipe for
+    ``supernet.epochs`` epochs on the supernet's training images (:func:`_baseline_data`),
+    exported to FP32 ONNX and quantized by onnxruntime (static PTQ: QDQ, per-channel s8 weights,
+    u8 activations) on 512 of them; both files are scored on the run's test images and timed
+    with the harness ``nas export`` verifies with (the target, and the FP32 target). Work goes to
+    ``report/baselines/<name>/`` (:func:`nas.baselines.prepare_baseline`: an interrupted training
+    resumes from its epoch checkpoint, finished steps are kept) and ends with ``baseline.json``,
+    written last and atomically: a baseline with that record (of the same recipe) is not redone.
+    Returns the records, in config order (each ``{name, int8_ms, fp32_ms, int8_acc, fp32_acc, ...}``:
+    accuracies in percent, latencies in ms).
+    """
+    import torch
+
+    from hw_profiles.sysinfo import cpu_count
+    from nas.baselines import load_done, prepare_baseline, quant_recipe, train_recipe
+    from nas.export.verify import measure_latency
+
+    names = list(exp.config["report"]["baselines"])
+    if not names:
+        return []
+    root = baselines_dir(exp)
+    recipe = _baseline_recipe(exp)
+    if recipe.epochs != exp.config["supernet"]["epochs"]:
+        exp.log(f"[report] baselines: supernet.epochs is {exp.config['supernet']['epochs']}: training them for "
+                f"{recipe.epochs} epoch(s)")
+    int8_target, fp32_target = exp.target, _fp32_target(exp)
+    train, test, data_key = _baseline_data(exp)
+    arrays: tuple[Any, ...] = ()
+    records: list[dict[str, Any]] = []
+    threads = exp.config["supernet"]["threads"] or cpu_count()
+    before = torch.get_num_threads()
+    bar = _Bar(exp.progress, "baselines", total=len(names))
+    try:
+        for name in names:
+            folder = root / name
+            tkey = train_recipe(name, recipe, exp.config["data"]["train_limit"], data=data_key)
+            key = {"train": tkey, "quant": quant_recipe(BASELINE_CALIB, "minmax", recipe.seed),
+                   "test_limit": exp.config["data"]["test_limit"], "test_images": len(test),
+                   "int8_target": int8_target.name, "fp32_target": fp32_target.name}
+            done = load_done(folder / BASELINE_RECORD, key)
+            if done is not None:
+                exp.log(f"[report] baseline {name}: finished earlier: kept")
+                records.append({k: v for k, v in done.items() if k != "recipe"})
+                bar.advance()
+                continue
+            bar.describe(f"baseline {name}")
+            exp.log(f"[report] baseline {name}: {recipe.epochs} epoch(s) on {len(train)} images, onnxruntime PTQ, "
+                    f"{len(test)} test images, timed on {int8_target.name} / {fp32_target.name}")
+            torch.set_num_threads(threads)
+            if not arrays:
+                arrays = (*train.arrays(), *test.arrays())
+            train_x, train_y, test_x, test_y = arrays
+            p = prepare_baseline(name, recipe, train_x, train_y, test_x[:64], folder, train_key=tkey,
+                                 calib=BASELINE_CALIB, calib_method="minmax", num_classes=int(train.num_classes),
+                                 test_x=test_x, test_y=test_y, threads=threads,
+                                 log=lambda m: exp.log(f"[report] baseline {m}"))
+            int8 = measure_latency(p.int8_path, int8_target)
+            fp32 = measure_latency(p.fp32_path, fp32_target)
+            rec = {"name": name, "int8_ms": float(int8["median_ms"]), "fp32_ms": float(fp32["median_ms"]),
+                   "int8_acc": p.int8_acc, "fp32_acc": p.fp32_acc, "params": p.params,
+                   "epochs": recipe.epochs, "train_images": len(train), "test_images": len(test),
+                   "calibration_images": p.calibration_images, "train_seconds": p.train.get("seconds"),
+                   "int8_target": int8_target.name, "fp32_target": fp32_target.name,
+                   "folder": str(folder.relative_to(exp.root)),
+                   "int8_onnx": str(p.int8_path.relative_to(exp.root)),
+                   "fp32_onnx": str(p.fp32_path.relative_to(exp.root))}
+            _dump(folder / BASELINE_RECORD, {**rec, "recipe": key})
+            exp.log(f"[report] baseline {name}: INT8 {rec['int8_acc']:.2f} % at {rec['int8_ms']:.4g} ms, "
+                    f"FP32 {rec['fp32_acc']:.2f} % at {rec['fp32_ms']:.4g} ms")
+            records.append(rec)
+            bar.advance()
+    finally:
+        bar.close()
+        torch.set_num_threads(before)
+    return records
+
+
 def run_report(exp: Any) -> dict[str, Any]:
-    """Collect the run's results and write ``report/`` (markdown, JSON, plots)."""
+    """Train and time the configured baselines (:func:`run_baselines`), then collect the run's
+    results and write ``report/`` (markdown, JSON, plots)."""
     from nas.pipeline.collect import collect_report_data
     from nas.pipeline.report import write_report
 
-    data = collect_report_data(exp)
+    baselines = run_baselines(exp)
+    data = collect_report_data(exp, baselines=baselines)
     files = write_report(data, exp.root / "report")
-    return {"files": {k: str(Path(v).relative_to(exp.root)) for k, v in files.items()}}
+    return {"files": {k: str(Path(v).relative_to(exp.root)) for k, v in files.items()},
+            "baselines": [b["name"] for b in baselines]}
