@@ -98,3 +98,19 @@ def test_parse_budget():
     assert parse_budget("0%").resolve(0.1, 0.6) == pytest.approx(0.1)
     with pytest.raises(ValueError):
         parse_budget(True)
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_quick.yaml"])
+def test_bundled_configs_validate_and_their_spaces_load(name, tmp_path):
+    """The configs `nas demo` ships (a fresh clone has nothing else): valid, and the demo's space
+    file (relative to the config) resolves inside the package."""
+    from nas.pipeline import demo_config_path
+    from nas.pipeline.experiment import Experiment
+
+    path = demo_config_path().with_name(name)
+    cfg, _ = load_config(path)
+    exp = Experiment(str(path), out=tmp_path / "run")
+    assert exp.space.input_shape == (1, 28, 28) and exp.space.num_classes == 10
+    if name == "demo.yaml":
+        assert cfg["space"]["name"] == str(path.with_name("demo_space.yaml").resolve())
+        assert exp.space.name == "demo_resnet" and len(cfg["search"]["latency_budgets"]) >= 2
