@@ -173,6 +173,8 @@ class NoiseModel:
     disturbed_share: float
     disturbed_slowdown: float  # median busy reading over the quiet level (1.0 when none was busy)
     idle_speedup: float  # sustained probe latency over the one right after 1 s idle (>1: a post-idle boost)
+    prior_quiet_ms: float | None = None  # the quiet level a recent process saw (hw_profiles.noise_cache)
+    started_disturbed: bool = False  # the calibration ran slower than that prior: the gate starts from the prior
 
     @property
     def probe_noise(self) -> float:
@@ -200,7 +202,7 @@ class QuietGate:
 
     def __init__(self, probe: Callable[[], Any], timer: str = "wall", sigmas: float = 3.0, tolerance: float = 0.08,
                  max_wait_s: float = 1.0, probe_runs: int = 15, calibrate_s: float = 1.5, settle_s: float = 0.5,
-                 window_s: float = 90.0, measure_idle: bool = True) -> None:
+                 window_s: float = 90.0, measure_idle: bool = True, known_quiet_ms: float | None = None) -> None:
         self.probe = probe
         self.timer = timer
         self.clock = _clock(timer)
@@ -243,6 +245,14 @@ class QuietGate:
         for i, r in enumerate(readings):  # spread the calibration over its buckets
             self._add(t + calibrate_s * i / len(readings), r)
         self._level = quiet
+        started_disturbed = known_quiet_ms is not None and known_quiet_ms * (1.0 + tolerance) < quiet
+        if started_disturbed:  # calibrated inside a disturbed spell: start from the remembered level,
+            # as half a window of buckets, so that only a change lasting that long outvotes it
+            assert known_quiet_ms is not None
+            now = time.monotonic()
+            for i in range(int(window_s / self.BUCKET_S / 2)):
+                self.buckets.appendleft((now - calibrate_s - 1e-3 * (i + 1), [known_quiet_ms]))
+            self._level = known_quiet_ms
         limit = self.threshold()
         busy = [r for r in readings if r > limit]
         quiet_runs = [v for vals, r in zip(runs, readings) if r <= limit for v in vals]
@@ -253,7 +263,8 @@ class QuietGate:
             probe_sd_ms=sd, run_cv=_robust_sd(quiet_runs) / run_med if run_med > 0 else math.nan,
             readings=len(readings), disturbed_share=len(busy) / len(readings),
             disturbed_slowdown=_median(busy) / quiet if busy else 1.0,
-            idle_speedup=sustained / fresh if fresh > 0 else 1.0)
+            idle_speedup=sustained / fresh if fresh > 0 else 1.0, prior_quiet_ms=known_quiet_ms,
+            started_disturbed=started_disturbed)
 
     def _runs(self) -> list[float]:
         values = []
@@ -278,6 +289,10 @@ class QuietGate:
                     self.buckets.popleft()
                 self._level = _median([_quantile(v, 0.1) for _, v in self.buckets])
             self.buckets.append((now, [value]))
+
+    def real_buckets(self) -> int:
+        """Half-second buckets of readings this gate took itself (not the remembered prior)."""
+        return sum(1 for _, v in self.buckets if not (len(v) == 1 and v[0] == self.noise.prior_quiet_ms))
 
     @property
     def baseline(self) -> float:

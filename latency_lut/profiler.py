@@ -141,6 +141,8 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
     # could fall into one slow spell, and the correction would learn that spell.
     pending: list[tuple[Job, str]] = []
     effort: list[Any] = []  # first-pass statistics of the blocks, for the calibration record
+    gate = engine.gate() if todo and hasattr(engine, "gate") else None
+    level_at: dict[str, float] = {}  # block key -> the gate's quiet level when it was measured
     networks = {j.key: j for j in todo if j.network is not None}
     schedule = _interleave([j for j in todo if j.network is None], list(networks.values()), 1 + retry_passes)
     net_paths: dict[str, str] = {}  # network key -> its exported model, kept between its measurements
@@ -174,6 +176,8 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                 net_paths[job.key] = job.path()
             path = net_paths[job.key] if n is not None else job.path()
             stats = measure(job, path)
+            if stats is not None and gate is not None:
+                level_at[job.key] = gate.baseline
             if n is None:
                 stored = stats is not None and db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
                 result.measured += stored
@@ -205,6 +209,17 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
                         cleanup(job, path)
             bar.update(note=job.key)
         bar.close()
+        if gate is not None and retry_passes:
+            # the gate's quiet level fell during the pass (it started inside a disturbed spell):
+            # blocks measured against the higher level are measured again
+            limit = gate.baseline * (1.0 + gate.tolerance)
+            queued = {job.key for job, _ in pending}
+            late = [j for j in todo if j.network is None and level_at.get(j.key, 0.0) > limit and j.key not in queued]
+            if late:
+                log(f"{len(late)} blocks were measured before the machine's quiet level was known "
+                    f"({max(level_at[j.key] for j in late):.4f} ms probe, now {gate.baseline:.4f} ms): measuring "
+                    "them again")
+                pending.extend((j, j.path()) for j in late)
         for attempt in range(retry_passes):
             if not pending:
                 break

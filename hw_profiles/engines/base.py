@@ -209,10 +209,17 @@ class Engine(ABC):
                 if sync is not None:
                     sync()
 
+            from hw_profiles.noise_cache import load_quiet_level
+
             self._probe_runner = runner
             self._gate = QuietGate(probe, self.timer(), sigmas=cfg.gate_sigmas, tolerance=cfg.gate_tolerance,
-                                   max_wait_s=cfg.gate_max_wait_s)
+                                   max_wait_s=cfg.gate_max_wait_s, known_quiet_ms=load_quiet_level(self.probe_key()))
         return self._gate
+
+    def probe_key(self) -> str:
+        """What the probe's quiet level depends on: this machine, engine, threads, timer, probe."""
+        spec = ",".join(f"{k}={v}" for k, v in sorted(self.probe_spec().items()))
+        return f"{self.fingerprint('fp32').id}|{spec}"
 
     def probe_spec(self) -> dict[str, Any]:
         """The probe model's arguments: the arithmetic of the models this target measures
@@ -242,7 +249,13 @@ class Engine(ABC):
                 runner.close()
 
     def close(self) -> None:
-        """Free engine-wide resources (the probe model, builders, contexts)."""
+        """Free engine-wide resources (the probe model, builders, contexts); remember the probe's
+        quiet level on this host when the gate watched it long enough (:mod:`hw_profiles.noise_cache`)."""
+        gate = getattr(self, "_gate", None)
+        if gate is not None and gate.real_buckets() >= 20:
+            from hw_profiles.noise_cache import save_quiet_level
+
+            save_quiet_level(self.probe_key(), gate.baseline)
         runner = getattr(self, "_probe_runner", None)
         if runner is not None:
             runner.close()

@@ -85,12 +85,14 @@ def tensorrt_logits(plan: str | os.PathLike[str], images: np.ndarray, target: An
         engine.close()
 
 
-def measure_latency(path: str | os.PathLike[str], target: Any) -> dict[str, Any]:
+def measure_latency(path: str | os.PathLike[str], target: Any, remeasure: int = 3) -> dict[str, Any]:
     """Median latency (ms) and harness statistics of one exported file on ``target``.
 
     ONNX models are measured at the target's batch (a static-batch copy); a ``.plan`` as it
-    was built. Returns ``Stats.to_dict()`` plus ``timer``, ``fingerprint`` (its id) and
-    ``fingerprint_info``.
+    was built. A measurement the harness flags busy (taken while the machine was disturbed) is
+    repeated, up to ``remeasure`` more times, keeping the lowest estimate, as ``nas lut validate``
+    does. Returns ``Stats.to_dict()`` plus ``measurements``, ``timer``, ``fingerprint`` (its id)
+    and ``fingerprint_info``.
     """
     from hw_profiles import create_engine
     from nas.export.formats import static_batch_copy
@@ -102,7 +104,14 @@ def measure_latency(path: str | os.PathLike[str], target: Any) -> dict[str, Any]
             if p.suffix == ".onnx":
                 p = static_batch_copy(p, Path(tmp) / p.name, target.batch)
             stats = engine.measure_file(p)
+            n = 1
+            while stats.busy and n <= remeasure:
+                again = engine.measure_file(p)
+                n += 1
+                if again.median_ms < stats.median_ms or not again.busy:
+                    stats = again
         fp = engine.fingerprint()
-        return {**stats.to_dict(), "timer": engine.timer(), "fingerprint": fp.id, "fingerprint_info": dict(fp.info)}
+        return {**stats.to_dict(), "measurements": n, "timer": engine.timer(), "fingerprint": fp.id,
+                "fingerprint_info": dict(fp.info)}
     finally:
         engine.close()

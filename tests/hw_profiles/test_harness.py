@@ -202,3 +202,37 @@ def test_a_round_disturbed_at_its_end_does_not_count(monkeypatch):
     monkeypatch.setattr(harness, "_clock", lambda timer: FakeClock(script))
     s = measure(lambda: None, "wall", _cfg(), gate=Gate())
     assert s.rounds == 4 and s.median_ms == 1.0 and s.count == 15 and not s.busy and s.stable
+
+
+def test_a_gate_started_in_a_disturbed_spell_uses_the_remembered_quiet_level():
+    """Calibrated while a neighbour slows the core down, the gate still knows what quiet looks
+    like from an earlier process, and flags the spell busy."""
+    probe = SteppedProbe(0.3)  # the whole calibration is disturbed: 3x the quiet 0.1 ms
+    gate = _gate(probe, tolerance=0.1, known_quiet_ms=0.1)
+    assert gate.noise.started_disturbed and gate.noise.prior_quiet_ms == 0.1 and gate.baseline == 0.1
+    assert gate.noise.disturbed_share == 1.0
+    assert gate.wait(0.05) is False  # the spell is busy
+    probe.ms = 0.1
+    assert gate.wait() is True
+    assert gate.real_buckets() >= 1
+    unaware = _gate(SteppedProbe(0.3), tolerance=0.1)  # without the prior the spell looks quiet
+    assert not unaware.noise.started_disturbed and unaware.wait() is True
+
+
+def test_noise_cache_remembers_the_lower_level_for_a_day(tmp_path, monkeypatch):
+    from hw_profiles import noise_cache
+
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path))
+    assert noise_cache.load_quiet_level("k") is None
+    noise_cache.save_quiet_level("k", 0.2, now=1000.0)
+    noise_cache.save_quiet_level("k", 0.3, now=1001.0)  # higher: kept the lower one
+    assert noise_cache.load_quiet_level("k", now=1002.0) == 0.2
+    noise_cache.save_quiet_level("k", 0.1, now=1003.0)
+    assert noise_cache.load_quiet_level("k", now=1004.0) == 0.1
+    assert noise_cache.load_quiet_level("k", now=1003.0 + noise_cache.MAX_AGE_S + 1) is None  # expired
+    (tmp_path / "quiet-levels.json").write_text("{not json")
+    assert noise_cache.load_quiet_level("k") is None  # a damaged file is ignored
+    noise_cache.save_quiet_level("k", 0.5)
+    assert noise_cache.load_quiet_level("k") == 0.5
+    monkeypatch.setenv("HWNAS_CACHE_DIR", "off")
+    assert noise_cache.cache_file() is None and noise_cache.load_quiet_level("k") is None

@@ -12,7 +12,9 @@ FP = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision":
 
 
 def _stats(ms: float, stable: bool) -> Stats:
-    return Stats(median_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms, count=10, spread=0.0, rounds=7, stable=stable)
+    """A measurement taken while the machine was quiet (``stable``) or busy."""
+    return Stats(median_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms, count=10, spread=0.0, rounds=7, stable=stable,
+                 busy=not stable)
 
 
 class ScriptedEngine:

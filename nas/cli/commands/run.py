@@ -36,13 +36,15 @@ def print_final_table(result: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        console = Console(width=max(console.width, 104))  # a pipe gets 80 columns: too narrow for the table
     rows = result.get("exports") or []
     if not rows:
         return
     table = Table(title="exported INT8 models (measured on this machine)")
-    for col in ("budget", "arch", "INT8 ms predicted", "INT8 ms measured", "INT8 test %", "FP32 test %",
-                "INT8/FP32 speed-up", "meets budget"):
+    for col in ("budget", "arch", "INT8 ms pred.", "INT8 ms meas.", "INT8 test %", "FP32 test %",
+                "INT8/FP32", "meets budget"):
         table.add_column(col, justify="right" if "ms" in col or "%" in col or "speed" in col else "left")
 
     def num(v: Any, fmt: str) -> str:
