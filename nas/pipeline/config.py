@@ -169,6 +169,12 @@ def _budgets(v: Any) -> Any:
     return out
 
 
+def _fraction_below_one(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+        raise ValueError(f"expected a number in [0, 1), got {v!r}")
+    return float(v)
+
+
 def _baselines(v: Any) -> Any:
     from nas.baselines import BASELINES
 
@@ -242,6 +248,8 @@ SCHEMA: dict[str, Any] = {
                       "numerics of the validation accuracy: fakequant (INT8 as deployed), fp32 or int8 "
                       "(onnxruntime)"),
         "val_limit": (None, _int(1, optional=True), "validate on N images of the validation split (null: all)"),
+        "latency_margin": (0.05, _fraction_below_one, "guard band: search under budget x (1 - margin), so that "
+                           "the LUT's prediction error does not push a chosen arch over its budget as measured"),
         "options": ({}, _mapping, "searcher options (as `nas search --set KEY=VALUE`)"),
     },
     "export": {

@@ -214,7 +214,9 @@ class Experiment:
 
     def budgets(self) -> list[dict[str, Any]]:
         """The latency budgets in ms on this target (``"P%"`` resolved against the LUT), each
-        ``{"name": "b0", "spec", "budget_ms"}``; a budget below the fastest arch is refused."""
+        ``{"name": "b0", "spec", "budget_ms", "search_ms"}`` (``search_ms``: the budget less the
+        ``search.latency_margin`` guard band, the constraint the searcher gets); a budget below the
+        fastest arch is refused."""
         from supernet import largest_arch, smallest_arch
 
         lat = self.latency_evaluator()
@@ -229,7 +231,9 @@ class Experiment:
                 raise RunConfigError(f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of space "
                                      f"{self.space.name!r} meets {ms:.4g} ms on {lat.target}: the minimum {how} is "
                                      f"{fastest:.4g} ms")
-            out.append({"name": f"b{i}", "spec": spec, "budget_ms": round(ms, 6)})
+            margin = self.config["search"]["latency_margin"]
+            search_ms = max(ms * (1.0 - margin), fastest)  # the guard band never rules out every arch
+            out.append({"name": f"b{i}", "spec": spec, "budget_ms": round(ms, 6), "search_ms": round(search_ms, 6)})
         return out
 
     def random_archs(self, n: int) -> list[Any]:
