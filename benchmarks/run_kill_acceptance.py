@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("lut", "supernet", "search", "export", "report")
-#: report.json keys (at any depth) that legitimately differ between two runs of one config
-VOLATILE = ("seconds", "elapsed", "time", "timestamp", "started", "finished", "measured", "wall", "host", "path",
-            "lut", "source", "created", "updated", "fingerprint", "probe", "calibration")
+#: report.json keys (at any depth) that legitimately differ between two runs of one config: timings,
+#: measured latencies and what is derived from them (the measured INT8/FP32 speed-up), provenance
+VOLATILE = ("seconds", "elapsed", "time", "timing", "timestamp", "started", "finished", "measured", "speedup", "wall",
+            "host", "path", "run_dir", "lut", "source", "created", "updated", "fingerprint", "probe", "calibration")
 
 
 def nas_cmd() -> list[str]:

@@ -18,6 +18,7 @@ out).stage("search")`` (the stages before it must have finished).
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -233,7 +234,9 @@ class Experiment:
                                      f"{fastest:.4g} ms")
             margin = self.config["search"]["latency_margin"]
             search_ms = max(ms * (1.0 - margin), fastest)  # the guard band never rules out every arch
-            out.append({"name": f"b{i}", "spec": spec, "budget_ms": round(ms, 6), "search_ms": round(search_ms, 6)})
+            # rounded up, so that rounding never puts the fastest arch over a budget it meets
+            out.append({"name": f"b{i}", "spec": spec, "budget_ms": math.ceil(ms * 1e6) / 1e6,
+                        "search_ms": math.ceil(search_ms * 1e6) / 1e6})
         return out
 
     def random_archs(self, n: int) -> list[Any]:
