@@ -26,7 +26,7 @@ def _completed(res) -> bool:
     """``nas run`` ran every stage: exit 0, or exit 1 because an export failed its verification on
     this machine (a measured latency off the LUT's prediction by more than 10 %: a legitimate
     outcome of the tiny, unretried LUT on a shared host, reported, not a crash)."""
-    return res.returncode == 0 or (res.returncode == 1 and "nas run: verification failed for" in res.stderr
+    return res.returncode == 0 or (res.returncode == 1 and ": verification failed for" in res.stderr
                                    and "Traceback" not in res.stderr)
 
 
