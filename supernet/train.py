@@ -4,8 +4,8 @@ Every step applies the sandwich rule: the largest subnet learns from the labels 
 cross-entropy) and the smallest and ``num_random`` random subnets learn from the largest
 subnet's predictions on the same batch (in-place distillation); gradients of all of them are
 summed before one SGD step. The learning rate follows a linear warm-up and a cosine decay.
-After ``epochs`` FP32 epochs, ``qat_epochs`` epochs train the same way with every sampled
-subnet fake-quantized (LSQ / LSQ+ through :mod:`quant`), so that any subnet deploys in INT8
+After ``epochs`` FP32 epochs, ``qat_epochs`` epochs (a fraction allowed: 0.25 is a quarter of
+one) train the same way with every sampled subnet fake-quantized (LSQ / LSQ+ through :mod:`quant`), so that any subnet deploys in INT8
 without retraining.
 
 Runs are reproducible bit for bit: the subnets of step ``t`` are drawn from a generator seeded
@@ -67,7 +67,9 @@ class TrainConfig:
     space_kwargs: dict[str, Any] = field(default_factory=dict)
     data: str = "fashion-mnist"
     epochs: int = 10
-    qat_epochs: int = 0
+    # may be fractional: 0.25 ends the quantized-for-all stage a quarter of the way through its
+    # epoch (from a well-trained FP32 supernet, a few hundred LSQ steps settle the scales)
+    qat_epochs: float = 0
     batch_size: int = 128
     lr: float = 0.1
     qat_lr: float = 0.01
@@ -107,8 +109,17 @@ class TrainConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.qat_epochs < 0 or self.epochs + self.qat_epochs < 1:
+        if self.epochs < 0 or self.qat_epochs < 0 or self.epochs + math.ceil(self.qat_epochs) < 1:
             raise TrainingConfigError(f"epochs ({self.epochs}) + qat_epochs ({self.qat_epochs}) must be at least 1")
+        if self.epochs == 0 and 0 < self.qat_epochs < 1:
+            raise TrainingConfigError(f"qat_epochs ({self.qat_epochs}) below 1 needs FP32 epochs before it")
+        if float(self.qat_epochs).is_integer():
+            self.qat_epochs = int(self.qat_epochs)
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs the run goes through, a fractional QAT stage's last one counted whole."""
+        return self.epochs + math.ceil(self.qat_epochs)
         if self.batch_size < 1:
             raise TrainingConfigError(f"batch size must be positive, got {self.batch_size}")
         if self.num_random < 0:
@@ -325,8 +336,17 @@ class Trainer:
                 return c.lr * (t + 1) / warm
             return 0.5 * c.lr * (1.0 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
         t = (epoch - c.epochs) * spe + step
-        total = c.qat_epochs * spe
+        total = int(round(c.qat_epochs * spe))
         return 0.5 * c.qat_lr * (1.0 + math.cos(math.pi * t / max(1, total)))
+
+    def epoch_steps(self, epoch: int, full: int | None = None) -> int:
+        """Steps of ``epoch``: all of them, but a share of them in a fractional QAT stage's last one."""
+        c = self.config
+        full = self.steps_per_epoch if full is None else full
+        frac = c.qat_epochs - math.floor(c.qat_epochs)
+        if frac > 0 and epoch == c.total_epochs - 1:
+            return max(1, min(full, int(round(frac * full))))
+        return full
 
     # ------------------------------------------------------------------------------------------
     # one step
@@ -406,7 +426,7 @@ class Trainer:
             "key_info": self.net.key_info(),
             "state": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                       "acc": self.acc, "history": self.history, "stage": self.stage(),
-                      "finished": self.epoch >= self.config.epochs + self.config.qat_epochs},
+                      "finished": self.epoch >= self.config.total_epochs},
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -445,7 +465,7 @@ class Trainer:
         """Train to the end (or until interrupted: the checkpoint is then saved and
         ``KeyboardInterrupt`` raised). Returns the final metrics."""
         c = self.config
-        total_epochs = c.epochs + c.qat_epochs
+        total_epochs = c.total_epochs
         old = {}
         import threading
 
@@ -496,9 +516,9 @@ class Trainer:
                 self._log(f"quantized-for-all stage: {get_scheme(c.scheme).name} scheme, quantizers initialised "
                           f"in {time.time() - t0:.1f}s")
         order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
-        steps = len(order)
+        steps = self.epoch_steps(epoch, len(order))
         batches = order.batches(self.step_in_epoch, self.dist.rank, self.dist.world_size)  # workers read ahead
-        bar = _Bar(self.progress and self.dist.is_main, f"epoch {epoch + 1}/{c.epochs + c.qat_epochs} [{stage}]",
+        bar = _Bar(self.progress and self.dist.is_main, f"epoch {epoch + 1}/{c.total_epochs} [{stage}]",
                    steps, self.step_in_epoch)
         self.net.train()
         try:
@@ -536,13 +556,13 @@ class Trainer:
         c = self.config
         n = max(1.0, self.acc.get("images", 0.0))
         record: dict[str, Any] = {
-            "epoch": epoch + 1, "stage": stage, "lr_end": self.lr_at(epoch, self.steps_per_epoch - 1),
+            "epoch": epoch + 1, "stage": stage, "lr_end": self.lr_at(epoch, self.epoch_steps(epoch) - 1),
             "loss_largest": self.acc.get("loss_largest", 0.0) / n, "loss_smallest": self.acc.get("loss_smallest", 0.0) / n,
             "loss_random": self.acc.get("loss_random", 0.0) / n,
             "train_acc_largest": 100.0 * self.acc.get("correct_largest", 0.0) / n,
             "images_per_s": n / max(1e-9, self.acc.get("time", 0.0)), "train_time_s": self.acc.get("time", 0.0),
         }
-        last = epoch + 1 == c.epochs + c.qat_epochs
+        last = epoch + 1 == c.total_epochs
         if self.dist.is_main and c.eval_every and ((epoch + 1) % c.eval_every == 0 or last):
             t0 = time.time()
             record["test_acc"] = self.evaluate()

@@ -17,6 +17,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -80,6 +81,16 @@ def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
                 rng = f" {'>' if lo_open else '>='} {lo:g}"
             raise ValueError(f"expected a number{rng}{' or null' if optional else ''}")
         return float(v)
+    return check
+
+
+def _epochs() -> Callable[[Any], Any]:
+    """A number of epochs >= 0, possibly fractional; whole numbers come back as ints."""
+    as_float = _float(0.0)
+
+    def check(v: Any) -> Any:
+        x = as_float(v)
+        return int(x) if x.is_integer() else x
     return check
 
 
@@ -229,13 +240,14 @@ SCHEMA: dict[str, Any] = {
                                                   "checkpoint.safetensors) instead of training one; copied into "
                                                   "the run"),
         "epochs": (5, _int(0), "FP32 sandwich-rule epochs"),
-        "qat_epochs": (1, _int(0), "quantized-for-all (LSQ+ QAT) epochs after them"),
+        "qat_epochs": (1, _epochs(), "quantized-for-all (LSQ+ QAT) epochs after them (0.25: a quarter of one)"),
         "batch_size": (256, _int(1), "global batch size"),
         "lr": (0.2, _float(0.0, lo_open=True), "peak learning rate of the FP32 stage"),
         "qat_lr": (0.01, _float(0.0, lo_open=True), "initial learning rate of the QAT stage"),
         "weight_decay": (5e-5, _float(0.0), "weight decay of conv / linear weights"),
         "warmup_epochs": (1.0, _float(0.0), "linear warm-up epochs"),
         "num_random": (2, _int(0), "random subnets per step besides the largest and the smallest"),
+        "eval_every": (1, _int(0), "test the largest and smallest subnets every N epochs (0: after the last only)"),
         "threads": (None, _int(1, optional=True), "torch threads (null: every usable core)"),
     },
     "search": {
@@ -365,8 +377,10 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
     from nas.export import formats as fmts
     from nas.search import list_searchers
 
-    if cfg["supernet"]["checkpoint"] is None and cfg["supernet"]["epochs"] + cfg["supernet"]["qat_epochs"] < 1:
+    if cfg["supernet"]["checkpoint"] is None and cfg["supernet"]["epochs"] + math.ceil(cfg["supernet"]["qat_epochs"]) < 1:
         raise RunConfigError(f"{where}: supernet.epochs + supernet.qat_epochs must be at least 1")
+    if cfg["supernet"]["checkpoint"] is None and cfg["supernet"]["epochs"] == 0 and 0 < cfg["supernet"]["qat_epochs"] < 1:
+        raise RunConfigError(f"{where}: supernet.qat_epochs below 1 needs FP32 epochs (supernet.epochs) before it")
     searchers = [s for s in list_searchers() if s != "darts"]
     if cfg["search"]["searcher"] not in searchers:
         name = cfg["search"]["searcher"]

@@ -98,6 +98,7 @@ class Experiment:
                            epochs=s["epochs"], qat_epochs=s["qat_epochs"], batch_size=s["batch_size"], lr=s["lr"],
                            qat_lr=s["qat_lr"], weight_decay=s["weight_decay"], warmup_epochs=s["warmup_epochs"],
                            num_random=s["num_random"], seed=self.seed,
+                           eval_every=s["eval_every"] or 1_000_000,  # 0: the last epoch's test only
                            scheme=scheme_for_target(self.target).name, train_limit=d["train_limit"],
                            val_fraction=d["val_fraction"], threads=s["threads"])
 
@@ -134,6 +135,7 @@ class Experiment:
             return {"space": self.space_hash(), "target": c["target"], "lut": lut, "seed": self.seed}
         if stage == "supernet":
             sn = dict(c["supernet"])
+            sn.pop("eval_every", None)  # when the test set is looked at does not change the weights
             if sn["checkpoint"] is not None:
                 sn = {"checkpoint": sn["checkpoint"]}
             return {"space": self.space_hash(), "data": {k: c["data"][k] for k in ("name", "train_limit", "val_fraction")},

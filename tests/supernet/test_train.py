@@ -72,6 +72,34 @@ def test_resume_is_bit_exact(tmp_path):
         assert torch.equal(ref[k], cut[k]), k
 
 
+def test_fractional_qat_stage_ends_part_way_through_its_epoch(tmp_path):
+    """qat_epochs=0.4: the QAT stage runs 2 of the 5 steps of an epoch, its cosine reaching 0 there,
+    and resumes bit-exactly inside that short epoch."""
+    cfg = dict(epochs=1, qat_epochs=0.4, train_limit=160, batch_size=32, eval_every=0)
+    tr = Trainer(tiny_config(**cfg), tmp_path / "ref", progress=False, log=_quiet)
+    assert tr.steps_per_epoch == 5 and tr.epoch_steps(0) == 5 and tr.epoch_steps(1) == 2
+    assert tr.lr_at(1, 0) == pytest.approx(0.01) and tr.lr_at(1, 1) == pytest.approx(0.005)
+    final = tr.run()
+    assert tr.global_step == 7 and final["stage"] == "qat" and final["lr_end"] == pytest.approx(0.005)
+    meta, ref = read_checkpoint(tmp_path / "ref")
+    assert meta["state"]["finished"] and meta["config"]["qat_epochs"] == 0.4
+    cut = Trainer(tiny_config(**cfg, max_steps=6), tmp_path / "cut", progress=False, log=_quiet)
+    cut.run()
+    tr2 = Trainer(tiny_config(**cfg), tmp_path / "cut", resume=True, progress=False, log=_quiet)
+    tr2.config.max_steps = None
+    tr2.run()
+    assert tr2.global_step == 7
+    _, got = read_checkpoint(tmp_path / "cut")
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+def test_whole_qat_epochs_stay_integers():
+    assert tiny_config(qat_epochs=1.0).qat_epochs == 1 and isinstance(tiny_config(qat_epochs=1.0).qat_epochs, int)
+    with pytest.raises(Exception, match="needs FP32 epochs"):
+        tiny_config(epochs=0, qat_epochs=0.5)
+
+
 def test_interrupt_message_counts_epochs_like_the_progress_lines(tmp_path):
     lines: list[str] = []
     tr = Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=160, batch_size=32, eval_every=0), tmp_path,

@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
                    "(x_train, y_train, x_test, y_test); channels, classes and normalisation are inferred and stored "
                    "in the checkpoint [fashion-mnist]")
     p.add_argument("--epochs", type=int, help="FP32 supernet epochs [10]")
-    p.add_argument("--qat-epochs", type=int, help="quantized-for-all epochs after the FP32 ones [0]")
+    p.add_argument("--qat-epochs", type=float, help="quantized-for-all epochs after the FP32 ones; 0.25 is a quarter of one [0]")
     p.add_argument("--out", required=True, help="output folder (checkpoint, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--batch-size", type=int, help="global batch size [128]")

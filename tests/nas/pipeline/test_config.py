@@ -52,6 +52,8 @@ def test_partial_config_keeps_defaults():
     ({"space": "resnet"}, "space: expected a section"),
     ({"lut": {"path": "/no/such/lut.db"}}, "lut.path: /no/such/lut.db: no such file or folder"),
     ({"supernet": {"epochs": 0, "qat_epochs": 0}}, "supernet.epochs + supernet.qat_epochs must be at least 1"),
+    ({"supernet": {"epochs": 0, "qat_epochs": 0.5}}, "supernet.qat_epochs below 1 needs FP32 epochs"),
+    ({"supernet": {"qat_epochs": -0.5}}, "supernet.qat_epochs: expected a number >= 0"),
     ({"report": {"baselines": ["vgg16"]}}, "unknown baseline 'vgg16'"),
     ({"seed": -1}, "seed: expected an integer >= 0"),
     ({"search": {"options": [1, 2]}}, "search.options: expected a mapping"),
