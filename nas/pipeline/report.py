@@ -31,6 +31,7 @@ __all__ = [
     "pareto_figure",
     "provenance",
     "render_markdown",
+    "speedup_markdown",
     "write_report",
 ]
 
@@ -464,6 +465,12 @@ def _speedups(data: Mapping[str, Any]) -> list[str]:
                   f"Per-block compute times (per-call overhead subtracted), INT8 {_text(target)} vs FP32 "
                   f"{_text(t.get('fp32_target'))}.", "", *_table(headers, body, right=range(1, len(headers))), ""]
     return lines[:-1]
+
+
+def speedup_markdown(op_speedups: Mapping[str, Any] | list[Mapping[str, Any]] | None) -> str:
+    """The "INT8 speed-up per op type" section of the report for ``op_speedups`` (one
+    :func:`latency_lut.report.speedup_table` result or a list of them): markdown, "n/a" when empty."""
+    return "\n".join(_speedups({"op_speedups": op_speedups}))
 
 
 def _baselines(data: Mapping[str, Any]) -> list[str]:
