@@ -243,9 +243,9 @@ def load_target(name_or_path: str | os.PathLike[str] | Target) -> Target:
     path = Path(text)
     looks_like_file = text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text
     if looks_like_file or (path.is_file() and not (builtin_target_dir() / f"{text}.yaml").is_file()):
-        if not path.is_file():
+        if not path.exists():
             raise UnknownTargetError(f"target file {text!r} does not exist")
-        return target_from_dict(load_yaml_file(path), str(path))
+        return target_from_dict(load_yaml_file(path, "target YAML"), str(path))
     builtin = builtin_target_dir() / f"{text}.yaml"
     if not builtin.is_file():
         raise UnknownTargetError(

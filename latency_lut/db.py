@@ -9,7 +9,14 @@ Tables
     ``corrections(fp_id, space, model)``   the correction fitted on those networks
     ``spaces(signature, record)``          the spaces profiled: name, arguments, input, canonical YAML
                                            and space hash (older LUTs: no YAML and hash)
-    ``runs(run_id, ...)``                  one row per profiling run (who measured what)
+    ``runs(run_id, ..., status)``          one row per profiling run (who measured what); ``status``:
+                                           ``running``, ``finished``, ``interrupted`` (SIGTERM, Ctrl-C, or
+                                           found dead by a later run on its host), ``failed``; NULL in
+                                           LUTs written before the column (added on the first write)
+
+SQLite errors never escape as tracebacks: a damaged file is a one-line :class:`CorruptLUTError`
+(checked with ``PRAGMA integrity_check`` on opening, and on any read that meets damage later),
+a folder that cannot be written a one-line :class:`LUTError`.
 
 Every write is its own ``BEGIN IMMEDIATE`` transaction, so concurrent writers (several
 profilers, a merge) serialise on SQLite's lock and a killed writer loses at most the row
@@ -26,15 +33,18 @@ import sqlite3
 import struct
 import time
 import uuid
+from urllib.parse import quote
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
 
-__all__ = ["SCHEMA_VERSION", "LatencyDB", "open_lut"]
+__all__ = ["RUN_STATUSES", "SCHEMA_VERSION", "LatencyDB", "open_lut"]
 
 SCHEMA_VERSION = 1
+#: the states of a profiling run (``runs.status``)
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 _MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -60,7 +70,8 @@ CREATE TABLE IF NOT EXISTS corrections (
 CREATE TABLE IF NOT EXISTS spaces (signature TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, fp_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    source TEXT NOT NULL, started REAL NOT NULL, finished REAL, measured INTEGER NOT NULL DEFAULT 0);
+    source TEXT NOT NULL, started REAL NOT NULL, finished REAL, measured INTEGER NOT NULL DEFAULT 0,
+    status TEXT);
 """
 _TABLES = ("schema_version", "meta", "fingerprints", "latency", "networks", "corrections", "spaces", "runs")
 
@@ -99,16 +110,29 @@ class LatencyDB:
             raise LUTError(f"{self.path}: is a folder, not a LUT file")
         fresh = not exists or (create and self.path.stat().st_size == 0)
         if exists and not fresh:
-            problem = _header_problem(self.path)
+            try:
+                problem = _header_problem(self.path)
+            except OSError as exc:
+                raise LUTError(f"{self.path}: cannot read the LUT ({_reason(exc)})") from None
             if problem:
                 raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({problem})")
+        if writable:
+            from hwnas.io import OutputPathError, prepare_out_file
+
+            try:
+                prepare_out_file(self.path, option="LUT")
+            except OutputPathError as exc:
+                raise LUTError(str(exc)) from None
         try:
             if writable:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+                raw = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
             else:
-                uri = f"file:{self.path.resolve()}?mode=ro"
-                self.conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                raw = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LUTError(f"{self.path}: cannot open the LUT ({_one_line(exc)})") from None
+        self.conn = _Conn(raw, self.path)
+        try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             if fresh:
                 self._create()
@@ -117,9 +141,11 @@ class LatencyDB:
             if writable:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as exc:
+                if not fresh:
+                    self._migrate()
+        except BaseException:
             self._close_quietly()
-            raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({exc})") from None
+            raise
 
     # -- opening ---------------------------------------------------------------------
     def _create(self) -> None:
@@ -134,9 +160,14 @@ class LatencyDB:
                                   (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
 
     def _check(self) -> None:
-        result = self.conn.execute("PRAGMA quick_check").fetchall()
-        if [tuple(r) for r in result] != [("ok",)]:
-            raise CorruptLUTError(f"{self.path}: corrupt LUT (SQLite quick_check: {result[0][0]})")
+        # integrity_check, not quick_check: it also finds rows whose key no longer matches the
+        # primary-key index (garbage written into a data page), which quick_check passes
+        result = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check(3)").fetchall()]
+        if result != ["ok"]:
+            problems = [" ".join(r.replace("*** in database main ***", "").split()) for r in result]
+            problems = [p for p in problems if p]
+            raise CorruptLUTError(f"{self.path}: corrupt LUT (SQLite integrity check: "
+                                  f"{'; '.join(problems) or 'failed'})")
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = [t for t in _TABLES if t not in tables]
         if missing:
@@ -150,6 +181,16 @@ class LatencyDB:
         if not fmt or fmt[0] != "hwnas-lut":
             raise CorruptLUTError(f"{self.path}: not a hwnas LUT (meta format is {fmt[0] if fmt else None!r})")
 
+    def _migrate(self) -> None:
+        """Bring an older LUT's schema up to date in place (new nullable columns only)."""
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        if "status" in cols:
+            return
+        with self._write():
+            cols = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}  # another writer may have done it
+            if "status" not in cols:
+                self.conn.execute("ALTER TABLE runs ADD COLUMN status TEXT")
+
     def _write(self) -> _Tx:
         if not self.writable:
             raise LUTError(f"{self.path}: opened read-only")
@@ -160,6 +201,7 @@ class LatencyDB:
             self.conn.close()
         except Exception:  # pragma: no cover
             pass
+        self.conn = None  # type: ignore[assignment]
 
     def close(self) -> None:
         if getattr(self, "conn", None) is None:
@@ -167,7 +209,7 @@ class LatencyDB:
         if self.writable:
             try:
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.DatabaseError:  # pragma: no cover - another writer holds the lock
+            except (sqlite3.DatabaseError, LUTError):  # pragma: no cover - another writer holds the lock
                 pass
         self.conn.close()
         self.conn = None  # type: ignore[assignment]
@@ -235,16 +277,38 @@ class LatencyDB:
 
     # -- runs ------------------------------------------------------------------------
     def begin_run(self, fp_id: str, source: str) -> str:
+        """Record a new profiling run (status ``running``); returns its id. Runs of this host
+        left ``running`` by a process that no longer exists (SIGKILL, power loss) are marked
+        ``interrupted`` first."""
+        self.mark_dead_runs()
         run_id = uuid.uuid4().hex[:12]
         with self._write():
-            self.conn.execute("INSERT INTO runs (run_id, fp_id, host, pid, source, started) VALUES (?, ?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO runs (run_id, fp_id, host, pid, source, started, status) "
+                              "VALUES (?, ?, ?, ?, ?, ?, 'running')",
                               (run_id, fp_id, socket.gethostname(), os.getpid(), source, time.time()))
         return run_id
 
-    def end_run(self, run_id: str, measured: int) -> None:
+    def end_run(self, run_id: str, measured: int, status: str = "finished") -> None:
+        """Close a run: ``finished``, ``interrupted`` (SIGTERM, Ctrl-C) or ``failed``."""
+        if status not in RUN_STATUSES:
+            raise LUTError(f"unknown run status {status!r} ({', '.join(RUN_STATUSES)})")
         with self._write():
-            self.conn.execute("UPDATE runs SET finished = ?, measured = ? WHERE run_id = ?",
-                              (time.time(), measured, run_id))
+            self.conn.execute("UPDATE runs SET finished = ?, measured = ?, status = ? WHERE run_id = ?",
+                              (time.time(), measured, status, run_id))
+
+    def mark_dead_runs(self) -> int:
+        """Mark ``interrupted`` the runs of this host still ``running`` whose process is gone;
+        returns how many. (A run on another host, or whose pid was reused, stays as it is.)"""
+        host = socket.gethostname()
+        rows = self.conn.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
+                                 (host,)).fetchall()
+        dead = [run_id for run_id, pid in rows if pid != os.getpid() and not _pid_alive(int(pid))]
+        if dead:
+            with self._write():
+                for run_id in dead:
+                    self.conn.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'",
+                                      (run_id,))
+        return len(dead)
 
     def set_run_calibration(self, run_id: str, record: dict[str, Any]) -> None:
         """Store a run's calibration record (the host's noise model, the measurement effort)."""
@@ -258,9 +322,12 @@ class LatencyDB:
         cols = ("run_id", "fp_id", "host", "pid", "source", "started", "finished", "measured")
         calib = {k.split(":", 1)[1]: v for k, v in
                  self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'")}
+        has_status = "status" in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        select = ", ".join(cols + (("status",) if has_status else ()))
         out = []
-        for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY started"):
-            row = dict(zip(cols, r))
+        for r in self.conn.execute(f"SELECT {select} FROM runs ORDER BY started"):
+            row = dict(zip(cols + ("status",), r))
+            row.setdefault("status", None)
             try:
                 row["calibration"] = json.loads(calib[row["run_id"]]) if row["run_id"] in calib else None
             except ValueError:
@@ -379,8 +446,11 @@ class LatencyDB:
             for row in other.conn.execute("SELECT fp_id, target, engine, precision, info, created FROM fingerprints"):
                 cur = self.conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)", row)
                 counts["fingerprints"] += cur.rowcount
-            for row in other.conn.execute("SELECT run_id, fp_id, host, pid, source, started, finished, measured FROM runs"):
-                self.conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            rcols = "run_id, fp_id, host, pid, source, started, finished, measured"
+            if "status" in {r[1] for r in other.conn.execute("PRAGMA table_info(runs)")}:
+                rcols += ", status"
+            for row in other.conn.execute(f"SELECT {rcols} FROM runs"):
+                self.conn.execute(f"INSERT OR IGNORE INTO runs ({rcols}) VALUES ({', '.join('?' * len(row))})", row)
             for row in other.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'"):
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", row)
             cols = ("fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, count, spread, stable, "
@@ -414,25 +484,114 @@ class LatencyDB:
 class _Tx:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error), retrying a busy lock."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: _Conn) -> None:
         self.conn = conn
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _Conn:
         for attempt in range(20):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 return self.conn
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+            except LUTBusyError:
                 time.sleep(0.05 * (attempt + 1))
         raise LUTError("the LUT stayed locked by another writer for too long")
 
     def __exit__(self, exc_type: Any, *rest: object) -> None:
         if exc_type is None:
             self.conn.execute("COMMIT")
-        else:
+            return
+        try:
             self.conn.execute("ROLLBACK")
+        except (LUTError, sqlite3.Error):  # the statement already rolled back; keep the first error
+            pass
+
+
+class LUTBusyError(LUTError):
+    """Another writer held the LUT's lock for longer than the busy timeout."""
+
+
+class _Conn:
+    """A ``sqlite3.Connection`` whose errors are one-line :class:`LUTError` s naming the file:
+    damage found while reading (a malformed page, undecodable text) is a :class:`CorruptLUTError`,
+    a lock held too long a :class:`LUTBusyError`, an I/O problem (disk full, read-only folder) a
+    :class:`LUTError`. Programming errors (bad SQL, constraint violations) pass unchanged."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+
+    def execute(self, sql: str, args: Any = ()) -> _Cursor:
+        with _translated(self._path):
+            return _Cursor(self._conn.execute(sql, args), self._path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _Cursor:
+    def __init__(self, cur: sqlite3.Cursor, path: Path) -> None:
+        self._cur = cur
+        self._path = path
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        with _translated(self._path):
+            return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with _translated(self._path):
+            return self._cur.fetchall()
+
+    def __iter__(self) -> Any:
+        while True:
+            with _translated(self._path):
+                row = self._cur.fetchone()
+            if row is None:
+                return
+            yield row
+
+
+class _translated:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not isinstance(exc, sqlite3.Error):
+            return False
+        if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError)):
+            return False
+        msg = _one_line(exc)
+        low = msg.lower()
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in low or "busy" in low):
+            raise LUTBusyError(f"{self.path}: the LUT stayed locked by another writer ({msg})") from None
+        if "decode" in low or "malformed" in low or "not a database" in low or "corrupt" in low \
+                or not isinstance(exc, sqlite3.OperationalError):
+            raise CorruptLUTError(f"{self.path}: corrupt LUT ({msg})") from None
+        raise LUTError(f"{self.path}: cannot use the LUT ({msg})") from None
+
+
+def _one_line(exc: object) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or _one_line(exc)).lower()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _short(info: Mapping[str, Any]) -> str:

@@ -187,8 +187,11 @@ def extra_models(space: Any, formats: Sequence[str], batch: int = 1) -> list[dic
 
 def _write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, folder removed or made read-only meanwhile
+        raise BlockExportError(f"{path}: cannot write ({(exc.strerror or str(exc)).lower()})") from None
 
 
 def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence[str] = DEFAULT_FORMATS,
@@ -200,9 +203,11 @@ def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence
     ``networks``: also export that many whole networks (for the learned correction).
     Files already present from an interrupted export are kept, not exported again.
     """
+    from hwnas.io import prepare_out_dir
+
     formats = _check_formats(formats)
-    out = Path(out_dir)
-    (out / "blocks").mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out_dir, "--out")  # one line: a file in the way, a folder that cannot be written
+    prepare_out_dir(out / "blocks", "--out")
     blocks = space_blocks(space, archs, seed)
     calib = calibration_archs(space, networks, seed) if networks else []
     seen = {b.signature() for b in blocks}
@@ -233,7 +238,7 @@ def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence
         extras.append({**extra, "files": files})
     nets = []
     if networks:
-        (out / "networks").mkdir(exist_ok=True)
+        prepare_out_dir(out / "networks", "--out")
         for j, arch in enumerate(calib):
             files = {fmt: f"networks/{arch.id}.{'spec.json' if fmt == 'spec' else fmt + '.onnx'}" for fmt in formats}
             missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]

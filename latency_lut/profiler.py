@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from latency_lut.formats import UINT8_IO_FORMATS
 from latency_lut.keys import block_family
 from latency_lut.manifest import load_manifest
 from latency_lut.progress import Progress
+from latency_lut.workdir import sigterm_as_interrupt, work_folder
 
 #: passes over the models measured while the machine was busy (see :func:`profile_folder`)
 DEFAULT_RETRY_PASSES = 3
@@ -162,6 +162,7 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
             os.remove(path)
 
     bar = Progress(len(schedule), "models", enabled=show_progress)
+    status = "failed"
     try:
         for job, first in schedule:
             n = job.network
@@ -243,17 +244,27 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
             bar.close()
             pending = still
         result.unstable = len(pending)
+        status = "finished"
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see latency_lut.workdir.sigterm_as_interrupt)
+        status = "interrupted"
+        raise
     finally:
-        result.calibration = _effort(engine, effort, result)
-        if hasattr(db, "set_run_calibration"):
-            db.set_run_calibration(run_id, result.calibration)
         bar.close()
         for job, path in pending:
             cleanup(job, path)
         for key, path in net_paths.items():
             if net_left[key] > 0:  # interrupted between its measurements
                 cleanup(networks[key], path)
-        db.end_run(run_id, result.measured)
+        try:
+            result.calibration = _effort(engine, effort, result)
+            if hasattr(db, "set_run_calibration"):
+                db.set_run_calibration(run_id, result.calibration)
+            db.end_run(run_id, result.measured, status)
+        except Exception:
+            if status == "finished":
+                raise
+            # already failing: keep the first error (the run row stays 'running'; the next run on this host
+            # marks it interrupted)
     result.elapsed_s = time.monotonic() - start
     return result
 
@@ -288,6 +299,12 @@ def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.Pa
 
     Models the harness flags as measured while the machine was busy are stored at once and
     measured again in up to ``retry_passes`` later passes; a lower estimate replaces the row."""
+    with sigterm_as_interrupt():
+        return _profile_folder(folder, target, out, progress, log, retry_passes)
+
+
+def _profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str], progress: bool,
+                    log: Callable[[str], None] | None, retry_passes: int) -> ProfileResult:
     log = log or (lambda msg: None)
     manifest = load_manifest(folder)
     target = load_target(target)
@@ -338,15 +355,27 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
     space); ``networks``: whole networks measured for the learned correction (their blocks
     are profiled too). Needs torch (the export side).
     """
+    from hwnas.io import prepare_out_dir
+
+    target = load_target(target)
+    if work_dir:
+        prepare_out_dir(work_dir, "--work")
+    with sigterm_as_interrupt(), ExitStack() as stack:
+        # the exported models go to a work folder that a SIGTERM removes, and the next profiler
+        # removes after a SIGKILL (latency_lut.workdir)
+        tmp = Path(work_dir) if work_dir else stack.enter_context(work_folder("hwnas-profile-"))
+        return _profile_space(space, target, out, archs, seed, networks, tmp, progress, log, retry_passes)
+
+
+def _profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: int | None, seed: int,
+                   networks: int, tmp: Path, progress: bool, log: Callable[[str], None] | None,
+                   retry_passes: int) -> ProfileResult:
     from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
     from latency_lut.keys import block_key
     from latency_lut.manifest import space_record
 
     log = log or (lambda msg: None)
-    target = load_target(target)
     engine = create_engine(target)
-    tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
-    tmp.mkdir(parents=True, exist_ok=True)
     try:
         fmt = engine.model_format()
         batch = target.batch
@@ -401,10 +430,16 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
         return result
     finally:
         engine.close()
-        if not work_dir:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_out_path(out: str | os.PathLike[str]) -> None:
+def check_out_path(out: str | os.PathLike[str], option: str = "--out") -> None:
+    """Fail early, in one line, on an output LUT path that cannot be written: a folder, a folder
+    in the way that is a file, a folder that cannot be created or written."""
+    from hwnas.io import OutputPathError, prepare_out_file
+
     if Path(out).is_dir():
-        raise LUTError(f"{out}: is a folder; --out names the LUT file (e.g. lut.db)")
+        raise LUTError(f"{out}: is a folder; {option} names the LUT file (e.g. lut.db)")
+    try:
+        prepare_out_file(out, option)
+    except OutputPathError as exc:
+        raise LUTError(str(exc)) from None

@@ -8,14 +8,14 @@ networks the correction was fitted on are never used for validation.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from latency_lut.metrics import agreement
 from latency_lut.profiler import DEFAULT_RETRY_PASSES
 from latency_lut.progress import Progress
+from latency_lut.workdir import sigterm_as_interrupt, work_folder
 
 #: Each network is measured in this many passes over all networks, minutes apart, keeping its
 #: lowest median: as often as ``nas profile`` measures its calibration networks (once, then once
@@ -65,7 +65,9 @@ def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100,
         raw = predictor.raw_indices(idx, nblocks)
         engine = create_engine(target)
         fmt = engine.model_format()
-        tmp = tempfile.mkdtemp(prefix="hwnas-validate-")
+        stack = ExitStack()
+        tmp = str(stack.enter_context(work_folder("hwnas-validate-")))  # removed on SIGTERM / by the next run
+        stack.enter_context(sigterm_as_interrupt())
         measured: list[float] = [float("inf")] * len(archs)
         unstable: list[bool] = [True] * len(archs)
         try:
@@ -91,7 +93,7 @@ def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100,
             result_unstable = sum(unstable)
         finally:
             engine.close()
-            shutil.rmtree(tmp, ignore_errors=True)
+            stack.close()
         result: dict[str, Any] = {
             "target": target.name,
             "space": space.name,

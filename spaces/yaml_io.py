@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError, SpaceDefinitionError, UnknownNameError
-from hwnas.io import load_yaml_file
+from hwnas.io import load_yaml_file, parse_yaml_text
 from spaces._nodes import Block, Choice, Derived, Node, Optional, Or, Ref, Repeat, Sequential, index_of
 from spaces._space import Constraint, Space
 
@@ -308,18 +308,10 @@ def space_from_dict(data: Any, source: str = "<space>") -> Space:
 
 def space_from_yaml(text: str, source: str = "<yaml>") -> Space:
     """Parse YAML text into a :class:`Space`."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{source}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    return space_from_dict(data, source)
+    return space_from_dict(parse_yaml_text(text, source), source)
 
 
 def load_space(path: str | os.PathLike[str]) -> Space:
     """Load a space from a YAML file."""
     p = Path(path)
-    return space_from_dict(load_yaml_file(p), str(p))
+    return space_from_dict(load_yaml_file(p, "space YAML"), str(p))

@@ -428,9 +428,9 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> tu
     from hwnas.io import load_yaml_file
 
     path = Path(source)
-    if not path.is_file():
+    if not path.exists():
         raise RunConfigError(f"{path}: no such config file (`nas run --print-config > {path.name}` writes one)")
-    return validate_config(load_yaml_file(path), str(path), base=path.resolve().parent), str(path)
+    return validate_config(load_yaml_file(path, "run config"), str(path), base=path.resolve().parent), str(path)
 
 
 def config_hash(obj: Any) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import gzip
 import hashlib
 import json
 import math
@@ -86,17 +85,21 @@ class _Table:
     """The parsed table: arch strings, numeric columns as arrays, index by arch string."""
 
     def __init__(self, path: Path) -> None:
+        import io
+
         import numpy as np
 
+        from hwnas.io import read_text_file
+
+        if not path.exists():
+            raise ConfigError(f"NAS-Bench-201 table not found at {path} (set {NB201_CSV_ENV} to its path)")
+        text = read_text_file(path, "NAS-Bench-201 table")  # one-line errors: unreadable, not UTF-8, bad gzip
         try:
-            with gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="") as fh:
-                reader = csv.DictReader(fh)
-                rows = list(reader)
-                header = list(reader.fieldnames or [])
-        except FileNotFoundError:
-            raise ConfigError(f"NAS-Bench-201 table not found at {path} (set {NB201_CSV_ENV} to its path)") from None
-        except (OSError, EOFError, csv.Error) as exc:
-            raise ConfigError(f"{path}: cannot read the NAS-Bench-201 table ({exc})") from None
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+        except csv.Error as exc:
+            raise ConfigError(f"{path}: cannot read the NAS-Bench-201 table ({' '.join(str(exc).split())})") from None
         if "arch_str" not in header or not rows:
             raise ConfigError(f"{path}: not a NAS-Bench-201 table (needs an arch_str column and rows)")
         self.path = path
@@ -107,7 +110,7 @@ class _Table:
                 continue
             try:
                 self.columns[col] = np.array([float(r[col]) if r[col] != "" else math.nan for r in rows])
-            except ValueError:
+            except (TypeError, ValueError):  # a short row gives None
                 continue  # a non-numeric column is not a metric
         self.row_of = {s: i for i, s in enumerate(self.arch_strs)}
 

@@ -60,3 +60,145 @@ def test_json_safe_turns_non_finite_floats_into_null():
     data = {"a": [1.0, math.nan, {"b": math.inf}], "c": -math.inf, "d": "x"}
     assert json_safe(data) == {"a": [1.0, None, {"b": None}], "c": None, "d": "x"}
     json.dumps(json_safe(data), allow_nan=False)
+
+
+# -- every user file read goes through one helper: one-line errors naming the file ---------------
+def _one_line(exc_info, path) -> str:
+    msg = str(exc_info.value)
+    assert "\n" not in msg and str(path) in msg
+    return msg
+
+
+@pytest.mark.parametrize("reader", [read_json_file, load_yaml_file])
+def test_read_errors_name_the_file_in_one_line(tmp_path, reader):
+    import os
+
+    from hwnas.io import FileAccessError, FileDecodeError, InputFileError
+
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(FileAccessError) as info:
+        reader(missing)
+    assert "no such file" in _one_line(info, missing)
+    with pytest.raises(FileAccessError) as info:
+        reader(tmp_path)
+    assert "is a folder" in _one_line(info, tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileAccessError) as info:  # would block for ever if opened
+        reader(fifo)
+    assert "not a regular file" in _one_line(info, fifo)
+    under = tmp_path / "afile"
+    under.write_text("x")
+    with pytest.raises(FileAccessError) as info:
+        reader(under / "x")
+    assert "a parent of it is a file" in _one_line(info, under / "x")
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes('{"a": 1}\n{"name": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(FileDecodeError) as info:
+        reader(latin)
+    assert "not UTF-8 text: byte 0xe9 at line 2, column 14" in _one_line(info, latin)
+    assert issubclass(FileDecodeError, InputFileError) and issubclass(InputFileError, ConfigError)
+
+
+def test_permission_denied_is_one_line(tmp_path, monkeypatch):
+    import builtins
+
+    from hwnas.io import FileAccessError, read_text_file
+
+    path = tmp_path / "secret.yaml"
+    path.write_text("a: 1\n")
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):  # root ignores permission bits: simulate the denial
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(FileAccessError) as info:
+        read_text_file(path, "space YAML")
+    assert _one_line(info, path).endswith("cannot read (space YAML): permission denied")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("[" * 100_000, "nested too deeply"),
+    ('{"a": ' + "1" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+    ("", "invalid JSON at line 1, column 1"),
+])
+def test_json_format_errors(tmp_path, text, expected):
+    from hwnas.io import FileFormatError
+
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    with pytest.raises(FileFormatError) as info:
+        read_json_file(path)
+    assert expected in _one_line(info, path)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("a: [1\n", "invalid YAML at line 2"),
+    ("a: 1\nb: 2\na: 3\n", "invalid YAML at line 3, column 1: duplicate key 'a'"),
+    ("a: 2001-13-45\n", "month must be in 1..12"),
+    ("a: " + "9" * 5000 + "\n", "invalid YAML: Exceeds the limit"),
+    ("[" * 3000 + "]" * 3000, "invalid YAML: nested too deeply"),
+    ("a: !!python/object/apply:os.system ['true']\n", "invalid YAML at line 1"),
+    ("a: *nothing\n", "found undefined alias"),
+])
+def test_yaml_format_errors(tmp_path, text, expected):
+    from hwnas.io import FileFormatError
+
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(FileFormatError) as info:
+        load_yaml_file(path)
+    assert expected in _one_line(info, path)
+
+
+def test_good_files_read_as_before(tmp_path):
+    import gzip
+
+    from hwnas.io import read_text_file
+
+    path = tmp_path / "ok.yaml"
+    path.write_bytes("\ufeffname: café\nmerge: &a {x: 1}\nother: {<<: *a, y: 2}\n".encode())  # a BOM is dropped
+    assert load_yaml_file(path) == {"name": "café", "merge": {"x": 1}, "other": {"x": 1, "y": 2}}
+    j = tmp_path / "ok.json"
+    j.write_text('{"a": [1, 2.5, null]}')
+    assert read_json_file(j) == {"a": [1, 2.5, None]}
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress("a,b\n1,2\n".encode()))
+    assert read_text_file(gz) == "a,b\n1,2\n"
+
+
+def test_damaged_gzip_is_one_line(tmp_path):
+    from hwnas.io import FileDecodeError, read_text_file
+
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(FileDecodeError) as info:
+        read_text_file(gz)
+    assert "not a valid gzip file" in _one_line(info, gz)
+
+
+def test_output_folders(tmp_path):
+    from hwnas.io import OutputPathError, check_out_dir, prepare_out_dir, prepare_out_file
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (prepare_out_dir, afile, "exists and is not a folder"),
+        (prepare_out_dir, afile / "sub" / "deeper", f"{afile} is not a folder"),
+        (check_out_dir, "/proc/hwnas-test/x", "not writable"),  # unwritable even for root
+        (prepare_out_dir, "/sys/hwnas-test", "not writable"),
+        (prepare_out_file, tmp_path, "is a folder"),
+        (prepare_out_file, afile / "lut.db", "exists and is not a folder"),
+    ]
+    for fn, path, expected in cases:
+        with pytest.raises(OutputPathError) as info:
+            fn(path, "--out")
+        msg = str(info.value)
+        assert "\n" not in msg and msg.startswith(f"--out {path}") and expected in msg, msg
+    new = tmp_path / "new" / "run"
+    assert check_out_dir(new) == new and not new.exists()  # checking creates nothing
+    assert prepare_out_dir(new) == new and new.is_dir() and list(new.iterdir()) == []
+    assert prepare_out_file(tmp_path / "x" / "lut.db").parent.is_dir()

@@ -39,6 +39,9 @@ def _demo(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config.read_text(encoding="utf-8"))
         return 0
+    from hwnas.io import check_out_dir
+
+    check_out_dir(args.out, "--out")  # one line: a file in the way, a folder that cannot be written
     start = time.perf_counter()
     exp = Experiment(config, args.out, progress=not args.no_progress)
     exp.log(f"nas demo: `nas run {config} --out {args.out}`")

@@ -66,8 +66,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required (the run folder; rerun the same command to resume)")
+    from hwnas.io import check_out_dir
     from nas.pipeline.experiment import Experiment
 
+    check_out_dir(args.out, "--out")  # one line: a file in the way, a folder that cannot be written
     exp = Experiment(args.config, args.out, progress=not args.no_progress)
     result = exp.run(from_stage=args.from_stage, until=args.until)
     if args.json:
