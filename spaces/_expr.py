@@ -14,7 +14,67 @@ from typing import Any
 
 from hwnas.errors import SpaceDefinitionError
 
-__all__ = ["Expression", "make_divisible"]
+__all__ = ["MAX_INT_BITS", "MAX_SEQUENCE_LENGTH", "MAX_SOURCE_LENGTH", "Expression", "make_divisible"]
+
+#: resource bounds of an expression: its source length, the size of the integers and of the
+#: strings / lists / tuples it may compute (a channel count or a kernel size is far below them);
+#: an operation whose result would exceed them fails with a clear error before it is computed
+MAX_SOURCE_LENGTH = 10_000
+MAX_INT_BITS = 1024
+MAX_SEQUENCE_LENGTH = 10_000
+
+
+class _BoundError(ArithmeticError):
+    """An operation of an expression would exceed the resource bounds."""
+
+
+def _int_bits(v: Any) -> int:
+    return abs(int(v)).bit_length() if isinstance(v, int) else 0
+
+
+def _check_result(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > MAX_INT_BITS:
+        raise _BoundError(f"an integer of more than {MAX_INT_BITS} bits")
+    if isinstance(v, (str, list, tuple)) and len(v) > MAX_SEQUENCE_LENGTH:
+        raise _BoundError(f"a {type(v).__name__} longer than {MAX_SEQUENCE_LENGTH}")
+    return v
+
+
+def _repeat_count(a: Any, b: Any) -> tuple[Any, int] | None:
+    """``(sequence, count)`` when ``a * b`` repeats a sequence."""
+    if isinstance(a, (str, list, tuple)) and isinstance(b, int):
+        return a, b
+    if isinstance(b, (str, list, tuple)) and isinstance(a, int):
+        return b, a
+    return None
+
+
+def _mul(a: Any, b: Any) -> Any:
+    rep = _repeat_count(a, b)
+    if rep is not None:
+        seq, n = rep
+        if n > 0 and len(seq) * n > MAX_SEQUENCE_LENGTH:
+            raise _BoundError(f"repeating a {type(seq).__name__} {n} times (longer than {MAX_SEQUENCE_LENGTH})")
+    elif isinstance(a, int) and isinstance(b, int) and _int_bits(a) + _int_bits(b) > MAX_INT_BITS + 1:
+        raise _BoundError(f"an integer of more than {MAX_INT_BITS} bits")
+    return _check_result(a * b)
+
+
+def _pow(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
+        # |a| ** b has about b * log2|a| bits: refuse before computing it
+        if b > MAX_INT_BITS or (abs(a).bit_length() - 1) * b > MAX_INT_BITS:
+            raise _BoundError(f"{a} ** {b} is larger than {MAX_INT_BITS} bits")
+    try:
+        return _check_result(a**b)
+    except OverflowError:
+        raise _BoundError(f"{a!r} ** {b!r} overflows") from None
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if isinstance(a, str):
+        raise _BoundError("string formatting with % is not supported")
+    return _check_result(a % b)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -39,13 +99,13 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
+    ast.Add: lambda a, b: _check_result(a + b),
+    ast.Sub: lambda a, b: _check_result(a - b),
+    ast.Mult: _mul,
     ast.Div: lambda a, b: a / b,
     ast.FloorDiv: lambda a, b: a // b,
-    ast.Mod: lambda a, b: a % b,
-    ast.Pow: lambda a, b: a**b,
+    ast.Mod: _mod,
+    ast.Pow: _pow,
 }
 _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b,
@@ -57,6 +117,10 @@ _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
     ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
 }
+
+
+def _short(source: str, n: int = 80) -> str:
+    return repr(source) if len(source) <= n else repr(source[:n]) + "..."
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -74,13 +138,20 @@ class Expression:
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
             raise SpaceDefinitionError(f"expression must be a non-empty string, got {source!r}")
+        if len(source) > MAX_SOURCE_LENGTH:
+            raise SpaceDefinitionError(f"expression {source[:40]!r}... is longer than {MAX_SOURCE_LENGTH} characters")
         self.source = source.strip()
         try:
             tree = ast.parse(self.source, mode="eval")
+            self._tree = tree.body
+            self.names: tuple[str, ...] = tuple(dict.fromkeys(self._check(self._tree)))
         except SyntaxError as exc:
-            raise SpaceDefinitionError(f"invalid expression {source!r}: {exc.msg}") from None
-        self._tree = tree.body
-        self.names: tuple[str, ...] = tuple(dict.fromkeys(self._check(self._tree)))
+            raise SpaceDefinitionError(f"invalid expression {_short(source)}: {exc.msg}") from None
+        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+            if isinstance(exc, SpaceDefinitionError):
+                raise
+            raise SpaceDefinitionError(f"invalid expression {_short(source)}: "
+                                       f"{'nested too deeply' if not isinstance(exc, ValueError) else exc}") from None
 
     def _check(self, node: ast.AST) -> list[str]:
         names: list[str] = []
@@ -115,8 +186,16 @@ class Expression:
         )
 
     def evaluate(self, lookup: Callable[[str], Any]) -> Any:
-        """Evaluate with ``lookup(name)`` supplying every (dotted) name."""
-        return self._eval(self._tree, lookup)
+        """Evaluate with ``lookup(name)`` supplying every (dotted) name.
+
+        An operation whose result would exceed the bounds (:data:`MAX_INT_BITS`,
+        :data:`MAX_SEQUENCE_LENGTH`) raises :class:`SpaceDefinitionError` before it is computed."""
+        try:
+            return self._eval(self._tree, lookup)
+        except _BoundError as exc:
+            raise SpaceDefinitionError(f"expression {_short(self.source)} is out of bounds: {exc}") from None
+        except RecursionError:
+            raise SpaceDefinitionError(f"expression {_short(self.source)} is nested too deeply") from None
 
     def _eval(self, node: ast.AST, lookup: Callable[[str], Any]) -> Any:
         dotted = _dotted(node)
@@ -164,7 +243,7 @@ class Expression:
             return [self._eval(e, lookup) for e in node.elts]
         if isinstance(node, ast.Call):
             func = _FUNCTIONS[node.func.id]  # type: ignore[union-attr]
-            return func(*(self._eval(a, lookup) for a in node.args))
+            return _check_result(func(*(self._eval(a, lookup) for a in node.args)))
         raise AssertionError(f"unchecked node {type(node).__name__}")  # pragma: no cover
 
     def __repr__(self) -> str:

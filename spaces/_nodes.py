@@ -24,6 +24,8 @@ from spaces._expr import Expression
 from spaces.catalog import get_op
 
 __all__ = [
+    "MAX_EXTENT",
+    "MAX_REPEAT_DEPTH",
     "Block",
     "Choice",
     "Decision",
@@ -38,6 +40,12 @@ __all__ = [
 ]
 
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: resource bounds of a space, checked when its nodes are built: the largest depth of one
+#: :class:`Repeat`, and the most decisions and blocks a space may unfold to (nested repeats
+#: multiply); real networks are far below both, and every walk over a space stays bounded
+MAX_REPEAT_DEPTH = 1000
+MAX_EXTENT = 100_000
 _LITERALS = (int, float, str, bool)
 
 
@@ -230,6 +238,10 @@ class Node:
         """Number of distinct assignments of the decisions this node owns."""
         return 1
 
+    def extent(self) -> int:
+        """An upper bound of the decisions and blocks this node unfolds to (see :data:`MAX_EXTENT`)."""
+        return 1
+
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         """Append every decision this node may ask, structurally, in walk order."""
 
@@ -246,6 +258,21 @@ def _walk_value(walk: _Walk, state: _State, node: Any, label: str) -> Branches:
 
 def _value_size(node: Any) -> int:
     return node.size() if isinstance(node, Node) else 1
+
+
+def _value_extent(node: Any) -> int:
+    return node.extent() if isinstance(node, Node) else 0
+
+
+def _params_extent(params: Mapping[str, Any]) -> int:
+    return sum(_value_extent(v) for v in params.values())
+
+
+def _check_extent(node: Node, what: str) -> None:
+    n = node.extent()
+    if n > MAX_EXTENT:
+        raise SpaceDefinitionError(f"{what} unfolds to more than {MAX_EXTENT:,} decisions and blocks ({n:,}); "
+                                   f"use fewer or shallower repeats")
 
 
 def _value_decisions(node: Any, prefix: str, label: str, out: list[Decision]) -> None:
@@ -381,6 +408,7 @@ class Or(Node):
         self.params = _check_params(params, "Or")
         if self.params and not self._structural:
             raise SpaceDefinitionError("Or params are only for branches that are structures")
+        _check_extent(self, "Or")
 
     def is_value(self) -> bool:
         return not self._structural
@@ -409,6 +437,9 @@ class Or(Node):
         for v in self.params.values():
             n *= _value_size(v)
         return n * sum(_value_size(b) for b in self.branches.values())
+
+    def extent(self) -> int:
+        return 1 + _params_extent(self.params) + sum(_value_extent(b) for b in self.branches.values())
 
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         for name, v in self.params.items():
@@ -489,6 +520,9 @@ class Block(Node):
             n *= _value_size(v)
         return n
 
+    def extent(self) -> int:
+        return 1 + _params_extent(self.params)
+
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         for name, v in self.params.items():
             _value_decisions(v, prefix, name, out)
@@ -538,6 +572,7 @@ class Sequential(Node):
             raise SpaceDefinitionError(f"Sequential child names must be unique, {sorted(dup)[0]!r} repeats")
         self.children = [(_check_label(n, "Sequential child"), _check_structure(c, f"child {n!r}")) for n, c in items]
         self.params = _check_params(params, "Sequential")
+        _check_extent(self, "Sequential")
 
     def is_value(self) -> bool:
         return False
@@ -562,6 +597,9 @@ class Sequential(Node):
             n *= c.size()
         return n
 
+    def extent(self) -> int:
+        return _params_extent(self.params) + sum(c.extent() for _, c in self.children)
+
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         for name, v in self.params.items():
             _value_decisions(v, prefix, name, out)
@@ -585,9 +623,12 @@ class Repeat(Node):
         for d in opts:
             if isinstance(d, bool) or not isinstance(d, int) or d < 0:
                 raise SpaceDefinitionError(f"Repeat depth options must be non-negative ints, got {d!r}")
+            if d > MAX_REPEAT_DEPTH:
+                raise SpaceDefinitionError(f"Repeat depth {d} exceeds the maximum of {MAX_REPEAT_DEPTH}")
         self.depth = depth
         self.params = _check_params(params, "Repeat")
         self.shared = bool(shared)
+        _check_extent(self, "Repeat")
 
     @property
     def max_depth(self) -> int:
@@ -637,6 +678,10 @@ class Repeat(Node):
         total = sum((body if d > 0 else 1) if self.shared else body**d for d in depths)
         return n * total
 
+    def extent(self) -> int:
+        # a shared body's decisions are listed once, but its blocks are still unfolded each time
+        return 1 + _params_extent(self.params) + self.max_depth * self.body.extent()
+
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         for name, v in self.params.items():
             _value_decisions(v, prefix, name, out)
@@ -661,6 +706,7 @@ class Optional(Node):
         if not isinstance(default, bool):
             raise SpaceDefinitionError(f"Optional default must be true or false, got {default!r}")
         self.default = default
+        _check_extent(self, "Optional")
 
     def is_value(self) -> bool:
         return False
@@ -679,6 +725,9 @@ class Optional(Node):
 
     def size(self) -> int:
         return 1 + self.body.size()
+
+    def extent(self) -> int:
+        return 1 + self.body.extent()
 
     def list_decisions(self, prefix: str, label: str | None, out: list[Decision]) -> None:
         out.append(Decision(_join(prefix, self.label), (False, True), self.default, "optional"))

@@ -24,9 +24,32 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
     import torch.nn as nn
 
-__all__ = ["Constraint", "Space"]
+__all__ = ["ENUMERATE_LIMIT", "Constraint", "Space", "format_count"]
 
 _MAX_REJECTIONS = 2000
+#: the most archs :meth:`Space.enumerate` (and an exact count of a constrained space) walks
+ENUMERATE_LIMIT = 1_000_000
+
+
+def format_count(n: int, digits: int = 4) -> str:
+    """``n`` in full when it is short, else in scientific notation (``1.234e+5012``), computed
+    without converting the whole integer to text (Python refuses ints of more than 4,300 digits)."""
+    n = int(n)
+    if abs(n) < 10**15:
+        return str(n)
+    import math
+
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    bits = n.bit_length()
+    shift = max(0, bits - 64)
+    top = n >> shift  # n ~= top * 2**shift
+    log10 = math.log10(top) + shift * math.log10(2)
+    exp = int(math.floor(log10))
+    mantissa = 10 ** (log10 - exp)
+    if round(mantissa, digits - 1) >= 10:
+        mantissa, exp = mantissa / 10, exp + 1
+    return f"{sign}{mantissa:.{digits - 1}f}e+{exp}"
 
 
 class _Pending(Exception):
@@ -117,7 +140,14 @@ class Space:
         self.factory_kwargs = dict(factory_kwargs or {})
         self._decisions: list[Decision] | None = None
         self._index: dict[str, int] | None = None
+        from spaces._nodes import _check_extent
+
+        _check_extent(body, f"space {name!r}")  # bounded before anything unfolds it (MAX_EXTENT)
         self.decisions()  # validate paths eagerly: clashing paths are definition errors
+        for c in self.constraints:
+            if not isinstance(c, Constraint):
+                raise SpaceDefinitionError(f"space {name!r}: constraints must be Constraint objects, got {c!r}")
+            self._check_constraint_names(c)
 
     # -- basics ------------------------------------------------------------------------
     @property
@@ -158,6 +188,18 @@ class Space:
         if path not in self._index:
             raise InvalidArchError(f"{path}: not a decision of space {self.name!r}{self._did_you_mean(path)}")
         return self._decisions[self._index[path]]  # type: ignore[index]
+
+    def _check_constraint_names(self, c: Constraint) -> None:
+        """A constraint expression may read decision paths and the root names only: any other name
+        would never be found, and the constraint would silently hold for every arch."""
+        if c.expr is None:
+            return
+        assert self._index is not None
+        for name in c.expr.names:
+            if name not in self._index and name not in self.root_names:
+                raise SpaceDefinitionError(
+                    f"space {self.name!r}: constraint {c.message!r} reads {name!r}, which is not a decision of the "
+                    f"space{self._did_you_mean(name)}")
 
     def _did_you_mean(self, path: str) -> str:
         assert self._index is not None
@@ -352,34 +394,40 @@ class Space:
             offset += len(d.options)
         return vec
 
-    def size(self, ignore_constraints: bool = False, enumerate_limit: int = 1_000_000) -> int:
+    def size(self, ignore_constraints: bool = False, enumerate_limit: int = ENUMERATE_LIMIT) -> int:
         """The exact number of distinct archs (a Python int, however large).
 
         Without constraints it is computed structurally; with constraints the space is
-        enumerated, which is refused above ``enumerate_limit`` archs.
+        enumerated, which is refused above ``enumerate_limit`` archs (at most
+        :data:`ENUMERATE_LIMIT`); the structural count (``ignore_constraints=True``) is then an
+        upper bound.
         """
         structural = self.body.size()
         if ignore_constraints or not self.constraints:
             return structural
+        enumerate_limit = min(int(enumerate_limit), ENUMERATE_LIMIT)
         if structural > enumerate_limit:
             raise HwnasError(
-                f"space {self.name!r} has constraints and {structural} unconstrained archs: "
-                f"too many to count exactly (use size(ignore_constraints=True))"
+                f"space {self.name!r} has constraints and {format_count(structural)} archs before them: too many to "
+                f"count exactly (more than {enumerate_limit:,}); the exact size is at most that"
             )
         return sum(1 for _ in self.enumerate(limit=enumerate_limit))
 
-    def enumerate(self, limit: int = 1_000_000) -> Iterator[Arch]:
-        """Every arch of the space in walk order; refused when there are more than ``limit``."""
+    def enumerate(self, limit: int = ENUMERATE_LIMIT) -> Iterator[Arch]:
+        """Every arch of the space in walk order; refused when there are more than ``limit``
+        (at most :data:`ENUMERATE_LIMIT`)."""
         structural = self.body.size()
+        limit = min(int(limit), ENUMERATE_LIMIT)
         if structural > limit:
-            raise HwnasError(f"space {self.name!r} has {structural} archs, more than the enumeration limit {limit}")
+            raise HwnasError(f"space {self.name!r} has {format_count(structural)} archs, more than the enumeration "
+                             f"limit {limit:,}")
         walk = _Walk(choose=lambda d, st: list(d.options), record_all=True)
         for _, state in self.body.walk(walk, self._root_state(), None):
             arch = self._finish(state)
             if self._violated(arch) is None:
                 yield arch
 
-    def grid(self, limit: int = 1_000_000) -> Iterator[Arch]:
+    def grid(self, limit: int = ENUMERATE_LIMIT) -> Iterator[Arch]:
         """Alias of :meth:`enumerate` (NNI's name)."""
         return self.enumerate(limit)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Union
 
@@ -36,6 +37,8 @@ class Arch(Mapping[str, Value]):
                 raise InvalidArchError(
                     f"{key}: value must be int, float, str or bool, got {type(value).__name__}"
                 )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidArchError(f"{key}: value must be a finite number, got {value}")
         self._data: dict[str, Value] = dict(sorted(data.items()))
         self._json = canonical_json(self._data)
         self._hash = hash(self._json)
@@ -77,10 +80,21 @@ class Arch(Mapping[str, Value]):
     @classmethod
     def from_json(cls, text: str) -> Arch:
         """Parse canonical (or any) JSON of a flat object of decision values."""
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidArchError(f"arch JSON is not UTF-8 text (byte {exc.start})") from None
+        if not isinstance(text, str):
+            raise InvalidArchError(f"arch JSON must be text, got {type(text).__name__}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidArchError(f"arch JSON is invalid at column {exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise InvalidArchError("arch JSON is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise InvalidArchError(f"arch JSON is invalid: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise InvalidArchError(f"arch JSON must be an object of decision values, got {type(data).__name__}")
         return cls(data)

@@ -109,23 +109,75 @@ class TrainConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.qat_epochs < 0 or self.epochs + math.ceil(self.qat_epochs) < 1:
+        self._check_ranges()
+        if self.epochs + math.ceil(self.qat_epochs) < 1:
             raise TrainingConfigError(f"epochs ({self.epochs}) + qat_epochs ({self.qat_epochs}) must be at least 1")
         if self.epochs == 0 and 0 < self.qat_epochs < 1:
             raise TrainingConfigError(f"qat_epochs ({self.qat_epochs}) below 1 needs FP32 epochs before it")
         if float(self.qat_epochs).is_integer():
             self.qat_epochs = int(self.qat_epochs)
 
+    def _check_ranges(self) -> None:
+        """Every number finite and in range, the scheme and the device known: a run that cannot work
+        is refused before it loads data or trains (a NaN learning rate would train to loss NaN)."""
+
+        def number(name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                   hi_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            kind = "an integer" if integer else "a number"
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
+                raise TrainingConfigError(f"{name} must be {kind}{' or None' if optional else ''}, got {v!r}")
+            x = float(v)
+            if not math.isfinite(x):
+                raise TrainingConfigError(f"{name} must be finite, got {v!r}")
+            if (lo is not None and (x < lo or (lo_open and x == lo))) or (hi is not None and (x > hi or (hi_open and x == hi))):
+                if lo is not None and hi is not None:
+                    want = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                else:
+                    want = f"{'>' if lo_open else '>='} {lo:g}"
+                raise TrainingConfigError(f"{name} must be {want}, got {v!r}")
+            if integer:
+                setattr(self, name, int(v))
+
+        number("epochs", 0, integer=True)
+        number("qat_epochs", 0)
+        number("batch_size", 1, integer=True)
+        number("lr", 0, lo_open=True)
+        number("qat_lr", 0, lo_open=True)
+        number("momentum", 0, 1)
+        number("weight_decay", 0)
+        number("label_smoothing", 0, 1, hi_open=True)
+        number("warmup_epochs", 0)
+        number("num_random", 0, integer=True)
+        number("kd_temperature", 0, lo_open=True)
+        number("seed", 0, integer=True)
+        number("train_limit", 1, integer=True, optional=True)
+        number("val_fraction", 0, 1, hi_open=True)
+        number("test_limit", 1, integer=True, optional=True)
+        number("bn_calib_batches", 1, integer=True)
+        number("calib_batch_size", 1, integer=True)
+        number("qat_calib_batches", 1, integer=True)
+        number("eval_every", 0, integer=True)
+        number("checkpoint_every", 0, integer=True)
+        number("grad_clip", 0, lo_open=True, optional=True)
+        number("threads", 0, integer=True, optional=True)
+        number("layout_samples", 1, integer=True)
+        number("max_steps", 1, integer=True, optional=True)
+        from quant.scheme import SCHEMES
+
+        if self.scheme not in SCHEMES:  # checked now, not when the QAT stage starts after the FP32 epochs
+            raise TrainingConfigError(f"unknown quantization scheme {self.scheme!r} (known: {', '.join(sorted(SCHEMES))})")
+        dev = str(self.device)
+        kind, _, index = dev.partition(":")
+        if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+            raise TrainingConfigError(f"unknown device {self.device!r} (cpu, cuda or cuda:N)")
+
     @property
     def total_epochs(self) -> int:
         """Epochs the run goes through, a fractional QAT stage's last one counted whole."""
         return self.epochs + math.ceil(self.qat_epochs)
-        if self.batch_size < 1:
-            raise TrainingConfigError(f"batch size must be positive, got {self.batch_size}")
-        if self.num_random < 0:
-            raise TrainingConfigError(f"num_random must be >= 0, got {self.num_random}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise TrainingConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,8 +19,9 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     from nas.cli import commands
+    from nas.cli._types import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas",
         description="hwnas: hardware-aware neural architecture search with INT8 quantization.",
     )

@@ -20,6 +20,7 @@ from hwnas.errors import ConfigError
 __all__ = [
     "SHAPE_OPTIONS",
     "add_space_arguments",
+    "check_resolution",
     "check_space_choice",
     "is_space_file",
     "load_arch_file",
@@ -47,9 +48,13 @@ def add_space_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
                         help='keyword arguments of a registered space, e.g. \'{"stages": 4, "kernels": [3, 5]}\' '
                              "(not with a YAML file)")
     if shape:
-        parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the space's)")
-        parser.add_argument("--num-classes", type=int, default=None, help="number of classes (default: the space's)")
-        parser.add_argument("--resolution", type=int, default=None,
+        from nas.cli._types import int_range
+
+        parser.add_argument("--in-chans", type=int_range(1, 4096), default=None,
+                            help="input channels (default: the space's)")
+        parser.add_argument("--num-classes", type=int_range(1, 1_000_000), default=None,
+                            help="number of classes (default: the space's)")
+        parser.add_argument("--resolution", type=int_range(1, 8192), default=None,
                             help="input resolution in pixels (default: the space's)")
 
 
@@ -146,12 +151,31 @@ def space_from_args(args: argparse.Namespace, *, defaults: Any = None, **overrid
             if key not in kwargs and key in params:
                 kwargs[key] = getattr(defaults, key)
     try:
-        return create_space(name, **kwargs)
+        space = create_space(name, **kwargs)
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ConfigError):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"--space-args: space {name!r} rejects {json.dumps(kwargs, default=str)}: {first}") from None
+    if "resolution" in shape or "resolution" in kwargs and "resolution" not in overrides:
+        check_resolution(space, "--resolution" if "resolution" in shape else "--space-args resolution")
+    return space
+
+
+def check_resolution(space: Any, option: str = "--resolution") -> None:
+    """Refuse an input resolution the space cannot take: one of its blocks would downsample an input
+    smaller than its stride (a 1×1 map "downsampled" again), so every later block would be measured,
+    trained or searched at a size that does not exist in any real network of the space."""
+    total = 1
+    for b in space.blocks(space.default()) if not space.constraints else []:
+        stride = dict(b.params).get("stride", 1)
+        total *= stride if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1 else 1
+    for b in space.enumerate_blocks():
+        stride = dict(b.params).get("stride", 1)
+        if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1 and min(b.h, b.w) < stride:
+            need = f" (its default arch downsamples by {total}: give at least {total})" if total > 1 else ""
+            raise ConfigError(f"{option} {space.resolution} is too small for space {space.name!r}: block "
+                              f"{b.path or '<root>'} ({b.op}, stride {stride}) would get a {b.h}x{b.w} input{need}")
 
 
 def resolve_space_for(args: argparse.Namespace, reference: Any, what: str):

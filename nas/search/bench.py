@@ -111,7 +111,8 @@ def _one_run(name: str, seed: int, *, mode: str, metric: str, latency: str | Non
     trials = result.trials
     best_at_budget = at_budget.get("best", searcher.best() if len(trials) <= budget else None)
     vals = [t.values[metric] for t in trials]
-    out: dict[str, Any] = {"searcher": name, "seed": seed, "queries": len(trials), "seconds": seconds}
+    out: dict[str, Any] = {"searcher": name, "seed": seed, "queries": len(trials), "seconds": seconds,
+                           "exhausted": result.stopped == "exhausted"}
     if mode == "multi":
         assert ref is not None and latency is not None
         pts = [(t.values[metric], t.values[latency]) for t in trials[:budget]]
@@ -158,6 +159,17 @@ def nb201_benchmark(
     if max_latency is not None and latency is None:
         raise ConfigError("--max-latency needs --latency")
     mode = "single" if latency is None else ("constrained" if max_latency is not None else "multi")
+    if horizon is not None:
+        if mode == "multi":
+            raise ConfigError("--horizon applies to single-objective and constrained runs (queries to the optimum); "
+                              "a multi-objective run (--latency without --max-latency) stops at the budget")
+        if horizon < budget:
+            raise ConfigError(f"--horizon {horizon} is below --budget {budget}: the horizon continues runs past the "
+                              f"budget, so it must be at least the budget")
+    if max_latency is not None and not math.isfinite(float(max_latency)):
+        raise ConfigError(f"--max-latency must be a finite number, got {max_latency}")
+    if ref is not None and (len(tuple(ref)) != 2 or not all(math.isfinite(float(x)) for x in ref)):
+        raise ConfigError(f"the reference point must be two finite numbers ACC,LAT, got {tuple(ref)}")
     names = resolve_searchers(searchers, mode)
     evaluator = TabularEvaluator(table, metrics=[metric] + ([latency] if latency else []))
     acc = evaluator.column(metric)
@@ -176,6 +188,9 @@ def nb201_benchmark(
         assert lat is not None
         ref = tuple(ref) if ref is not None else default_reference(metric, acc, lat)  # type: ignore[assignment]
         true_hv = hypervolume_2d(zip(acc.tolist(), lat.tolist()), ref)  # type: ignore[arg-type]
+        if not true_hv > 0:
+            raise ConfigError(f"reference point {tuple(ref)} ({metric}, {latency}) is dominated by no arch of the "
+                              f"table (hypervolume 0): choose a lower accuracy or a higher latency")
     horizon = max(budget, horizon or budget) if mode != "multi" else budget
     options = dict(searcher_options or {})
     jobs_list = [(n, seed_start + s) for n in names for s in range(seeds)]
@@ -233,5 +248,9 @@ def nb201_benchmark(
         out["optimum"] = optimum
         out["horizon"] = horizon
     out["seed_start"] = seed_start
+    exhausted = sum(1 for r in runs if r.get("exhausted"))
+    if exhausted:  # a budget (or horizon) beyond the space: those runs evaluated every arch and stopped
+        out["exhausted_runs"] = exhausted
+        out["space_size"] = len(acc)
     out["results"] = results
     return out

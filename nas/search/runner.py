@@ -3,7 +3,8 @@
 Convention (the same for every searcher): a query is the first evaluation of an arch. When a
 searcher proposes an arch it was already told, the runner tells it the known values again at no
 cost (Optuna samplers do propose repeats); ``max_asks`` bounds the total number of proposals so
-that a searcher that only repeats itself cannot loop forever.
+that a searcher that only repeats itself cannot loop forever. A budget larger than the space ends
+once every arch of the space is known (``stopped == "exhausted"``), with what was found.
 """
 from __future__ import annotations
 
@@ -16,7 +17,43 @@ from nas.search.base import Searcher, SearchExhausted, Trial
 from nas.search.evaluators import Evaluator
 from spaces.arch import Arch
 
-__all__ = ["SearchResult", "run_search"]
+__all__ = ["SearchResult", "SpaceSize", "run_search"]
+
+#: consecutive repeated proposals after which a constrained space's archs are counted exactly
+_COUNT_AFTER_REPEATS = 200
+#: the largest constrained space counted exactly to detect that a search exhausted it
+_EXACT_COUNT_LIMIT = 200_000
+
+
+class SpaceSize:
+    """How many archs a space holds, to stop a search that has evaluated all of them.
+
+    Without constraints the structural count is exact and free. With constraints it is only an upper
+    bound; ``exhausted(n, exact=True)`` then counts the archs by enumeration once (spaces of at most
+    200,000 archs before constraints), which a runner asks for only when the searcher keeps
+    proposing known archs."""
+
+    def __init__(self, space: Any) -> None:
+        self.space = space
+        try:
+            self.bound: int | None = int(space.size(ignore_constraints=True))
+        except Exception:  # a space without an exact count: never exhausted by this test
+            self.bound = None
+        self.exact: int | None = self.bound if not getattr(space, "constraints", None) else None
+        self._counted = False
+
+    def exhausted(self, known: int, exact: bool = False) -> bool:
+        if self.exact is not None:
+            return known >= self.exact
+        if exact and not self._counted:
+            self._counted = True
+            if self.bound is not None and self.bound <= _EXACT_COUNT_LIMIT:
+                try:
+                    self.exact = int(self.space.size(enumerate_limit=_EXACT_COUNT_LIMIT))
+                except Exception:
+                    self.exact = None
+            return self.exact is not None and known >= self.exact
+        return False
 
 
 @dataclass
@@ -66,8 +103,13 @@ def run_search(searcher: Searcher, evaluator: Evaluator | Callable[[Arch], Mappi
     queries: list[Trial] = []
     max_asks = max_asks if max_asks is not None else max(50 * budget, 1000)
     asks = 0
+    repeats = 0
+    size = SpaceSize(searcher.space)
     stopped = "budget"
     while len(queries) < budget:
+        if size.exhausted(len(known)):  # every arch of the space is known: nothing is left to propose
+            stopped = "exhausted"
+            break
         if asks >= max_asks:
             stopped = "max_asks"
             break
@@ -80,7 +122,12 @@ def run_search(searcher: Searcher, evaluator: Evaluator | Callable[[Arch], Mappi
         cached = known.get(arch)
         if cached is not None:
             searcher.tell(arch, cached)
+            repeats += 1
+            if repeats % _COUNT_AFTER_REPEATS == 0 and size.exhausted(len(known), exact=True):
+                stopped = "exhausted"
+                break
             continue
+        repeats = 0
         values = dict(evaluate(arch))
         known[arch] = values
         trial = searcher.tell(arch, values)

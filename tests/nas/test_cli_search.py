@@ -50,7 +50,7 @@ def test_search_option_passthrough(run_nas):
     (["--space", "nb201", "--objective", "no_such_column"], "does not provide no_such_column"),
     (["--space", "nb201", "--set", "bogus=1"], "searcher 'random'"),
     (["--space", "mobilenet", "--evaluator", "nb201"], "needs the nb201 space"),
-    (["--space", "nb201", "--budget", "0"], "--budget must be >= 1"),
+    (["--space", "nb201", "--budget", "0"], "argument --budget: must be an integer >= 1, got 0"),
 ])
 def test_search_errors_are_one_line(run_nas, args, message):
     res = run_nas("search", *args)

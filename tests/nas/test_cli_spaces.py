@@ -54,8 +54,8 @@ def test_spaces_show_table_and_yaml(run_nas, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("spaces", "show", "nope"), "unknown space 'nope'"),
-    (("spaces", "show", "nb201", "--sample", "-1"), "--sample must be >= 0"),
-    (("spaces", "show", "nb201", "--resolution", "0"), "--resolution must be a positive integer"),
+    (("spaces", "show", "nb201", "--sample", "-1"), "argument --sample: must be an integer in [0, 10000], got -1"),
+    (("spaces", "show", "nb201", "--resolution", "0"), "argument --resolution: must be an integer in [1, 8192], got 0"),
     (("spaces", "show", "missing.yaml"), "missing.yaml: no such file"),
 ])
 def test_spaces_errors_are_one_line(run_nas, args, message):

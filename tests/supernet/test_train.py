@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from supernet.checkpoint import read_checkpoint
-from supernet.train import Trainer, load_supernet
+from supernet.train import TrainConfig, Trainer, load_supernet
 from tests.supernet.conftest import tiny_config
 
 
@@ -125,3 +125,57 @@ def test_training_leaves_subnormal_floats_working(tmp_path):
     Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=64, batch_size=32, eval_every=0), tmp_path,
             progress=False, log=_quiet).run()
     assert float(torch.tensor([1e-38]) / 100) != 0.0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lr", float("nan"), "lr must be finite"),
+    ("lr", 0.0, "lr must be > 0"),
+    ("qat_lr", float("inf"), "qat_lr must be finite"),
+    ("kd_temperature", 0.0, "kd_temperature must be > 0"),
+    ("warmup_epochs", -1.0, "warmup_epochs must be >= 0"),
+    ("label_smoothing", 2.0, r"label_smoothing must be in \[0, 1\)"),
+    ("weight_decay", -1e-4, "weight_decay must be >= 0"),
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("num_random", -1, "num_random must be >= 0"),
+    ("val_fraction", 1.0, r"val_fraction must be in \[0, 1\)"),
+    ("test_limit", 0, "test_limit must be >= 1"),
+    ("train_limit", -5, "train_limit must be >= 1"),
+    ("bn_calib_batches", -1, "bn_calib_batches must be >= 1"),
+    ("epochs", 1.5, "epochs must be an integer"),
+    ("seed", -1, "seed must be >= 0"),
+    ("scheme", "bogus", "unknown quantization scheme 'bogus'"),
+    ("device", "gpu", "unknown device 'gpu'"),
+    ("device", "cpu:1", "unknown device"),
+])
+def test_config_ranges_are_checked_up_front(field, value, message):
+    """The Python API refuses what the CLI refuses, before any data is read or any epoch trained."""
+    from supernet.errors import TrainingConfigError
+
+    with pytest.raises(TrainingConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_fractional_qat_epochs_and_good_values_are_kept():
+    c = TrainConfig(epochs=2, qat_epochs=0.25, lr=0.5, label_smoothing=0.0, warmup_epochs=0, device="cuda:0",
+                    scheme="tensorrt", test_limit=None, threads=0)
+    assert c.qat_epochs == 0.25 and c.device == "cuda:0" and c.total_epochs == 3
+    assert TrainConfig(qat_epochs=2.0).qat_epochs == 2 and isinstance(TrainConfig(qat_epochs=2.0).qat_epochs, int)
+
+
+def test_bogus_scheme_fails_before_the_fp32_stage_and_old_runs_resume(tmp_path, monkeypatch):
+    """A checkpoint written with an unknown scheme (possible before schemes were checked up front) is
+    resumed with --scheme; a new run with one is refused before anything is written."""
+    from nas.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["train-supernet", "--scheme", "bogus", "--qat-epochs", "1", "--out", str(tmp_path / "new")])
+    assert err.value.code == 2 and not (tmp_path / "new").exists()
+    from hwnas.errors import ConfigError
+    from nas.cli.commands import train_supernet
+
+    meta = {"config": {**TrainConfig().to_dict(), "scheme": "bogus"}, "quant_scheme": None}
+    saved = dict(meta["config"])
+    with pytest.raises(ConfigError, match="resume it with --scheme"):
+        train_supernet._repair_scheme(type("A", (), {"out": str(tmp_path)})(), meta, saved, {})
+    train_supernet._repair_scheme(type("A", (), {"out": str(tmp_path)})(), meta, saved, {"scheme": "ort_cpu"})
+    assert TrainConfig.from_dict(saved).scheme == "ort_cpu"

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
 from hwnas.errors import ConfigError
 from hwnas.io import json_safe
 from nas.cli._common import print_json
+from nas.cli._types import finite_float, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,22 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "against the budget). Single objective without --latency; multi-objective "
                                     "(hypervolume fraction) with --latency; constrained with --max-latency.")
     b.add_argument("--searcher", default="all", metavar="NAME[,NAME]|all", help="searchers (default: all)")
-    b.add_argument("--budget", type=int, default=100, metavar="N", help="queries per run (default 100)")
-    b.add_argument("--seeds", type=int, default=20, metavar="K", help="seeds per searcher (default 20)")
-    b.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0)")
+    b.add_argument("--budget", type=int_range(1), default=100, metavar="N", help="queries per run (default 100)")
+    b.add_argument("--seeds", type=int_range(1, 100_000), default=20, metavar="K", help="seeds per searcher (default 20)")
+    b.add_argument("--seed-start", type=int_range(0, 2**62), default=0, metavar="S", help="first seed (default 0)")
     b.add_argument("--metric", default="cifar10_test_acc", metavar="COLUMN", help="accuracy column (default cifar10_test_acc)")
     b.add_argument("--latency", default=None, metavar="COLUMN", help="latency column (e.g. pixel3_latency_ms)")
-    b.add_argument("--max-latency", type=float, default=None, metavar="L", help="latency budget (constrained search)")
+    b.add_argument("--max-latency", type=finite_float(0, lo_open=True), default=None, metavar="L", help="latency budget (constrained search)")
     b.add_argument("--ref", default=None, metavar="ACC,LAT",
                    help="hypervolume reference point (default: 90.0 for CIFAR-10 else median accuracy; median latency)")
     b.add_argument("--hide-ref", action="store_true",
                    help="multi-objective: do not tell the searchers that take one (bo) the reference point")
-    b.add_argument("--horizon", type=int, default=None, metavar="N",
+    b.add_argument("--horizon", type=int_range(1), default=None, metavar="N",
                    help="single objective: continue runs up to N queries to measure queries-to-optimum beyond the budget")
     b.add_argument("--set", action="append", metavar="SEARCHER.KEY=VALUE", dest="options",
                    help="searcher option, repeatable (e.g. --set evolution.population_size=50)")
     b.add_argument("--table", default=None, metavar="CSV", help="the table (default: $HWNAS_NB201_CSV or the copy shipped in nas/data/nb201/)")
-    b.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes (default 1)")
+    b.add_argument("--jobs", type=int_range(1, 1024), default=1, metavar="J", help="parallel processes (default 1)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_nb201)
@@ -63,6 +65,8 @@ def _nb201(args: argparse.Namespace) -> int:
             a, b = (float(x) for x in args.ref.split(","))
         except ValueError:
             raise ConfigError(f"--ref expects ACC,LAT, got {args.ref!r}") from None
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ConfigError(f"--ref expects two finite numbers ACC,LAT, got {args.ref!r}")
         ref = (a, b)
 
     def progress(run: dict[str, Any]) -> None:
@@ -77,6 +81,9 @@ def _nb201(args: argparse.Namespace) -> int:
                           latency=args.latency, max_latency=args.max_latency, ref=ref, horizon=args.horizon,
                           seed_start=args.seed_start, table=args.table, searcher_options=_options(args.options),
                           jobs=args.jobs, tell_ref=not args.hide_ref, progress=progress)
+    if out.get("exhausted_runs"):
+        print(f"note: the space has {out['space_size']} archs, fewer than the budget or horizon: "
+              f"{out['exhausted_runs']} run(s) stopped after evaluating all of them", file=sys.stderr, flush=True)
     if args.json:
         print_json(json_safe(out))
         return 0

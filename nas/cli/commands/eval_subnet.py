@@ -8,6 +8,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from nas.cli._common import add_space_arguments
+from nas.cli._types import int_range
 
 __all__ = ["register"]
 
@@ -27,10 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or "
                    "an .npz file, read at the supernet's input size with its training normalisation and classes "
                    "(default: the data set it was trained on)")
-    p.add_argument("--test-limit", type=int, help="evaluate on the first N test images (default: the whole test set)")
-    p.add_argument("--bn-batches", type=int, help="training batches of 256 for BN recalibration [checkpoint's, 8]")
+    p.add_argument("--test-limit", type=int_range(1), help="evaluate on the first N test images (default: the whole test set)")
+    p.add_argument("--bn-batches", type=int_range(1, 100_000), help="training batches of 256 for BN recalibration [checkpoint's, 8]")
     p.add_argument("--onnx", metavar="PATH", help="also keep the exported INT8 ONNX model at PATH")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime / torch threads [1]")
+    p.add_argument("--threads", type=int_range(1, 4096), default=1, help="onnxruntime / torch threads [1]")
     add_space_arguments(p, required=False,
                         help="the space the supernet must have been trained on (default: the checkpoint's own; "
                              "another space is refused)")

@@ -16,6 +16,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from nas.cli._common import add_space_arguments, print_json, space_from_args
+from nas.cli._types import finite_float, int_range
 
 EVALUATORS = ("nb201", "proxy", "supernet")
 #: searchers that cannot search a supernet's space (DARTS trains its own one-shot model on nb201 cells)
@@ -56,10 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="objective metric, repeatable (default: cifar10_test_acc for nb201, proxy_acc for proxy, "
                         "accuracy for supernet)")
     p.add_argument("--constraint", action="append", metavar="METRIC<=VALUE", help="constraint, repeatable")
-    p.add_argument("--budget", type=int, default=None, metavar="N",
+    p.add_argument("--budget", type=int_range(1), default=None, metavar="N",
                    help="distinct archs to evaluate (with --study: in the whole study; default 50 without a study)")
-    p.add_argument("--n-trials", type=int, default=None, metavar="N", help="with --study: trials of this worker")
-    p.add_argument("--seed", type=int, default=None, help="searcher seed (default: none, i.e. random)")
+    p.add_argument("--n-trials", type=int_range(1), default=None, metavar="N", help="with --study: trials of this worker")
+    p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=None, help="searcher seed (default: none, i.e. random)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
                    help="searcher option, repeatable (e.g. --set population_size=50)")
     p.add_argument("--storage", default=None, metavar="URL",
@@ -67,8 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", default=None, metavar="NAME", help="study to create, join or resume (needs --storage)")
     p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table (default: $HWNAS_NB201_CSV or the "
                                                                 "copy shipped in nas/data/nb201/)")
-    p.add_argument("--train-size", type=int, default=2000, help="proxy evaluator: training examples (default 2000)")
-    p.add_argument("--epochs", type=int, default=1, help="proxy evaluator: epochs (default 1)")
+    p.add_argument("--train-size", type=int_range(1), default=2000, help="proxy evaluator: training examples (default 2000)")
+    p.add_argument("--epochs", type=int_range(1, 100_000), default=1, help="proxy evaluator: epochs (default 1)")
     hw = p.add_argument_group("supernet and latency table")
     hw.add_argument("--supernet", default=None, metavar="DIR",
                     help="quantized-for-all supernet (training folder or checkpoint.safetensors): metric accuracy, "
@@ -78,14 +79,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     hw.add_argument("--precision", choices=("fakequant", "fp32", "int8"), default="fakequant",
                     help="supernet accuracy numerics: fakequant (INT8 as deployed, in torch; default), fp32, or int8 "
                          "(the exported QDQ ONNX model in onnxruntime: exact, slower)")
-    hw.add_argument("--val-fraction", type=float, default=None, metavar="F",
+    hw.add_argument("--val-fraction", type=finite_float(0, 1, lo_open=True, hi_open=True), default=None, metavar="F",
                     help="validation fraction of the training data (default: the one the supernet's training held "
                          "out, else 0.1)")
-    hw.add_argument("--val-limit", type=int, default=None, metavar="N",
+    hw.add_argument("--val-limit", type=int_range(1), default=None, metavar="N",
                     help="validate on a seeded subset of N images of the split (default: all of it)")
-    hw.add_argument("--bn-batches", type=int, default=None, metavar="N",
+    hw.add_argument("--bn-batches", type=int_range(1, 100_000), default=None, metavar="N",
                     help="training batches for BN recalibration (default: the checkpoint's)")
-    hw.add_argument("--threads", type=int, default=None, metavar="N",
+    hw.add_argument("--threads", type=int_range(1, 4096), default=None, metavar="N",
                     help="torch threads for the supernet evaluation (default: every usable core)")
     hw.add_argument("--cache", default=None, metavar="FILE",
                     help="JSON-lines cache of supernet evaluations, shared by runs and workers (keyed by the "
@@ -95,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="the LUT's target (name or YAML file; its fingerprint on this machine must be in the LUT)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write best.json (one objective) or pareto/NN_<archid>.json (several), and summary.json")
-    p.add_argument("--delay", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--delay", type=finite_float(0), default=0.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_search)
@@ -167,6 +168,9 @@ def _make_evaluator(args: argparse.Namespace, space: Any, kind: str, supernet: A
     if kind == "nb201":
         if space.name != "nb201":
             raise ConfigError(f"the nb201 evaluator needs the nb201 space, not {space.name!r}")
+        if tuple(space.input_shape) not in ((3, 32, 32), (3, 16, 16)):
+            raise ConfigError(f"the NAS-Bench-201 table was measured on 3x32x32 (CIFAR) and 3x16x16 (ImageNet16-120) "
+                              f"inputs; this nb201 space takes {'x'.join(map(str, space.input_shape))}")
         return TabularEvaluator(args.table, space=space)
     return ProxyTrainingEvaluator(space, train_size=args.train_size, epochs=args.epochs, seed=args.seed or 0)
 
@@ -248,6 +252,9 @@ def _search(args: argparse.Namespace) -> int:
         summary = run_study_worker(searcher, evaluate, storage=args.storage, study_name=args.study,
                                    n_trials=args.n_trials, budget=args.budget,
                                    on_trial=lambda t: progress(t["number"], t["values"], t["cached"]))
+        if summary.get("stopped") == "exhausted":
+            print(f"note: space {space.name!r} has only {summary['study_evaluated']} archs: all were evaluated",
+                  file=sys.stderr, flush=True)
         out = {"searcher": args.searcher, "space": space.name, "objectives": obj_names,
                "constraints": [str(c) for c in constraints], **summary,
                "pareto_front": [{"arch": t.arch.to_dict(), "values": dict(t.values)} for t in searcher.pareto_front()]
@@ -260,6 +267,9 @@ def _search(args: argparse.Namespace) -> int:
             raise ConfigError("--n-trials needs --study (use --budget)")
         budget = args.budget if args.budget is not None else 50
         res = run_search(searcher, evaluate, budget, callback=lambda t: progress(t.number, dict(t.values)))
+        if res.stopped == "exhausted":
+            print(f"note: space {space.name!r} has only {len(res.trials)} archs, fewer than --budget {budget}: "
+                  f"all were evaluated", file=sys.stderr, flush=True)
         out = {"space": space.name, "objectives": obj_names,
                "constraints": [str(c) for c in constraints], "budget": budget, **res.to_dict(),
                "seconds": round(time.perf_counter() - start, 3)}

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from hwnas.errors import ConfigError
+from typing import Any
+
 from nas.cli._common import add_space_arguments, print_json, space_from_args
+from nas.cli._types import int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sp = ssub.add_parser("show", help="decisions, size and sample archs of a space")
     add_space_arguments(sp, positional=True)
-    sp.add_argument("--sample", type=int, default=3, metavar="N", help="number of sample archs (default 3)")
+    sp.add_argument("--sample", type=int_range(0, 10_000), default=3, metavar="N",
+                    help="number of sample archs (default 3)")
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("--yaml", action="store_true", help="print the space's declarative YAML form")
@@ -50,19 +53,31 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(space: Any) -> tuple[int | None, str]:
+    """The exact size and its text (in full up to 100 digits, else in scientific notation: Python cannot
+    print an int of more than 4,300 digits, which a deep ``Repeat`` reaches); a constrained space
+    too large to count gives ``(None, "at most ...")``."""
+    from hwnas.errors import HwnasError
+    from spaces._space import format_count
+
+    try:
+        size = space.size()
+    except HwnasError:  # constraints over too many archs to count them
+        return None, f"at most {format_count(space.size(ignore_constraints=True))} (constrained, too many to count)"
+    return size, str(size) if size < 10**100 else format_count(size)
+
+
 def _show(args: argparse.Namespace) -> int:
-    if args.sample < 0:
-        raise ConfigError(f"--sample must be >= 0, got {args.sample}")
     space = space_from_args(args)
     if args.yaml:
         print(space.to_yaml(), end="")
         return 0
     samples = [space.sample(args.seed + i) for i in range(args.sample)]
-    size = space.size()
+    size, size_text = _size(space)
     if args.json:
         print_json({
             "name": space.name,
-            "size": size if size < 2**53 else str(size),
+            "size": size if size is not None and size < 2**53 else size_text,
             "input": list(space.input_shape),
             "num_classes": space.num_classes,
             "decisions": [{"path": d.path, "kind": d.kind, "options": list(d.options), "default": d.default}
@@ -77,7 +92,7 @@ def _show(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"[bold]{space.name}[/bold]: {space.description}")
     console.print(f"input {'×'.join(map(str, space.input_shape))}, {space.num_classes} classes, "
-                  f"size {size} ({len(space.decisions())} decisions)")
+                  f"size {size_text} ({len(space.decisions())} decisions)")
     table = Table()
     table.add_column("decision")
     table.add_column("kind")

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from hwnas.errors import ConfigError
+from nas.cli._types import device, finite_float, int_range, quant_scheme
 
 __all__ = ["register"]
 
@@ -46,18 +47,18 @@ def register(subparsers: Any) -> None:
                    "resolution when --space-args gives one; streamed by DataLoader workers) or an .npz file "
                    "(x_train, y_train, x_test, y_test); channels, classes and normalisation are inferred and stored "
                    "in the checkpoint [fashion-mnist]")
-    p.add_argument("--epochs", type=int, help="FP32 supernet epochs [10]")
-    p.add_argument("--qat-epochs", type=float, help="quantized-for-all epochs after the FP32 ones; 0.25 is a quarter of one [0]")
+    p.add_argument("--epochs", type=int_range(0, 100_000), help="FP32 supernet epochs [10]")
+    p.add_argument("--qat-epochs", type=finite_float(0, 100_000), help="quantized-for-all epochs after the FP32 ones; 0.25 is a quarter of one [0]")
     p.add_argument("--out", required=True, help="output folder (checkpoint, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    p.add_argument("--batch-size", type=int, help="global batch size [128]")
-    p.add_argument("--lr", type=float, help="peak learning rate of the FP32 stage [0.1]")
-    p.add_argument("--qat-lr", type=float, help="initial learning rate of the QAT stage [0.01]")
-    p.add_argument("--weight-decay", type=float, help="weight decay of conv / linear weights [5e-5]")
-    p.add_argument("--label-smoothing", type=float, help="label smoothing of the largest subnet's loss [0.1]")
-    p.add_argument("--warmup-epochs", type=float, help="linear warm-up epochs [1]")
-    p.add_argument("--num-random", type=int, help="random subnets per step besides largest and smallest [2]")
-    p.add_argument("--kd-temperature", type=float, help="distillation temperature [1]")
+    p.add_argument("--batch-size", type=int_range(1, 1_000_000), help="global batch size [128]")
+    p.add_argument("--lr", type=finite_float(0, lo_open=True), help="peak learning rate of the FP32 stage [0.1]")
+    p.add_argument("--qat-lr", type=finite_float(0, lo_open=True), help="initial learning rate of the QAT stage [0.01]")
+    p.add_argument("--weight-decay", type=finite_float(0), help="weight decay of conv / linear weights [5e-5]")
+    p.add_argument("--label-smoothing", type=finite_float(0, 1, hi_open=True), help="label smoothing of the largest subnet's loss [0.1]")
+    p.add_argument("--warmup-epochs", type=finite_float(0, 100_000), help="linear warm-up epochs [1]")
+    p.add_argument("--num-random", type=int_range(0, 64), help="random subnets per step besides largest and smallest [2]")
+    p.add_argument("--kd-temperature", type=finite_float(0, lo_open=True), help="distillation temperature [1]")
     p.add_argument("--no-distill", action="store_true", help="train every subnet on the labels instead")
     p.add_argument("--no-kernel-transform", action="store_true", help="plain centre crops for smaller kernels")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
@@ -66,22 +67,22 @@ def register(subparsers: Any) -> None:
                    "results then differ from one process's)")
     p.add_argument("--reorder-channels", action="store_true",
                    help="sort hidden channels by importance after every FP32 epoch but the last (OFA)")
-    p.add_argument("--seed", type=int, help="seed [0]")
-    p.add_argument("--scheme", help="quantization scheme of the QAT stage: ort_cpu or tensorrt [ort_cpu]")
-    p.add_argument("--train-limit", type=int, help="use the first N training images")
-    p.add_argument("--val-fraction", type=float,
+    p.add_argument("--seed", type=int_range(0, 2**63 - 1), help="seed [0]")
+    p.add_argument("--scheme", type=quant_scheme, help="quantization scheme of the QAT stage: ort_cpu or tensorrt [ort_cpu]")
+    p.add_argument("--train-limit", type=int_range(1), help="use the first N training images")
+    p.add_argument("--val-fraction", type=finite_float(0, 1, hi_open=True),
                    help="share of the training images held out of training, stratified: the validation set on "
                    "which `nas search --supernet` ranks subnets [0.1]")
-    p.add_argument("--test-limit", type=int, help="evaluate on the first N test images")
-    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (0: epoch ends only) [200]")
-    p.add_argument("--eval-every", type=int, help="evaluate largest / smallest every N epochs (0: never) [1]")
-    p.add_argument("--bn-calib-batches", type=int, help="batches (of 256) for BN recalibration before evaluation [8]")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
-    p.add_argument("--device", help="cpu or cuda [cpu]")
+    p.add_argument("--test-limit", type=int_range(1), help="evaluate on the first N test images")
+    p.add_argument("--checkpoint-every", type=int_range(0), help="also checkpoint every N steps (0: epoch ends only) [200]")
+    p.add_argument("--eval-every", type=int_range(0), help="evaluate largest / smallest every N epochs (0: never) [1]")
+    p.add_argument("--bn-calib-batches", type=int_range(1, 100_000), help="batches (of 256) for BN recalibration before evaluation [8]")
+    p.add_argument("--threads", type=int_range(1, 4096), help="torch intra-op threads")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (refused where this machine has no CUDA) [cpu]")
     p.add_argument("--memory-format", choices=sorted(_MEMORY_FORMATS),
                    help="activation layout: channels-last (NHWC), contiguous (NCHW), or auto: NHWC on CPU, "
                    "where oneDNN's kernels want it, NCHW on CUDA [auto]")
-    p.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--max-steps", type=int_range(1), help=argparse.SUPPRESS)
     p.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="log lines instead of a progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
@@ -128,6 +129,20 @@ def _check_resume_space(args: argparse.Namespace, meta: dict[str, Any]) -> None:
     resolve_space_for(argparse.Namespace(space=name, space_args=args.space_args), reference, f"checkpoint {where}")
 
 
+def _repair_scheme(args: argparse.Namespace, meta: dict[str, Any], saved: dict[str, Any], given: dict[str, Any]) -> None:
+    """A checkpoint written before schemes were checked up front may name an unknown one (the run then
+    stopped when its QAT stage began): ``--resume --scheme S`` replaces it, so that the run continues."""
+    from quant.scheme import SCHEMES
+    from supernet.checkpoint import checkpoint_path
+
+    if saved.get("scheme", "ort_cpu") in SCHEMES or meta.get("quant_scheme") is not None:
+        return
+    if "scheme" not in given:
+        raise ConfigError(f"{checkpoint_path(args.out)}: the run names unknown quantization scheme {saved['scheme']!r}; "
+                          f"resume it with --scheme ({', '.join(sorted(SCHEMES))})")
+    saved["scheme"] = given["scheme"]
+
+
 def _handler(args: argparse.Namespace) -> int:
     from supernet.checkpoint import checkpoint_path, read_checkpoint
     from supernet.train import TrainConfig, Trainer
@@ -135,7 +150,8 @@ def _handler(args: argparse.Namespace) -> int:
     given = _explicit(args)
     if args.resume:
         meta, _ = read_checkpoint(args.out)
-        saved = meta.get("config", {})
+        saved = dict(meta.get("config", {}))
+        _repair_scheme(args, meta, saved, given)
         if "space" in given or "space_kwargs" in given:  # compared as spaces (hashes), not as names
             _check_resume_space(args, meta)
             given.pop("space", None)
