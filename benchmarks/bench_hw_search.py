@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="JSON-lines evaluation cache, reused across invocations")
     p.add_argument("--oracle", action="store_true",
                    help=f"also evaluate every arch under the budget (spaces of at most {ORACLE_LIMIT} archs)")
+    p.add_argument("--options", default=None, metavar="JSON",
+                   help='per-searcher constructor options, e.g. \'{"evolution": {"population_size": 8}}\' '
+                        '(small budgets: a population as large as the budget makes evolution random search)')
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -84,6 +87,22 @@ def default_budget(latency: Any, space: Any, n: int = 2000, q: float = 0.25) -> 
     return float(lat[int(q * (len(lat) - 1))])
 
 
+def _options(text: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``--options`` as {searcher: kwargs}, checked against the searchers run."""
+    if not text:
+        return {}
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HwnasError(f"--options: not JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(opts, dict) or not all(isinstance(v, dict) for v in opts.values()):
+        raise HwnasError('--options: expected {"searcher": {"option": value}}')
+    unknown = sorted(set(opts) - set(names))
+    if unknown:
+        raise HwnasError(f"--options names {unknown[0]!r}, which is not among --searchers ({', '.join(names)})")
+    return opts
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from nas.search import create_searcher
     from nas.search.base import Constraint
@@ -95,6 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.budget < 1 or args.seeds < 1:
         raise HwnasError("--budget and --seeds must be >= 1")
     names = _searchers(args.searchers)
+    options = _options(args.options, names)
     supernet = SupernetEvaluator(args.checkpoint, precision=args.precision, val_fraction=args.val_fraction,
                                  val_limit=args.val_limit, bn_batches=args.bn_batches, threads=args.threads,
                                  cache_path=args.cache)
@@ -113,7 +133,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for seed in range(args.seeds):
                 before = supernet.evaluations
                 start = time.perf_counter()
-                searcher = create_searcher(name, space, objectives=["accuracy"], constraints=[constraint], seed=seed)
+                searcher = create_searcher(name, space, objectives=["accuracy"], constraints=[constraint], seed=seed,
+                                           **options.get(name, {}))
                 res = run_search(searcher, evaluator, args.budget, callback=lambda t: bar.advance(name, seed))
                 best = res.best
                 feasible = sum(1 for t in res.trials if t.feasible)
@@ -145,7 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "space": {"name": space.name, "hash": space_hash(space), "size": _size(space)},
         "objective": "accuracy:max", "constraint": str(constraint), "max_latency_ms": max_latency,
         "max_latency_source": "given" if args.max_latency is not None else "p25 of 2000 random archs",
-        "fastest": fastest, "budget": args.budget, "seeds": args.seeds, "evaluator": supernet.describe(),
+        "fastest": fastest, "budget": args.budget, "seeds": args.seeds, "options": options, "evaluator": supernet.describe(),
         "results": results, "oracle": oracle, "runs": runs,
     }
 
