@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,32 @@ class _Bar:
             self.progress.stop()
 
 
+#: population-based searchers: (population option, its default, the tournament option or None)
+_POPULATIONS: dict[str, tuple[str, int, str | None]] = {
+    "evolution": ("population_size", 20, "sample_size"),
+    "hhnas": ("population_size", 20, "sample_size"),
+    "nsga2": ("population_size", 50, None),
+}
+
+
+def fit_population(searcher: str, options: Mapping[str, Any], budget: int) -> dict[str, Any]:
+    """``options`` with a population that fits ``budget`` queries, unless the user chose one: a
+    population as large as the budget would leave evolution no query to evolve with (it would be
+    random search). A third of the budget, 4 to the searcher's default; tournaments of half of it."""
+    out = dict(options)
+    spec = _POPULATIONS.get(searcher)
+    if spec is None or spec[0] in out:
+        return out
+    key, default, tournament = spec
+    population = max(4, min(default, budget // 3), int(out.get(tournament, 0)) if tournament else 0)
+    if population >= default:
+        return out
+    out[key] = population
+    if tournament is not None and tournament not in out:
+        out[tournament] = max(2, min(5, population // 2))
+    return out
+
+
 def run_search(exp: Any) -> dict[str, Any]:
     """One search per latency budget into ``search/bN/`` (arch files + summary), and the random
     subnets of the report's cloud into ``search/random.json``; one evaluation cache for all."""
@@ -203,10 +230,15 @@ def run_search(exp: Any) -> dict[str, Any]:
         if isinstance(done, dict) and done.get("budget_ms") == b["budget_ms"] and (bdir / "best.json").is_file():
             exp.log(f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): finished earlier")
         else:
+            options = fit_population(s["searcher"], s["options"], s["budget"])
+            if options != s["options"]:
+                fitted = ", ".join(f"{k} {v}" for k, v in options.items() if k not in s["options"])
+                exp.log(f"[search] {s['searcher']}: {fitted} (fitted to {s['budget']} queries; "
+                        f"search.options sets them)")
             try:
                 searcher = create_searcher(s["searcher"], acc.space, objectives=[Objective("accuracy")],
                                            constraints=[Constraint("latency_ms", upper=b["search_ms"])],
-                                           seed=exp.seed, **s["options"])
+                                           seed=exp.seed, **options)
             except TypeError as exc:
                 raise ConfigError(f"search.options: searcher {s['searcher']!r}: {exc}") from None
             start = time.perf_counter()
@@ -226,7 +258,8 @@ def run_search(exp: Any) -> dict[str, Any]:
                 raise HwnasError(f"search {b['name']}: no arch under {b['budget_ms']:.4g} ms in {len(res.trials)} "
                                  f"queries: raise the budget or search.budget")
             write_search_outputs(bdir, searcher, acc.space, multi_objective=False, summary={
-                "searcher": s["searcher"], "seed": exp.seed, "budget": s["budget"], "budget_name": b["name"],
+                "searcher": s["searcher"], "options": options, "seed": exp.seed, "budget": s["budget"],
+                "budget_name": b["name"],
                 "budget_spec": b["spec"], "budget_ms": b["budget_ms"], "objectives": ["accuracy:max"],
                 "constraints": [f"latency_ms<={b['search_ms']:g}"], "supernet": acc.describe(),
                 "lut": {"path": str(exp.lut_path), "target": lat.target},
