@@ -16,6 +16,7 @@ mean ± std over the seeds (population std, as ``nas bench``), RI over random se
 share of feasible queries. ``--oracle`` evaluates every arch under the budget (small spaces only)
 to give the true optimum. A budget no arch meets is refused (one line, naming the minimum).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,28 +41,44 @@ ORACLE_LIMIT = 20_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", required=True, help="supernet training folder or checkpoint.safetensors")
     p.add_argument("--lut", required=True, help="latency LUT holding the checkpoint's space")
     p.add_argument("--target", required=True, help="the LUT's target (its fingerprint here must be in the LUT)")
     p.add_argument("--budget", type=int, default=100, help="distinct archs per run [100]")
     p.add_argument("--seeds", type=int, default=5, help="seeds per searcher (0..N-1) [5]")
-    p.add_argument("--max-latency", type=float, default=None, metavar="MS",
-                   help="latency budget (ms) [the 25th percentile of 2000 random archs' predicted latency]")
-    p.add_argument("--searchers", default=DEFAULT_SEARCHERS,
-                   help=f"comma-separated, or 'all' ({', '.join(APPLICABLE)}) [{DEFAULT_SEARCHERS}]")
+    p.add_argument(
+        "--max-latency",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="latency budget (ms) [the 25th percentile of 2000 random archs' predicted latency]",
+    )
+    p.add_argument(
+        "--searchers",
+        default=DEFAULT_SEARCHERS,
+        help=f"comma-separated, or 'all' ({', '.join(APPLICABLE)}) [{DEFAULT_SEARCHERS}]",
+    )
     p.add_argument("--precision", choices=("fakequant", "fp32", "int8"), default="fakequant")
     p.add_argument("--val-fraction", type=float, default=None)
     p.add_argument("--val-limit", type=int, default=None, help="validate on N images of the split [all]")
     p.add_argument("--bn-batches", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads [every usable core]")
     p.add_argument("--cache", default=None, help="JSON-lines evaluation cache, reused across invocations")
-    p.add_argument("--oracle", action="store_true",
-                   help=f"also evaluate every arch under the budget (spaces of at most {ORACLE_LIMIT} archs)")
-    p.add_argument("--options", default=None, metavar="JSON",
-                   help='per-searcher constructor options, e.g. \'{"evolution": {"population_size": 8}}\' '
-                        '(small budgets: a population as large as the budget makes evolution random search)')
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help=f"also evaluate every arch under the budget (spaces of at most {ORACLE_LIMIT} archs)",
+    )
+    p.add_argument(
+        "--options",
+        default=None,
+        metavar="JSON",
+        help='per-searcher constructor options, e.g. \'{"evolution": {"population_size": 8}}\' '
+        "(small budgets: a population as large as the budget makes evolution random search)",
+    )
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -115,15 +132,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise HwnasError("--budget and --seeds must be >= 1")
     names = _searchers(args.searchers)
     options = _options(args.options, names)
-    supernet = SupernetEvaluator(args.checkpoint, precision=args.precision, val_fraction=args.val_fraction,
-                                 val_limit=args.val_limit, bn_batches=args.bn_batches, threads=args.threads,
-                                 cache_path=args.cache)
+    supernet = SupernetEvaluator(
+        args.checkpoint,
+        precision=args.precision,
+        val_fraction=args.val_fraction,
+        val_limit=args.val_limit,
+        bn_batches=args.bn_batches,
+        threads=args.threads,
+        cache_path=args.cache,
+    )
     space = supernet.space
     latency = LutLatencyEvaluator.from_lut(args.lut, args.target, space)
     max_latency = args.max_latency if args.max_latency is not None else default_budget(latency, space)
     constraint = Constraint("latency_ms", upper=max_latency)
-    fastest = check_latency_budget(latency, [constraint], candidates=[supernet.net.smallest()],
-                                   where=f" on target {latency.target}")
+    fastest = check_latency_budget(
+        latency, [constraint], candidates=[supernet.net.smallest()], where=f" on target {latency.target}"
+    )
     evaluator = CompositeEvaluator(supernet, latency)
     total = len(names) * args.seeds * args.budget
     bar = _Bar(not args.no_progress, total)
@@ -133,18 +157,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for seed in range(args.seeds):
                 before = supernet.evaluations
                 start = time.perf_counter()
-                searcher = create_searcher(name, space, objectives=["accuracy"], constraints=[constraint], seed=seed,
-                                           **options.get(name, {}))
-                res = run_search(searcher, evaluator, args.budget, callback=lambda t: bar.advance(name, seed))
+                searcher = create_searcher(
+                    name, space, objectives=["accuracy"], constraints=[constraint], seed=seed, **options.get(name, {})
+                )
+                res = run_search(searcher, evaluator, args.budget, callback=lambda t: bar.advance(name, seed))  # noqa: B023 (called in this iteration)
                 best = res.best
                 feasible = sum(1 for t in res.trials if t.feasible)
-                runs.append({
-                    "searcher": name, "seed": seed, "queries": len(res.trials), "asks": res.asks, "stopped": res.stopped,
-                    "best_accuracy": float(best.values["accuracy"]) if best is not None else math.nan,
-                    "best_latency_ms": float(best.values["latency_ms"]) if best is not None else math.nan,
-                    "best_arch": best.arch.to_dict() if best is not None else None,
-                    "feasible_queries": feasible, "new_evaluations": supernet.evaluations - before,
-                    "seconds": round(time.perf_counter() - start, 2)})
+                runs.append(
+                    {
+                        "searcher": name,
+                        "seed": seed,
+                        "queries": len(res.trials),
+                        "asks": res.asks,
+                        "stopped": res.stopped,
+                        "best_accuracy": float(best.values["accuracy"]) if best is not None else math.nan,
+                        "best_latency_ms": float(best.values["latency_ms"]) if best is not None else math.nan,
+                        "best_arch": best.arch.to_dict() if best is not None else None,
+                        "feasible_queries": feasible,
+                        "new_evaluations": supernet.evaluations - before,
+                        "seconds": round(time.perf_counter() - start, 2),
+                    }
+                )
                 bar.skip_to(name, seed, (names.index(name) * args.seeds + seed + 1) * args.budget)
     finally:
         bar.close()
@@ -155,19 +188,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         mean, std = mean_std([r["best_accuracy"] for r in mine])
         if name == "random":
             rnd_mean = mean
-        results.append({"searcher": name, "mean": mean, "std": std, "ri": relative_improvement(mean, rnd_mean),
-                        "feasible_runs": sum(1 for r in mine if not math.isnan(r["best_accuracy"])), "runs": len(mine),
-                        "feasible_query_share": sum(r["feasible_queries"] for r in mine) /
-                        max(1, sum(r["queries"] for r in mine)),
-                        "seconds": round(sum(r["seconds"] for r in mine), 1)})
+        results.append(
+            {
+                "searcher": name,
+                "mean": mean,
+                "std": std,
+                "ri": relative_improvement(mean, rnd_mean),
+                "feasible_runs": sum(1 for r in mine if not math.isnan(r["best_accuracy"])),
+                "runs": len(mine),
+                "feasible_query_share": sum(r["feasible_queries"] for r in mine)
+                / max(1, sum(r["queries"] for r in mine)),
+                "seconds": round(sum(r["seconds"] for r in mine), 1),
+            }
+        )
     oracle = _oracle(space, evaluator, latency, max_latency) if args.oracle else None
     return {
-        "benchmark": "hw_search", "checkpoint": str(args.checkpoint), "lut": str(args.lut), "target": latency.target,
+        "benchmark": "hw_search",
+        "checkpoint": str(args.checkpoint),
+        "lut": str(args.lut),
+        "target": latency.target,
         "space": {"name": space.name, "hash": space_hash(space), "size": _size(space)},
-        "objective": "accuracy:max", "constraint": str(constraint), "max_latency_ms": max_latency,
+        "objective": "accuracy:max",
+        "constraint": str(constraint),
+        "max_latency_ms": max_latency,
         "max_latency_source": "given" if args.max_latency is not None else "p25 of 2000 random archs",
-        "fastest": fastest, "budget": args.budget, "seeds": args.seeds, "options": options, "evaluator": supernet.describe(),
-        "results": results, "oracle": oracle, "runs": runs,
+        "fastest": fastest,
+        "budget": args.budget,
+        "seeds": args.seeds,
+        "options": options,
+        "evaluator": supernet.describe(),
+        "results": results,
+        "oracle": oracle,
+        "runs": runs,
     }
 
 
@@ -191,8 +243,12 @@ def _oracle(space: Any, evaluator: Any, latency: Any, max_latency: float) -> dic
         acc = evaluator.evaluate(a)["accuracy"]
         if acc > best_acc:
             best, best_acc = a, acc
-    return {"archs": len(archs), "feasible": len(feasible), "best_accuracy": best_acc if best is not None else None,
-            "best_arch": best.to_dict() if best is not None else None}
+    return {
+        "archs": len(archs),
+        "feasible": len(feasible),
+        "best_accuracy": best_acc if best is not None else None,
+        "best_arch": best.to_dict() if best is not None else None,
+    }
 
 
 class _Bar:
@@ -205,8 +261,14 @@ class _Bar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.task = self.progress.add_task("queries", total=total)
         self.progress.start()
 
@@ -224,23 +286,32 @@ class _Bar:
 
 
 def format_table(out: dict[str, Any]) -> str:
-    lines = [f"Best feasible validation accuracy (%), {out['space']['name']} supernet "
-             f"({out['evaluator']['precision']}, {out['evaluator']['validation']['images']} validation images), "
-             f"{out['constraint']} on {out['target']}, {out['budget']} queries, {out['seeds']} seeds",
-             "", "| searcher | best acc mean ± std | RI vs random (%) | runs feasible | feasible queries | s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Best feasible validation accuracy (%), {out['space']['name']} supernet "
+        f"({out['evaluator']['precision']}, {out['evaluator']['validation']['images']} validation images), "
+        f"{out['constraint']} on {out['target']}, {out['budget']} queries, {out['seeds']} seeds",
+        "",
+        "| searcher | best acc mean ± std | RI vs random (%) | runs feasible | feasible queries | s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in out["results"]:
         ri = "—" if r["searcher"] == "random" or math.isnan(r["ri"]) else f"{round(r['ri'], 2) + 0.0:+.2f}"
-        lines.append(f"| {r['searcher']} | {r['mean']:.2f} ± {r['std']:.2f} | {ri} | {r['feasible_runs']}/{r['runs']} "
-                     f"| {100 * r['feasible_query_share']:.0f} % | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['searcher']} | {r['mean']:.2f} ± {r['std']:.2f} | {ri} | {r['feasible_runs']}/{r['runs']} "
+            f"| {100 * r['feasible_query_share']:.0f} % | {r['seconds']:.0f} |"
+        )
     if out.get("oracle"):
         o = out["oracle"]
-        lines.append(f"\noptimum (every arch evaluated): {o['best_accuracy']:.2f} % over {o['feasible']} feasible "
-                     f"of {o['archs']} archs")
+        lines.append(
+            f"\noptimum (every arch evaluated): {o['best_accuracy']:.2f} % over {o['feasible']} feasible "
+            f"of {o['archs']} archs"
+        )
     ev = out["evaluator"]
-    lines.append(f"\n{ev['evaluations']} distinct archs evaluated ({ev['eval_seconds']:.0f} s), {ev['cache_hits']} "
-                 f"cache hits; fastest arch {out['fastest']['latency_ms']:.4g} ms "
-                 f"({'exact' if out['fastest']['exact'] else 'search'})")
+    lines.append(
+        f"\n{ev['evaluations']} distinct archs evaluated ({ev['eval_seconds']:.0f} s), {ev['cache_hits']} "
+        f"cache hits; fastest arch {out['fastest']['latency_ms']:.4g} ms "
+        f"({'exact' if out['fastest']['exact'] else 'search'})"
+    )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ with the target's harness; reports seconds per block for the export and for the 
 archs with :class:`latency_lut.LatencyPredictor` (the index-matrix path a searcher uses)
 and, separately, encodes archs through the space (``space.blocks``, cached per arch id).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,13 +94,17 @@ def main() -> int:
     else:
         p, q = out["profiling"], out["prediction"]
         print(f"{args.space} {'x'.join(map(str, out['input_shape']))} on {args.target}")
-        print(f"  profiling: {p['blocks']} blocks, export {p['export_s_per_block']:.3f} s/block (FP32 + INT8 QDQ), "
-              f"measurement {p['measure_s_per_block']:.3f} s/block, total {p['total_s']:.1f} s; "
-              f"{p['remeasured']} repeated measurements of models measured while the machine was busy, "
-              f"{p['still_unstable']} still flagged")
-        print(f"  prediction: {q['score_archs_per_s']:,.0f} archs/s scored from the index matrix "
-              f"({q['archs_scored']:,} archs); encoding through the space {q['encode_archs_per_s_first_time']:,.0f} "
-              f"archs/s first time, {q['encode_archs_per_s_cached']:,.0f} archs/s cached")
+        print(
+            f"  profiling: {p['blocks']} blocks, export {p['export_s_per_block']:.3f} s/block (FP32 + INT8 QDQ), "
+            f"measurement {p['measure_s_per_block']:.3f} s/block, total {p['total_s']:.1f} s; "
+            f"{p['remeasured']} repeated measurements of models measured while the machine was busy, "
+            f"{p['still_unstable']} still flagged"
+        )
+        print(
+            f"  prediction: {q['score_archs_per_s']:,.0f} archs/s scored from the index matrix "
+            f"({q['archs_scored']:,} archs); encoding through the space {q['encode_archs_per_s_first_time']:,.0f} "
+            f"archs/s first time, {q['encode_archs_per_s_cached']:,.0f} archs/s cached"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ Acceptance (issue 22): quiet host, mobilenet at 28 px: profile ≤ 3 min with �
 busy, validation ≥ 90 % within ±10 % and τ ≥ 0.85; under load: profile ≤ 3× the quiet time and
 ≥ 85 % within ±10 %.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,12 +73,22 @@ def run_condition(space: Any, target: str, n: int, work: Path, condition: str, l
         validate_s = time.perf_counter() - t0
     c = prof.calibration or {}
     return {
-        "condition": condition, "profile_s": round(profile_s, 1), "validate_s": round(validate_s, 1),
-        "blocks": prof.measured, "networks": prof.networks, "calibration": c,
-        "busy_share": c.get("busy_share"), "rounds_mean": c.get("rounds_mean"),
-        "still_busy": prof.unstable, "correction": (prof.correction or {}).get("model"),
-        "within_5pct": val["within_5pct"], "within_10pct": val["within_10pct"], "kendall_tau": val["kendall_tau"],
-        "mape": val["mape"], "raw_within_10pct": val["raw"]["within_10pct"], "validation_unstable": val["unstable"],
+        "condition": condition,
+        "profile_s": round(profile_s, 1),
+        "validate_s": round(validate_s, 1),
+        "blocks": prof.measured,
+        "networks": prof.networks,
+        "calibration": c,
+        "busy_share": c.get("busy_share"),
+        "rounds_mean": c.get("rounds_mean"),
+        "still_busy": prof.unstable,
+        "correction": (prof.correction or {}).get("model"),
+        "within_5pct": val["within_5pct"],
+        "within_10pct": val["within_10pct"],
+        "kendall_tau": val["kendall_tau"],
+        "mape": val["mape"],
+        "raw_within_10pct": val["raw"]["within_10pct"],
+        "validation_unstable": val["unstable"],
     }
 
 
@@ -103,21 +114,29 @@ def main() -> int:
     if bad:
         ap.error(f"--conditions: unknown condition {bad[0]!r} (quiet, load)")
     kwargs = json.loads(args.space_args) if args.space_args else {}
-    space = create_space(args.space, in_chans=args.in_chans, num_classes=args.num_classes,
-                         resolution=args.resolution, **kwargs)
+    space = create_space(
+        args.space, in_chans=args.in_chans, num_classes=args.num_classes, resolution=args.resolution, **kwargs
+    )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cpu = cpu_info()
     flags = set(cpu.get("flags", []))
-    host = (f"{cpu.get('model', '?')} (avx512_vnni {'yes' if 'avx512_vnni' in flags else 'no'}, "
-            f"amx_int8 {'yes' if 'amx_int8' in flags else 'no'}, {os.cpu_count()} cores)")
+    host = (
+        f"{cpu.get('model', '?')} (avx512_vnni {'yes' if 'avx512_vnni' in flags else 'no'}, "
+        f"amx_int8 {'yes' if 'amx_int8' in flags else 'no'}, {os.cpu_count()} cores)"
+    )
     print(f"host: {host}; space {args.space} at {args.resolution} px, target {args.target}, {args.n} validation nets")
     rows = []
     for condition in conditions:
         print(f"-- {condition}: profiling and validating ...", flush=True)
         row = run_condition(space, args.target, args.n, work, condition, log=lambda m: print(f"   {m}", flush=True))
-        row.update(host=host, space=args.space, resolution=args.resolution, target=args.target,
-                   time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        row.update(
+            host=host,
+            space=args.space,
+            resolution=args.resolution,
+            target=args.target,
+            time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         rows.append(row)
         if args.json:
             with open(args.json, "a", encoding="utf-8") as fh:
@@ -125,18 +144,40 @@ def main() -> int:
 
     print()
     print(f"host: {host}")
-    head = ("condition", "probe ms", "noise", "disturbed", "profile s", "rounds/blk", "busy", "within 5%",
-            "within 10%", "tau", "raw 10%")
+    head = (
+        "condition",
+        "probe ms",
+        "noise",
+        "disturbed",
+        "profile s",
+        "rounds/blk",
+        "busy",
+        "within 5%",
+        "within 10%",
+        "tau",
+        "raw 10%",
+    )
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for r in rows:
         c = r["calibration"]
-        print(" | ".join([
-            r["condition"], f"{c.get('probe_quiet_ms', float('nan')):.4f}", f"{100 * c.get('probe_noise', 0):.1f}%",
-            f"{100 * c.get('disturbed_share', 0):.0f}% ({c.get('disturbed_slowdown', 1):.2f}x)",
-            f"{r['profile_s']:.0f}", f"{r['rounds_mean']:.1f}", f"{100 * (r['busy_share'] or 0):.1f}%",
-            f"{100 * r['within_5pct']:.0f}%", f"{100 * r['within_10pct']:.0f}%", f"{r['kendall_tau']:.3f}",
-            f"{100 * r['raw_within_10pct']:.0f}%"]))
+        print(
+            " | ".join(
+                [
+                    r["condition"],
+                    f"{c.get('probe_quiet_ms', float('nan')):.4f}",
+                    f"{100 * c.get('probe_noise', 0):.1f}%",
+                    f"{100 * c.get('disturbed_share', 0):.0f}% ({c.get('disturbed_slowdown', 1):.2f}x)",
+                    f"{r['profile_s']:.0f}",
+                    f"{r['rounds_mean']:.1f}",
+                    f"{100 * (r['busy_share'] or 0):.1f}%",
+                    f"{100 * r['within_5pct']:.0f}%",
+                    f"{100 * r['within_10pct']:.0f}%",
+                    f"{r['kendall_tau']:.3f}",
+                    f"{100 * r['raw_within_10pct']:.0f}%",
+                ]
+            )
+        )
     quiet = next((r for r in rows if r["condition"] == "quiet"), None)
     load = next((r for r in rows if r["condition"] == "load"), None)
     if quiet and load:

@@ -43,6 +43,7 @@ count, hence one run):
 ``--work`` (default ``runs/bench_pipeline``) keeps each trained and quantized baseline under a
 key of model and recipe, so a rerun (or a run with other exported models) skips finished ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,9 +98,19 @@ class Row:
         return self.fp32_ms / self.int8_ms
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "params": self.params, "fp32_acc": self.fp32_acc,
-                "int8_acc": self.int8_acc, "fp32_ms": self.fp32_ms, "int8_ms": self.int8_ms,
-                "speedup": self.speedup, "fp32_onnx": self.fp32_path, "int8_onnx": self.int8_path, **self.info}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "params": self.params,
+            "fp32_acc": self.fp32_acc,
+            "int8_acc": self.int8_acc,
+            "fp32_ms": self.fp32_ms,
+            "int8_ms": self.int8_ms,
+            "speedup": self.speedup,
+            "fp32_onnx": self.fp32_path,
+            "int8_onnx": self.int8_path,
+            **self.info,
+        }
 
 
 def dominates(a_acc: float | None, a_ms: float | None, b_acc: float | None, b_ms: float | None) -> bool:
@@ -115,7 +126,9 @@ def dominated_baselines(row: Row, baselines: Sequence[Row]) -> list[str]:
     return [b.name for b in baselines if dominates(row.int8_acc, row.int8_ms, b.int8_acc, b.int8_ms)]
 
 
-def verdict(exported: Sequence[Row], baselines: Sequence[Row], required: Sequence[str] = REQUIRED_DOMINATED) -> dict[str, Any]:
+def verdict(
+    exported: Sequence[Row], baselines: Sequence[Row], required: Sequence[str] = REQUIRED_DOMINATED
+) -> dict[str, Any]:
     """Whether some exported model dominates every ``required`` baseline (and which ones do)."""
     have = {b.name for b in baselines}
     missing = [r for r in required if r not in have]
@@ -182,8 +195,9 @@ def read_exported(folder: str | os.PathLike[str]) -> Row:
     for name in EXPORT_FILES:
         if not (path / name).is_file():
             hint = " (export with --format onnx-int8,onnx-fp32)" if name == "model.fp32.onnx" else ""
-            raise BenchError(f"--exported {folder}: no {name}; a `nas export` folder holds "
-                             f"{', '.join(EXPORT_FILES)}{hint}")
+            raise BenchError(
+                f"--exported {folder}: no {name}; a `nas export` folder holds {', '.join(EXPORT_FILES)}{hint}"
+            )
     where = str(path / "model.json")
     try:
         meta = read_json_file(path / "model.json")
@@ -197,8 +211,11 @@ def read_exported(folder: str | os.PathLike[str]) -> Row:
     if not isinstance(arch_id, str) or not arch_id:
         raise BenchError(f"{where}: arch_id: expected a non-empty string, got {arch_id!r}")
     shape = _get(meta, "input_shape", where)
-    if (not isinstance(shape, list) or len(shape) != 3 or
-            not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)):
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+    ):
         raise BenchError(f"{where}: input_shape: expected [C, H, W], got {shape!r}")
     if tuple(shape) != FMNIST_SHAPE:
         raise BenchError(f"{where}: input_shape {shape} is not Fashion-MNIST's {list(FMNIST_SHAPE)}")
@@ -210,19 +227,34 @@ def read_exported(folder: str | os.PathLike[str]) -> Row:
     int8_claim = _number(_get(meta, "accuracy.int8_test", where), "accuracy.int8_test", where)
     fp32_raw = meta["accuracy"].get("fp32_test")
     fp32_claim = None if fp32_raw is None else _number(fp32_raw, "accuracy.fp32_test", where)
-    return Row(name=arch_id, kind="exported", fp32_path=str(path / "model.fp32.onnx"),
-               int8_path=str(path / "model.int8.onnx"),
-               info={"folder": str(path), "normalization": _normalization(meta, where),
-                     "model_json_accuracy": {"int8_test": int8_claim, "fp32_test": fp32_claim,
-                                             "test_images": claim_images}})
+    return Row(
+        name=arch_id,
+        kind="exported",
+        fp32_path=str(path / "model.fp32.onnx"),
+        int8_path=str(path / "model.int8.onnx"),
+        info={
+            "folder": str(path),
+            "normalization": _normalization(meta, where),
+            "model_json_accuracy": {"int8_test": int8_claim, "fp32_test": fp32_claim, "test_images": claim_images},
+        },
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # baselines: train, export, quantize (resumable; the work is nas.baselines.prepare_baseline's)
 # ----------------------------------------------------------------------------------------------
-def prepare_baseline(name: str, recipe: Any, train_x: np.ndarray, train_y: np.ndarray, check_x: np.ndarray,
-                     work: Path, train_limit: int | None, calib: int, calib_method: str,
-                     log: Callable[[str], None]) -> Row:
+def prepare_baseline(
+    name: str,
+    recipe: Any,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    check_x: np.ndarray,
+    work: Path,
+    train_limit: int | None,
+    calib: int,
+    calib_method: str,
+    log: Callable[[str], None],
+) -> Row:
     """One baseline as a row: :func:`nas.baselines.prepare_baseline` in
     ``WORK/<model>-<training hash>/`` (:func:`nas.baselines.baseline_dir`), so that many recipes
     live side by side and a rerun, or another ``--calib`` / ``--calib-method``, skips finished work."""
@@ -230,12 +262,34 @@ def prepare_baseline(name: str, recipe: Any, train_x: np.ndarray, train_y: np.nd
     from nas.baselines import prepare_baseline as prepare
 
     key = train_recipe(name, recipe, train_limit)
-    p = prepare(name, recipe, train_x, train_y, check_x, baseline_dir(Path(work), key), train_key=key, calib=calib,
-                calib_method=calib_method, log=log)
-    return Row(name, "baseline", str(p.fp32_path), str(p.int8_path), params=p.params,
-               info={"cached": p.cached, "stages_run": p.stages_run, "work": str(p.folder),
-                     "torch_params": p.torch_params, "train": p.train,
-                     "calibration_images": p.calibration_images, "calib_method": p.calib_method})
+    p = prepare(
+        name,
+        recipe,
+        train_x,
+        train_y,
+        check_x,
+        baseline_dir(Path(work), key),
+        train_key=key,
+        calib=calib,
+        calib_method=calib_method,
+        log=log,
+    )
+    return Row(
+        name,
+        "baseline",
+        str(p.fp32_path),
+        str(p.int8_path),
+        params=p.params,
+        info={
+            "cached": p.cached,
+            "stages_run": p.stages_run,
+            "work": str(p.folder),
+            "torch_params": p.torch_params,
+            "train": p.train,
+            "calibration_images": p.calibration_images,
+            "calib_method": p.calib_method,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,8 +311,12 @@ def latency_engines(threads: int, affinity: Sequence[int] | None) -> dict[str, A
     return out
 
 
-def measure_interleaved(files: Sequence[tuple[str, str, str]], engines: dict[str, Any], passes: int,
-                        progress: Callable[[str], None] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+def measure_interleaved(
+    files: Sequence[tuple[str, str, str]],
+    engines: dict[str, Any],
+    passes: int,
+    progress: Callable[[str], None] | None = None,
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Time every ``(model, precision, path)`` with its engine's harness, ``passes`` times in
     rotating round-robin order; per file the median (and min) of the pass medians."""
     runners = {}
@@ -279,9 +337,13 @@ def measure_interleaved(files: Sequence[tuple[str, str, str]], engines: dict[str
     out = {}
     for key, stats in samples.items():
         medians = [s.median_ms for s in stats]
-        out[key] = {"median_ms": statistics.median(medians), "min_ms": min(medians),
-                    "p10_ms": min(s.p10_ms for s in stats), "stable_passes": sum(s.stable for s in stats),
-                    "pass_medians_ms": medians}
+        out[key] = {
+            "median_ms": statistics.median(medians),
+            "min_ms": min(medians),
+            "p10_ms": min(s.p10_ms for s in stats),
+            "stable_passes": sum(s.stable for s in stats),
+            "pass_medians_ms": medians,
+        }
     return out
 
 
@@ -297,13 +359,23 @@ def host_info(threads: int, engines: dict[str, Any]) -> dict[str, Any]:
     cpu = cpu_info()
     try:
         import timm
+
         timm_version = timm.__version__
     except ImportError:  # pragma: no cover - timm is a dependency
         timm_version = None
-    return {"cpu": cpu["model"], "cpu_flags": cpu["flags"], "avx512_vnni": "avx512_vnni" in cpu["flags"],
-            "amx_int8": "amx_int8" in cpu["flags"], "cores": cpu_count(), "onnxruntime": onnxruntime.__version__,
-            "torch": torch.__version__, "timm": timm_version, "latency_threads": threads,
-            "timer": engines["int8"].timer(), "targets": [e.target.name for e in engines.values()]}
+    return {
+        "cpu": cpu["model"],
+        "cpu_flags": cpu["flags"],
+        "avx512_vnni": "avx512_vnni" in cpu["flags"],
+        "amx_int8": "amx_int8" in cpu["flags"],
+        "cores": cpu_count(),
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "timm": timm_version,
+        "latency_threads": threads,
+        "timer": engines["int8"].timer(),
+        "targets": [e.target.name for e in engines.values()],
+    }
 
 
 def _params(n: int) -> str:
@@ -323,23 +395,42 @@ def render(result: dict[str, Any], rows: Sequence[Row], console: Any) -> None:
     from rich.table import Table
 
     h = result["host"]
-    console.print(f"[bold]{h['cpu']}[/bold] ({h['cores']} cores; avx512_vnni: {'yes' if h['avx512_vnni'] else 'no'}, "
-                  f"amx_int8: {'yes' if h['amx_int8'] else 'no'}), onnxruntime {h['onnxruntime']}, "
-                  f"{h['latency_threads']} thread(s), batch 1, timer {h['timer']}; "
-                  f"{result['settings']['epochs']} epochs on {result['settings']['train_images']} training images, "
-                  f"{result['settings']['test_images']} test images")
+    console.print(
+        f"[bold]{h['cpu']}[/bold] ({h['cores']} cores; avx512_vnni: {'yes' if h['avx512_vnni'] else 'no'}, "
+        f"amx_int8: {'yes' if h['amx_int8'] else 'no'}), onnxruntime {h['onnxruntime']}, "
+        f"{h['latency_threads']} thread(s), batch 1, timer {h['timer']}; "
+        f"{result['settings']['epochs']} epochs on {result['settings']['train_images']} training images, "
+        f"{result['settings']['test_images']} test images"
+    )
     baselines = [r for r in rows if r.kind == "baseline"]
     plain = next((b for b in baselines if b.name == "plain_cnn"), None)
     table = Table(title="Fashion-MNIST: exported models against hand-picked baselines (INT8 = onnxruntime QDQ)")
-    for col in ("model", "params", "FP32 acc", "INT8 acc", "FP32 ms", "INT8 ms", "speed-up", "dominates (INT8)",
-                "vs plain CNN"):
+    for col in (
+        "model",
+        "params",
+        "FP32 acc",
+        "INT8 acc",
+        "FP32 ms",
+        "INT8 ms",
+        "speed-up",
+        "dominates (INT8)",
+        "vs plain CNN",
+    ):
         table.add_column(col, justify="left" if col in ("model", "dominates (INT8)", "vs plain CNN") else "right")
     for r in rows:
         dom = "—" if r.kind == "baseline" else (", ".join(dominated_baselines(r, baselines)) or "none")
         name = r.name if r.kind == "baseline" else f"[bold]{r.name}[/bold] (exported)"
-        table.add_row(name, _params(r.params), _pct(r.fp32_acc), _pct(r.int8_acc), _ms(r.fp32_ms),
-                      _ms(r.int8_ms), "—" if r.speedup is None else f"{r.speedup:.2f}×", dom,
-                      "" if r is plain else versus(r, plain))
+        table.add_row(
+            name,
+            _params(r.params),
+            _pct(r.fp32_acc),
+            _pct(r.int8_acc),
+            _ms(r.fp32_ms),
+            _ms(r.int8_ms),
+            "—" if r.speedup is None else f"{r.speedup:.2f}×",
+            dom,
+            "" if r is plain else versus(r, plain),
+        )
     console.print(table)
     v = result["verdict"]
     if not v["checked"]:
@@ -354,21 +445,38 @@ def render(result: dict[str, Any], rows: Sequence[Row], console: Any) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from nas.baselines import BASELINES, CALIB_METHODS
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--epochs", type=int, default=5, help="training epochs of every baseline (default 5)")
-    p.add_argument("--train-limit", type=int, default=None, help="train on the first N training images (default: all 60k)")
+    p.add_argument(
+        "--train-limit", type=int, default=None, help="train on the first N training images (default: all 60k)"
+    )
     p.add_argument("--test-limit", type=int, default=None, help="test on the first N test images (default: all 10k)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for latency (default 1, as cpu-ort-int8)")
-    p.add_argument("--affinity", default=None, help="pin latency runs to these CPU ids, e.g. 0 or 0,1 (default: unpinned, as the LUT)")
+    p.add_argument(
+        "--affinity",
+        default=None,
+        help="pin latency runs to these CPU ids, e.g. 0 or 0,1 (default: unpinned, as the LUT)",
+    )
     p.add_argument("--passes", type=int, default=7, help="interleaved latency passes over all models (default 7)")
     p.add_argument("--calib", type=int, default=512, help="calibration images for quantize_static (default 512)")
-    p.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
-                   help="quantize_static calibration (default minmax, onnxruntime's default)")
+    p.add_argument(
+        "--calib-method",
+        choices=CALIB_METHODS,
+        default="minmax",
+        help="quantize_static calibration (default minmax, onnxruntime's default)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", default="runs/bench_pipeline", help="folder of trained and quantized baselines (resumable)")
+    p.add_argument(
+        "--work", default="runs/bench_pipeline", help="folder of trained and quantized baselines (resumable)"
+    )
     p.add_argument("--exported", nargs="+", default=[], metavar="DIR", help="folders written by `nas export`")
-    p.add_argument("--models", default=",".join(BASELINES), help=f"baselines to run, comma-separated (default {','.join(BASELINES)})")
+    p.add_argument(
+        "--models",
+        default=",".join(BASELINES),
+        help=f"baselines to run, comma-separated (default {','.join(BASELINES)})",
+    )
     p.add_argument("--json", default=None, metavar="OUT", help="write everything to this JSON file")
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -424,27 +532,41 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
     work = Path(args.work)
     rows: list[Row] = []
     for name in args.models:
-        rows.append(prepare_baseline(name, recipe, train_x, train_y, test_x[:64], work, args.train_limit,
-                                     args.calib, args.calib_method, log))
+        rows.append(
+            prepare_baseline(
+                name, recipe, train_x, train_y, test_x[:64], work, args.train_limit, args.calib, args.calib_method, log
+            )
+        )
 
     # accuracy: onnxruntime on the test images, FP32 and INT8 (cached next to each baseline)
     for r in rows:
         cache = Path(r.int8_path).parent / f"eval-{args.test_limit or 'all'}.json"
-        key = {"test_limit": args.test_limit, "mean": recipe.mean, "std": recipe.std,
-               **{f"{p}_sha1": hashlib.sha1(Path(f).read_bytes()).hexdigest()
-                  for p, f in (("fp32", r.fp32_path), ("int8", r.int8_path))}}
+        key = {
+            "test_limit": args.test_limit,
+            "mean": recipe.mean,
+            "std": recipe.std,
+            **{
+                f"{p}_sha1": hashlib.sha1(Path(f).read_bytes()).hexdigest()
+                for p, f in (("fp32", r.fp32_path), ("int8", r.int8_path))
+            },
+        }
         hit = load_done(cache, key)
         if hit is None:
-            hit = {"recipe": key, "fp32_acc": onnx_accuracy(r.fp32_path, test_x, test_y, cores),
-                   "int8_acc": onnx_accuracy(r.int8_path, test_x, test_y, cores)}
+            hit = {
+                "recipe": key,
+                "fp32_acc": onnx_accuracy(r.fp32_path, test_x, test_y, cores),
+                "int8_acc": onnx_accuracy(r.int8_path, test_x, test_y, cores),
+            }
             atomic_write_text(cache, canonical_json(hit) + "\n")
         r.fp32_acc, r.int8_acc = hit["fp32_acc"], hit["int8_acc"]
         log(f"{r.name}: FP32 {r.fp32_acc:.2f} %, INT8 {r.int8_acc:.2f} % on {len(test_y)} test images")
     notes: list[str] = []
     for r in rows:
         if r.fp32_acc - r.int8_acc > 2.0:  # type: ignore[operator]
-            notes.append(f"{r.name}: onnxruntime's PTQ ({args.calib_method}) loses {r.fp32_acc - r.int8_acc:.1f} pt "
-                         f"of FP32 accuracy (see --calib-method)")
+            notes.append(
+                f"{r.name}: onnxruntime's PTQ ({args.calib_method}) loses {r.fp32_acc - r.int8_acc:.1f} pt "
+                f"of FP32 accuracy (see --calib-method)"
+            )
     for r in exported:
         mean, std = r.info["normalization"] or (FASHION_MNIST_MEAN, FASHION_MNIST_STD)
         x = normalize_fmnist(raw_tx[: args.test_limit], mean, std)
@@ -453,11 +575,15 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
         r.int8_acc = onnx_accuracy(r.int8_path, x, test_y, cores)
         claimed = r.info["model_json_accuracy"]
         claim = claimed["int8_test"]  # percent, as `nas export` writes it
-        log(f"{r.name}: FP32 {r.fp32_acc:.2f} %, INT8 {r.int8_acc:.2f} % on {len(test_y)} test images "
-            f"(model.json: INT8 {claim:.2f} % on {claimed['test_images'] or '?'})")
+        log(
+            f"{r.name}: FP32 {r.fp32_acc:.2f} %, INT8 {r.int8_acc:.2f} % on {len(test_y)} test images "
+            f"(model.json: INT8 {claim:.2f} % on {claimed['test_images'] or '?'})"
+        )
         if claimed["test_images"] == len(test_y) and abs(claim - r.int8_acc) > 0.2:  # type: ignore[operator]
-            notes.append(f"{r.name}: INT8 accuracy measured here {r.int8_acc:.2f} % differs from its model.json "
-                         f"({claim:.2f} % on the same number of test images)")
+            notes.append(
+                f"{r.name}: INT8 accuracy measured here {r.int8_acc:.2f} % differs from its model.json "
+                f"({claim:.2f} % on the same number of test images)"
+            )
     rows.extend(exported)
 
     for r in rows:
@@ -478,20 +604,36 @@ def run(args: argparse.Namespace, console: Any) -> dict[str, Any]:
     for r in exported:
         r.info["dominates"] = dominated_baselines(r, baselines)
         plain = next((b for b in baselines if b.name == "plain_cnn"), None)
-        r.info["vs_plain_cnn"] = None if plain is None or not plain.int8_ms else {
-            "int8_acc_diff_pt": r.int8_acc - plain.int8_acc, "int8_latency_ratio": r.int8_ms / plain.int8_ms,
-            "dominates": dominates(r.int8_acc, r.int8_ms, plain.int8_acc, plain.int8_ms)}
+        r.info["vs_plain_cnn"] = (
+            None
+            if plain is None or not plain.int8_ms
+            else {
+                "int8_acc_diff_pt": r.int8_acc - plain.int8_acc,
+                "int8_latency_ratio": r.int8_ms / plain.int8_ms,
+                "dominates": dominates(r.int8_acc, r.int8_ms, plain.int8_acc, plain.int8_ms),
+            }
+        )
     unstable = [f"{k[0]} {k[1]}" for k, v in lat.items() if v["stable_passes"] < (args.passes + 1) // 2]
     if unstable:
         notes.append(f"the machine was busy for most passes of {', '.join(unstable)}: rerun on a quieter machine")
     return {
         "benchmark": "bench_pipeline",
         "host": host_info(args.threads, engines),
-        "settings": {"epochs": args.epochs, "train_limit": args.train_limit, "test_limit": args.test_limit,
-                     "train_images": len(train_y), "test_images": len(test_y), "calib": args.calib,
-                     "calib_method": args.calib_method, "seed": args.seed,
-                     "passes": args.passes, "affinity": args.affinity, "models": args.models,
-                     "exported": args.exported, "work": str(work)},
+        "settings": {
+            "epochs": args.epochs,
+            "train_limit": args.train_limit,
+            "test_limit": args.test_limit,
+            "train_images": len(train_y),
+            "test_images": len(test_y),
+            "calib": args.calib,
+            "calib_method": args.calib_method,
+            "seed": args.seed,
+            "passes": args.passes,
+            "affinity": args.affinity,
+            "models": args.models,
+            "exported": args.exported,
+            "work": str(work),
+        },
         "recipe": recipe.to_dict(),
         "models": [r.to_dict() for r in rows],
         "verdict": verdict(exported, baselines),

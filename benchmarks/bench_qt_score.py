@@ -15,6 +15,7 @@ with width and depth; 16 sub-stages per stage, block type and window): the timin
 scoring code, only the numbers scored are made up. With ``--lut --target --quality`` the
 measured files are used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,8 @@ def _synthetic_lut(path: Path, space: Any, target: str) -> None:
         for b in space.enumerate_blocks():
             kw = b.kwargs
             ms = 0.01 + 2e-7 * b.cin * b.cout * b.h_out * b.w_out * int(kw.get("kernel", 1) or 1) * float(
-                kw.get("expand", 1.0) or 1.0)
+                kw.get("expand", 1.0) or 1.0
+            )
             rows[block_key(b, t.batch)] = (b.op, block_family(b.op, kw), ms)
         rows[overhead_key(t.batch)] = ("overhead", "overhead", 0.005)
         rows[quantize_key(c, h, w, t.batch)] = ("quantize", "quantize", 0.002)
@@ -118,10 +120,23 @@ def main() -> int:
                 lat, loss = scorer.sample(c, n, rng=np.random.default_rng(i))
                 qt_score(lat, loss, budgets)
             elapsed = time.perf_counter() - start
-            rows.append({"subnets": n, "candidates": len(cands), "seconds": elapsed,
-                         "subnets_per_s": n * len(cands) / elapsed, "ms_per_candidate": 1000 * elapsed / len(cands)})
-    result = {"hyperspace": f"spaceevo 1x{args.resolution}x{args.resolution}", "source": source,
-              "target": args.target, "budgets_ms": budgets, "stage_tables_s_per_candidate": tables_s, "rows": rows}
+            rows.append(
+                {
+                    "subnets": n,
+                    "candidates": len(cands),
+                    "seconds": elapsed,
+                    "subnets_per_s": n * len(cands) / elapsed,
+                    "ms_per_candidate": 1000 * elapsed / len(cands),
+                }
+            )
+    result = {
+        "hyperspace": f"spaceevo 1x{args.resolution}x{args.resolution}",
+        "source": source,
+        "target": args.target,
+        "budgets_ms": budgets,
+        "stage_tables_s_per_candidate": tables_s,
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -129,7 +144,9 @@ def main() -> int:
     print(f"stage tables (first score of a candidate, cached afterwards): {tables_s * 1000:.0f} ms per candidate")
     print(f"{'subnets/candidate':>18}  {'candidates':>10}  {'ms/candidate':>12}  {'subnets/s':>12}")
     for r in rows:
-        print(f"{r['subnets']:>18,}  {r['candidates']:>10}  {r['ms_per_candidate']:>12.1f}  {r['subnets_per_s']:>12,.0f}")
+        print(
+            f"{r['subnets']:>18,}  {r['candidates']:>10}  {r['ms_per_candidate']:>12.1f}  {r['subnets_per_s']:>12,.0f}"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ agree. Latency: onnxruntime CPU, 1 intra-op thread, batch 1, median of interleav
     python benchmarks/bench_quant.py                       # full run (tens of minutes on 2 cores)
     python benchmarks/bench_quant.py --quick               # a smoke run (small data, one space)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import quant
@@ -37,8 +37,10 @@ def pick_arch(space, seeds: int, workdir: Path, pick: int | None = None):  # noq
         return pick, space.sample(pick)
     shape = (1, space.in_chans, space.resolution, space.resolution)
     archs = [space.sample(seed) for seed in range(seeds)]
-    paths = [quant.export_fp32_onnx(space.build(a).eval(), workdir / f"pick_{seed}.onnx", shape)
-             for seed, a in enumerate(archs)]
+    paths = [
+        quant.export_fp32_onnx(space.build(a).eval(), workdir / f"pick_{seed}.onnx", shape)
+        for seed, a in enumerate(archs)
+    ]
     lat = quant.compare_latency(paths, shape, warmup=5, repeat=300)
     seed = min(range(seeds), key=lambda i: lat[i].median_ms)
     return seed, archs[seed]
@@ -54,22 +56,56 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
     seed_everything(args.seed)
     model = space.build(arch)
     params = sum(p.numel() for p in model.parameters())
-    _log(f"\n== {name}: sample {seed}, {params / 1e6:.2f} M parameters, arch id {arch.id if hasattr(arch, 'id') else ''}")
+    _log(
+        f"\n== {name}: sample {seed}, {params / 1e6:.2f} M parameters, arch id {arch.id if hasattr(arch, 'id') else ''}"
+    )
     tx, ty = train.images[: args.train_limit], train.labels[: args.train_limit]
-    fp32_cfg = quant.TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, weight_decay=5e-4,
-                                 label_smoothing=0.1, seed=args.seed, bn_recalibration_batches=20)
-    qat_cfg = quant.TrainConfig(epochs=args.qat_epochs, lr=args.qat_lr, batch_size=args.batch_size, weight_decay=0.0,
-                                seed=args.seed + 1, freeze_bn_after=0.0, distill=args.distill)
-    res = quant.run_pipeline(model, tx, ty, test.images, test.labels, workdir=work, scheme=scheme,
-                             fp32_config=fp32_cfg, qat_config=qat_cfg, calib_samples=args.calib,
-                             bias_correction=not args.no_bias_correction,
-                             latency_repeat=args.latency_repeat, seed=args.seed, log=_log)
+    fp32_cfg = quant.TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        seed=args.seed,
+        bn_recalibration_batches=20,
+    )
+    qat_cfg = quant.TrainConfig(
+        epochs=args.qat_epochs,
+        lr=args.qat_lr,
+        batch_size=args.batch_size,
+        weight_decay=0.0,
+        seed=args.seed + 1,
+        freeze_bn_after=0.0,
+        distill=args.distill,
+    )
+    res = quant.run_pipeline(
+        model,
+        tx,
+        ty,
+        test.images,
+        test.labels,
+        workdir=work,
+        scheme=scheme,
+        fp32_config=fp32_cfg,
+        qat_config=qat_cfg,
+        calib_samples=args.calib,
+        bias_correction=not args.no_bias_correction,
+        latency_repeat=args.latency_repeat,
+        seed=args.seed,
+        log=_log,
+    )
     _log(res.table(f"{name} (sample {seed}, scheme {scheme.name})"))
     fp = res["fp32"]
     row = {"space": name, "sample": seed, "params": params, "seconds": res.seconds}
     for k, v in res.variants.items():
-        row[k] = {"ort_acc": v.ort_acc, "torch_acc": v.torch_acc, "agreement": v.agreement, "latency_ms": v.latency_ms,
-                  "drop_vs_fp32": fp.ort_acc - v.ort_acc, "integer": v.integer_summary}
+        row[k] = {
+            "ort_acc": v.ort_acc,
+            "torch_acc": v.torch_acc,
+            "agreement": v.agreement,
+            "latency_ms": v.latency_ms,
+            "drop_vs_fp32": fp.ort_acc - v.ort_acc,
+            "integer": v.integer_summary,
+        }
     return row
 
 
@@ -97,12 +133,20 @@ def bench_resnet224(args: argparse.Namespace, scheme: quant.QuantScheme, out: Pa
         ort_int8 = quant.ort_quantize_static(fp32, work / "ort_int8.onnx", calib.numpy(), batch_size=4)
         rep = quant.integer_op_report(int8)
         lat = quant.compare_latency([fp32, int8, ort_int8], shape, warmup=3, repeat=args.latency_repeat_224)
-        row = {"model": name, "fp32_ms": lat[0].median_ms, "int8_ms": lat[1].median_ms, "ort_int8_ms": lat[2].median_ms,
-               "speedup": lat[0].median_ms / lat[1].median_ms, "ort_speedup": lat[0].median_ms / lat[2].median_ms,
-               "integer": rep.summary()}
+        row = {
+            "model": name,
+            "fp32_ms": lat[0].median_ms,
+            "int8_ms": lat[1].median_ms,
+            "ort_int8_ms": lat[2].median_ms,
+            "speedup": lat[0].median_ms / lat[1].median_ms,
+            "ort_speedup": lat[0].median_ms / lat[2].median_ms,
+            "integer": rep.summary(),
+        }
         rows.append(row)
-        _log(f"{name:<26} FP32 {row['fp32_ms']:7.2f} ms | ours INT8 {row['int8_ms']:7.2f} ms ({row['speedup']:.2f}x) | "
-             f"ORT quantize_static {row['ort_int8_ms']:7.2f} ms ({row['ort_speedup']:.2f}x) | {rep.summary()}")
+        _log(
+            f"{name:<26} FP32 {row['fp32_ms']:7.2f} ms | ours INT8 {row['int8_ms']:7.2f} ms ({row['speedup']:.2f}x) | "
+            f"ORT quantize_static {row['ort_int8_ms']:7.2f} ms ({row['ort_speedup']:.2f}x) | {rep.summary()}"
+        )
     return rows
 
 
@@ -117,15 +161,21 @@ def remeasure(folder: Path, repeat: int) -> int:
     if not spaces:
         _log(f"error: {folder}: no space folders with fp32.onnx (run bench_quant.py --out {folder} first)")
         return 2
-    _log(f"latency at 1×1×28×28, ORT 1 thread, {repeat} interleaved rounds per order (median ms: forward / reversed / mean)")
+    _log(
+        f"latency at 1×1×28×28, ORT 1 thread, {repeat} interleaved rounds per order (median ms: forward / reversed / mean)"
+    )
     for d in spaces:
         paths = {v: p for v in VARIANTS if (p := d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()}
         names = list(paths)
         fwd = quant.compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
         rev = quant.compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
         mean = {v: 0.5 * (a.median_ms + b.median_ms) for v, a, b in zip(names, fwd, rev)}
-        _log(f"{d.name}: " + " | ".join(f"{v} {a.median_ms:.3f} / {b.median_ms:.3f} / {mean[v]:.3f}"
-                                         for v, a, b in zip(names, fwd, rev)))
+        _log(
+            f"{d.name}: "
+            + " | ".join(
+                f"{v} {a.median_ms:.3f} / {b.median_ms:.3f} / {mean[v]:.3f}" for v, a, b in zip(names, fwd, rev)
+            )
+        )
         for base in ("ort_ptq", "ort_ptq_rr"):
             if "ptq" in mean and base in mean:
                 _log(f"  ours PTQ / {base}: {mean['ptq'] / mean[base]:.3f} (below 1: ours faster)")
@@ -136,26 +186,46 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spaces", default="mobilenet,resnet,spaceevo")
     p.add_argument("--arch-samples", type=int, default=4, help="samples per space; the fastest in FP32 is used")
-    p.add_argument("--pick", type=int, default=None, metavar="N",
-                   help="use sample N of each space instead of the fastest (to repeat an earlier run's network)")
+    p.add_argument(
+        "--pick",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use sample N of each space instead of the fastest (to repeat an earlier run's network)",
+    )
     p.add_argument("--train-limit", type=int, default=20000, help="training images used (of 60k)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--qat-epochs", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--qat-lr", type=float, default=0.002)
-    p.add_argument("--distill", type=float, default=quant.QAT_CONFIG.distill,
-                   help="QAT loss weight of distilling the FP32 model (0: labels only)")
-    p.add_argument("--no-bias-correction", action="store_true",
-                   help="PTQ without the empirical bias correction (quant.correct_bias)")
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=quant.QAT_CONFIG.distill,
+        help="QAT loss weight of distilling the FP32 model (0: labels only)",
+    )
+    p.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="PTQ without the empirical bias correction (quant.correct_bias)",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--calib", type=int, default=2048)
     p.add_argument("--scheme", default="host", help="ort_cpu, ort_cpu_avx2, or host (picked for this CPU)")
     p.add_argument("--observer", default=None, help="activation observer override: minmax, percentile, mse")
-    p.add_argument("--latency-repeat", type=int, default=1000,
-                   help="interleaved rounds at 1x1x28x28 (the noise of a shared CPU needs many)")
+    p.add_argument(
+        "--latency-repeat",
+        type=int,
+        default=1000,
+        help="interleaved rounds at 1x1x28x28 (the noise of a shared CPU needs many)",
+    )
     p.add_argument("--latency-repeat-224", type=int, default=50)
-    p.add_argument("--remeasure", metavar="DIR", default=None,
-                   help="only measure again the latency of the models a previous run left in DIR")
+    p.add_argument(
+        "--remeasure",
+        metavar="DIR",
+        default=None,
+        help="only measure again the latency of the models a previous run left in DIR",
+    )
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-224", action="store_true")
@@ -176,11 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     from quant.scheme import cpu_flags
 
     simd = sorted(f for f in cpu_flags() if f in {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
-    _log(f"CPU SIMD: {', '.join(simd) or 'unknown'}; onnxruntime {__import__('onnxruntime').__version__}, torch {torch.__version__}")
-    _log(f"scheme {scheme.name}: weights ±{scheme.weight_qmax} per channel, activations {scheme.activation_dtype} "
-         f"({'symmetric' if scheme.activation_symmetric else 'asymmetric'}), observer {scheme.activation_observer}, "
-         f"PTQ bias correction {'off' if args.no_bias_correction else 'on'}, QAT {scheme.qat_method}; "
-         f"torch threads {args.torch_threads}, ORT 1 thread")
+    _log(
+        f"CPU SIMD: {', '.join(simd) or 'unknown'}; onnxruntime {__import__('onnxruntime').__version__}, torch {torch.__version__}"
+    )
+    _log(
+        f"scheme {scheme.name}: weights ±{scheme.weight_qmax} per channel, activations {scheme.activation_dtype} "
+        f"({'symmetric' if scheme.activation_symmetric else 'asymmetric'}), observer {scheme.activation_observer}, "
+        f"PTQ bias correction {'off' if args.no_bias_correction else 'on'}, QAT {scheme.qat_method}; "
+        f"torch threads {args.torch_threads}, ORT 1 thread"
+    )
     t0 = time.perf_counter()
     train, test = load_dataset("fashion_mnist", "train"), load_dataset("fashion_mnist", "test")
     results: dict = {"scheme": scheme.name, "args": vars(args), "spaces": [], "resnet224": []}
@@ -194,17 +268,23 @@ def main(argv: list[str] | None = None) -> int:
 
     _log("\n== Summary (ORT INT8 accuracy on the 10k Fashion-MNIST test set; latency at 1×1×28×28)")
     nan = {"ort_acc": float("nan"), "latency_ms": float("nan"), "drop_vs_fp32": float("nan"), "agreement": float("nan")}
-    _log(f"{'space':<10} {'FP32':>6} {'PTQ':>6} {'QAT':>6} {'ORT':>6} {'ORT-rr':>6} | {'PTQ drop':>8} {'QAT drop':>8} | "
-         f"{'agree PTQ':>9} {'agree QAT':>9} | {'FP32 ms':>7} {'PTQ ms':>7} {'QAT ms':>7} {'ORT ms':>7} {'ORT-rr':>7}")
+    _log(
+        f"{'space':<10} {'FP32':>6} {'PTQ':>6} {'QAT':>6} {'ORT':>6} {'ORT-rr':>6} | {'PTQ drop':>8} {'QAT drop':>8} | "
+        f"{'agree PTQ':>9} {'agree QAT':>9} | {'FP32 ms':>7} {'PTQ ms':>7} {'QAT ms':>7} {'ORT ms':>7} {'ORT-rr':>7}"
+    )
     for r in results["spaces"]:
         f, pq = r["fp32"], r["ptq"]
         qa, ob, orr = r.get("qat", nan), r.get("ort_ptq", nan), r.get("ort_ptq_rr", nan)
-        _log(f"{r['space']:<10} {f['ort_acc']:6.2f} {pq['ort_acc']:6.2f} {qa['ort_acc']:6.2f} {ob['ort_acc']:6.2f} "
-             f"{orr['ort_acc']:6.2f} | {pq['drop_vs_fp32']:8.2f} {qa['drop_vs_fp32']:8.2f} | "
-             f"{pq['agreement']:8.2f}% {qa['agreement']:8.2f}% | {f['latency_ms']:7.3f} {pq['latency_ms']:7.3f} "
-             f"{qa['latency_ms']:7.3f} {ob['latency_ms']:7.3f} {orr['latency_ms']:7.3f}")
-    _log("ORT = onnxruntime quantize_static (QDQ, per-channel, MinMax, same FP32 model and calibration images); "
-         "ORT-rr = the same with reduce_range (7-bit weights).")
+        _log(
+            f"{r['space']:<10} {f['ort_acc']:6.2f} {pq['ort_acc']:6.2f} {qa['ort_acc']:6.2f} {ob['ort_acc']:6.2f} "
+            f"{orr['ort_acc']:6.2f} | {pq['drop_vs_fp32']:8.2f} {qa['drop_vs_fp32']:8.2f} | "
+            f"{pq['agreement']:8.2f}% {qa['agreement']:8.2f}% | {f['latency_ms']:7.3f} {pq['latency_ms']:7.3f} "
+            f"{qa['latency_ms']:7.3f} {ob['latency_ms']:7.3f} {orr['latency_ms']:7.3f}"
+        )
+    _log(
+        "ORT = onnxruntime quantize_static (QDQ, per-channel, MinMax, same FP32 model and calibration images); "
+        "ORT-rr = the same with reduce_range (7-bit weights)."
+    )
     for r in results["resnet224"]:
         _log(f"3×224×224 {r['model']}: INT8 speed-up {r['speedup']:.2f}x (ORT quantize_static {r['ort_speedup']:.2f}x)")
     _log(f"total {time.perf_counter() - t0:.0f} s; results in {out / 'results.json'}")

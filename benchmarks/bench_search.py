@@ -23,6 +23,7 @@ Results go to ``--out`` (default ``runs/bench_search``): one JSON per part and `
 (``--report-only`` rebuilds the report from the JSON files there, e.g. after running parts in
 parallel processes with the same ``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ PARTS = ("single", "multi", "constrained", "darts")
 # (../shared/benchmarks/nb201/anchors.py, as quoted in the issue)
 ANCHORS = {
     "single": "random 93.85 ± 0.15, evolution 94.25 ± 0.16 (median queries to optimum 141.5), "
-              "Optuna TPE 94.29 ± 0.15 (median 99.5); 20 seeds x 100 queries",
+    "Optuna TPE 94.29 ± 0.15 (median 99.5); 20 seeds x 100 queries",
     "multi": "random 0.71, Optuna NSGA-II 0.81, Optuna MO-TPE 0.84; 10 seeds x 300 queries",
     "constrained": "random 92.71 ± 0.42, Optuna constrained TPE 93.01 ± 0.42; 100 queries",
 }
@@ -60,25 +61,49 @@ def _progress(prefix):
     def show(run):
         score = run.get("best", run.get("hypervolume_fraction"))
         q = run.get("queries_to_optimum")
-        print(f"[{prefix}] {run['searcher']:>16s} seed {run['seed']:3d}: {score:.4f}"
-              f"{f' optimum at {q}' if q else ''} ({run['seconds']:.1f}s)", file=sys.stderr, flush=True)
+        print(
+            f"[{prefix}] {run['searcher']:>16s} seed {run['seed']:3d}: {score:.4f}"
+            f"{f' optimum at {q}' if q else ''} ({run['seconds']:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     return show
 
 
 def run_single(args):
     from nas.search.bench import nb201_benchmark
 
-    return nb201_benchmark("all", budget=args.budget_single, seeds=args.seeds_single, horizon=args.horizon,
-                           jobs=args.jobs, progress=_progress("single"))
+    return nb201_benchmark(
+        "all",
+        budget=args.budget_single,
+        seeds=args.seeds_single,
+        horizon=args.horizon,
+        jobs=args.jobs,
+        progress=_progress("single"),
+    )
 
 
 def run_multi(args):
     from nas.search.bench import nb201_benchmark
 
-    out = nb201_benchmark("all", budget=args.budget_multi, seeds=args.seeds_multi, latency="pixel3_latency_ms",
-                          jobs=args.jobs, progress=_progress("multi"))
-    blind = nb201_benchmark("bo", budget=args.budget_multi, seeds=args.seeds_multi, latency="pixel3_latency_ms",
-                            jobs=args.jobs, tell_ref=False, progress=_progress("multi, reference not told"))
+    out = nb201_benchmark(
+        "all",
+        budget=args.budget_multi,
+        seeds=args.seeds_multi,
+        latency="pixel3_latency_ms",
+        jobs=args.jobs,
+        progress=_progress("multi"),
+    )
+    blind = nb201_benchmark(
+        "bo",
+        budget=args.budget_multi,
+        seeds=args.seeds_multi,
+        latency="pixel3_latency_ms",
+        jobs=args.jobs,
+        tell_ref=False,
+        progress=_progress("multi, reference not told"),
+    )
     entry = dict(blind["results"][1])
     entry["searcher"] = "bo (reference not told)"
     rnd = out["results"][0]["mean"]
@@ -90,8 +115,15 @@ def run_multi(args):
 def run_constrained(args):
     from nas.search.bench import nb201_benchmark
 
-    return nb201_benchmark("all", budget=args.budget_single, seeds=args.seeds_single, latency="pixel3_latency_ms",
-                           max_latency=10.0, jobs=args.jobs, progress=_progress("constrained"))
+    return nb201_benchmark(
+        "all",
+        budget=args.budget_single,
+        seeds=args.seeds_single,
+        latency="pixel3_latency_ms",
+        max_latency=10.0,
+        jobs=args.jobs,
+        progress=_progress("constrained"),
+    )
 
 
 DARTS_VARIANTS = (
@@ -107,9 +139,17 @@ def run_darts_part(args):
     from spaces.builtin import nb201_arch_str
 
     table = TabularEvaluator(metrics=["cifar10_test_acc"])
-    base = dict(train_size=args.darts_train_size, epochs=args.darts_epochs, batch_size=args.darts_batch_size,
-                channels=args.darts_channels, cells=args.darts_cells, order=args.darts_order, device=args.darts_device,
-                threads=args.darts_threads, a_lr=args.darts_a_lr)
+    base = dict(
+        train_size=args.darts_train_size,
+        epochs=args.darts_epochs,
+        batch_size=args.darts_batch_size,
+        channels=args.darts_channels,
+        cells=args.darts_cells,
+        order=args.darts_order,
+        device=args.darts_device,
+        threads=args.darts_threads,
+        a_lr=args.darts_a_lr,
+    )
     rows = []
     chosen = [DARTS_VARIANTS[i] for i in args.darts_variants]
     for name, variant in chosen:
@@ -118,13 +158,25 @@ def run_darts_part(args):
             res = run_darts(cfg)
             acc = table.evaluate(res.arch_darts)["cifar10_test_acc"]
             acc_argmax = table.evaluate(res.arch_argmax)["cifar10_test_acc"]
-            row = {"variant": name, "seed": seed, "arch_str": nb201_arch_str(res.arch_darts), "cifar10_test_acc": acc,
-                   "arch_str_argmax": nb201_arch_str(res.arch_argmax), "cifar10_test_acc_argmax": acc_argmax,
-                   "supernet_val_acc": res.history[-1]["val_acc"], "skip_weight": res.history[-1]["skip_weight"],
-                   "seconds": round(res.seconds, 1), "weights": res.to_dict()["weights"]}
+            row = {
+                "variant": name,
+                "seed": seed,
+                "arch_str": nb201_arch_str(res.arch_darts),
+                "cifar10_test_acc": acc,
+                "arch_str_argmax": nb201_arch_str(res.arch_argmax),
+                "cifar10_test_acc_argmax": acc_argmax,
+                "supernet_val_acc": res.history[-1]["val_acc"],
+                "skip_weight": res.history[-1]["skip_weight"],
+                "seconds": round(res.seconds, 1),
+                "weights": res.to_dict()["weights"],
+            }
             rows.append(row)
-            print(f"[darts] {name} seed {seed}: {row['arch_str']} -> {acc:.2f} % (argmax rule {acc_argmax:.2f} %), "
-                  f"{res.seconds:.0f}s", file=sys.stderr, flush=True)
+            print(
+                f"[darts] {name} seed {seed}: {row['arch_str']} -> {acc:.2f} % (argmax rule {acc_argmax:.2f} %), "
+                f"{res.seconds:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
     return {"config": base, "variants": [n for n, _ in chosen], "runs": rows}
 
 
@@ -146,15 +198,20 @@ def _check(part, out):
     if part == "single":
         ok = [r for r in res if r["mean"] >= 94.30 and (r["median_queries_to_optimum"] or math.inf) <= 80]
         best = max(res, key=lambda r: (r["mean"], -(r["median_queries_to_optimum"] or math.inf)))
-        return bool(ok), f"best: {best['searcher']} {best['mean']:.2f} ± {best['std']:.2f}, median queries " \
-                         f"to optimum {best['median_queries_to_optimum']}"
+        return (
+            bool(ok),
+            f"best: {best['searcher']} {best['mean']:.2f} ± {best['std']:.2f}, median queries "
+            f"to optimum {best['median_queries_to_optimum']}",
+        )
     if part == "multi":
         best = max(res, key=lambda r: r["mean"])
         return best["mean"] >= 0.90, f"best: {best['searcher']} {best['mean']:.3f} ± {best['std']:.3f}"
     best = max(res, key=lambda r: r["mean"])
     infeasible = sum(r["infeasible_returned"] for r in out["results"])
-    return best["mean"] >= 93.45 and infeasible == 0, \
-        f"best: {best['searcher']} {best['mean']:.2f} ± {best['std']:.2f}; infeasible returned (all searchers): {infeasible}"
+    return (
+        best["mean"] >= 93.45 and infeasible == 0,
+        f"best: {best['searcher']} {best['mean']:.2f} ± {best['std']:.2f}; infeasible returned (all searchers): {infeasible}",
+    )
 
 
 def write_report(outdir: Path) -> str:
@@ -163,47 +220,68 @@ def write_report(outdir: Path) -> str:
     for f in sorted(outdir.glob("*.json")):
         m = json.loads(f.read_text()).get("meta", {})
         if m:
-            runs.setdefault((m.get("command", ""), m.get("machine", "")), []).append(f"{f.stem} ({m.get('seconds', 0):.0f} s)")
+            runs.setdefault((m.get("command", ""), m.get("machine", "")), []).append(
+                f"{f.stem} ({m.get('seconds', 0):.0f} s)"
+            )
     for (command, machine), names in runs.items():
         lines.append(f"- `{command}`{f' on {machine}' if machine else ''}: {', '.join(names)}")
     lines.append("")
-    titles = {"single": "Single objective: CIFAR-10 test accuracy",
-              "multi": "Multi-objective: accuracy vs pixel3 latency (hypervolume fraction)",
-              "constrained": "Constrained: pixel3_latency_ms <= 10"}
+    titles = {
+        "single": "Single objective: CIFAR-10 test accuracy",
+        "multi": "Multi-objective: accuracy vs pixel3 latency (hypervolume fraction)",
+        "constrained": "Constrained: pixel3_latency_ms <= 10",
+    }
     for part in ("single", "multi", "constrained"):
         f = outdir / f"{part}.json"
         if not f.is_file():
             continue
         out = json.loads(f.read_text())
         ok, msg = _check(part, out)
-        lines += [f"## {titles[part]}", "",
-                  f"{out['budget']} queries, {out['seeds']} seeds"
-                  + (f", reference point {tuple(out['reference_point'])}" if part == "multi" else "")
-                  + (f", optimum {out['optimum']}" if part != "multi" else "")
-                  + (f"; queries to optimum counted up to {out['horizon']}" if part == "single" else ""), "",
-                  _table(out), "",
-                  f"Target ({TARGETS[part]}): **{'met' if ok else 'NOT met'}** ({msg}).", "",
-                  f"Anchors quoted in the issue: {ANCHORS[part]}.", ""]
+        lines += [
+            f"## {titles[part]}",
+            "",
+            f"{out['budget']} queries, {out['seeds']} seeds"
+            + (f", reference point {tuple(out['reference_point'])}" if part == "multi" else "")
+            + (f", optimum {out['optimum']}" if part != "multi" else "")
+            + (f"; queries to optimum counted up to {out['horizon']}" if part == "single" else ""),
+            "",
+            _table(out),
+            "",
+            f"Target ({TARGETS[part]}): **{'met' if ok else 'NOT met'}** ({msg}).",
+            "",
+            f"Anchors quoted in the issue: {ANCHORS[part]}.",
+            "",
+        ]
     darts_files = sorted(outdir.glob("darts*.json"))
     if darts_files:
         parts = [json.loads(f.read_text()) for f in darts_files]
-        d = {"config": parts[0]["config"], "variants": [v for p in parts for v in p["variants"]],
-             "runs": [r for p in parts for r in p["runs"]]}
+        d = {
+            "config": parts[0]["config"],
+            "variants": [v for p in parts for v in p["variants"]],
+            "runs": [r for p in parts for r in p["runs"]],
+        }
         order = [n for n, _ in DARTS_VARIANTS]
         d["variants"] = sorted(dict.fromkeys(d["variants"]), key=lambda v: order.index(v) if v in order else len(order))
         d["runs"].sort(key=lambda r: (order.index(r["variant"]) if r["variant"] in order else len(order), r["seed"]))
         c = d["config"]
-        lines += ["## DARTS on the nb201 cell, Fashion-MNIST", "",
-                  f"Supernet: {c['channels']} channels, {c['cells']} cell(s) per stage; {c['train_size']} training images "
-                  f"(half for weights, half for alpha), {c['epochs']} epochs, batch {c['batch_size']}, "
-                  f"order {c['order']}, architecture lr {c.get('a_lr')}, device {c['device']}.", "",
-                  "| variant | seed | derived cell (DARTS rule) | CIFAR-10 % | argmax rule cell | CIFAR-10 % | "
-                  "mean skip weight | s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## DARTS on the nb201 cell, Fashion-MNIST",
+            "",
+            f"Supernet: {c['channels']} channels, {c['cells']} cell(s) per stage; {c['train_size']} training images "
+            f"(half for weights, half for alpha), {c['epochs']} epochs, batch {c['batch_size']}, "
+            f"order {c['order']}, architecture lr {c.get('a_lr')}, device {c['device']}.",
+            "",
+            "| variant | seed | derived cell (DARTS rule) | CIFAR-10 % | argmax rule cell | CIFAR-10 % | "
+            "mean skip weight | s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in d["runs"]:
             a, b = r["arch_str"].replace("|", "\\|"), r["arch_str_argmax"].replace("|", "\\|")
-            lines.append(f"| {r['variant']} | {r['seed']} | `{a}` | {r['cifar10_test_acc']:.2f} | "
-                         f"`{b}` | {r['cifar10_test_acc_argmax']:.2f} | {r['skip_weight']:.3f} | "
-                         f"{r['seconds']:.0f} |")
+            lines.append(
+                f"| {r['variant']} | {r['seed']} | `{a}` | {r['cifar10_test_acc']:.2f} | "
+                f"`{b}` | {r['cifar10_test_acc_argmax']:.2f} | {r['skip_weight']:.3f} | "
+                f"{r['seconds']:.0f} |"
+            )
         lines.append("")
         for v in d["variants"]:
             accs = [r["cifar10_test_acc"] for r in d["runs"] if r["variant"] == v]
@@ -211,8 +289,12 @@ def write_report(outdir: Path) -> str:
                 m = sum(accs) / len(accs)
                 s = math.sqrt(sum((a - m) ** 2 for a in accs) / len(accs))
                 lines.append(f"- {v}: {m:.2f} ± {s:.2f} % (DARTS rule, {len(accs)} seeds)")
-        lines += ["", "Reference: DARTS on NAS-Bench-201 CIFAR-10 collapses to skip connections (54.30 % in the "
-                  "benchmark's paper).", ""]
+        lines += [
+            "",
+            "Reference: DARTS on NAS-Bench-201 CIFAR-10 collapses to skip connections (54.30 % in the "
+            "benchmark's paper).",
+            "",
+        ]
     text = "\n".join(lines)
     (outdir / "report.md").write_text(text)
     return text
@@ -226,11 +308,18 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 seeds, small budgets, tiny DARTS")
     ap.add_argument("--report-only", action="store_true", help="rebuild report.md from the JSON files in --out")
     ap.add_argument("--machine", default="", help="a few words describing the machine, for the report")
-    ap.add_argument("--darts-device", default="cpu", help="cpu or cuda (the reported figures: cuda; about 400 s "
-                                                               "a seed on an H200 shared with the searcher runs)")
+    ap.add_argument(
+        "--darts-device",
+        default="cpu",
+        help="cpu or cuda (the reported figures: cuda; about 400 s a seed on an H200 shared with the searcher runs)",
+    )
     ap.add_argument("--darts-seeds", type=int, default=3)
-    ap.add_argument("--darts-first-seed", type=int, default=0,
-                    help="seeds first..first+seeds-1 (run seeds in parallel processes with the same --out)")
+    ap.add_argument(
+        "--darts-first-seed",
+        type=int,
+        default=0,
+        help="seeds first..first+seeds-1 (run seeds in parallel processes with the same --out)",
+    )
     ap.add_argument("--darts-epochs", type=int, default=15)
     ap.add_argument("--darts-train-size", type=int, default=20000)
     ap.add_argument("--darts-batch-size", type=int, default=64)
@@ -238,10 +327,17 @@ def main(argv=None) -> int:
     ap.add_argument("--darts-cells", type=int, default=1)
     ap.add_argument("--darts-order", type=int, default=2)
     ap.add_argument("--darts-threads", type=int, default=None)
-    ap.add_argument("--darts-a-lr", type=float, default=1e-3,
-                    help="architecture learning rate (DARTS uses 3e-4 over ~20k steps; 1e-3 for this ~2.3k-step search)")
-    ap.add_argument("--darts-variants", default="0,1,2",
-                    help="which variants: 0 DARTS, 1 + Max-W, 2 + Max-W + cosine power annealing")
+    ap.add_argument(
+        "--darts-a-lr",
+        type=float,
+        default=1e-3,
+        help="architecture learning rate (DARTS uses 3e-4 over ~20k steps; 1e-3 for this ~2.3k-step search)",
+    )
+    ap.add_argument(
+        "--darts-variants",
+        default="0,1,2",
+        help="which variants: 0 DARTS, 1 + Max-W, 2 + Max-W + cosine power annealing",
+    )
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     bad = [p for p in parts if p not in PARTS]
@@ -264,9 +360,16 @@ def main(argv=None) -> int:
         for part in parts:
             start = time.perf_counter()
             out = RUNNERS[part](args)
-            out["meta"] = {"command": command, "machine": args.machine, "seconds": round(time.perf_counter() - start, 1)}
-            name = part if part != "darts" or args.darts_variants == list(range(len(DARTS_VARIANTS))) else \
-                "darts_" + "".join(str(i) for i in args.darts_variants)
+            out["meta"] = {
+                "command": command,
+                "machine": args.machine,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            name = (
+                part
+                if part != "darts" or args.darts_variants == list(range(len(DARTS_VARIANTS)))
+                else "darts_" + "".join(str(i) for i in args.darts_variants)
+            )
             if part == "darts" and (args.darts_first_seed or args.darts_seeds != 3):
                 name += f"_seeds{args.darts_first_seed}-{args.darts_first_seed + args.darts_seeds - 1}"
             (outdir / f"{name}.json").write_text(json.dumps(json_safe(out), indent=1))

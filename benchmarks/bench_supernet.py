@@ -26,6 +26,7 @@ Example::
     python benchmarks/bench_supernet.py accept --checkpoint runs/c2 --random 20 --out accept.json
     python benchmarks/bench_supernet.py rank --checkpoint runs/c2 --n 10 --work runs/c2/rank
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,21 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
-    cfg = TrainConfig(space=args.space, space_kwargs=json.loads(args.space_args), batch_size=args.batch_size,
-                      num_random=args.num_random, train_limit=args.batch_size * (args.steps + args.warmup + 1),
-                      test_limit=16, eval_every=0, checkpoint_every=0, device=args.device, threads=args.threads,
-                      epochs=1, bn_calib_batches=1, calib_batch_size=16)
+    cfg = TrainConfig(
+        space=args.space,
+        space_kwargs=json.loads(args.space_args),
+        batch_size=args.batch_size,
+        num_random=args.num_random,
+        train_limit=args.batch_size * (args.steps + args.warmup + 1),
+        test_limit=16,
+        eval_every=0,
+        checkpoint_every=0,
+        device=args.device,
+        threads=args.threads,
+        epochs=1,
+        bn_calib_batches=1,
+        calib_batch_size=16,
+    )
     tmp = Path(args.work)
     trainer = Trainer(cfg, tmp, progress=False, log=lambda s: None)
     if args.qat:
@@ -113,12 +125,18 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         s2, a2 = timed(sandwich), timed(alone)
     sup, alo = (s1 + s2) / 2, (a1 + a2) / 2
     return {
-        "space": args.space, "space_args": json.loads(args.space_args), "device": str(device),
-        "threads": args.threads, "batch_size": cfg.batch_size, "steps": args.steps, "qat": bool(args.qat),
+        "space": args.space,
+        "space_args": json.loads(args.space_args),
+        "device": str(device),
+        "threads": args.threads,
+        "batch_size": cfg.batch_size,
+        "steps": args.steps,
+        "qat": bool(args.qat),
         "channels_last": trainer.net.channels_last,
         "subnets_per_step": 2 + cfg.num_random,
         "largest_params": trainer.net.num_parameters(largest),
-        "supernet_images_per_s": round(sup, 2), "largest_alone_images_per_s": round(alo, 2),
+        "supernet_images_per_s": round(sup, 2),
+        "largest_alone_images_per_s": round(alo, 2),
         "slowdown_vs_largest_alone": round(alo / sup, 3),
     }
 
@@ -129,8 +147,9 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 def _data_for(meta: dict[str, Any]):
     cfg = meta["config"]
     train = load_data(cfg["data"], "train", cfg.get("train_limit"))
-    calib = calibration_batches(train, int(cfg.get("bn_calib_batches", 8)), int(cfg.get("calib_batch_size", 256)),
-                                int(cfg.get("seed", 0)))
+    calib = calibration_batches(
+        train, int(cfg.get("bn_calib_batches", 8)), int(cfg.get("calib_batch_size", 256)), int(cfg.get("seed", 0))
+    )
     return train, calib
 
 
@@ -147,17 +166,29 @@ def accept(args: argparse.Namespace) -> dict[str, Any]:
     for name, arch in archs:
         fp32 = evaluate_arch(net, arch, test, calib, precision="fp32")
         int8 = evaluate_arch(net, arch, test, calib, precision="int8", threads=args.threads)
-        row = {"name": name, "arch_id": arch.id, "params": fp32["params"], "fp32": round(fp32["accuracy"], 3),
-               "int8": round(int8["accuracy"], 3), "int8_minus_fp32": round(int8["accuracy"] - fp32["accuracy"], 3),
-               "describe": net.space.describe(arch)}
+        row = {
+            "name": name,
+            "arch_id": arch.id,
+            "params": fp32["params"],
+            "fp32": round(fp32["accuracy"], 3),
+            "int8": round(int8["accuracy"], 3),
+            "int8_minus_fp32": round(int8["accuracy"] - fp32["accuracy"], 3),
+            "describe": net.space.describe(arch),
+        }
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     rand = [r for r in rows if r["name"].startswith("random")]
     gaps = [abs(r["int8_minus_fp32"]) for r in rand]
     return {
-        "checkpoint": str(args.checkpoint), "space": net.space.name, "epochs": meta["state"]["epoch"],
-        "config": meta["config"], "num_test": len(test), "eval_time_s": round(time.time() - t0, 1),
-        "largest": rows[0], "smallest": rows[1], "random": rand,
+        "checkpoint": str(args.checkpoint),
+        "space": net.space.name,
+        "epochs": meta["state"]["epoch"],
+        "config": meta["config"],
+        "num_test": len(test),
+        "eval_time_s": round(time.time() - t0, 1),
+        "largest": rows[0],
+        "smallest": rows[1],
+        "random": rand,
         "random_max_abs_int8_fp32_gap": max(gaps) if gaps else None,
         "random_mean_abs_int8_fp32_gap": round(sum(gaps) / len(gaps), 3) if gaps else None,
         "random_within_0.5": sum(g <= 0.5 for g in gaps),
@@ -167,8 +198,9 @@ def accept(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # ranking
 # ----------------------------------------------------------------------------------------------
-def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, seed: int,
-                       log: Any = None, device: str = "cpu") -> dict[str, Any]:
+def train_from_scratch(
+    space: Any, arch: Any, cfg: dict[str, Any], epochs: int, seed: int, log: Any = None, device: str = "cpu"
+) -> dict[str, Any]:
     """Train ``space.build(arch)`` alone with the supernet's recipe (label-smoothed CE, SGD with
     Nesterov momentum, linear warm-up then cosine, flips), ``epochs`` epochs; test accuracy."""
     torch.manual_seed(seed)
@@ -177,8 +209,12 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
     model = space.build(arch).train().to(device=device)
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg["lr"],
+        momentum=cfg["momentum"],
+        nesterov=cfg["nesterov"],
+    )
     bs = int(cfg["batch_size"])
     spe = len(train) // bs
     total, warm = epochs * spe, int(round(cfg["warmup_epochs"] * spe))
@@ -188,15 +224,17 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
             order = EpochOrder(train, bs, seed, epoch, flip=cfg.get("flip", True))
             for step in range(spe):
                 t = epoch * spe + step
-                lr = cfg["lr"] * (t + 1) / warm if t < warm else \
-                    0.5 * cfg["lr"] * (1 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
+                lr = (
+                    cfg["lr"] * (t + 1) / warm
+                    if t < warm
+                    else 0.5 * cfg["lr"] * (1 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
+                )
                 for g in opt.param_groups:
                     g["lr"] = lr
                 x, y = order.batch(step)
                 x, y = x.to(device), y.to(device)
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y,
-                                label_smoothing=cfg["label_smoothing"]).backward()
+                F.cross_entropy(model(x), y, label_smoothing=cfg["label_smoothing"]).backward()
                 opt.step()
             if log:
                 log(f"  scratch {arch.id} epoch {epoch + 1}/{epochs} {time.time() - t0:.0f}s")
@@ -205,8 +243,22 @@ def train_from_scratch(space: Any, arch: Any, cfg: dict[str, Any], epochs: int, 
 
 #: configuration keys that decide a from-scratch result (the supernet-only keys, e.g. num_random,
 #: do not): a cached scratch result is reused only under the same recipe
-SCRATCH_RECIPE_KEYS = ("data", "train_limit", "test_limit", "space", "space_kwargs", "seed", "batch_size", "lr",
-                       "momentum", "nesterov", "weight_decay", "warmup_epochs", "label_smoothing", "flip")
+SCRATCH_RECIPE_KEYS = (
+    "data",
+    "train_limit",
+    "test_limit",
+    "space",
+    "space_kwargs",
+    "seed",
+    "batch_size",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "warmup_epochs",
+    "label_smoothing",
+    "flip",
+)
 
 
 def scratch_recipe(cfg: dict[str, Any], epochs: int, device: str) -> dict[str, Any]:
@@ -267,12 +319,27 @@ def rank(args: argparse.Namespace) -> dict[str, Any]:
         fs, fc = work / f"{a.id}.supernet.json", scratch_file(scratch_dir, a.id, recipe)
         if fs.exists() and fc.exists():
             scratch = {k2: v for k2, v in json.loads(fc.read_text()).items() if k2 != "recipe"}
-            rows.append({"arch_id": a.id, "describe": net.space.describe(a), "params": net.num_parameters(a),
-                         **json.loads(fs.read_text()), **scratch})
-    out: dict[str, Any] = {"checkpoint": str(args.checkpoint), "n": args.n, "done": len(rows), "scratch_epochs": epochs,
-                           "supernet_config": {k2: cfg[k2] for k2 in ("epochs", "qat_epochs", "train_limit", "batch_size",
-                                                                      "lr", "num_random", "space_kwargs")},
-                           "scratch_recipe": recipe, "rows": rows}
+            rows.append(
+                {
+                    "arch_id": a.id,
+                    "describe": net.space.describe(a),
+                    "params": net.num_parameters(a),
+                    **json.loads(fs.read_text()),
+                    **scratch,
+                }
+            )
+    out: dict[str, Any] = {
+        "checkpoint": str(args.checkpoint),
+        "n": args.n,
+        "done": len(rows),
+        "scratch_epochs": epochs,
+        "supernet_config": {
+            k2: cfg[k2]
+            for k2 in ("epochs", "qat_epochs", "train_limit", "batch_size", "lr", "num_random", "space_kwargs")
+        },
+        "scratch_recipe": recipe,
+        "rows": rows,
+    }
     if len(rows) >= 3:
         a = [r["supernet_fp32"] for r in rows]
         b = [r["scratch_acc"] for r in rows]
@@ -286,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("throughput", help="supernet step vs largest subnet alone (images/s)")
     t.add_argument("--space", default="mobilenet")
-    t.add_argument("--space-args", default='{"stages": 3, "depths": [1, 2, 3], "kernels": [3, 5], '
-                                           '"expands": [2.0, 3.0, 4.0]}')
+    t.add_argument(
+        "--space-args", default='{"stages": 3, "depths": [1, 2, 3], "kernels": [3, 5], "expands": [2.0, 3.0, 4.0]}'
+    )
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--num-random", type=int, default=2)
     t.add_argument("--steps", type=int, default=10)
@@ -310,11 +378,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--epochs", type=int, help="scratch epochs (default: the supernet's FP32 + QAT epochs)")
     r.add_argument("--seed", type=int, default=99)
     r.add_argument("--work", required=True, help="folder for per-arch results (resumable)")
-    r.add_argument("--scratch-dir", help="folder for the from-scratch results (default: --work); results are keyed by "
-                                         "architecture and training recipe, so supernets of one recipe can share it")
+    r.add_argument(
+        "--scratch-dir",
+        help="folder for the from-scratch results (default: --work); results are keyed by "
+        "architecture and training recipe, so supernets of one recipe can share it",
+    )
     r.add_argument("--shard", default="0/1", help="i/k: this process handles archs i, i+k, ...")
-    r.add_argument("--phase", choices=("all", "supernet", "scratch"), default="all",
-                   help="supernet: inherited accuracies only; scratch: from-scratch training only")
+    r.add_argument(
+        "--phase",
+        choices=("all", "supernet", "scratch"),
+        default="all",
+        help="supernet: inherited accuracies only; scratch: from-scratch training only",
+    )
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--device", default="cpu", help="cpu or cuda: where the scratch training and FP32 evaluation run")
     r.add_argument("--out")

@@ -15,6 +15,7 @@ Example::
 
     python benchmarks/bench_train_speed.py --batch-size 256 --rounds 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,22 @@ SPACE_ARGS = '{"stages": 3, "depths": [1, 2, 3], "kernels": [3, 5], "expands": [
 
 
 def _trainer(args: argparse.Namespace, channels_last: bool, work: Path) -> Trainer:
-    cfg = TrainConfig(space="mobilenet", space_kwargs=json.loads(args.space_args), batch_size=args.batch_size,
-                      num_random=args.num_random, train_limit=args.batch_size * 4, test_limit=16, eval_every=0,
-                      checkpoint_every=0, epochs=1, bn_calib_batches=1, calib_batch_size=16, threads=args.threads,
-                      channels_last=channels_last, scheme=args.scheme)
+    cfg = TrainConfig(
+        space="mobilenet",
+        space_kwargs=json.loads(args.space_args),
+        batch_size=args.batch_size,
+        num_random=args.num_random,
+        train_limit=args.batch_size * 4,
+        test_limit=16,
+        eval_every=0,
+        checkpoint_every=0,
+        epochs=1,
+        bn_calib_batches=1,
+        calib_batch_size=16,
+        threads=args.threads,
+        channels_last=channels_last,
+        scheme=args.scheme,
+    )
     return Trainer(cfg, work, progress=False, log=lambda s: None)
 
 
@@ -66,8 +79,9 @@ def main() -> int:
     torch.set_flush_denormal(True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        nchw, nhwc, qat = (_trainer(args, cl, Path(tmp) / name)
-                           for cl, name in ((False, "nchw"), (True, "nhwc"), (True, "qat")))
+        nchw, nhwc, qat = (
+            _trainer(args, cl, Path(tmp) / name) for cl, name in ((False, "nchw"), (True, "nhwc"), (True, "qat"))
+        )
         qat.net.enable_quantization(get_scheme(args.scheme), qat.calib[:1])
         qat._adopt_new_parameters()
         order = EpochOrder(nchw.train_data, args.batch_size, 0, 0)
@@ -76,6 +90,7 @@ def main() -> int:
         def sandwich(tr: Trainer) -> Callable[[int], None]:
             def run(i: int) -> None:
                 tr._train_step(x, y, tr.step_archs(i), 0.01)
+
             return run
 
         largest = nchw.net.subnet(nchw.net.largest()).train()
@@ -93,8 +108,11 @@ def main() -> int:
         # one activation of the largest subnet's widest hidden layer
         with torch.no_grad():
             acts: list[torch.Tensor] = []
-            hooks = [m.register_forward_hook(lambda m, a, o: acts.append(o)) for m in largest.modules()
-                     if isinstance(m, torch.nn.BatchNorm2d)]
+            hooks = [
+                m.register_forward_hook(lambda m, a, o: acts.append(o))
+                for m in largest.modules()
+                if isinstance(m, torch.nn.BatchNorm2d)
+            ]
             largest(x)
             for h in hooks:
                 h.remove()
@@ -109,6 +127,7 @@ def main() -> int:
                 fq_fn = fake_quantize if fused else fake_quantize_op_chain
                 out = fq_fn(a, s, z, 0, 255, grad_factor=0.01)
                 out.backward(dy)
+
             return run
 
         variants: dict[str, Callable[[int], None]] = {
@@ -131,17 +150,26 @@ def main() -> int:
                 times[name].append((time.perf_counter() - t0) / args.steps)
 
     rows = {k: statistics.median(v) for k, v in times.items()}
-    pairs = [("supernet fp32, NCHW", "supernet fp32, NHWC"), ("standalone largest, NCHW", "standalone largest, NHWC"),
-             (f"fake-quant op chain {tuple(act.shape)}", f"fake-quant fused {tuple(act.shape)}")]
+    pairs = [
+        ("supernet fp32, NCHW", "supernet fp32, NHWC"),
+        ("standalone largest, NCHW", "standalone largest, NHWC"),
+        (f"fake-quant op chain {tuple(act.shape)}", f"fake-quant fused {tuple(act.shape)}"),
+    ]
     speedup = {b: rows[a] / rows[b] for a, b in pairs}
     print(f"{'variant':<44} {'s/step':>9} {'img/s':>8} {'speed-up':>9}")
     for name, sec in rows.items():
         ips = f"{args.batch_size / sec:8.1f}" if not name.startswith("fake-quant") else f"{'':>8}"
         su = f"{speedup[name]:8.2f}x" if name in speedup else ""
         print(f"{name:<44} {sec:9.4f} {ips} {su:>9}")
-    result: dict[str, Any] = {"batch_size": args.batch_size, "threads": args.threads, "rounds": args.rounds,
-                              "steps": args.steps, "seconds_per_step": rows, "speedup": speedup,
-                              "space_args": json.loads(args.space_args)}
+    result: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "seconds_per_step": rows,
+        "speedup": speedup,
+        "space_args": json.loads(args.space_args),
+    }
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

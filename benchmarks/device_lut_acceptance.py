@@ -17,6 +17,7 @@ the defaults keep to a few processes.
 Writes ``summary.json`` (one record per configuration: pooled agreement, profile and validation
 wall time, blocks measured) to ``--out`` and packs the LUTs and logs as ``lut_runs.tar.gz``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,17 @@ def shards(n: int, k: int, seed: int = 0) -> list[tuple[int, int]]:
     return out
 
 
-def plan(names: list[str], work: Path, n: int, profile_shards: int, validate_shards: int,
-         target: str, retry: int, fp32: list[str] = (), fp32_archs: int = 0) -> list[Task]:
+def plan(
+    names: list[str],
+    work: Path,
+    n: int,
+    profile_shards: int,
+    validate_shards: int,
+    target: str,
+    retry: int,
+    fp32: list[str] = (),
+    fp32_archs: int = 0,
+) -> list[Task]:
     nas = [sys.executable, "-m", "nas.cli"]
     tasks: list[Task] = []
     int8_done: dict[str, set[str]] = {}  # configuration -> the tasks after which its INT8 LUT is complete
@@ -91,38 +101,123 @@ def plan(names: list[str], work: Path, n: int, profile_shards: int, validate_sha
         lut = str(work / f"{name}.db")
         prof = []
         for i, (k, seed) in enumerate(shards(n, profile_shards)):
-            t = Task(f"{name}.profile{i}", nas + ["profile", *flags, "--target", target, "--out", lut,
-                                                  "--archs", str(k), "--seed", str(seed), "--networks", "4",
-                                                  "--retry-passes", str(retry), "--no-progress", "--json"],
-                     work / f"{name}.profile{i}.json")
+            t = Task(
+                f"{name}.profile{i}",
+                nas
+                + [
+                    "profile",
+                    *flags,
+                    "--target",
+                    target,
+                    "--out",
+                    lut,
+                    "--archs",
+                    str(k),
+                    "--seed",
+                    str(seed),
+                    "--networks",
+                    "4",
+                    "--retry-passes",
+                    str(retry),
+                    "--no-progress",
+                    "--json",
+                ],
+                work / f"{name}.profile{i}.json",
+            )
             prof.append(t.name)
             tasks.append(t)
         if len(prof) > 1:  # every block is in by now: this measures nothing and refits on all shards' networks
-            tasks.append(Task(f"{name}.refit", nas + ["profile", *flags, "--target", target, "--out", lut, "--archs",
-                                                      str(n), "--seed", "0", "--networks", "4", "--retry-passes",
-                                                      "0", "--no-progress", "--json"],
-                              work / f"{name}.refit.json", after=set(prof)))
+            tasks.append(
+                Task(
+                    f"{name}.refit",
+                    nas
+                    + [
+                        "profile",
+                        *flags,
+                        "--target",
+                        target,
+                        "--out",
+                        lut,
+                        "--archs",
+                        str(n),
+                        "--seed",
+                        "0",
+                        "--networks",
+                        "4",
+                        "--retry-passes",
+                        "0",
+                        "--no-progress",
+                        "--json",
+                    ],
+                    work / f"{name}.refit.json",
+                    after=set(prof),
+                )
+            )
             prof = [f"{name}.refit"]
         int8_done[name] = set(prof)
         for i, (k, seed) in enumerate(shards(n, validate_shards)):
-            tasks.append(Task(f"{name}.validate{i}", nas + ["lut", "validate", "--lut", lut, *flags, "--target", target,
-                                                            "--n", str(k), "--seed", str(seed), "--json",
-                                                            "--no-progress"],
-                              work / f"{name}.validate{i}.json", after=int8_done[name]))
+            tasks.append(
+                Task(
+                    f"{name}.validate{i}",
+                    nas
+                    + [
+                        "lut",
+                        "validate",
+                        "--lut",
+                        lut,
+                        *flags,
+                        "--target",
+                        target,
+                        "--n",
+                        str(k),
+                        "--seed",
+                        str(seed),
+                        "--json",
+                        "--no-progress",
+                    ],
+                    work / f"{name}.validate{i}.json",
+                    after=int8_done[name],
+                )
+            )
     # last, so that they take the cores the INT8 work leaves: the FP32 blocks of the first archs
     # into the same LUT, for `nas lut show`'s INT8-vs-FP32 speed-up table
     for name in [c for c in fp32 if c in names]:
         flags, lut = CONFIGS[name].split(), str(work / f"{name}.db")
         parts = []
         for i, (k, seed) in enumerate(shards(fp32_archs, profile_shards)):
-            t = Task(f"{name}.fp32_{i}", nas + ["profile", *flags, "--target", "cpu-ort-fp32", "--out", lut,
-                                                "--archs", str(k), "--seed", str(seed), "--networks", "0",
-                                                "--retry-passes", str(retry), "--no-progress", "--json"],
-                     work / f"{name}.fp32_{i}.json")
+            t = Task(
+                f"{name}.fp32_{i}",
+                nas
+                + [
+                    "profile",
+                    *flags,
+                    "--target",
+                    "cpu-ort-fp32",
+                    "--out",
+                    lut,
+                    "--archs",
+                    str(k),
+                    "--seed",
+                    str(seed),
+                    "--networks",
+                    "0",
+                    "--retry-passes",
+                    str(retry),
+                    "--no-progress",
+                    "--json",
+                ],
+                work / f"{name}.fp32_{i}.json",
+            )
             parts.append(t.name)
             tasks.append(t)
-        tasks.append(Task(f"{name}.show", nas + ["lut", "show", lut], work / f"{name}.show.txt",
-                          after=set(parts) | int8_done[name]))
+        tasks.append(
+            Task(
+                f"{name}.show",
+                nas + ["lut", "show", lut],
+                work / f"{name}.show.txt",
+                after=set(parts) | int8_done[name],
+            )
+        )
     return tasks
 
 
@@ -155,8 +250,14 @@ def run(tasks: list[Task], cpus: list[int], deadline_s: float, log) -> None:
             cpu = t.cpu
             t.started = time.monotonic()
             with open(t.stdout, "w") as out, open(f"{t.stdout}.err", "w") as err:  # the child keeps its copies
-                t.proc = subprocess.Popen(t.argv, stdout=out, stderr=err, env=env, cwd=ROOT,
-                                          preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                t.proc = subprocess.Popen(
+                    t.argv,
+                    stdout=out,
+                    stderr=err,
+                    env=env,
+                    cwd=ROOT,
+                    preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),  # noqa: B023 (runs in this iteration)
+                )
             pending.remove(t)
             running.append(t)
             log(f"{t.name} started on cpu {t.cpu}")
@@ -183,9 +284,12 @@ def summarise(names: list[str], tasks: list[Task]) -> dict:
                 measured += int(doc.get("measured", 0))
         profile_tasks = [t for t in tasks if t.name.startswith(name + ".profile") and t.ended]
         validate_tasks = [t for t in tasks if t.name.startswith(name + ".validate") and t.ended]
-        rec = {"validate_shards_ok": len(results), "blocks_measured": measured,
-               "profile_wall_s": max((t.ended - t.started for t in profile_tasks), default=None),
-               "validate_wall_s": max((t.ended - t.started for t in validate_tasks), default=None)}
+        rec = {
+            "validate_shards_ok": len(results),
+            "blocks_measured": measured,
+            "profile_wall_s": max((t.ended - t.started for t in profile_tasks), default=None),
+            "validate_wall_s": max((t.ended - t.started for t in validate_tasks), default=None),
+        }
         last = by_name.get(f"{name}.refit") or by_name.get(f"{name}.profile0")  # it fitted the correction in use
         try:
             rec["correction"] = json.loads(last.stdout.read_text()).get("correction")
@@ -208,13 +312,25 @@ def main() -> None:
     ap.add_argument("--target", default="cpu-ort-int8")
     ap.add_argument("--retry-passes", type=int, default=1)
     ap.add_argument("--deadline-s", type=float, default=480.0, help="kill what still runs after this long")
-    ap.add_argument("--fp32", default="spaceevo28", help="configurations whose first --fp32-archs archs' blocks "
-                    "are also profiled in FP32 (cpu-ort-fp32) for `nas lut show` ('' for none)")
+    ap.add_argument(
+        "--fp32",
+        default="spaceevo28",
+        help="configurations whose first --fp32-archs archs' blocks "
+        "are also profiled in FP32 (cpu-ort-fp32) for `nas lut show` ('' for none)",
+    )
     ap.add_argument("--fp32-archs", type=int, default=30)
-    ap.add_argument("--max-procs", type=int, default=3, help="measuring processes at once, spread over the cores "
-                    "(each one slows the others: the cores share caches, memory bandwidth and the power budget)")
-    ap.add_argument("--cpus", default="", help="comma-separated CPU ids to pin to (default: one per physical core, "
-                    "the first core left out)")
+    ap.add_argument(
+        "--max-procs",
+        type=int,
+        default=3,
+        help="measuring processes at once, spread over the cores "
+        "(each one slows the others: the cores share caches, memory bandwidth and the power budget)",
+    )
+    ap.add_argument(
+        "--cpus",
+        default="",
+        help="comma-separated CPU ids to pin to (default: one per physical core, the first core left out)",
+    )
     args = ap.parse_args()
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
@@ -236,8 +352,17 @@ def main() -> None:
         step = len(cpus) / args.max_procs
         cpus = [cpus[int(i * step)] for i in range(args.max_procs)]
     log(f"{len(cpus)} cores for the measurements: cpus {cpus}; {os.cpu_count()} logical CPUs in all")
-    tasks = plan(names, args.work, args.n, args.profile_shards, args.validate_shards, args.target, args.retry_passes,
-                 [c for c in args.fp32.split(",") if c], args.fp32_archs)
+    tasks = plan(
+        names,
+        args.work,
+        args.n,
+        args.profile_shards,
+        args.validate_shards,
+        args.target,
+        args.retry_passes,
+        [c for c in args.fp32.split(",") if c],
+        args.fp32_archs,
+    )
     try:
         run(tasks, cpus, args.deadline_s, log)
     finally:

@@ -10,6 +10,7 @@ otherwise synthetic data of the same shape (``"data": "synthetic"`` in the outpu
     python benchmarks/gpu_supernet_check.py                 # on the GPU machine
     python benchmarks/gpu_supernet_check.py --device cpu --steps 2 --qat-steps 1 --batch-size 32   # smoke
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def _data(n: int, split: str) -> tuple[TensorData, str]:
         return load_data("fashion-mnist", split, n), "fashion-mnist"
     except Exception:  # noqa: BLE001 - no dataset on the device machine: synthetic data of the same shape
         g = torch.Generator().manual_seed(0 if split == "train" else 1)
-        return TensorData("synthetic", split, torch.randn(n, 1, 28, 28, generator=g),
-                          torch.randint(0, 10, (n,), generator=g), 10), "synthetic"
+        return TensorData(
+            "synthetic", split, torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g), 10
+        ), "synthetic"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,9 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     n = args.batch_size * (args.steps + args.qat_steps + 2 * args.warmup + 1)
     train, data_name = _data(n, "train")
     test, _ = _data(512, "test")
-    cfg = TrainConfig(space="mobilenet", space_kwargs=json.loads(args.space_args), batch_size=args.batch_size,
-                      epochs=1, qat_epochs=1, eval_every=0, checkpoint_every=0, device=args.device,
-                      bn_calib_batches=2, calib_batch_size=128, qat_calib_batches=2)
+    cfg = TrainConfig(
+        space="mobilenet",
+        space_kwargs=json.loads(args.space_args),
+        batch_size=args.batch_size,
+        epochs=1,
+        qat_epochs=1,
+        eval_every=0,
+        checkpoint_every=0,
+        device=args.device,
+        bn_calib_batches=2,
+        calib_batch_size=128,
+        qat_calib_batches=2,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(cfg, tmp, progress=False, log=lambda s: None, train_data=train, test_data=test)
         order = EpochOrder(train, cfg.batch_size, 0, 0)
@@ -110,12 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             same = torch.allclose(tr.net(x, arch), tr.net.subnet(arch)(x), atol=1e-4)
     out = {
-        "ok": all(math.isfinite(v) for v in losses) and same, "device": str(dev),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "torch": torch.__version__,
-        "data": data_name, "batch_size": cfg.batch_size, "space_args": cfg.space_kwargs,
-        "subnets_per_step": 2 + cfg.num_random, "fp32_images_per_s": round(fp32_ips, 1),
-        "qat_images_per_s": round(qat_ips, 1), "last_loss": round(losses[-1], 4) if losses else None,
-        "subnet_matches_supernet": bool(same), "prewarm_s": [round(warm_fp32, 1), round(warm_qat, 1)],
+        "ok": all(math.isfinite(v) for v in losses) and same,
+        "device": str(dev),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "torch": torch.__version__,
+        "data": data_name,
+        "batch_size": cfg.batch_size,
+        "space_args": cfg.space_kwargs,
+        "subnets_per_step": 2 + cfg.num_random,
+        "fp32_images_per_s": round(fp32_ips, 1),
+        "qat_images_per_s": round(qat_ips, 1),
+        "last_loss": round(losses[-1], 4) if losses else None,
+        "subnet_matches_supernet": bool(same),
+        "prewarm_s": [round(warm_fp32, 1), round(warm_qat, 1)],
         "wall_s": round(time.time() - t_start, 1),
     }
     print(json.dumps(out, sort_keys=True))

@@ -15,6 +15,7 @@
    identical in content to the killed run's, except timings, measured latencies and the LUT's
    provenance.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,28 @@ from typing import Any
 STAGES = ("lut", "supernet", "search", "export", "report")
 #: report.json keys (at any depth) that legitimately differ between two runs of one config: timings,
 #: measured latencies and what is derived from them (the measured INT8/FP32 speed-up), provenance
-VOLATILE = ("seconds", "elapsed", "time", "timing", "timestamp", "started", "finished", "measured", "speedup", "wall",
-            "host", "path", "run_dir", "lut", "source", "created", "updated", "fingerprint", "probe", "calibration")
+VOLATILE = (
+    "seconds",
+    "elapsed",
+    "time",
+    "timing",
+    "timestamp",
+    "started",
+    "finished",
+    "measured",
+    "speedup",
+    "wall",
+    "host",
+    "path",
+    "run_dir",
+    "lut",
+    "source",
+    "created",
+    "updated",
+    "fingerprint",
+    "probe",
+    "calibration",
+)
 
 
 def nas_cmd() -> list[str]:
@@ -112,17 +133,26 @@ def count_units(run: Path, logs: list[str]) -> dict[str, dict[str, int]]:
     finally:
         con.close()
     out["lut"] = {"units": rows, "runs": len(per_run), "redone": sum(per_run) - rows}
-    epochs = Counter(json.loads(ln).get("epoch") for ln in _lines(run / "supernet" / "metrics.jsonl")
-                     if '"epoch"' in ln)
+    epochs = Counter(
+        json.loads(ln).get("epoch") for ln in _lines(run / "supernet" / "metrics.jsonl") if '"epoch"' in ln
+    )
     out["supernet"] = {"units": len(epochs), "redone": sum(n - 1 for n in epochs.values())}
     evals = Counter()
     for ln in _lines(run / "search" / "evals.jsonl"):
         rec = json.loads(ln)
-        evals[json.dumps({k: v for k, v in rec.items() if k in ("key", "arch", "arch_id", "precision", "val_limit")},
-                         sort_keys=True)] += 1
+        evals[
+            json.dumps(
+                {k: v for k, v in rec.items() if k in ("key", "arch", "arch_id", "precision", "val_limit")},
+                sort_keys=True,
+            )
+        ] += 1
     out["search"] = {"units": len(evals), "redone": sum(n - 1 for n in evals.values())}
-    exports = Counter(ln.split(":")[0] for text in logs for ln in text.splitlines()
-                      if ln.startswith("[export] ") and "exporting and verifying" in ln)
+    exports = Counter(
+        ln.split(":")[0]
+        for text in logs
+        for ln in text.splitlines()
+        if ln.startswith("[export] ") and "exporting and verifying" in ln
+    )
     finished = len(list((run / "export").glob("*/model.json")))
     # an export in flight when killed is started again: count the ones started more often than killed mid-way
     out["export"] = {"units": finished, "started": sum(exports.values())}
@@ -173,8 +203,11 @@ def main() -> int:
     for stage in STAGES:
         res = attempt(cmd, killed_run, stage, logs, args.timeout)
         attempts.append(res)
-        print(f"attempt {len(attempts)}: SIGKILL in {stage}: {'killed' if res['killed'] else 'ended rc=' + str(res['rc'])} "
-              f"after {res['seconds']} s", flush=True)
+        print(
+            f"attempt {len(attempts)}: SIGKILL in {stage}: {'killed' if res['killed'] else 'ended rc=' + str(res['rc'])} "
+            f"after {res['seconds']} s",
+            flush=True,
+        )
     res = attempt(cmd, killed_run, None, logs, args.timeout)
     attempts.append(res)
     print(f"attempt {len(attempts)}: to the end: rc={res['rc']} after {res['seconds']} s", flush=True)
@@ -193,8 +226,9 @@ def main() -> int:
     ref_run = work / "reference" / "run"
     ref_run.parent.mkdir(parents=True)
     t0 = time.monotonic()
-    ref = attempt([*nas_cmd(), "run", str(ref_config), "--out", str(ref_run), "--no-progress"], ref_run, None, [],
-                  args.timeout)
+    ref = attempt(
+        [*nas_cmd(), "run", str(ref_config), "--out", str(ref_run), "--no-progress"], ref_run, None, [], args.timeout
+    )
     ref_s = time.monotonic() - t0
     if ref["rc"] != 0:
         print("reference run failed")
@@ -209,12 +243,20 @@ def main() -> int:
     print("--- | --- | ---")
     for stage in ("lut", "supernet", "search", "export"):
         print(f"{stage} | {units[stage]['units']} | {units[stage]['redone']}")
-    print(f"report vs uninterrupted run (timings, measured latencies and provenance left out): "
-          f"{'identical' if not differences else f'{len(differences)} difference(s)'}")
+    print(
+        f"report vs uninterrupted run (timings, measured latencies and provenance left out): "
+        f"{'identical' if not differences else f'{len(differences)} difference(s)'}"
+    )
     for d in differences[:20]:
         print(f"  {d}")
-    result = {"config": str(config), "attempts": attempts, "units": units, "differences": differences,
-              "killed_s": round(killed_s, 1), "reference_s": round(ref_s, 1)}
+    result = {
+        "config": str(config),
+        "attempts": attempts,
+        "units": units,
+        "differences": differences,
+        "killed_s": round(killed_s, 1),
+        "reference_s": round(ref_s, 1),
+    }
     (work / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     ok = not differences and all(u["redone"] == 0 for u in units.values()) and all(x["killed"] for x in attempts[:5])
     print("PASS" if ok else "FAIL")

@@ -15,6 +15,7 @@ the data are really colour). Then, e.g.::
     nas train-supernet --data /tmp/fmnist_png --out runs/fm_png ...   # vs --data fashion-mnist
     nas train-supernet --data /tmp/digits_rgb32 --out runs/digits_rgb ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,16 @@ def _raw(name: str, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]
     raise SystemExit(f"unknown data set {name!r} (fashion-mnist, digits)")
 
 
-def write_split(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out: Path, *,
-                resolution: int | None = None, rgb: bool = False, seed: int = 0) -> int:
+def write_split(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    out: Path,
+    *,
+    resolution: int | None = None,
+    rgb: bool = False,
+    seed: int = 0,
+) -> int:
     """Write ``images`` (uint8 ``(N, H, W)``) as ``out/<k>_<class>/<index>.png``; returns the count."""
     from PIL import Image
 

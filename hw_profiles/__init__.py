@@ -10,6 +10,7 @@ otherwise, so that profiling runs on an edge board without it.
 >>> engine = create_engine(target)
 >>> stats = engine.measure_file("block.int8.onnx")
 """
+
 from __future__ import annotations
 
 from hw_profiles.engines import MODEL_FORMATS, Engine, Runner, create_engine, engine_class, list_engines

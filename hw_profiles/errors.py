@@ -2,6 +2,7 @@
 
 Messages are one line and name the target, file or key concerned.
 """
+
 from __future__ import annotations
 
 from hwnas.errors import ConfigError, HwnasError, UnknownNameError

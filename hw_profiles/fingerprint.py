@@ -6,6 +6,7 @@ hardware (CPU model and instruction-set flags, or GPU name). Volatile facts (clo
 frequency, load) are left out. Its id is a short hash of its canonical JSON; the target's
 *name* is not part of it, so a renamed copy of a target keeps its fingerprint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,10 @@ class Fingerprint:
         """One line: engine version, precision, threads, hardware."""
         i = self.info
         hw = (i.get("gpu") or {}).get("name") if i.get("gpu") else (i.get("cpu") or {}).get("model", "?")
-        return (f"{i.get('engine')} {i.get('engine_version')} {i.get('precision')} "
-                f"{i.get('threads')}t timer={i.get('timer')} on {hw}")
+        return (
+            f"{i.get('engine')} {i.get('engine_version')} {i.get('precision')} "
+            f"{i.get('threads')}t timer={i.get('timer')} on {hw}"
+        )
 
     def to_json(self) -> str:
         return canonical_json(dict(self.info))

@@ -28,6 +28,7 @@ Noise model (:class:`QuietGate`)
     ratcheted minimum that one lucky reading makes stricter for good. A lasting shift (a
     neighbour's steady load) moves the median and stops counting as busy; a spell does not.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,16 @@ from typing import Any
 
 from hw_profiles.targets import MeasureConfig
 
-__all__ = ["NoiseModel", "QuietGate", "Stats", "measure", "median_ci", "resolve_timer", "thread_clock_is_fine",
-           "timer_resolution_ns"]
+__all__ = [
+    "NoiseModel",
+    "QuietGate",
+    "Stats",
+    "measure",
+    "median_ci",
+    "resolve_timer",
+    "thread_clock_is_fine",
+    "timer_resolution_ns",
+]
 
 #: 1.4826 × MAD estimates the standard deviation of normal data
 MAD_TO_SD = 1.4826
@@ -82,7 +91,6 @@ def resolve_timer(timer: str, runs_in_caller_thread: bool) -> str:
     if runs_in_caller_thread and thread_clock_is_fine():
         return "thread_cpu"
     return "wall"
-
 
 
 def _clock(timer: str) -> Callable[[], int]:
@@ -200,9 +208,20 @@ class QuietGate:
     short pauses, at most ``max_wait_s``.
     """
 
-    def __init__(self, probe: Callable[[], Any], timer: str = "wall", sigmas: float = 3.0, tolerance: float = 0.08,
-                 max_wait_s: float = 1.0, probe_runs: int = 15, calibrate_s: float = 1.5, settle_s: float = 0.5,
-                 window_s: float = 90.0, measure_idle: bool = True, known_quiet_ms: float | None = None) -> None:
+    def __init__(
+        self,
+        probe: Callable[[], Any],
+        timer: str = "wall",
+        sigmas: float = 3.0,
+        tolerance: float = 0.08,
+        max_wait_s: float = 1.0,
+        probe_runs: int = 15,
+        calibrate_s: float = 1.5,
+        settle_s: float = 0.5,
+        window_s: float = 90.0,
+        measure_idle: bool = True,
+        known_quiet_ms: float | None = None,
+    ) -> None:
         self.probe = probe
         self.timer = timer
         self.clock = _clock(timer)
@@ -259,12 +278,18 @@ class QuietGate:
         run_med = _median(quiet_runs) if quiet_runs else quiet
         sustained = _median(near)
         self.noise = NoiseModel(
-            timer=timer, timer_resolution_us=timer_resolution_ns(timer) / 1e3, probe_quiet_ms=quiet,
-            probe_sd_ms=sd, run_cv=_robust_sd(quiet_runs) / run_med if run_med > 0 else math.nan,
-            readings=len(readings), disturbed_share=len(busy) / len(readings),
+            timer=timer,
+            timer_resolution_us=timer_resolution_ns(timer) / 1e3,
+            probe_quiet_ms=quiet,
+            probe_sd_ms=sd,
+            run_cv=_robust_sd(quiet_runs) / run_med if run_med > 0 else math.nan,
+            readings=len(readings),
+            disturbed_share=len(busy) / len(readings),
             disturbed_slowdown=_median(busy) / quiet if busy else 1.0,
-            idle_speedup=sustained / fresh if fresh > 0 else 1.0, prior_quiet_ms=known_quiet_ms,
-            started_disturbed=started_disturbed)
+            idle_speedup=sustained / fresh if fresh > 0 else 1.0,
+            prior_quiet_ms=known_quiet_ms,
+            started_disturbed=started_disturbed,
+        )
 
     def _runs(self) -> list[float]:
         values = []
@@ -332,13 +357,24 @@ class QuietGate:
 
     def report(self) -> dict[str, Any]:
         """The noise model and what the gate did so far (for a LUT's run record)."""
-        return {**self.noise.to_dict(), "gate_checks": self.checks, "gate_busy_checks": self.busy_checks,
-                "gate_timeouts": self.timeouts, "gate_waited_s": round(self.waited_s, 3),
-                "gate_sigmas": self.sigmas, "gate_tolerance": self.tolerance}
+        return {
+            **self.noise.to_dict(),
+            "gate_checks": self.checks,
+            "gate_busy_checks": self.busy_checks,
+            "gate_timeouts": self.timeouts,
+            "gate_waited_s": round(self.waited_s, 3),
+            "gate_sigmas": self.sigmas,
+            "gate_tolerance": self.tolerance,
+        }
 
 
-def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig | None = None,
-            sync: Callable[[], Any] | None = None, gate: QuietGate | None = None) -> Stats:
+def measure(
+    run: Callable[[], Any],
+    timer: str = "wall",
+    config: MeasureConfig | None = None,
+    sync: Callable[[], Any] | None = None,
+    gate: QuietGate | None = None,
+) -> Stats:
     """Time ``run`` (one inference per call) and return robust statistics.
 
     ``timer`` is ``wall`` or ``thread_cpu`` (resolve ``auto`` first with
@@ -352,6 +388,7 @@ def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig |
     clock = _clock(timer)
     call = run
     if sync is not None:
+
         def call() -> None:
             run()
             sync()
@@ -364,7 +401,7 @@ def measure(run: Callable[[], Any], timer: str = "wall", config: MeasureConfig |
         warm.append(clock() - t0)
         if len(warm) >= max(cfg.warmup_runs, 1) and len(warm) >= cfg.max_runs:
             break
-    per_run_ns = _median([float(w) for w in warm[len(warm) // 2:]]) if warm else 0.0
+    per_run_ns = _median([float(w) for w in warm[len(warm) // 2 :]]) if warm else 0.0
     batch = 1
     if per_run_ns > 0:
         floor_ns = max(cfg.min_sample_us * 1e3, 100 * timer_resolution_ns(timer, tries=20))

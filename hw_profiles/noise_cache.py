@@ -9,6 +9,7 @@ after half of the gate's window. Entries expire after a day, so an old level nev
 The file is ``$HWNAS_CACHE_DIR/quiet-levels.json`` (default ``~/.cache/hwnas``); set
 ``HWNAS_CACHE_DIR=off`` to disable it. A missing, unreadable or damaged file is ignored.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ INT8 targets. On shared hosts the disturbances differ by kind: one measured Inte
 had spells of tens of seconds in which every INT8 (VNNI) kernel ran 1.8x slower while a float
 probe ran at its usual speed, so a float probe let INT8 measurements of those spells through.
 """
+
 from __future__ import annotations
 
 __all__ = ["PROBE_PRECISIONS", "probe_model_bytes"]
@@ -31,8 +32,10 @@ def probe_model_bytes(channels: int = 16, size: int = 28, precision: str = "fp32
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, size, size])]
     outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, channels, size, size])]
     if precision == "fp32":
-        nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
-                 helper.make_node("Relu", ["c"], ["output"])]
+        nodes = [
+            helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+            helper.make_node("Relu", ["c"], ["output"]),
+        ]
         inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
     else:
         unsigned = precision == "int8"
@@ -40,7 +43,8 @@ def probe_model_bytes(channels: int = 16, size: int = 28, precision: str = "fp32
         w_scale = (np.abs(weight).reshape(channels, -1).max(axis=1) / 127.0).astype(np.float32)
         w_q = np.clip(np.round(weight / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
         inits = [
-            numpy_helper.from_array(w_q, "w_q"), numpy_helper.from_array(w_scale, "w_scale"),
+            numpy_helper.from_array(w_q, "w_q"),
+            numpy_helper.from_array(w_scale, "w_scale"),
             numpy_helper.from_array(np.zeros(channels, np.int8), "w_zero"),
             numpy_helper.from_array(np.array(1.0 / 64, np.float32), "x_scale"),
             numpy_helper.from_array(np.array(act_zero, act_type), "x_zero"),

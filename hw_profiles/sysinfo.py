@@ -3,6 +3,7 @@
 Only stable facts are reported (never the current clock frequency, load or free memory),
 so that a fingerprint built from them does not change between runs on one machine.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,11 +20,38 @@ __all__ = ["ISA_FLAGS", "cpu_info", "gpu_info_nvidia_smi"]
 #: hypervisors without changing latency.
 ISA_FLAGS: tuple[str, ...] = (
     # x86
-    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c",
-    "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-    "avx512vbmi", "avx_vnni", "avx_vnni_int8", "amx_tile", "amx_int8", "amx_bf16", "amx_fp16",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512dq",
+    "avx512vl",
+    "avx512cd",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512vbmi",
+    "avx_vnni",
+    "avx_vnni_int8",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "amx_fp16",
     # arm (Linux /proc/cpuinfo "Features")
-    "neon", "asimd", "asimdhp", "asimddp", "asimdfhm", "i8mm", "bf16", "sve", "sve2", "sme",
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "asimdfhm",
+    "i8mm",
+    "bf16",
+    "sve",
+    "sve2",
+    "sme",
 )
 
 
@@ -59,7 +87,8 @@ def cpu_info() -> dict[str, Any]:
     elif platform.system() == "Darwin":  # pragma: no cover - macOS
         model = _sysctl("machdep.cpu.brand_string")
         flags = set(_sysctl("machdep.cpu.features").lower().split()) | set(
-            _sysctl("machdep.cpu.leaf7_features").lower().split())
+            _sysctl("machdep.cpu.leaf7_features").lower().split()
+        )
         if arch == "arm64":
             flags |= {"neon", "asimd"}
     if not model:
@@ -84,9 +113,15 @@ def gpu_info_nvidia_smi(index: int = 0) -> dict[str, Any] | None:
     """Name, memory and driver of NVIDIA GPU ``index`` from ``nvidia-smi``; ``None`` if absent."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", f"--id={index}", "--query-gpu=name,memory.total,driver_version",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20,
+            [
+                "nvidia-smi",
+                f"--id={index}",
+                "--query-gpu=name,memory.total,driver_version",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -16,6 +16,7 @@ A target is a small YAML file::
 Built-in targets live in :mod:`hw_profiles.builtin` (one ``<name>.yaml`` each); any other
 YAML file is loaded by path. Loading a target never imports an engine library.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,8 +89,16 @@ class MeasureConfig:
                 raise TargetConfigError(f"measure.{name}: expected a non-negative integer, got {value!r}")
         if not isinstance(self.quiet_gate, bool):
             raise TargetConfigError(f"measure.quiet_gate: expected true or false, got {self.quiet_gate!r}")
-        for name in ("warmup_s", "min_time_s", "target_ci", "max_time_s", "min_sample_us", "gate_sigmas",
-                     "gate_tolerance", "gate_max_wait_s"):
+        for name in (
+            "warmup_s",
+            "min_time_s",
+            "target_ci",
+            "max_time_s",
+            "min_sample_us",
+            "gate_sigmas",
+            "gate_tolerance",
+            "gate_max_wait_s",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise TargetConfigError(f"measure.{name}: expected a non-negative number, got {value!r}")
@@ -154,15 +163,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_KEYS = {"name", "description", "engine", "precision", "device", "threads", "batch", "timer", "affinity",
-         "options", "measure"}
+_KEYS = {
+    "name",
+    "description",
+    "engine",
+    "precision",
+    "device",
+    "threads",
+    "batch",
+    "timer",
+    "affinity",
+    "options",
+    "measure",
+}
 
 
 def target_from_dict(data: Any, where: str = "<target>") -> Target:
     """Validate a target mapping (as read from YAML); errors name ``where`` and the key."""
     if not isinstance(data, Mapping):
-        raise TargetConfigError(f"{where}: a target is a mapping of keys (name, engine, precision, ...), "
-                                f"got {type(data).__name__}")
+        raise TargetConfigError(
+            f"{where}: a target is a mapping of keys (name, engine, precision, ...), got {type(data).__name__}"
+        )
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
         raise TargetConfigError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(sorted(_KEYS))})")
@@ -194,8 +215,11 @@ def target_from_dict(data: Any, where: str = "<target>") -> Target:
         raise TargetConfigError(f"{where}: description: expected a string, got {description!r}")
     affinity = data.get("affinity")
     if affinity is not None:
-        if not isinstance(affinity, (list, tuple)) or not affinity or not all(
-                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity):
+        if (
+            not isinstance(affinity, (list, tuple))
+            or not affinity
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity)
+        ):
             raise TargetConfigError(f"{where}: affinity: expected a non-empty list of CPU ids, got {affinity!r}")
         affinity = tuple(affinity)
     options = data.get("options") or {}
@@ -213,9 +237,18 @@ def target_from_dict(data: Any, where: str = "<target>") -> Target:
     except TargetConfigError as exc:
         raise TargetConfigError(f"{where}: {exc}") from None
     target = Target(
-        name=name, engine=engine, precision=precision, device=device,
-        threads=positive("threads", 1), batch=positive("batch", 1), timer=timer, affinity=affinity,
-        options=dict(options), measure=measure, description=description, source=where,
+        name=name,
+        engine=engine,
+        precision=precision,
+        device=device,
+        threads=positive("threads", 1),
+        batch=positive("batch", 1),
+        timer=timer,
+        affinity=affinity,
+        options=dict(options),
+        measure=measure,
+        description=description,
+        source=where,
     )
     from hw_profiles.engines import engine_class
 

@@ -3,6 +3,7 @@
 Holds the root of the error hierarchy, seeding and small I/O helpers. It imports
 nothing heavy (no torch, no numpy) so that device-side code can use it.
 """
+
 from __future__ import annotations
 
 from hwnas.errors import (

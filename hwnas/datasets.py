@@ -26,6 +26,7 @@ The numpy helpers (:func:`load_fashion_mnist`, :func:`load_digits`, :func:`load_
 views of the same loaders. Nothing is downloaded. This module needs torch, so it is not imported
 by ``hwnas/__init__``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -69,14 +70,27 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_ENV = "HWNAS_FASHION_MNIST_DIR"
 WORKERS_ENV = "HWNAS_DATA_WORKERS"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860405969887955, 0.35302424451492254
 """Pixel mean and standard deviation (in [0, 1]) of the Fashion-MNIST train split (measured once,
 in float64; recomputing means reading 47M pixels)."""
 
-DATA_ALIASES = {"fashion-mnist": "fashion_mnist", "fashion_mnist": "fashion_mnist", "fmnist": "fashion_mnist",
-                "digits": "digits"}
+DATA_ALIASES = {
+    "fashion-mnist": "fashion_mnist",
+    "fashion_mnist": "fashion_mnist",
+    "fmnist": "fashion_mnist",
+    "digits": "digits",
+}
 """Spellings of the built-in data sets and their canonical names."""
 
 DATASETS: dict[str, int] = {"fashion_mnist": 10, "digits": 10}
@@ -90,7 +104,14 @@ _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _KNOWN = "fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an .npz file"
@@ -150,14 +171,18 @@ def _load_fashion_cached(root: str, split: str) -> tuple[np.ndarray, np.ndarray]
     images = read_idx(base / images_name)
     labels = read_idx(base / labels_name)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DatasetError(f"{base}: Fashion-MNIST {split} files have inconsistent shapes {images.shape}, {labels.shape}")
+        raise DatasetError(
+            f"{base}: Fashion-MNIST {split} files have inconsistent shapes {images.shape}, {labels.shape}"
+        )
     images.setflags(write=False)
     labels = labels.astype(np.int64)
     labels.setflags(write=False)
     return images, labels
 
 
-def load_fashion_mnist(split: Split = "train", *, root: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(
+    split: Split = "train", *, root: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST images ``uint8 (N, 28, 28)`` and labels ``int64 (N,)`` (read-only arrays).
 
     Raises :class:`DatasetError` naming the Debian package when the files are absent.
@@ -311,13 +336,16 @@ class ImageData:
             return torch.empty((0, *self.input_shape)), self.labels[idx]
         return torch.stack([self._decode(int(i)) for i in idx]), self.labels[idx]
 
-    def loader(self, index_batches: Iterable[Sequence[int] | torch.Tensor], *,
-               workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def loader(
+        self, index_batches: Iterable[Sequence[int] | torch.Tensor], *, workers: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(images, labels)`` for each list of indices, in order. Streamed data are decoded by a
         ``DataLoader`` with ``workers`` processes (default :func:`default_workers`) reading ahead."""
         if self.images is not None:
             return (self.take(idx) for idx in index_batches)
-        n_workers = workers if workers is not None else (self.workers if self.workers is not None else default_workers())
+        n_workers = (
+            workers if workers is not None else (self.workers if self.workers is not None else default_workers())
+        )
         batches = [torch.as_tensor(b, dtype=torch.long).tolist() for b in index_batches]
         return _stream(self, batches, n_workers)
 
@@ -326,10 +354,13 @@ class ImageData:
         if batch_size < 1:
             raise DatasetError(f"batch size must be positive, got {batch_size}")
         if self.images is not None:
-            return ((self.images[i : i + batch_size], self.labels[i : i + batch_size])
-                    for i in range(0, len(self), batch_size))
-        return self.loader((range(i, min(i + batch_size, len(self))) for i in range(0, len(self), batch_size)),
-                           workers=workers)
+            return (
+                (self.images[i : i + batch_size], self.labels[i : i + batch_size])
+                for i in range(0, len(self), batch_size)
+            )
+        return self.loader(
+            (range(i, min(i + batch_size, len(self))) for i in range(0, len(self), batch_size)), workers=workers
+        )
 
     # -- views -----------------------------------------------------------------------------------
     def select(self, indices: Sequence[int] | np.ndarray | torch.Tensor, *, split: str | None = None) -> ImageData:
@@ -370,8 +401,17 @@ class ImageData:
     def to_arrays(self) -> ArrayDataset:
         """The numpy view (:class:`ArrayDataset`) of these examples."""
         x, y = self.arrays()
-        return ArrayDataset(self.name, self.split, x, y, self.num_classes, self.mean, self.std,  # type: ignore[arg-type]
-                            self.class_names, self)  # type: ignore[arg-type]
+        return ArrayDataset(
+            self.name,
+            self.split,
+            x,
+            y,
+            self.num_classes,
+            self.mean,
+            self.std,  # type: ignore[arg-type]
+            self.class_names,
+            self,
+        )  # type: ignore[arg-type]
 
     def to_torch(self) -> torch.utils.data.TensorDataset:
         """A ``torch.utils.data.TensorDataset`` of ``(image, label)`` tensors."""
@@ -409,15 +449,23 @@ class ArrayDataset:
 
     def to_torch(self) -> torch.utils.data.TensorDataset:
         """A ``torch.utils.data.TensorDataset`` of ``(image, label)`` tensors (memory shared)."""
-        return torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(self.images)),
-                                              torch.from_numpy(np.ascontiguousarray(self.labels)))
+        return torch.utils.data.TensorDataset(
+            torch.from_numpy(np.ascontiguousarray(self.images)), torch.from_numpy(np.ascontiguousarray(self.labels))
+        )
 
     def _image_data(self) -> ImageData:
         if self.data is not None:
             return self.data
-        return ImageData(self.name, self.split, torch.from_numpy(np.ascontiguousarray(self.images)),
-                         torch.from_numpy(np.ascontiguousarray(self.labels)), self.num_classes, self.mean, self.std,
-                         self.class_names or None)
+        return ImageData(
+            self.name,
+            self.split,
+            torch.from_numpy(np.ascontiguousarray(self.images)),
+            torch.from_numpy(np.ascontiguousarray(self.labels)),
+            self.num_classes,
+            self.mean,
+            self.std,
+            self.class_names or None,
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,8 +512,9 @@ def _read_image(path: str, shape: tuple[int, int, int], resize: bool) -> torch.T
         img = img.convert(mode)
     if img.size != (w, h):
         if not resize:
-            raise DatasetError(f"{path}: image is {img.size[1]}x{img.size[0]}, the others {h}x{w} "
-                               "(give a resolution to resize them)")
+            raise DatasetError(
+                f"{path}: image is {img.size[1]}x{img.size[0]}, the others {h}x{w} (give a resolution to resize them)"
+            )
         img = img.resize((w, h), Image.BILINEAR)
     a = np.asarray(img, dtype=np.float32)
     if a.ndim == 2:
@@ -497,8 +546,14 @@ def _stream(data: ImageData, batches: list[list[int]], workers: int) -> Iterator
         return
     # its own generator: a DataLoader otherwise draws its workers' base seed from the global torch RNG,
     # which training runs (and resumed runs) must find exactly as they left it
-    loader = DataLoader(data, batch_sampler=batches, num_workers=workers, generator=torch.Generator().manual_seed(0),
-                        prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
+    loader = DataLoader(
+        data,
+        batch_sampler=batches,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(0),
+        prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=False,
+    )
     try:
         for x, y in loader:
             yield x, y.long()
@@ -512,11 +567,13 @@ def _stream(data: ImageData, batches: list[list[int]], workers: int) -> Iterator
 def _split_dir(root: Path, split: str) -> Path:
     if split == "train":
         return root / "train"
-    for name in (("val",) if split == "val" else ("test", "val")):
+    for name in ("val",) if split == "val" else ("test", "val"):
         if (root / name).is_dir():
             return root / name
-    raise DatasetError(f"{root}: no {'val' if split == 'val' else 'test/ or val'}/ folder next to train/ "
-                       "(an ImageFolder data set has train/ and val/ or test/, one subfolder per class)")
+    raise DatasetError(
+        f"{root}: no {'val' if split == 'val' else 'test/ or val'}/ folder next to train/ "
+        "(an ImageFolder data set has train/ and val/ or test/, one subfolder per class)"
+    )
 
 
 def _signature(folder: Path) -> tuple[tuple[str, int], ...]:
@@ -524,8 +581,9 @@ def _signature(folder: Path) -> tuple[tuple[str, int], ...]:
     file added or removed changes its folder's time)."""
     try:
         entries = [(folder.name, folder.stat().st_mtime_ns)]
-        entries += sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(folder)
-                          if e.is_dir() and not e.name.startswith("."))
+        entries += sorted(
+            (e.name, e.stat().st_mtime_ns) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")
+        )
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot list ({_one_line(exc)})") from None
     return tuple(entries)
@@ -544,7 +602,9 @@ def _scan_cached(folder: str, signature: tuple) -> tuple[tuple[str, ...], tuple[
     classes = tuple(name for name, _ in signature[1:])
     if not classes:
         raise DatasetError(f"{base}: no class folders (ImageFolder layout: one subfolder of images per class)")
-    samples = make_dataset(str(base), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS, allow_empty=True)
+    samples = make_dataset(
+        str(base), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS, allow_empty=True
+    )
     # ordered by file name across classes (ties by class), so that a data set written out with
     # numbered names (benchmarks/write_image_folder.py) keeps its original order, and a limit keeps its first images
     samples.sort(key=lambda s: (os.path.basename(s[0]), s[1], s[0]))
@@ -564,8 +624,14 @@ def _folder_split(root: Path, split: str) -> tuple[tuple[str, ...], tuple[str, .
     if classes != train_classes:
         missing = sorted(set(train_classes) - set(classes))
         extra = sorted(set(classes) - set(train_classes))
-        what = "; ".join(p for p in (f"missing {', '.join(missing)}" if missing else "",
-                                     f"not in train/: {', '.join(extra)}" if extra else "") if p)
+        what = "; ".join(
+            p
+            for p in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not in train/: {', '.join(extra)}" if extra else "",
+            )
+            if p
+        )
         raise DatasetError(f"{folder}: classes differ from train/'s ({what})")
     return classes, files, labels
 
@@ -578,8 +644,9 @@ def _folder_format(root: Path, in_chans: int | None, resolution: int | None) -> 
 
 
 @functools.lru_cache(maxsize=16)
-def _format_cached(train: str, signature: tuple, in_chans: int | None,
-                   resolution: int | None) -> tuple[tuple[int, int, int], bool]:
+def _format_cached(
+    train: str, signature: tuple, in_chans: int | None, resolution: int | None
+) -> tuple[tuple[int, int, int], bool]:
     from PIL import Image
 
     _, files, labels = _scan_cached(train, signature)
@@ -602,24 +669,46 @@ def _format_cached(train: str, signature: tuple, in_chans: int | None,
         return (c, resolution, resolution), True
     if len(sizes) > 1:
         ((w0, h0), f0), ((w1, h1), f1) = list(sizes.items())[:2]
-        raise DatasetError(f"{f1}: image is {h1}x{w1}, {Path(f0).name} is {h0}x{w0} "
-                           "(give a resolution to resize them all)")
+        raise DatasetError(
+            f"{f1}: image is {h1}x{w1}, {Path(f0).name} is {h0}x{w0} (give a resolution to resize them all)"
+        )
     (w, h), f = next(iter(sizes.items()))
     if w != h:
         raise DatasetError(f"{f}: images are {h}x{w}, not square (give a resolution to resize them)")
     return (c, h, w), False
 
 
-def _load_folder(spec: str, root: Path, split: str, resolution: int | None, in_chans: int | None,
-                 norm: tuple[tuple[float, ...], tuple[float, ...]] | None, limit: int | None) -> ImageData:
+def _load_folder(
+    spec: str,
+    root: Path,
+    split: str,
+    resolution: int | None,
+    in_chans: int | None,
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    limit: int | None,
+) -> ImageData:
     if not (root / "train").is_dir():
-        raise DatasetError(f"{root}: not an ImageFolder data set (no train/ folder; expected train/ and val/ or "
-                           "test/, one subfolder of images per class)")
+        raise DatasetError(
+            f"{root}: not an ImageFolder data set (no train/ folder; expected train/ and val/ or "
+            "test/, one subfolder of images per class)"
+        )
     classes, files, labels = _folder_split(root, split)
     shape, resize = _folder_format(root, in_chans, resolution)
     norm = _fit(norm, shape[0]) if norm is not None else _folder_stats(root, shape, resize)
-    data = ImageData(spec, split, None, torch.tensor(labels, dtype=torch.long), len(classes), norm[0], norm[1],
-                     classes, spec, files, shape, resize)
+    data = ImageData(
+        spec,
+        split,
+        None,
+        torch.tensor(labels, dtype=torch.long),
+        len(classes),
+        norm[0],
+        norm[1],
+        classes,
+        spec,
+        files,
+        shape,
+        resize,
+    )
     _check_size(data)
     return data.head(limit)
 
@@ -630,11 +719,13 @@ def _folder_stats(root: Path, shape: tuple[int, int, int], resize: bool) -> tupl
 
 
 @functools.lru_cache(maxsize=16)
-def _stats_cached(train: str, signature: tuple, shape: tuple[int, int, int],
-                  resize: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _stats_cached(
+    train: str, signature: tuple, shape: tuple[int, int, int], resize: bool
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     classes, files, labels = _scan_cached(train, signature)
-    raw = ImageData(train, "train", None, torch.tensor(labels), len(classes), None, None, classes, train, files,
-                    shape, resize)
+    raw = ImageData(
+        train, "train", None, torch.tensor(labels), len(classes), None, None, classes, train, files, shape, resize
+    )
     _check_size(raw)
     idx = _stats_sample(len(raw))
     total = torch.zeros(shape[0], dtype=torch.float64)
@@ -682,8 +773,10 @@ def _read_npz(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:  # 
         raise
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise DatasetError(f"{path}: holds object arrays, which would need unpickling (never done); save "
-                               "numeric arrays and class_names as a string array") from None
+            raise DatasetError(
+                f"{path}: holds object arrays, which would need unpickling (never done); save "
+                "numeric arrays and class_names as a string array"
+            ) from None
         raise DatasetError(f"{path}: cannot read .npz ({_one_line(exc)})") from None
     except (OSError, EOFError, KeyError) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
@@ -697,8 +790,9 @@ def _npz_images(path: str, key: str, x: np.ndarray) -> torch.Tensor:
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
-        raise DatasetError(f"{path}: {key} has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) "
-                           "with C = 1 or 3")
+        raise DatasetError(
+            f"{path}: {key} has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C = 1 or 3"
+        )
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise DatasetError(f"{path}: {key} has dtype {x.dtype}, not numbers")
     t = torch.from_numpy(np.ascontiguousarray(x).astype(np.float32, copy=False))
@@ -723,8 +817,9 @@ def _npz_labels(path: str, key: str, y: np.ndarray, n_images: int, num_classes: 
     if len(y) and int(y.min()) < 0:
         raise DatasetError(f"{path}: {key} holds label {int(y.min())}, outside 0..{(num_classes or 1) - 1}")
     if num_classes is not None and len(y) and int(y.max()) >= num_classes:
-        raise DatasetError(f"{path}: {key} holds label {int(y.max())}, outside 0..{num_classes - 1} "
-                           f"({num_classes} classes)")
+        raise DatasetError(
+            f"{path}: {key} holds label {int(y.max())}, outside 0..{num_classes - 1} ({num_classes} classes)"
+        )
     return torch.from_numpy(y)
 
 
@@ -746,19 +841,27 @@ def _npz_split(path: str, mtime_ns: int, size: int, split: str) -> tuple[torch.T
     x_test = _npz_images(path, "x_test", z["x_test"])
     y_test = _npz_labels(path, "y_test", z["y_test"], len(x_test), len(names))
     if x_test.shape[1:] != x_train.shape[1:]:
-        raise DatasetError(f"{path}: x_test images are {tuple(x_test.shape[1:])}, x_train's "
-                           f"{tuple(x_train.shape[1:])}")
+        raise DatasetError(f"{path}: x_test images are {tuple(x_test.shape[1:])}, x_train's {tuple(x_train.shape[1:])}")
     return x_test, y_test, names
 
 
-def _load_npz(spec: str, path: Path, split: str, resolution: int | None, in_chans: int | None,
-              norm: tuple[tuple[float, ...], tuple[float, ...]] | None, limit: int | None) -> ImageData:
+def _load_npz(
+    spec: str,
+    path: Path,
+    split: str,
+    resolution: int | None,
+    in_chans: int | None,
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    limit: int | None,
+) -> ImageData:
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     x, y, names = _npz_split(*key, split)
     x = _convert(x, in_chans, resolution)
     if x.shape[2] != x.shape[3]:
-        raise DatasetError(f"{path}: images are {x.shape[2]}x{x.shape[3]}, not square (give a resolution to resize them)")
+        raise DatasetError(
+            f"{path}: images are {x.shape[2]}x{x.shape[3]}, not square (give a resolution to resize them)"
+        )
     norm = _fit(norm, x.shape[1]) if norm is not None else _npz_stats(*key, in_chans, resolution)
     data = ImageData(spec, split, _normalise(x, *norm), y, len(names), norm[0], norm[1], names, spec)
     _check_size(data)
@@ -766,8 +869,9 @@ def _load_npz(spec: str, path: Path, split: str, resolution: int | None, in_chan
 
 
 @functools.lru_cache(maxsize=4)
-def _npz_stats(path: str, mtime_ns: int, size: int, in_chans: int | None,
-               resolution: int | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _npz_stats(
+    path: str, mtime_ns: int, size: int, in_chans: int | None, resolution: int | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     x, _, _ = _npz_split(path, mtime_ns, size, "train")
     x = _convert(x[torch.as_tensor(_stats_sample(len(x)))], in_chans, resolution).double()
     return _mean_std(x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.shape[0] * x.shape[2] * x.shape[3])
@@ -791,16 +895,35 @@ def _convert(x: torch.Tensor, in_chans: int | None, resolution: int | None) -> t
     if resolution is not None and tuple(x.shape[2:]) != (resolution, resolution):
         import torch.nn.functional as F
 
-        x = torch.cat([F.interpolate(x[i : i + 4096].float(), size=(resolution, resolution), mode="bilinear",
-                                     align_corners=False, antialias=True)
-                       for i in range(0, len(x), 4096)]) if len(x) else x.new_empty((0, x.shape[1], resolution,
-                                                                                      resolution))
+        x = (
+            torch.cat(
+                [
+                    F.interpolate(
+                        x[i : i + 4096].float(),
+                        size=(resolution, resolution),
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=True,
+                    )
+                    for i in range(0, len(x), 4096)
+                ]
+            )
+            if len(x)
+            else x.new_empty((0, x.shape[1], resolution, resolution))
+        )
     return x.contiguous()
 
 
-def _load_builtin(key: str, split: str, resolution: int | None, in_chans: int | None,
-                  norm: tuple[Sequence[float], Sequence[float]] | None, normalize: bool, root: str | None,
-                  limit: int | None) -> ImageData:
+def _load_builtin(
+    key: str,
+    split: str,
+    resolution: int | None,
+    in_chans: int | None,
+    norm: tuple[Sequence[float], Sequence[float]] | None,
+    normalize: bool,
+    root: str | None,
+    limit: int | None,
+) -> ImageData:
     _check_split(split)
     if key == "fashion_mnist":
         raw, labels = load_fashion_mnist(split, root=root)  # type: ignore[arg-type]
@@ -820,8 +943,17 @@ def _load_builtin(key: str, split: str, resolution: int | None, in_chans: int | 
     if norm is None:
         norm = ((mean,) * c, (std,) * c) if normalize else ((0.0,) * c, (1.0,) * c)
     spec = "fashion-mnist" if key == "fashion_mnist" else key
-    return ImageData(key, split, _normalise(x, *norm).contiguous(), torch.from_numpy(np.array(labels, dtype=np.int64)),
-                     DATASETS[key], norm[0], norm[1], names, spec)
+    return ImageData(
+        key,
+        split,
+        _normalise(x, *norm).contiguous(),
+        torch.from_numpy(np.array(labels, dtype=np.int64)),
+        DATASETS[key],
+        norm[0],
+        norm[1],
+        names,
+        spec,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -829,15 +961,25 @@ def _load_builtin(key: str, split: str, resolution: int | None, in_chans: int | 
 # ------------------------------------------------------------------------------------------------
 def _check_size(data: ImageData) -> None:
     if len(data) < 2:
-        raise DatasetError(f"{data.spec}: the {data.split} split holds {len(data)} image"
-                           f"{'' if len(data) == 1 else 's'}; a data set needs at least 2")
+        raise DatasetError(
+            f"{data.spec}: the {data.split} split holds {len(data)} image"
+            f"{'' if len(data) == 1 else 's'}; a data set needs at least 2"
+        )
     if data.split == "train" and data.num_classes < 2:
         raise DatasetError(f"{data.spec}: {data.num_classes} class; a classification data set needs at least 2")
 
 
-def load_data(name_or_path: str, split: str, limit: int | None = None, *, resolution: int | None = None,
-              in_chans: int | None = None, normalization: tuple[Sequence[float], Sequence[float]] | None = None,
-              normalize: bool = True, root: str | None = None) -> ImageData:
+def load_data(
+    name_or_path: str,
+    split: str,
+    limit: int | None = None,
+    *,
+    resolution: int | None = None,
+    in_chans: int | None = None,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    normalize: bool = True,
+    root: str | None = None,
+) -> ImageData:
     """One split (``train`` or ``test``; folders also ``val``) of a data set named by a spec.
 
     ``limit`` keeps the first examples (a folder's files are ordered by name across classes, ties
@@ -869,8 +1011,9 @@ def load_data(name_or_path: str, split: str, limit: int | None = None, *, resolu
         if split == "val":
             raise DatasetError(f"unknown split 'val' for {name_or_path} (known: train, test)")
         c = in_chans if in_chans is not None else 1
-        return _load_builtin(key, split, resolution, in_chans, None if norm is None else _fit(norm, c), normalize,
-                             root, limit)
+        return _load_builtin(
+            key, split, resolution, in_chans, None if norm is None else _fit(norm, c), normalize, root, limit
+        )
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return _load_folder(str(path.resolve()), path, split, resolution, in_chans, norm, limit)
@@ -883,7 +1026,9 @@ def load_data(name_or_path: str, split: str, limit: int | None = None, *, resolu
     raise UnknownNameError(f"unknown dataset {name_or_path!r} (known: {_KNOWN})")
 
 
-def _fit(norm: tuple[tuple[float, ...], tuple[float, ...]], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _fit(
+    norm: tuple[tuple[float, ...], tuple[float, ...]], channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A given normalisation sized to the data's channels (one value for all channels is repeated)."""
     if len(norm[0]) == channels:
         return norm
@@ -895,12 +1040,19 @@ def _fit(norm: tuple[tuple[float, ...], tuple[float, ...]], channels: int) -> tu
 def data_info(data: ImageData) -> dict[str, Any]:
     """A JSON-able record of a data set (the spec as given, input shape, classes and normalisation),
     enough for :func:`load_data_like` to load any split again the same way."""
-    return {"data": data.spec, "input_shape": list(data.input_shape), "num_classes": int(data.num_classes),
-            "mean": list(data.mean), "std": list(data.std), "class_names": list(data.class_names)}  # type: ignore[arg-type]
+    return {
+        "data": data.spec,
+        "input_shape": list(data.input_shape),
+        "num_classes": int(data.num_classes),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "class_names": list(data.class_names),
+    }  # type: ignore[arg-type]
 
 
-def load_data_like(info: Mapping[str, Any] | str, split: str, limit: int | None = None, *,
-                   spec: str | None = None) -> ImageData:
+def load_data_like(
+    info: Mapping[str, Any] | str, split: str, limit: int | None = None, *, spec: str | None = None
+) -> ImageData:
     """``split`` of the data set a :func:`data_info` record describes, converted to its input shape
     and normalised with its recorded statistics (not recomputed). ``spec`` reads another data set
     in its place (the same classes are required). A plain spec string (records of older
@@ -919,8 +1071,9 @@ def load_data_like(info: Mapping[str, Any] | str, split: str, limit: int | None 
         if len(data.class_names) != len(names):
             raise DatasetError(f"{source}: {len(data.class_names)} classes, the recorded data set has {len(names)}")
         diff = next(i for i, (a, b) in enumerate(zip(data.class_names, names)) if a != b)
-        raise DatasetError(f"{source}: class {diff} is {data.class_names[diff]!r}, the recorded data set's "
-                           f"{names[diff]!r}")
+        raise DatasetError(
+            f"{source}: class {diff} is {data.class_names[diff]!r}, the recorded data set's {names[diff]!r}"
+        )
     return data
 
 

@@ -3,6 +3,7 @@
 Messages are one line and say what is wrong and where (a decision path, a YAML path,
 a file name), so that the CLI can print them as they are, without a traceback.
 """
+
 from __future__ import annotations
 
 __all__ = [

@@ -16,11 +16,11 @@ Output folders given on the command line are checked and created by :func:`prepa
 which says in one line why a folder cannot be used (a file is in the way, no permission, a
 read-only file system).
 """
+
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import os
 import stat
 import tempfile
@@ -153,16 +153,18 @@ def read_text_file(path: str | os.PathLike[str], what: str = "file") -> str:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
-            raise FileDecodeError(f"{p}: not a valid gzip file{_role(what)}: "
-                                  f"{_one_line(exc) or type(exc).__name__}") from None
+            raise FileDecodeError(
+                f"{p}: not a valid gzip file{_role(what)}: {_one_line(exc) or type(exc).__name__}"
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
         line = data.count(b"\n", 0, start) + 1
         column = start - (data.rfind(b"\n", 0, start) + 1) + 1
-        raise FileDecodeError(f"{p}: not UTF-8 text{_role(what)}: byte 0x{data[start]:02x} at line {line}, "
-                              f"column {column}") from None
+        raise FileDecodeError(
+            f"{p}: not UTF-8 text{_role(what)}: byte 0x{data[start]:02x} at line {line}, column {column}"
+        ) from None
 
 
 def read_json_file(path: str | os.PathLike[str], what: str = "file") -> Any:
@@ -200,8 +202,11 @@ def _yaml_loader() -> type:
                 break
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (YAML would silently keep only the last value)",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {key!r} (YAML would silently keep only the last value)",
+                    key_node.start_mark,
+                )
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)

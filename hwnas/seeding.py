@@ -1,4 +1,5 @@
 """Seeding helpers: one place that turns "a seed or a generator" into a generator."""
+
 from __future__ import annotations
 
 import os

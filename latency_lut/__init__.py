@@ -8,6 +8,7 @@ Device-side modules (torch-free): :mod:`latency_lut.keys`, :mod:`latency_lut.man
 
 Names are re-exported lazily so that ``import latency_lut`` imports nothing heavy.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -12,6 +12,7 @@ boundaries) is fitted on a few measured whole networks. The candidate models are
 each is judged by leave-one-out relative error and the best one is kept only when it
 beats the raw sum.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -67,8 +68,14 @@ def fit_correction(raw: Sequence[float], n: Sequence[int], measured: Sequence[fl
     y = np.asarray(measured, dtype=np.float64)
     count = len(y)
     raw_err = float(np.mean(np.abs(raw_a - y) / y)) if count else float("nan")
-    best = {"model": "none", "coef": [], "loo_rel_err": raw_err, "raw_rel_err": raw_err, "n_networks": count,
-            "candidates": {"none": raw_err}}
+    best = {
+        "model": "none",
+        "coef": [],
+        "loo_rel_err": raw_err,
+        "raw_rel_err": raw_err,
+        "n_networks": count,
+        "candidates": {"none": raw_err},
+    }
     for name, need in CANDIDATES.items():
         if name == "none" or count < need:
             continue
@@ -76,7 +83,7 @@ def fit_correction(raw: Sequence[float], n: Sequence[int], measured: Sequence[fl
         for i in range(count):
             keep = np.arange(count) != i
             coef = _fit(name, raw_a[keep], n_a[keep], y[keep])
-            pred = _design(name, raw_a[i:i + 1], n_a[i:i + 1]) @ coef
+            pred = _design(name, raw_a[i : i + 1], n_a[i : i + 1]) @ coef
             errs.append(abs(float(pred[0]) - y[i]) / y[i])
         loo = float(np.mean(errs))
         best["candidates"][name] = loo

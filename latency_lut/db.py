@@ -24,6 +24,7 @@ it was writing. Rows are inserted with ``INSERT OR IGNORE``: a block measured by
 writer is never overwritten by another. Writers checkpoint the WAL on close, so the
 ``.db`` file alone is complete and can be copied between machines.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,10 @@ import sqlite3
 import struct
 import time
 import uuid
-from urllib.parse import quote
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
 
@@ -99,8 +100,9 @@ def _header_problem(path: Path) -> str | None:
 class LatencyDB:
     """An open LUT file. Use :func:`open_lut` (or the class methods) to open one."""
 
-    def __init__(self, path: str | os.PathLike[str], writable: bool = False, create: bool = False,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], writable: bool = False, create: bool = False, timeout_s: float = 60.0
+    ) -> None:
         self.path = Path(path)
         self.writable = writable
         exists = self.path.exists()
@@ -156,8 +158,10 @@ class LatencyDB:
             if not self.conn.execute("SELECT 1 FROM schema_version").fetchone():
                 self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', 'hwnas-lut')")
-                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)",
-                                  (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)",
+                    (time.strftime("%Y-%m-%dT%H:%M:%S%z"),),
+                )
 
     def _check(self) -> None:
         # integrity_check, not quick_check: it also finds rows whose key no longer matches the
@@ -166,8 +170,9 @@ class LatencyDB:
         if result != ["ok"]:
             problems = [" ".join(r.replace("*** in database main ***", "").split()) for r in result]
             problems = [p for p in problems if p]
-            raise CorruptLUTError(f"{self.path}: corrupt LUT (SQLite integrity check: "
-                                  f"{'; '.join(problems) or 'failed'})")
+            raise CorruptLUTError(
+                f"{self.path}: corrupt LUT (SQLite integrity check: {'; '.join(problems) or 'failed'})"
+            )
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = [t for t in _TABLES if t not in tables]
         if missing:
@@ -176,7 +181,9 @@ class LatencyDB:
         if row is None:
             raise CorruptLUTError(f"{self.path}: not a hwnas LUT (no schema version)")
         if row[0] != SCHEMA_VERSION:
-            raise LUTError(f"{self.path}: LUT schema version {row[0]} is not supported (this hwnas reads {SCHEMA_VERSION})")
+            raise LUTError(
+                f"{self.path}: LUT schema version {row[0]} is not supported (this hwnas reads {SCHEMA_VERSION})"
+            )
         fmt = self.conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if not fmt or fmt[0] != "hwnas-lut":
             raise CorruptLUTError(f"{self.path}: not a hwnas LUT (meta format is {fmt[0] if fmt else None!r})")
@@ -225,16 +232,30 @@ class LatencyDB:
         with self._write():
             self.conn.execute(
                 "INSERT OR IGNORE INTO fingerprints (fp_id, target, engine, precision, info, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (fp.id, fp.target, fp.engine, fp.precision, fp.to_json(), time.time()))
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (fp.id, fp.target, fp.engine, fp.precision, fp.to_json(), time.time()),
+            )
 
     def fingerprints(self) -> list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT f.fp_id, f.target, f.engine, f.precision, f.info, f.created, "
             "(SELECT COUNT(*) FROM latency l WHERE l.fp_id = f.fp_id), "
             "(SELECT COUNT(*) FROM networks n WHERE n.fp_id = f.fp_id) "
-            "FROM fingerprints f ORDER BY f.created").fetchall()
-        return [{"fp_id": r[0], "target": r[1], "engine": r[2], "precision": r[3], "info": json.loads(r[4]),
-                 "created": r[5], "blocks": r[6], "networks": r[7]} for r in rows]
+            "FROM fingerprints f ORDER BY f.created"
+        ).fetchall()
+        return [
+            {
+                "fp_id": r[0],
+                "target": r[1],
+                "engine": r[2],
+                "precision": r[3],
+                "info": json.loads(r[4]),
+                "created": r[5],
+                "blocks": r[6],
+                "networks": r[7],
+            }
+            for r in rows
+        ]
 
     def fingerprint_info(self, fp_id: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT info FROM fingerprints WHERE fp_id = ?", (fp_id,)).fetchone()
@@ -250,7 +271,8 @@ class LatencyDB:
         held = "; ".join(f"{h['target']} ({h['fp_id']}: {_short(h['info'])})" for h in have[:4])
         raise FingerprintMismatchError(
             f"{self.path}: no measurements for target {fp.target!r} on this machine (fingerprint {fp.id}: "
-            f"{_short(fp.info)}); the LUT holds {held}")
+            f"{_short(fp.info)}); the LUT holds {held}"
+        )
 
     def register_space(self, record: Mapping[str, Any]) -> str:
         """Record the space a profiling run measures; returns the signature its networks and
@@ -263,13 +285,17 @@ class LatencyDB:
             existing = [json.loads(r[0]) for r in self.conn.execute("SELECT record FROM spaces")]
             match = match_space_record(existing, record)
             if match is None:
-                self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)",
-                                  (record["signature"], json.dumps(dict(record), sort_keys=True)))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)",
+                    (record["signature"], json.dumps(dict(record), sort_keys=True)),
+                )
                 return str(record["signature"])
             if not match.get("hash") and record.get("hash"):
                 upgraded = {**dict(record), "signature": match["signature"]}
-                self.conn.execute("UPDATE spaces SET record = ? WHERE signature = ?",
-                                  (json.dumps(upgraded, sort_keys=True), match["signature"]))
+                self.conn.execute(
+                    "UPDATE spaces SET record = ? WHERE signature = ?",
+                    (json.dumps(upgraded, sort_keys=True), match["signature"]),
+                )
             return str(match["signature"])
 
     def spaces(self) -> list[dict[str, Any]]:
@@ -283,9 +309,11 @@ class LatencyDB:
         self.mark_dead_runs()
         run_id = uuid.uuid4().hex[:12]
         with self._write():
-            self.conn.execute("INSERT INTO runs (run_id, fp_id, host, pid, source, started, status) "
-                              "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                              (run_id, fp_id, socket.gethostname(), os.getpid(), source, time.time()))
+            self.conn.execute(
+                "INSERT INTO runs (run_id, fp_id, host, pid, source, started, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                (run_id, fp_id, socket.gethostname(), os.getpid(), source, time.time()),
+            )
         return run_id
 
     def end_run(self, run_id: str, measured: int, status: str = "finished") -> None:
@@ -293,35 +321,43 @@ class LatencyDB:
         if status not in RUN_STATUSES:
             raise LUTError(f"unknown run status {status!r} ({', '.join(RUN_STATUSES)})")
         with self._write():
-            self.conn.execute("UPDATE runs SET finished = ?, measured = ?, status = ? WHERE run_id = ?",
-                              (time.time(), measured, status, run_id))
+            self.conn.execute(
+                "UPDATE runs SET finished = ?, measured = ?, status = ? WHERE run_id = ?",
+                (time.time(), measured, status, run_id),
+            )
 
     def mark_dead_runs(self) -> int:
         """Mark ``interrupted`` the runs of this host still ``running`` whose process is gone;
         returns how many. (A run on another host, or whose pid was reused, stays as it is.)"""
         host = socket.gethostname()
-        rows = self.conn.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
-                                 (host,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+        ).fetchall()
         dead = [run_id for run_id, pid in rows if pid != os.getpid() and not _pid_alive(int(pid))]
         if dead:
             with self._write():
                 for run_id in dead:
-                    self.conn.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'",
-                                      (run_id,))
+                    self.conn.execute(
+                        "UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,)
+                    )
         return len(dead)
 
     def set_run_calibration(self, run_id: str, record: dict[str, Any]) -> None:
         """Store a run's calibration record (the host's noise model, the measurement effort)."""
         with self._write():
-            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                              (f"calibration:{run_id}", json.dumps(record, sort_keys=True, default=str)))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"calibration:{run_id}", json.dumps(record, sort_keys=True, default=str)),
+            )
 
     def runs(self) -> list[dict[str, Any]]:
         """Every profiling run, oldest first, with its ``calibration`` record (None for LUTs
         written before runs kept one)."""
         cols = ("run_id", "fp_id", "host", "pid", "source", "started", "finished", "measured")
-        calib = {k.split(":", 1)[1]: v for k, v in
-                 self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'")}
+        calib = {
+            k.split(":", 1)[1]: v
+            for k, v in self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'")
+        }
         has_status = "status" in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
         select = ", ".join(cols + (("status",) if has_status else ()))
         out = []
@@ -340,8 +376,10 @@ class LatencyDB:
         return {r[0] for r in self.conn.execute("SELECT block_key FROM latency WHERE fp_id = ?", (fp_id,))}
 
     def has(self, fp_id: str, key: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM latency WHERE fp_id = ? AND block_key = ?", (fp_id, key)).fetchone() \
+        return (
+            self.conn.execute("SELECT 1 FROM latency WHERE fp_id = ? AND block_key = ?", (fp_id, key)).fetchone()
             is not None
+        )
 
     def insert(self, fp_id: str, key: str, op: str, family: str, stats: Any, run_id: str) -> bool:
         """Store one block's statistics; False when the row already existed (kept as it was)."""
@@ -349,8 +387,22 @@ class LatencyDB:
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO latency (fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, "
                 "count, spread, stable, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fp_id, key, op, family, stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count,
-                 stats.spread, int(stats.stable), run_id, time.time()))
+                (
+                    fp_id,
+                    key,
+                    op,
+                    family,
+                    stats.median_ms,
+                    stats.mean_ms,
+                    stats.std_ms,
+                    stats.min_ms,
+                    stats.count,
+                    stats.spread,
+                    int(stats.stable),
+                    run_id,
+                    time.time(),
+                ),
+            )
             if cur.rowcount:
                 self.conn.execute("UPDATE runs SET measured = measured + 1 WHERE run_id = ?", (run_id,))
             return cur.rowcount > 0
@@ -362,8 +414,21 @@ class LatencyDB:
             cur = self.conn.execute(
                 "UPDATE latency SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, spread = ?, "
                 "stable = ?, run_id = ?, timestamp = ? WHERE fp_id = ? AND block_key = ? AND median_ms > ?",
-                (stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, stats.spread,
-                 int(stats.stable), run_id, time.time(), fp_id, key, stats.median_ms))
+                (
+                    stats.median_ms,
+                    stats.mean_ms,
+                    stats.std_ms,
+                    stats.min_ms,
+                    stats.count,
+                    stats.spread,
+                    int(stats.stable),
+                    run_id,
+                    time.time(),
+                    fp_id,
+                    key,
+                    stats.median_ms,
+                ),
+            )
             return cur.rowcount > 0
 
     def latencies(self, fp_id: str, stat: str = "median_ms") -> dict[str, float]:
@@ -372,8 +437,21 @@ class LatencyDB:
         return {k: v for k, v in self.conn.execute(f"SELECT block_key, {stat} FROM latency WHERE fp_id = ?", (fp_id,))}
 
     def rows(self, fp_id: str | None = None) -> list[dict[str, Any]]:
-        cols = ("fp_id", "block_key", "op", "family", "median_ms", "mean_ms", "std_ms", "min_ms", "count", "spread",
-                "stable", "run_id", "timestamp")
+        cols = (
+            "fp_id",
+            "block_key",
+            "op",
+            "family",
+            "median_ms",
+            "mean_ms",
+            "std_ms",
+            "min_ms",
+            "count",
+            "spread",
+            "stable",
+            "run_id",
+            "timestamp",
+        )
         sql = f"SELECT {', '.join(cols)} FROM latency"
         args: tuple[Any, ...] = ()
         if fp_id is not None:
@@ -382,14 +460,37 @@ class LatencyDB:
         return [dict(zip(cols, r)) for r in self.conn.execute(sql + " ORDER BY fp_id, block_key", args)]
 
     # -- whole networks and corrections --------------------------------------------------
-    def insert_network(self, fp_id: str, space: str, arch_id: str, arch: Mapping[str, Any], keys: list[str],
-                       stats: Any, run_id: str, role: str = "calibration") -> bool:
+    def insert_network(
+        self,
+        fp_id: str,
+        space: str,
+        arch_id: str,
+        arch: Mapping[str, Any],
+        keys: list[str],
+        stats: Any,
+        run_id: str,
+        role: str = "calibration",
+    ) -> bool:
         with self._write():
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO networks (fp_id, space, arch_id, arch, keys, median_ms, mean_ms, std_ms, min_ms, "
                 "count, role, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fp_id, space, arch_id, json.dumps(dict(arch), sort_keys=True), json.dumps(keys), stats.median_ms,
-                 stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, role, run_id, time.time()))
+                (
+                    fp_id,
+                    space,
+                    arch_id,
+                    json.dumps(dict(arch), sort_keys=True),
+                    json.dumps(keys),
+                    stats.median_ms,
+                    stats.mean_ms,
+                    stats.std_ms,
+                    stats.min_ms,
+                    stats.count,
+                    role,
+                    run_id,
+                    time.time(),
+                ),
+            )
             return cur.rowcount > 0
 
     def improve_network(self, fp_id: str, space: str, arch_id: str, stats: Any, run_id: str) -> bool:
@@ -398,13 +499,38 @@ class LatencyDB:
             cur = self.conn.execute(
                 "UPDATE networks SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, run_id = ?, "
                 "timestamp = ? WHERE fp_id = ? AND space = ? AND arch_id = ? AND median_ms > ?",
-                (stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count, run_id, time.time(), fp_id,
-                 space, arch_id, stats.median_ms))
+                (
+                    stats.median_ms,
+                    stats.mean_ms,
+                    stats.std_ms,
+                    stats.min_ms,
+                    stats.count,
+                    run_id,
+                    time.time(),
+                    fp_id,
+                    space,
+                    arch_id,
+                    stats.median_ms,
+                ),
+            )
             return cur.rowcount > 0
 
     def networks(self, fp_id: str, space: str | None = None, role: str | None = "calibration") -> list[dict[str, Any]]:
-        cols = ("fp_id", "space", "arch_id", "arch", "keys", "median_ms", "mean_ms", "std_ms", "min_ms", "count",
-                "role", "run_id", "timestamp")
+        cols = (
+            "fp_id",
+            "space",
+            "arch_id",
+            "arch",
+            "keys",
+            "median_ms",
+            "mean_ms",
+            "std_ms",
+            "min_ms",
+            "count",
+            "role",
+            "run_id",
+            "timestamp",
+        )
         sql = f"SELECT {', '.join(cols)} FROM networks WHERE fp_id = ?"
         args: list[Any] = [fp_id]
         if space is not None:
@@ -423,11 +549,15 @@ class LatencyDB:
 
     def set_correction(self, fp_id: str, space: str, model: Mapping[str, Any]) -> None:
         with self._write():
-            self.conn.execute("INSERT OR REPLACE INTO corrections (fp_id, space, model, timestamp) VALUES (?, ?, ?, ?)",
-                              (fp_id, space, json.dumps(dict(model), sort_keys=True), time.time()))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO corrections (fp_id, space, model, timestamp) VALUES (?, ?, ?, ?)",
+                (fp_id, space, json.dumps(dict(model), sort_keys=True), time.time()),
+            )
 
     def correction(self, fp_id: str, space: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT model FROM corrections WHERE fp_id = ? AND space = ?", (fp_id, space)).fetchone()
+        row = self.conn.execute(
+            "SELECT model FROM corrections WHERE fp_id = ? AND space = ?", (fp_id, space)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     # -- merging ---------------------------------------------------------------------
@@ -441,7 +571,7 @@ class LatencyDB:
             raise LUTError(f"unknown conflict policy {on_conflict!r} (keep, newer, replace, error)")
         counts = {"fingerprints": 0, "blocks": 0, "conflicts": 0, "replaced": 0, "networks": 0}
         with self._write():
-            for (sig, rec) in other.conn.execute("SELECT signature, record FROM spaces"):
+            for sig, rec in other.conn.execute("SELECT signature, record FROM spaces"):
                 self.conn.execute("INSERT OR IGNORE INTO spaces (signature, record) VALUES (?, ?)", (sig, rec))
             for row in other.conn.execute("SELECT fp_id, target, engine, precision, info, created FROM fingerprints"):
                 cur = self.conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)", row)
@@ -453,8 +583,10 @@ class LatencyDB:
                 self.conn.execute(f"INSERT OR IGNORE INTO runs ({rcols}) VALUES ({', '.join('?' * len(row))})", row)
             for row in other.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'"):
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", row)
-            cols = ("fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, count, spread, stable, "
-                    "run_id, timestamp")
+            cols = (
+                "fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, count, spread, stable, "
+                "run_id, timestamp"
+            )
             for row in other.conn.execute(f"SELECT {cols} FROM latency"):
                 cur = self.conn.execute(f"INSERT OR IGNORE INTO latency ({cols}) VALUES ({', '.join('?' * 13)})", row)
                 if cur.rowcount:
@@ -462,15 +594,19 @@ class LatencyDB:
                     continue
                 counts["conflicts"] += 1
                 if on_conflict == "error":
-                    raise LUTError(f"{other.path}: block {row[1]!r} of fingerprint {row[0]} is already in {self.path} "
-                                   f"(use --on-conflict keep, newer or replace)")
-                mine = self.conn.execute("SELECT timestamp FROM latency WHERE fp_id = ? AND block_key = ?",
-                                         (row[0], row[1])).fetchone()[0]
+                    raise LUTError(
+                        f"{other.path}: block {row[1]!r} of fingerprint {row[0]} is already in {self.path} "
+                        f"(use --on-conflict keep, newer or replace)"
+                    )
+                mine = self.conn.execute(
+                    "SELECT timestamp FROM latency WHERE fp_id = ? AND block_key = ?", (row[0], row[1])
+                ).fetchone()[0]
                 if on_conflict == "replace" or (on_conflict == "newer" and row[-1] > mine):
                     self.conn.execute(f"INSERT OR REPLACE INTO latency ({cols}) VALUES ({', '.join('?' * 13)})", row)
                     counts["replaced"] += 1
-            ncols = ("fp_id, space, arch_id, arch, keys, median_ms, mean_ms, std_ms, min_ms, count, role, run_id, "
-                     "timestamp")
+            ncols = (
+                "fp_id, space, arch_id, arch, keys, median_ms, mean_ms, std_ms, min_ms, count, role, run_id, timestamp"
+            )
             for row in other.conn.execute(f"SELECT {ncols} FROM networks"):
                 verb = "INSERT OR REPLACE" if on_conflict == "replace" else "INSERT OR IGNORE"
                 cur = self.conn.execute(f"{verb} INTO networks ({ncols}) VALUES ({', '.join('?' * 13)})", row)
@@ -570,8 +706,13 @@ class _translated:
         low = msg.lower()
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in low or "busy" in low):
             raise LUTBusyError(f"{self.path}: the LUT stayed locked by another writer ({msg})") from None
-        if "decode" in low or "malformed" in low or "not a database" in low or "corrupt" in low \
-                or not isinstance(exc, sqlite3.OperationalError):
+        if (
+            "decode" in low
+            or "malformed" in low
+            or "not a database" in low
+            or "corrupt" in low
+            or not isinstance(exc, sqlite3.OperationalError)
+        ):
             raise CorruptLUTError(f"{self.path}: corrupt LUT ({msg})") from None
         raise LUTError(f"{self.path}: cannot use the LUT ({msg})") from None
 
@@ -605,4 +746,3 @@ def open_lut(path: str | os.PathLike[str], mode: str = "r") -> LatencyDB:
     if mode not in ("r", "a", "w"):
         raise LUTError(f"unknown LUT open mode {mode!r} (r, a, w)")
     return LatencyDB(path, writable=mode != "r", create=mode == "w")
-

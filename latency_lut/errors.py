@@ -2,6 +2,7 @@
 
 Messages are one line and name the LUT file, the block key or the target concerned.
 """
+
 from __future__ import annotations
 
 from hwnas.errors import ConfigError, HwnasError

@@ -17,6 +17,7 @@ engine) to run ``nas profile DIR --target T``:
 ``networks/<arch id>.<format>.onnx``
     whole networks, exported and quantized exactly like validation networks.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,8 @@ def _check_space(space: Any) -> None:
     if "nb201_network" in ops:
         raise UnsupportedSpaceError(
             f"space {space.name!r} has no per-block latency table: NAS-Bench-201 cells are served by the "
-            "tabular benchmark's measured latencies")
+            "tabular benchmark's measured latencies"
+        )
 
 
 def space_blocks(space: Any, archs: int | None = None, seed: int = 0) -> list[Any]:
@@ -124,8 +126,9 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
         else:
             recipe = _QUANT_RECIPE[fmt]
             if recipe not in quantized:
-                quantized[recipe] = quantize_model(onnx.load_from_string(fp32), recipe, seed=seed,
-                                                   quantize_outputs=block.op != "classifier")
+                quantized[recipe] = quantize_model(
+                    onnx.load_from_string(fp32), recipe, seed=seed, quantize_outputs=block.op != "classifier"
+                )
             q = quantized[recipe]
             if fmt in UINT8_IO_FORMATS:
                 try:
@@ -139,9 +142,20 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
 
 
 def block_spec(block: Any, batch: int = 1) -> dict[str, Any]:
-    return {"kind": "block", "key": block_key(block, batch), "path": block.path, "op": block.op,
-            "params": dict(block.params), "cin": block.cin, "h": block.h, "w": block.w, "cout": block.cout,
-            "h_out": block.h_out, "w_out": block.w_out, "batch": batch}
+    return {
+        "kind": "block",
+        "key": block_key(block, batch),
+        "path": block.path,
+        "op": block.op,
+        "params": dict(block.params),
+        "cin": block.cin,
+        "h": block.h,
+        "w": block.w,
+        "cout": block.cout,
+        "h_out": block.h_out,
+        "w_out": block.w_out,
+        "batch": batch,
+    }
 
 
 def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
@@ -159,10 +173,17 @@ def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1
         if fmt == "fp32":
             out[fmt] = fp32  # type: ignore[assignment]
         elif fmt == "spec":
-            out[fmt] = json.dumps({"kind": "network", "space": space_record(space), "arch": dict(arch),
-                                   "input_shape": list(space.input_shape), "batch": batch,
-                                   "blocks": [block_spec(b, batch) for b in space.blocks(arch)]},
-                                  sort_keys=True).encode()
+            out[fmt] = json.dumps(
+                {
+                    "kind": "network",
+                    "space": space_record(space),
+                    "arch": dict(arch),
+                    "input_shape": list(space.input_shape),
+                    "batch": batch,
+                    "blocks": [block_spec(b, batch) for b in space.blocks(arch)],
+                },
+                sort_keys=True,
+            ).encode()
         else:  # whole networks keep float I/O in every INT8 format
             out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), _QUANT_RECIPE[fmt], seed=seed))
     return out
@@ -172,8 +193,11 @@ def extra_models(space: Any, formats: Sequence[str], batch: int = 1) -> list[dic
     """The pseudo-blocks: input quantization (int8) and per-call overhead (every format)."""
     c, h, w = space.input_shape
     extras: list[dict[str, Any]] = []
-    quantize = {fmt: _serialize(make_quantize_model((batch, c, h, w), channels_last=fmt == "int8_nhwc"))
-                for fmt in formats if fmt in UINT8_IO_FORMATS}
+    quantize = {
+        fmt: _serialize(make_quantize_model((batch, c, h, w), channels_last=fmt == "int8_nhwc"))
+        for fmt in formats
+        if fmt in UINT8_IO_FORMATS
+    }
     if quantize:
         extras.append({"key": quantize_key(c, h, w, batch), "role": "quantize", "op": "quantize", "models": quantize})
     models: dict[str, bytes] = {}
@@ -194,9 +218,16 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise BlockExportError(f"{path}: cannot write ({(exc.strerror or str(exc)).lower()})") from None
 
 
-def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence[str] = DEFAULT_FORMATS,
-                  batch: int = 1, archs: int | None = None, seed: int = 0, networks: int = 0,
-                  progress: Callable[[int, int, str], None] | None = None) -> Manifest:
+def export_blocks(
+    space: Any,
+    out_dir: str | os.PathLike[str],
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    batch: int = 1,
+    archs: int | None = None,
+    seed: int = 0,
+    networks: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Manifest:
     """Write the self-contained block folder for ``space`` and return its manifest.
 
     ``archs``: only the blocks of that many sampled archs (a quick, test-friendly mode);
@@ -245,33 +276,45 @@ def export_blocks(space: Any, out_dir: str | os.PathLike[str], formats: Sequence
             if missing:
                 for fmt, data in network_models(space, arch, missing, batch, seed=j).items():
                     _write_bytes(out / files[fmt], data)
-            nets.append({"arch_id": arch.id, "arch": dict(arch),
-                         "keys": [block_key(b, batch) for b in space.blocks(arch)], "files": files})
+            nets.append(
+                {
+                    "arch_id": arch.id,
+                    "arch": dict(arch),
+                    "keys": [block_key(b, batch) for b in space.blocks(arch)],
+                    "files": files,
+                }
+            )
             if progress:
                 progress(len(blocks) + j + 1, total, f"network {arch.id}")
     import onnxruntime
 
     from latency_lut.quantize import QUANTIZATION_NOTE
 
-    manifest = Manifest({
-        "format": "hwnas-blocks",
-        "version": 1,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "space": space_record(space),
-        "batch": batch,
-        "formats": list(formats),
-        "opset": 17,
-        "selection": {"archs": archs, "seed": seed} if archs is not None else "all blocks of the space",
-        "quantization": {**QUANTIZATION_NOTE, "onnxruntime_version": onnxruntime.__version__},
-        "io": {"int8": "block models read and write the uint8 tensors passed between blocks of a whole INT8 "
-                       "network; the head keeps its float output; the network input's QuantizeLinear is the "
-                       "'quantize' pseudo-block",
-               "int8_nhwc": "as int8, with NHWC uint8 block inputs and outputs (onnxruntime CPU's layout "
-                            "between INT8 kernels); the 'quantize' pseudo-block also transposes to NHWC",
-               "fp32": "float input and output", "int8_sym": "float input and output (QDQ inside)"},
-        "blocks": entries,
-        "extras": extras,
-        "networks": nets,
-    }, out)
+    manifest = Manifest(
+        {
+            "format": "hwnas-blocks",
+            "version": 1,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "space": space_record(space),
+            "batch": batch,
+            "formats": list(formats),
+            "opset": 17,
+            "selection": {"archs": archs, "seed": seed} if archs is not None else "all blocks of the space",
+            "quantization": {**QUANTIZATION_NOTE, "onnxruntime_version": onnxruntime.__version__},
+            "io": {
+                "int8": "block models read and write the uint8 tensors passed between blocks of a whole INT8 "
+                "network; the head keeps its float output; the network input's QuantizeLinear is the "
+                "'quantize' pseudo-block",
+                "int8_nhwc": "as int8, with NHWC uint8 block inputs and outputs (onnxruntime CPU's layout "
+                "between INT8 kernels); the 'quantize' pseudo-block also transposes to NHWC",
+                "fp32": "float input and output",
+                "int8_sym": "float input and output (QDQ inside)",
+            },
+            "blocks": entries,
+            "extras": extras,
+            "networks": nets,
+        },
+        out,
+    )
     atomic_write_text(out / MANIFEST_NAME, manifest.to_json())
     return manifest

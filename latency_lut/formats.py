@@ -14,6 +14,7 @@
 ``spec``
     the block's JSON spec, rebuilt by the ``torch`` engine.
 """
+
 from __future__ import annotations
 
 __all__ = ["ALL_FORMATS", "DEFAULT_FORMATS", "ONNX_FORMATS", "QUANT_RECIPE", "UINT8_IO_FORMATS"]

@@ -16,6 +16,7 @@ Two pseudo-blocks complete a network's sum:
 
 Torch-free: works on :class:`spaces.ResolvedBlock` or any object with its fields.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,10 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("feature", "f"),
     ("hidden", "hd"),
 )
-_NOT_PROFILED = {"nb201_network": "the nb201 space is served by its tabular benchmark "
-                                  "(measured latencies of all 15,625 cells), not by a block LUT"}
+_NOT_PROFILED = {
+    "nb201_network": "the nb201 space is served by its tabular benchmark "
+    "(measured latencies of all 15,625 cells), not by a block LUT"
+}
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 

@@ -1,4 +1,5 @@
 """The manifest of an exported block folder (``manifest.json``), torch-free."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,18 @@ from hwnas.errors import ConfigError
 from hwnas.io import canonical_json, read_json_file
 from latency_lut.errors import ManifestError
 
-__all__ = ["MANIFEST_NAME", "Manifest", "contained_path", "legacy_signature", "load_manifest", "match_space_record",
-           "record_hash", "space_from_record", "space_record", "space_signature"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "contained_path",
+    "legacy_signature",
+    "load_manifest",
+    "match_space_record",
+    "record_hash",
+    "space_from_record",
+    "space_record",
+    "space_signature",
+]
 
 MANIFEST_NAME = "manifest.json"
 
@@ -29,8 +40,12 @@ def space_signature(record: Mapping[str, Any]) -> str:
 
 def legacy_signature(record: Mapping[str, Any]) -> str:
     """The signature of LUTs written before space records held a hash (name, arguments, shape)."""
-    core = {"name": record.get("name"), "kwargs": record.get("kwargs", {}),
-            "input_shape": list(record.get("input_shape", [])), "num_classes": record.get("num_classes")}
+    core = {
+        "name": record.get("name"),
+        "kwargs": record.get("kwargs", {}),
+        "input_shape": list(record.get("input_shape", [])),
+        "num_classes": record.get("num_classes"),
+    }
     return f"{record.get('name')}-{hashlib.sha256(canonical_json(core).encode()).hexdigest()[:10]}"
 
 
@@ -41,8 +56,13 @@ def space_record(space: Any) -> dict[str, Any]:
 
     ident = space_identity(space)
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(space.factory_kwargs.items())}
-    rec = {"name": space.name, "kwargs": kwargs, "input_shape": list(space.input_shape),
-           "num_classes": space.num_classes, "resolution": space.resolution}
+    rec = {
+        "name": space.name,
+        "kwargs": kwargs,
+        "input_shape": list(space.input_shape),
+        "num_classes": space.num_classes,
+        "resolution": space.resolution,
+    }
     if ident["hash"] is not None:
         rec.update(hash=ident["hash"], yaml=ident["yaml"])
     rec["signature"] = space_signature(rec)
@@ -134,8 +154,9 @@ class Manifest:
         rel = entry.get("files", {}).get(fmt)
         if rel is None:
             return None
-        return contained_path(self.root, rel, f"{self.root / MANIFEST_NAME}: {entry.get('key', entry.get('arch_id'))}"
-                                              f": files.{fmt}")
+        return contained_path(
+            self.root, rel, f"{self.root / MANIFEST_NAME}: {entry.get('key', entry.get('arch_id'))}: files.{fmt}"
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=1, sort_keys=False) + "\n"
@@ -147,8 +168,7 @@ def contained_path(root: str | os.PathLike[str], rel: Any, where: str) -> Path:
     if not isinstance(rel, str) or not rel or "\x00" in rel:
         raise ManifestError(f"{where}: expected a relative file path, got {rel!r}")
     if os.path.isabs(rel) or rel.startswith("~"):
-        raise ManifestError(f"{where}: {rel!r} is an absolute path; a block folder names its files relative "
-                            f"to itself")
+        raise ManifestError(f"{where}: {rel!r} is an absolute path; a block folder names its files relative to itself")
     base = Path(root)
     try:
         real_root = base.resolve()
@@ -161,8 +181,13 @@ def contained_path(root: str | os.PathLike[str], rel: Any, where: str) -> Path:
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean",
-                                         int: "integer", float: "number"}.get(type(value), type(value).__name__)
+    return (
+        "null"
+        if value is None
+        else {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
+            type(value), type(value).__name__
+        )
+    )
 
 
 class _Checker:
@@ -176,8 +201,15 @@ class _Checker:
     def fail(self, where: str, msg: str) -> ManifestError:
         return ManifestError(f"{self.path}: {where}: {msg}")
 
-    def field(self, obj: Mapping[str, Any], name: str, where: str, kind: type | tuple[type, ...], what: str,
-              required: bool = True) -> Any:
+    def field(
+        self,
+        obj: Mapping[str, Any],
+        name: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        what: str,
+        required: bool = True,
+    ) -> Any:
         if name not in obj:
             if required:
                 raise self.fail(where, f"missing field {name!r}")
@@ -204,8 +236,9 @@ class _Checker:
 
         key = self.field(entry, "key", where, str, "a block key string")
         if not KEY_RE.match(key):
-            raise self.fail(where, f"field 'key' {key!r:.60} is not a block key (lower-case letters, digits, '_', "
-                                   f"'.', '-')")
+            raise self.fail(
+                where, f"field 'key' {key!r:.60} is not a block key (lower-case letters, digits, '_', '.', '-')"
+            )
         return key
 
     def block(self, entry: Any, where: str) -> None:

@@ -1,4 +1,5 @@
 """Agreement metrics between predicted and measured latencies (numpy only)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -9,6 +9,7 @@
 * :func:`make_overhead_model` is a trivial model whose run time is the engine's fixed
   per-call overhead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ def _make_model(graph: Any) -> Any:
 
 def model_io(model: Any) -> tuple[list[tuple[str, list[int], int]], list[tuple[str, list[int], int]]]:
     """``(inputs, outputs)`` as ``(name, shape, onnx elem type)`` lists."""
+
     def info(v: Any) -> tuple[str, list[int], int]:
         t = v.type.tensor_type
         return v.name, [d.dim_value for d in t.shape.dim], t.elem_type
@@ -65,8 +67,10 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
         inp = g.input[0]
         consumers = [n for n in g.node if inp.name in n.input]
         if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear":
-            raise ValueError(f"input {inp.name!r} does not feed exactly one QuantizeLinear "
-                             f"(consumers: {[n.op_type for n in consumers]})")
+            raise ValueError(
+                f"input {inp.name!r} does not feed exactly one QuantizeLinear "
+                f"(consumers: {[n.op_type for n in consumers]})"
+            )
         q = consumers[0]
         zp = next((i for i in g.initializer if len(q.input) > 2 and i.name == q.input[2]), None)
         elem = zp.data_type if zp is not None else onnx.TensorProto.UINT8
@@ -80,11 +84,14 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
             out = g.output[idx]
             producers = [n for n in g.node if out.name in n.output]
             if len(producers) != 1 or producers[0].op_type != "DequantizeLinear":
-                raise ValueError(f"output {out.name!r} is not produced by a DequantizeLinear "
-                                 f"(producer: {[n.op_type for n in producers]})")
+                raise ValueError(
+                    f"output {out.name!r} is not produced by a DequantizeLinear "
+                    f"(producer: {[n.op_type for n in producers]})"
+                )
             dq = producers[0]
             if any(dq.input[0] == o.name for o in g.output) or any(
-                    dq.input[0] in n.input for n in g.node if n is not dq):
+                dq.input[0] in n.input for n in g.node if n is not dq
+            ):
                 raise ValueError(f"output {out.name!r}: its quantized tensor has other consumers")
             qprod = [n for n in g.node if dq.input[0] in n.output]
             zp = next((i for i in g.initializer if len(dq.input) > 2 and i.name == dq.input[2]), None)
@@ -104,8 +111,9 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
     return m
 
 
-def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: int = 128,
-                        channels_last: bool = False) -> Any:
+def make_quantize_model(
+    shape: Sequence[int], scale: float = 0.025, zero_point: int = 128, channels_last: bool = False
+) -> Any:
     """``QuantizeLinear`` of a float tensor of ``shape`` to uint8 (the network input's).
 
     ``channels_last``: the uint8 output is transposed to NHWC, as onnxruntime's CPU INT8
@@ -114,8 +122,11 @@ def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: 
     from onnx import TensorProto, helper
 
     shape = list(shape)
-    nodes = [helper.make_node("QuantizeLinear", ["input", "scale", "zero_point"],
-                              ["quantized" if channels_last else "output"])]
+    nodes = [
+        helper.make_node(
+            "QuantizeLinear", ["input", "scale", "zero_point"], ["quantized" if channels_last else "output"]
+        )
+    ]
     out_shape = shape
     if channels_last:
         if len(shape) != 4:
@@ -127,8 +138,10 @@ def make_quantize_model(shape: Sequence[int], scale: float = 0.025, zero_point: 
         "quantize_input",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("output", TensorProto.UINT8, out_shape)],
-        initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
-                     helper.make_tensor("zero_point", TensorProto.UINT8, [], [zero_point])],
+        initializer=[
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
+            helper.make_tensor("zero_point", TensorProto.UINT8, [], [zero_point]),
+        ],
     )
     model = _make_model(graph)
     onnx.checker.check_model(model)
@@ -157,22 +170,26 @@ def channels_last_io(model: Any) -> Any:
         dims = [d.dim_value for d in t.shape.dim]
         if len(dims) != 4:
             return None
-        return helper.make_tensor_value_info(f"{value.name}_{suffix}", t.elem_type, [dims[0], dims[2], dims[3], dims[1]])
+        return helper.make_tensor_value_info(
+            f"{value.name}_{suffix}", t.elem_type, [dims[0], dims[2], dims[3], dims[1]]
+        )
 
     for idx, inp in enumerate(list(g.input)):
         new = None if inp.name in inits else nhwc(inp, "nhwc")
         if new is None:
             continue
-        g.node.insert(0, helper.make_node("Transpose", [new.name], [inp.name], perm=[0, 3, 1, 2],
-                                          name=f"{inp.name}_to_nchw"))
+        g.node.insert(
+            0, helper.make_node("Transpose", [new.name], [inp.name], perm=[0, 3, 1, 2], name=f"{inp.name}_to_nchw")
+        )
         g.input.remove(inp)
         g.input.insert(idx, new)
     for idx, out in enumerate(list(g.output)):
         new = nhwc(out, "nhwc")
         if new is None:
             continue
-        g.node.append(helper.make_node("Transpose", [out.name], [new.name], perm=[0, 2, 3, 1],
-                                       name=f"{out.name}_to_nhwc"))
+        g.node.append(
+            helper.make_node("Transpose", [out.name], [new.name], perm=[0, 2, 3, 1], name=f"{out.name}_to_nhwc")
+        )
         g.output.remove(out)
         g.output.insert(idx, new)
     onnx.checker.check_model(m)
@@ -186,8 +203,10 @@ def make_overhead_model(elem_type: str = "uint8") -> Any:
 
     t = {"uint8": TensorProto.UINT8, "int8": TensorProto.INT8, "float32": TensorProto.FLOAT}[elem_type]
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "overhead",
-        [helper.make_tensor_value_info("input", t, [1])], [helper.make_tensor_value_info("output", t, [1])],
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "overhead",
+        [helper.make_tensor_value_info("input", t, [1])],
+        [helper.make_tensor_value_info("output", t, [1])],
     )
     model = _make_model(graph)
     onnx.checker.check_model(model)

@@ -11,6 +11,7 @@ architectures per second once encoded. Encoding an arch walks the space once
     >>> ms = pred.predict(archs)                  # numpy array, milliseconds
     >>> idx, n = pred.encode(archs); ms = pred.predict_indices(idx, n)
 """
+
 from __future__ import annotations
 
 import os
@@ -48,9 +49,16 @@ class LatencyPredictor:
     profiled), without the learned correction (fitted on the other space's networks).
     """
 
-    def __init__(self, lut: str | os.PathLike[str] | LatencyDB, space: Any, fingerprint: str | None = None,
-                 batch: int = 1, correction: bool = True, stat: str = "median_ms",
-                 allow_other_space: bool = False) -> None:
+    def __init__(
+        self,
+        lut: str | os.PathLike[str] | LatencyDB,
+        space: Any,
+        fingerprint: str | None = None,
+        batch: int = 1,
+        correction: bool = True,
+        stat: str = "median_ms",
+        allow_other_space: bool = False,
+    ) -> None:
         self.db = lut if isinstance(lut, LatencyDB) else open_lut(lut, "r")
         self.space = space
         self.batch = int(batch)
@@ -73,11 +81,14 @@ class LatencyPredictor:
         self.overhead_ms = float(lat[ov]) if ov in lat else 0.0
         missing_extra = [k for k in self.extras if k not in lat]
         if missing_extra:
-            raise MissingBlockError(f"{self.db.path}: pseudo-block {missing_extra[0]!r} (the network input "
-                                    f"quantization) has no measurement for target {self.target!r}")
+            raise MissingBlockError(
+                f"{self.db.path}: pseudo-block {missing_extra[0]!r} (the network input "
+                f"quantization) has no measurement for target {self.target!r}"
+            )
         self.extras_ms = float(sum(lat[k] for k in self.extras))
-        self.correction = (self.db.correction(self.fp_id, self.record["signature"])
-                           if correction and self.same_space else None)
+        self.correction = (
+            self.db.correction(self.fp_id, self.record["signature"]) if correction and self.same_space else None
+        )
         # the index: block keys of every block the space can contain
         import numpy as np
 
@@ -94,8 +105,14 @@ class LatencyPredictor:
 
     # -- construction helpers --------------------------------------------------------------
     @classmethod
-    def for_target(cls, lut: str | os.PathLike[str] | LatencyDB, target: Any, space: Any,
-                   correction: bool = True, allow_other_space: bool = False) -> LatencyPredictor:
+    def for_target(
+        cls,
+        lut: str | os.PathLike[str] | LatencyDB,
+        target: Any,
+        space: Any,
+        correction: bool = True,
+        allow_other_space: bool = False,
+    ) -> LatencyPredictor:
         """The predictor for ``target`` as measured *on this machine*: the target's fingerprint
         is computed here and must be in the LUT (else a one-line FingerprintMismatchError)."""
         from hw_profiles import load_target, target_fingerprint
@@ -104,8 +121,9 @@ class LatencyPredictor:
         fp = target_fingerprint(target)
         db = lut if isinstance(lut, LatencyDB) else open_lut(lut, "r")
         db.require_fingerprint(fp)
-        return cls(db, space, fingerprint=fp.id, batch=target.batch, correction=correction,
-                   allow_other_space=allow_other_space)
+        return cls(
+            db, space, fingerprint=fp.id, batch=target.batch, correction=correction, allow_other_space=allow_other_space
+        )
 
     def _select(self, wanted: str | None) -> dict[str, Any]:
         fps = self.db.fingerprints()
@@ -122,8 +140,9 @@ class LatencyPredictor:
         names = ", ".join(f"{f['target']} ({f['fp_id']})" for f in fps)
         if not hits:
             raise FingerprintMismatchError(f"{self.db.path}: no measurements for {wanted!r}; the LUT holds {names}")
-        raise FingerprintMismatchError(f"{self.db.path}: {wanted!r} names several fingerprints ({names}); "
-                                       f"give a fingerprint id")
+        raise FingerprintMismatchError(
+            f"{self.db.path}: {wanted!r} names several fingerprints ({names}); give a fingerprint id"
+        )
 
     def _add(self, key: str, path: str) -> int:
         i = self._id.get(key)
@@ -221,15 +240,20 @@ class LatencyPredictor:
         made_for = ", ".join(space_label(r.get("name"), record_hash(r)) for r in lut_spaces[:3])
         if len(lut_spaces) > 3:
             made_for += f" and {len(lut_spaces) - 3} more"
-        head = (f"{self.db.path}: the LUT was made for space {made_for}, not for space "
-                f"{space_label(self.space.name, self.record.get('hash'))}")
+        head = (
+            f"{self.db.path}: the LUT was made for space {made_for}, not for space "
+            f"{space_label(self.space.name, self.record.get('hash'))}"
+        )
         if missing:
             shown = ", ".join(missing[:_SHOWN_MISSING]) + (", ..." if len(missing) > _SHOWN_MISSING else "")
-            raise LUTSpaceMismatchError(f"{head}: it lacks {len(missing)} of its {len(self.keys)} blocks "
-                                        f"on target {self.target!r} ({shown})")
-        raise LUTSpaceMismatchError(f"{head} (it holds all {len(self.keys)} of its blocks: profile this space into "
-                                    f"it with `nas profile --space ... --out {self.db.path}`, which measures only "
-                                    f"its calibration networks)")
+            raise LUTSpaceMismatchError(
+                f"{head}: it lacks {len(missing)} of its {len(self.keys)} blocks on target {self.target!r} ({shown})"
+            )
+        raise LUTSpaceMismatchError(
+            f"{head} (it holds all {len(self.keys)} of its blocks: profile this space into "
+            f"it with `nas profile --space ... --out {self.db.path}`, which measures only "
+            f"its calibration networks)"
+        )
 
     def _raise_missing(self, idx: Any, total: Any) -> None:
         np = self._np
@@ -238,9 +262,8 @@ class LatencyPredictor:
         raise MissingBlockError(
             f"{self.db.path}: block {self.keys[bad]!r} (at {self.paths[bad]}) has no measurement for target "
             f"{self.target!r} (fingerprint {self.fp_id}); profile it with `nas profile --space {self.space.name} "
-            f"--target {self.target} --out {self.db.path}`")
+            f"--target {self.target} --out {self.db.path}`"
+        )
 
     def close(self) -> None:
         self.db.close()
-
-

@@ -13,6 +13,7 @@ busy are measured again in later passes (``retry_passes``); a re-measurement rep
 run's own row only when it is lower. Whole networks (for the learned correction) are measured
 ``1 + retry_passes`` times at points spread over the pass through the blocks, keeping the lowest.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,15 @@ from latency_lut.workdir import sigterm_as_interrupt, work_folder
 #: passes over the models measured while the machine was busy (see :func:`profile_folder`)
 DEFAULT_RETRY_PASSES = 3
 
-__all__ = ["DEFAULT_RETRY_PASSES", "Job", "ProfileResult", "fit_and_store_correction", "profile_folder",
-           "profile_space", "raw_sum"]
+__all__ = [
+    "DEFAULT_RETRY_PASSES",
+    "Job",
+    "ProfileResult",
+    "fit_and_store_correction",
+    "profile_folder",
+    "profile_space",
+    "raw_sum",
+]
 
 
 @dataclass
@@ -84,7 +92,9 @@ def raw_sum(lat: dict[str, float], keys: Iterable[str], extras: Iterable[str], o
     return total
 
 
-def fit_and_store_correction(db: Any, fp_id: str, space_sig: str, extras: list[str], overhead: str | None) -> dict | None:
+def fit_and_store_correction(
+    db: Any, fp_id: str, space_sig: str, extras: list[str], overhead: str | None
+) -> dict | None:
     """Fit the correction on the calibration networks the LUT holds for (fp, space) and store it."""
     nets = db.networks(fp_id, space_sig)
     lat = db.latencies(fp_id)
@@ -114,16 +124,37 @@ def _interleave(blocks: list[Job], networks: list[Job], rounds: int) -> list[tup
     return out
 
 
-def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig: str, source: str,
-         show_progress: bool, log: Callable[[str], None], retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
+def _run(
+    engine: Any,
+    target: Any,
+    db: Any,
+    fp: Any,
+    jobs: list[Job],
+    space_sig: str,
+    source: str,
+    show_progress: bool,
+    log: Callable[[str], None],
+    retry_passes: int = DEFAULT_RETRY_PASSES,
+) -> ProfileResult:
     start = time.monotonic()
     done = db.done_keys(fp.id)
     have_nets = {n["arch_id"] for n in db.networks(fp.id, space_sig)}
-    todo = [j for j in jobs if (j.network is None and j.key not in done) or
-            (j.network is not None and j.network["arch_id"] not in have_nets)]
+    todo = [
+        j
+        for j in jobs
+        if (j.network is None and j.key not in done)
+        or (j.network is not None and j.network["arch_id"] not in have_nets)
+    ]
     skipped = len(jobs) - len(todo)
-    result = ProfileResult(lut=str(db.path), target=target.name, fingerprint=fp.id, total=len(jobs),
-                           measured=0, skipped=skipped, networks=0)
+    result = ProfileResult(
+        lut=str(db.path),
+        target=target.name,
+        fingerprint=fp.id,
+        total=len(jobs),
+        measured=0,
+        skipped=skipped,
+        networks=0,
+    )
     if skipped:
         log(f"{skipped} of {len(jobs)} models already in {db.path} for fingerprint {fp.id}: not measured again")
     run_id = db.begin_run(fp.id, source)
@@ -217,23 +248,30 @@ def _run(engine: Any, target: Any, db: Any, fp: Any, jobs: list[Job], space_sig:
             queued = {job.key for job, _ in pending}
             late = [j for j in todo if j.network is None and level_at.get(j.key, 0.0) > limit and j.key not in queued]
             if late:
-                log(f"{len(late)} blocks were measured before the machine's quiet level was known "
+                log(
+                    f"{len(late)} blocks were measured before the machine's quiet level was known "
                     f"({max(level_at[j.key] for j in late):.4f} ms probe, now {gate.baseline:.4f} ms): measuring "
-                    "them again")
+                    "them again"
+                )
                 pending.extend((j, j.path()) for j in late)
         for attempt in range(retry_passes):
             if not pending:
                 break
-            log(f"measuring again {len(pending)} models that were measured while the machine was busy "
-                f"(pass {attempt + 1} of {retry_passes})")
+            log(
+                f"measuring again {len(pending)} models that were measured while the machine was busy "
+                f"(pass {attempt + 1} of {retry_passes})"
+            )
             bar = Progress(len(pending), "re-measured", enabled=show_progress)
             still: list[tuple[Job, str]] = []
             for job, path in pending:
                 stats = measure(job, path)
                 if stats is not None:
                     n = job.network
-                    improved = (db.improve(fp.id, job.key, stats, run_id) if n is None else
-                                db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id))
+                    improved = (
+                        db.improve(fp.id, job.key, stats, run_id)
+                        if n is None
+                        else db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
+                    )
                     result.remeasured += 1
                     result.improved += improved
                 if stats is None or not stats.busy:
@@ -276,15 +314,17 @@ def _effort(engine: Any, stats: list[Any], result: ProfileResult) -> dict[str, A
     record: dict[str, Any] = dict(noise or {})
     n = len(stats)
     cis = sorted(s.ci_rel for s in stats if math.isfinite(getattr(s, "ci_rel", math.inf)))
-    record.update({
-        "blocks_measured": n,
-        "rounds_mean": round(sum(s.rounds for s in stats) / n, 2) if n else None,
-        "busy_share": round(sum(bool(getattr(s, "busy", False)) for s in stats) / n, 4) if n else None,
-        "ci_rel_median": round(cis[len(cis) // 2], 4) if cis else None,
-        "ci_rel_p90": round(cis[int(0.9 * (len(cis) - 1))], 4) if cis else None,
-        "batched_share": round(sum(getattr(s, "batch", 1) > 1 for s in stats) / n, 4) if n else None,
-        "still_busy_after_retries": result.unstable,
-    })
+    record.update(
+        {
+            "blocks_measured": n,
+            "rounds_mean": round(sum(s.rounds for s in stats) / n, 2) if n else None,
+            "busy_share": round(sum(bool(getattr(s, "busy", False)) for s in stats) / n, 4) if n else None,
+            "ci_rel_median": round(cis[len(cis) // 2], 4) if cis else None,
+            "ci_rel_p90": round(cis[int(0.9 * (len(cis) - 1))], 4) if cis else None,
+            "batched_share": round(sum(getattr(s, "batch", 1) > 1 for s in stats) / n, 4) if n else None,
+            "still_busy_after_retries": result.unstable,
+        }
+    )
     return record
 
 
@@ -292,9 +332,14 @@ def _finish(db: Any, fp: Any, space_sig: str, extras: list[str], overhead: str |
     result.correction = fit_and_store_correction(db, fp.id, space_sig, extras, overhead)
 
 
-def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str],
-                   progress: bool = True, log: Callable[[str], None] | None = None,
-                   retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
+def profile_folder(
+    folder: str | os.PathLike[str],
+    target: Any,
+    out: str | os.PathLike[str],
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    retry_passes: int = DEFAULT_RETRY_PASSES,
+) -> ProfileResult:
     """Measure every model of an exported block folder on ``target`` into the LUT ``out``.
 
     Models the harness flags as measured while the machine was busy are stored at once and
@@ -303,8 +348,14 @@ def profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.Pa
         return _profile_folder(folder, target, out, progress, log, retry_passes)
 
 
-def _profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str], progress: bool,
-                    log: Callable[[str], None] | None, retry_passes: int) -> ProfileResult:
+def _profile_folder(
+    folder: str | os.PathLike[str],
+    target: Any,
+    out: str | os.PathLike[str],
+    progress: bool,
+    log: Callable[[str], None] | None,
+    retry_passes: int,
+) -> ProfileResult:
     log = log or (lambda msg: None)
     manifest = load_manifest(folder)
     target = load_target(target)
@@ -312,12 +363,15 @@ def _profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.P
     try:
         fmt = engine.model_format()
         if manifest.batch != target.batch:
-            raise ManifestError(f"{manifest.root}: models were exported for batch {manifest.batch}, "
-                                f"target {target.name!r} measures batch {target.batch}")
+            raise ManifestError(
+                f"{manifest.root}: models were exported for batch {manifest.batch}, "
+                f"target {target.name!r} measures batch {target.batch}"
+            )
         if fmt not in manifest.formats:
             raise ManifestError(
                 f"{manifest.root}: target {target.name!r} measures {fmt!r} models, the folder has "
-                f"{', '.join(manifest.formats)} (export again with --formats {','.join(manifest.formats + [fmt])})")
+                f"{', '.join(manifest.formats)} (export again with --formats {','.join(manifest.formats + [fmt])})"
+            )
         fp = engine.fingerprint(fmt)
         space = manifest.space
         jobs: list[Job] = []
@@ -327,14 +381,27 @@ def _profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.P
                 continue
             if not path.is_file():
                 raise ManifestError(f"{manifest.root}: {entry['key']}: model file {path.name} is missing")
-            jobs.append(Job(entry["key"], entry.get("op", "?"), block_family(entry.get("op", "?"), entry.get("params", {})),
-                            lambda p=str(path): p))
+            jobs.append(
+                Job(
+                    entry["key"],
+                    entry.get("op", "?"),
+                    block_family(entry.get("op", "?"), entry.get("params", {})),
+                    lambda p=str(path): p,
+                )
+            )
         for net in manifest.networks:
             path = manifest.path(net, fmt)
             if path is None or not path.is_file():
                 continue
-            jobs.append(Job(f"network {net['arch_id']}", "network", "network", lambda p=str(path): p,
-                            network={"arch_id": net["arch_id"], "arch": net["arch"], "keys": net["keys"]}))
+            jobs.append(
+                Job(
+                    f"network {net['arch_id']}",
+                    "network",
+                    "network",
+                    lambda p=str(path): p,
+                    network={"arch_id": net["arch_id"], "arch": net["arch"], "keys": net["keys"]},
+                )
+            )
         extras, overhead = _pseudo_keys(fmt, manifest.extras)
         with open_lut(out, "w") as db:
             db.register_fingerprint(fp)
@@ -346,9 +413,18 @@ def _profile_folder(folder: str | os.PathLike[str], target: Any, out: str | os.P
         engine.close()
 
 
-def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: int | None = None, seed: int = 0,
-                  networks: int = 10, work_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-                  log: Callable[[str], None] | None = None, retry_passes: int = DEFAULT_RETRY_PASSES) -> ProfileResult:
+def profile_space(
+    space: Any,
+    target: Any,
+    out: str | os.PathLike[str],
+    archs: int | None = None,
+    seed: int = 0,
+    networks: int = 10,
+    work_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    retry_passes: int = DEFAULT_RETRY_PASSES,
+) -> ProfileResult:
     """One step on this machine: export each block when its turn comes, measure it, store it.
 
     ``archs``: only the blocks of that many sampled archs (default: every block of the
@@ -367,9 +443,18 @@ def profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: i
         return _profile_space(space, target, out, archs, seed, networks, tmp, progress, log, retry_passes)
 
 
-def _profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: int | None, seed: int,
-                   networks: int, tmp: Path, progress: bool, log: Callable[[str], None] | None,
-                   retry_passes: int) -> ProfileResult:
+def _profile_space(
+    space: Any,
+    target: Any,
+    out: str | os.PathLike[str],
+    archs: int | None,
+    seed: int,
+    networks: int,
+    tmp: Path,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    retry_passes: int,
+) -> ProfileResult:
     from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
     from latency_lut.keys import block_key
     from latency_lut.manifest import space_record
@@ -403,6 +488,7 @@ def _profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: 
                 p = tmp / f"{key}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
                 p.write_bytes(block_models(b, [fmt], batch)[fmt])
                 return str(p)
+
             return make
 
         for b in blocks:
@@ -414,12 +500,21 @@ def _profile_space(space: Any, target: Any, out: str | os.PathLike[str], archs: 
                 p = tmp / f"network-{arch.id}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
                 p.write_bytes(network_models(space, arch, [fmt], batch)[fmt])
                 return str(p)
+
             return make
 
         for arch in calib:
             keys = [block_key(b, batch) for b in space.blocks(arch)]
-            jobs.append(Job(f"network {arch.id}", "network", "network", net_path(arch), cleanup=True,
-                            network={"arch_id": arch.id, "arch": dict(arch), "keys": keys}))
+            jobs.append(
+                Job(
+                    f"network {arch.id}",
+                    "network",
+                    "network",
+                    net_path(arch),
+                    cleanup=True,
+                    network={"arch_id": arch.id, "arch": dict(arch), "keys": keys},
+                )
+            )
         extras = [j.key for j in jobs if j.op == "quantize"]
         overhead = next((j.key for j in jobs if j.op == "overhead"), None)
         with open_lut(out, "w") as db:

@@ -3,6 +3,7 @@
 On a terminal it redraws one line; otherwise (logs, CI) it prints a line at most every
 ``interval_s`` seconds and at the end.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,15 @@ class Progress:
     The ETA is computed from the items done in *this* run (skipped items do not count).
     """
 
-    def __init__(self, total: int, label: str = "items", stream: TextIO | None = None, enabled: bool = True,
-                 interval_s: float = 10.0, width: int = 28) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str = "items",
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        interval_s: float = 10.0,
+        width: int = 28,
+    ) -> None:
         self.total = max(int(total), 0)
         self.label = label
         self.stream = stream or sys.stderr
@@ -49,9 +57,11 @@ class Progress:
         filled = int(round(frac * self.width))
         eta = self.eta_s()
         elapsed = time.monotonic() - self.start
-        text = (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {self.label} "
-                f"{frac * 100:5.1f}%  elapsed {format_duration(elapsed)}  "
-                f"ETA {format_duration(eta) if eta is not None else '?'}")
+        text = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {self.label} "
+            f"{frac * 100:5.1f}%  elapsed {format_duration(elapsed)}  "
+            f"ETA {format_duration(eta) if eta is not None else '?'}"
+        )
         return f"{text}  {note}" if note else text
 
     def update(self, n: int = 1, note: str = "") -> None:

@@ -7,6 +7,7 @@ symmetric activations (zero point 0, what TensorRT needs). This is independent o
 :mod:`quant` (which exports QDQ models carrying *trained* scales): scale values do not
 change latency, only the graph structure does, and that is the same.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ QUANTIZATION_NOTE = {
     "activations": {"int8": "uint8, asymmetric, per tensor", "int8_sym": "int8, symmetric (zero point 0), per tensor"},
     "calibration": "MinMax on random normal inputs",
     "note": "for latency profiling only: independent of hwnas.quant, whose exports carry trained scales; "
-            "scale values do not change latency, the QDQ graph structure does",
+    "scale values do not change latency, the QDQ graph structure does",
 }
 
 
@@ -94,8 +95,9 @@ def _quantize_float_outputs(model: Any, fp32: Any, reader_args: tuple, fmt: str)
 
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
-    float_outputs = [o.name for o in g.output
-                     if producer.get(o.name) is None or producer[o.name].op_type != "DequantizeLinear"]
+    float_outputs = [
+        o.name for o in g.output if producer.get(o.name) is None or producer[o.name].op_type != "DequantizeLinear"
+    ]
     if not float_outputs:
         return model
     so = ort.SessionOptions()
@@ -125,28 +127,47 @@ def _quantize_float_outputs(model: Any, fp32: Any, reader_args: tuple, fmt: str)
             for i, x in enumerate(node.input):
                 if x == name:
                     node.input[i] = inner
-        g.initializer.extend([numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{name}_out_scale"),
-                              numpy_helper.from_array(zp, f"{name}_out_zero_point")])
-        g.node.extend([
-            helper.make_node("QuantizeLinear", [inner, f"{name}_out_scale", f"{name}_out_zero_point"],
-                             [f"{name}_out_quantized"], name=f"{name}_OutputQuantizeLinear"),
-            helper.make_node("DequantizeLinear", [f"{name}_out_quantized", f"{name}_out_scale",
-                                                  f"{name}_out_zero_point"], [name],
-                             name=f"{name}_OutputDequantizeLinear"),
-        ])
+        g.initializer.extend(
+            [
+                numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{name}_out_scale"),
+                numpy_helper.from_array(zp, f"{name}_out_zero_point"),
+            ]
+        )
+        g.node.extend(
+            [
+                helper.make_node(
+                    "QuantizeLinear",
+                    [inner, f"{name}_out_scale", f"{name}_out_zero_point"],
+                    [f"{name}_out_quantized"],
+                    name=f"{name}_OutputQuantizeLinear",
+                ),
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{name}_out_quantized", f"{name}_out_scale", f"{name}_out_zero_point"],
+                    [name],
+                    name=f"{name}_OutputDequantizeLinear",
+                ),
+            ]
+        )
     return m
 
 
-def quantize_model(fp32: bytes | Any, fmt: str = "int8", calibration_samples: int = 4, seed: int = 0,
-                   quantize_outputs: bool = False) -> Any:
+def quantize_model(
+    fp32: bytes | Any, fmt: str = "int8", calibration_samples: int = 4, seed: int = 0, quantize_outputs: bool = False
+) -> Any:
     """Quantize an FP32 ONNX model (bytes or ModelProto) to QDQ; returns the ModelProto.
 
     ``quantize_outputs``: every graph output ends in QuantizeLinear -> DequantizeLinear (a
     block whose output a whole network quantizes), also where this onnxruntime's quantizer
     leaves the last op in float."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from latency_lut.onnx_models import model_io
@@ -155,7 +176,7 @@ def quantize_model(fp32: bytes | Any, fmt: str = "int8", calibration_samples: in
         raise BlockExportError(f"unknown INT8 model format {fmt!r} (formats: int8, int8_sym)")
     model = fp32 if isinstance(fp32, onnx.ModelProto) else onnx.load_from_string(fp32)
     model = fold_constant_identities(model)
-    (name, shape, _), = model_io(model)[0][:1] or [("input", [1], 1)]
+    ((name, shape, _),) = model_io(model)[0][:1] or [("input", [1], 1)]
 
     class Reader(_RandomReader, CalibrationDataReader):
         pass
@@ -168,10 +189,15 @@ def quantize_model(fp32: bytes | Any, fmt: str = "int8", calibration_samples: in
         try:
             quant_pre_process(src, pre, skip_symbolic_shape=True)
             quantize_static(
-                pre, dst, Reader(name, shape, calibration_samples, seed),
-                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
+                pre,
+                dst,
+                Reader(name, shape, calibration_samples, seed),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=False,
                 activation_type=QuantType.QUInt8 if fmt == "int8" else QuantType.QInt8,
-                weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": fmt == "int8_sym"},
             )
         except Exception as exc:

@@ -1,4 +1,5 @@
 """Summaries of a LUT and the INT8-vs-FP32 speed-up per op type (numpy only)."""
+
 from __future__ import annotations
 
 import math
@@ -35,29 +36,40 @@ def summarize(db: LatencyDB) -> list[dict[str, Any]]:
         for sig in spaces:
             c = db.correction(fp["fp_id"], sig)
             if c is not None:
-                corr.append({"space": sig, "model": c.get("model"), "networks": c.get("n_networks"),
-                             "loo_rel_err": c.get("loo_rel_err"), "raw_rel_err": c.get("raw_rel_err")})
+                corr.append(
+                    {
+                        "space": sig,
+                        "model": c.get("model"),
+                        "networks": c.get("n_networks"),
+                        "loo_rel_err": c.get("loo_rel_err"),
+                        "raw_rel_err": c.get("raw_rel_err"),
+                    }
+                )
         stamps = [r["timestamp"] for r in rows]
-        out.append({
-            "fingerprint": fp["fp_id"],
-            "target": fp["target"],
-            "engine": f"{info.get('engine')} {info.get('engine_version')}",
-            "precision": info.get("precision"),
-            "threads": info.get("threads"),
-            "timer": info.get("timer"),
-            "model_format": info.get("model_format"),
-            "hardware": _hw(info),
-            "blocks": len(rows),
-            "networks": fp["networks"],
-            "unstable": sum(1 for r in rows if not r["stable"]),
-            "median_spread": statistics.median(r["spread"] for r in rows) if rows else None,
-            "median_block_ms": statistics.median(r["median_ms"] for r in rows) if rows else None,
-            "first": time.strftime("%Y-%m-%d %H:%M", time.localtime(min(stamps))) if stamps else None,
-            "last": time.strftime("%Y-%m-%d %H:%M", time.localtime(max(stamps))) if stamps else None,
-            "corrections": corr,
-            "calibration": next((r["calibration"] for r in reversed(runs)
-                                 if r["fp_id"] == fp["fp_id"] and r.get("calibration")), None),
-        })
+        out.append(
+            {
+                "fingerprint": fp["fp_id"],
+                "target": fp["target"],
+                "engine": f"{info.get('engine')} {info.get('engine_version')}",
+                "precision": info.get("precision"),
+                "threads": info.get("threads"),
+                "timer": info.get("timer"),
+                "model_format": info.get("model_format"),
+                "hardware": _hw(info),
+                "blocks": len(rows),
+                "networks": fp["networks"],
+                "unstable": sum(1 for r in rows if not r["stable"]),
+                "median_spread": statistics.median(r["spread"] for r in rows) if rows else None,
+                "median_block_ms": statistics.median(r["median_ms"] for r in rows) if rows else None,
+                "first": time.strftime("%Y-%m-%d %H:%M", time.localtime(min(stamps))) if stamps else None,
+                "last": time.strftime("%Y-%m-%d %H:%M", time.localtime(max(stamps))) if stamps else None,
+                "corrections": corr,
+                "calibration": next(
+                    (r["calibration"] for r in reversed(runs) if r["fp_id"] == fp["fp_id"] and r.get("calibration")),
+                    None,
+                ),
+            }
+        )
     return out
 
 
@@ -67,11 +79,15 @@ def format_calibration(record: Mapping[str, Any] | None) -> str:
         return "no calibration recorded"
     parts = []
     if record.get("probe_quiet_ms") is not None:
-        parts.append(f"probe {record['probe_quiet_ms']:.4f} ms quiet ± {100 * record.get('probe_noise', 0.0):.1f}% "
-                     f"(robust), single runs ± {100 * record.get('run_cv', 0.0):.1f}%")
+        parts.append(
+            f"probe {record['probe_quiet_ms']:.4f} ms quiet ± {100 * record.get('probe_noise', 0.0):.1f}% "
+            f"(robust), single runs ± {100 * record.get('run_cv', 0.0):.1f}%"
+        )
         if record.get("disturbed_share"):
-            parts.append(f"disturbed {100 * record['disturbed_share']:.0f}% of the calibration "
-                         f"({record.get('disturbed_slowdown', 1.0):.2f}x slower)")
+            parts.append(
+                f"disturbed {100 * record['disturbed_share']:.0f}% of the calibration "
+                f"({record.get('disturbed_slowdown', 1.0):.2f}x slower)"
+            )
         parts.append(f"timer {record.get('timer')} resolution {record.get('timer_resolution_us', 0.0):.2f} us")
         boost = record.get("idle_speedup")
         if boost is not None and abs(boost - 1.0) >= 0.05:
@@ -137,8 +153,15 @@ def speedup_table(db: LatencyDB, int8: str | None = None, fp32: str | None = Non
             everything += groups[fam]
         if everything:
             rows.append(_row("all", everything))
-        results.append({"int8": q, "fp32": f, "int8_target": fps.get(q, {}).get("target", q),
-                        "fp32_target": fps.get(f, {}).get("target", f), "rows": rows})
+        results.append(
+            {
+                "int8": q,
+                "fp32": f,
+                "int8_target": fps.get(q, {}).get("target", q),
+                "fp32_target": fps.get(f, {}).get("target", f),
+                "rows": rows,
+            }
+        )
     return results
 
 
@@ -150,12 +173,17 @@ def _row(family: str, pairs: list[tuple[float, float]]) -> dict[str, Any]:
     ratios = [a / b for a, b in pairs if b > 0]
     # The third of the blocks with the longest FP32 time: there arithmetic outweighs the costs
     # that INT8 does not shrink (per-op dispatch, quantize steps, depthwise and small kernels).
-    large = sorted(pairs)[-max(1, len(pairs) // 3):]
-    return {"family": family, "n": len(pairs),
-            "fp32_ms": statistics.median(a for a, _ in pairs), "int8_ms": statistics.median(b for _, b in pairs),
-            "speedup": _geo_mean(ratios), "speedup_min": min(ratios) if ratios else float("nan"),
-            "speedup_max": max(ratios) if ratios else float("nan"),
-            "speedup_large": _geo_mean([a / b for a, b in large if b > 0])}
+    large = sorted(pairs)[-max(1, len(pairs) // 3) :]
+    return {
+        "family": family,
+        "n": len(pairs),
+        "fp32_ms": statistics.median(a for a, _ in pairs),
+        "int8_ms": statistics.median(b for _, b in pairs),
+        "speedup": _geo_mean(ratios),
+        "speedup_min": min(ratios) if ratios else float("nan"),
+        "speedup_max": max(ratios) if ratios else float("nan"),
+        "speedup_large": _geo_mean([a / b for a, b in large if b > 0]),
+    }
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -171,18 +199,24 @@ def format_summary(summary: list[dict[str, Any]], path: str) -> str:
     for s in summary:
         lines.append("")
         lines.append(f"{s['target']}  fingerprint {s['fingerprint']}")
-        lines.append(f"  {s['engine']}, {s['precision']} ({s['model_format']} models), {s['threads']} thread(s), "
-                     f"timer {s['timer']}")
+        lines.append(
+            f"  {s['engine']}, {s['precision']} ({s['model_format']} models), {s['threads']} thread(s), "
+            f"timer {s['timer']}"
+        )
         lines.append(f"  hardware: {s['hardware']}")
         spread = f"{s['median_spread'] * 100:.1f}%" if s["median_spread"] is not None else "-"
         med = f"{s['median_block_ms']:.4f} ms" if s["median_block_ms"] is not None else "-"
-        lines.append(f"  {s['blocks']} blocks (median {med}, {s['unstable']} unstable, median round spread {spread}), "
-                     f"{s['networks']} whole networks, measured {s['first']} .. {s['last']}")
+        lines.append(
+            f"  {s['blocks']} blocks (median {med}, {s['unstable']} unstable, median round spread {spread}), "
+            f"{s['networks']} whole networks, measured {s['first']} .. {s['last']}"
+        )
         if s.get("calibration"):
             lines.append(f"  calibration (last run): {format_calibration(s['calibration'])}")
         for c in s["corrections"]:
-            lines.append(f"  correction for {c['space']}: {c['model']} from {c['networks']} networks "
-                         f"(leave-one-out error {c['loo_rel_err'] * 100:.1f}%, raw sum {c['raw_rel_err'] * 100:.1f}%)")
+            lines.append(
+                f"  correction for {c['space']}: {c['model']} from {c['networks']} networks "
+                f"(leave-one-out error {c['loo_rel_err'] * 100:.1f}%, raw sum {c['raw_rel_err'] * 100:.1f}%)"
+            )
     return "\n".join(lines)
 
 
@@ -191,11 +225,33 @@ def format_speedup_table(tables: list[dict[str, Any]]) -> str:
         return "no INT8/FP32 pair of fingerprints with the same engine and hardware: nothing to compare"
     parts = []
     for t in tables:
-        rows = [[r["family"], str(r["n"]), f"{r['fp32_ms']:.4f}", f"{r['int8_ms']:.4f}", f"{r['speedup']:.2f}x",
-                 f"{r['speedup_large']:.2f}x", f"{r['speedup_min']:.2f}-{r['speedup_max']:.2f}"] for r in t["rows"]]
-        parts.append(f"INT8 speed-up: {t['int8_target']} ({t['int8']}) vs {t['fp32_target']} ({t['fp32']})\n"
-                     + _table(["op type", "blocks", "FP32 ms (median)", "INT8 ms (median)", "speed-up (geo-mean)",
-                               "largest third", "range"], rows)
-                     + "\n(block compute times: the per-call overhead is subtracted from each measurement; "
-                       "largest third: the geo-mean over the third of the blocks with the longest FP32 time)")
+        rows = [
+            [
+                r["family"],
+                str(r["n"]),
+                f"{r['fp32_ms']:.4f}",
+                f"{r['int8_ms']:.4f}",
+                f"{r['speedup']:.2f}x",
+                f"{r['speedup_large']:.2f}x",
+                f"{r['speedup_min']:.2f}-{r['speedup_max']:.2f}",
+            ]
+            for r in t["rows"]
+        ]
+        parts.append(
+            f"INT8 speed-up: {t['int8_target']} ({t['int8']}) vs {t['fp32_target']} ({t['fp32']})\n"
+            + _table(
+                [
+                    "op type",
+                    "blocks",
+                    "FP32 ms (median)",
+                    "INT8 ms (median)",
+                    "speed-up (geo-mean)",
+                    "largest third",
+                    "range",
+                ],
+                rows,
+            )
+            + "\n(block compute times: the per-call overhead is subtracted from each measurement; "
+            "largest third: the geo-mean over the third of the blocks with the longest FP32 time)"
+        )
     return "\n\n".join(parts)

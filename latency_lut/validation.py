@@ -5,6 +5,7 @@ quantized exactly like the calibration networks (onnxruntime ``quantize_static``
 measured with the target's harness, and compared with :class:`LatencyPredictor`. The
 networks the correction was fitted on are never used for validation.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,9 +42,17 @@ def validation_archs(space: Any, n: int, seed: int = 0, exclude: set[str] | None
     return list(out.values())
 
 
-def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100, seed: int = 0,
-             passes: int = DEFAULT_PASSES,
-             remeasure: int = 3, progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def validate(
+    lut: str | os.PathLike[str],
+    space: Any,
+    target: Any,
+    n: int = 100,
+    seed: int = 0,
+    passes: int = DEFAULT_PASSES,
+    remeasure: int = 3,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Measure ``n`` random networks of ``space`` on ``target`` and report how well the LUT
     predicts them. Returns the agreement metrics (see :func:`latency_lut.metrics.agreement`)
     with ``target``, ``space``, ``fingerprint``, the correction used, the metrics of the raw
@@ -108,8 +117,13 @@ def validate(lut: str | os.PathLike[str], space: Any, target: Any, n: int = 100,
             "correction": (predictor.correction or {}).get("model", "none"),
             "raw": agreement(raw, measured),
             "networks": [
-                {"arch_id": a.id, "blocks": int(k), "predicted_ms": float(pr), "raw_ms": float(r),
-                 "measured_ms": float(m)}
+                {
+                    "arch_id": a.id,
+                    "blocks": int(k),
+                    "predicted_ms": float(pr),
+                    "raw_ms": float(r),
+                    "measured_ms": float(m),
+                }
                 for a, k, pr, r, m in zip(archs, nblocks, predicted, raw, measured)
             ],
         }
@@ -123,5 +137,7 @@ def pool(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     one validation run in parallel with disjoint seeds), with the raw sum's under ``raw``."""
     nets = [net for r in results for net in r["networks"]]
     measured = [net["measured_ms"] for net in nets]
-    return {**agreement([net["predicted_ms"] for net in nets], measured),
-            "raw": agreement([net["raw_ms"] for net in nets], measured)}
+    return {
+        **agreement([net["predicted_ms"] for net in nets], measured),
+        "raw": agreement([net["raw_ms"] for net in nets], measured),
+    }

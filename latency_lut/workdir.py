@@ -14,6 +14,7 @@ file (written by older versions) are removed once nothing in them has changed fo
 a block of code, so that ``finally`` clauses run: the work folder is removed and the LUT's run
 row is marked ``interrupted``.
 """
+
 from __future__ import annotations
 
 import os

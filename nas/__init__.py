@@ -2,6 +2,7 @@
 
 Everything is re-exported lazily so that ``import nas`` stays cheap (no torch until needed).
 """
+
 from __future__ import annotations
 
 import importlib

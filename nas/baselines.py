@@ -20,6 +20,7 @@ onnxruntime. :func:`train_recipe` / :func:`quant_recipe` are the keys the finish
 recorded under (and :func:`baseline_dir` a folder name from the first), so that a caller can keep
 many recipes side by side (``benchmarks/bench_pipeline.py``) or one per folder (``nas run``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,6 +66,7 @@ __all__ = [
 FMNIST_RECIPE_MEAN, FMNIST_RECIPE_STD = 0.2860, 0.3530
 """The reference recipe's input normalisation (pixels scaled to [0, 1] first)."""
 
+
 class BaselineError(HwnasError):
     """A baseline cannot be trained (too little data, a diverging run)."""
 
@@ -83,8 +85,12 @@ class PlainCNN(nn.Module):
     def __init__(self, in_chans: int = 1, num_classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            *_conv_bn_relu(in_chans, 32), *_conv_bn_relu(32, 32), nn.MaxPool2d(2),
-            *_conv_bn_relu(32, 64), *_conv_bn_relu(64, 64), nn.MaxPool2d(2),
+            *_conv_bn_relu(in_chans, 32),
+            *_conv_bn_relu(32, 32),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(32, 64),
+            *_conv_bn_relu(64, 64),
+            nn.MaxPool2d(2),
             *_conv_bn_relu(64, 128),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -105,7 +111,9 @@ def create_baseline(name: str, *, in_chans: int = 1, num_classes: int = 10) -> n
     raise UnknownNameError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
 
 
-def normalize_fmnist(images: np.ndarray, mean: float = FMNIST_RECIPE_MEAN, std: float = FMNIST_RECIPE_STD) -> np.ndarray:
+def normalize_fmnist(
+    images: np.ndarray, mean: float = FMNIST_RECIPE_MEAN, std: float = FMNIST_RECIPE_STD
+) -> np.ndarray:
     """``uint8 (N, 28, 28)`` Fashion-MNIST images as normalised ``float32 (N, 1, 28, 28)``."""
     x = np.asarray(images, dtype=np.float32) / 255.0
     return ((x - mean) / std).astype(np.float32)[:, None]
@@ -139,13 +147,22 @@ class BaselineRecipe:
             raise ConfigError(f"recipe: peak_lr must be positive, got {self.peak_lr}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "schedule": "onecycle(pct_start=0.3, div_factor=25, final_div_factor=1e4, cycle_momentum=False)"}
+        return {
+            **asdict(self),
+            "schedule": "onecycle(pct_start=0.3, div_factor=25, final_div_factor=1e4, cycle_momentum=False)",
+        }
 
 
-def train_baseline(model: nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
-                   recipe: BaselineRecipe = BaselineRecipe(), *, channels_last: bool | None = None,
-                   checkpoint: str | os.PathLike[str] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train_baseline(
+    model: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    recipe: BaselineRecipe = BaselineRecipe(),
+    *,
+    channels_last: bool | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Train ``model`` in place on normalised ``(N, C, H, W)`` images with ``recipe``.
 
     ``channels_last`` (default: on CPU) runs the convolutions on NHWC tensors
@@ -166,8 +183,13 @@ def train_baseline(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     steps_per_epoch = len(data) // recipe.batch_size
     total = recipe.epochs * steps_per_epoch
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.peak_lr, momentum=recipe.momentum,
-                          nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.peak_lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.peak_lr, total_steps=total, cycle_momentum=False)
     nhwc = device.type == "cpu" if channels_last is None else channels_last
     losses: list[float] = []
@@ -177,8 +199,10 @@ def train_baseline(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         if state.get("epochs") != recipe.epochs or state.get("steps_per_epoch") != steps_per_epoch:
-            raise BaselineError(f"{ckpt}: a checkpoint of another schedule ({state.get('epochs')} epochs "
-                                f"of {state.get('steps_per_epoch')} steps); delete it to start again")
+            raise BaselineError(
+                f"{ckpt}: a checkpoint of another schedule ({state.get('epochs')} epochs "
+                f"of {state.get('steps_per_epoch')} steps); delete it to start again"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -203,10 +227,19 @@ def train_baseline(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
             if not math.isfinite(losses[-1]):
                 raise BaselineError(f"training diverged in epoch {epoch + 1} (loss {losses[-1]})")
             if ckpt is not None and epoch + 1 < recipe.epochs:
-                _save_checkpoint(ckpt, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch + 1, "epochs": recipe.epochs, "steps_per_epoch": steps_per_epoch,
-                    "epoch_losses": losses, "seconds": time.perf_counter() - t0})
+                _save_checkpoint(
+                    ckpt,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "epoch": epoch + 1,
+                        "epochs": recipe.epochs,
+                        "steps_per_epoch": steps_per_epoch,
+                        "epoch_losses": losses,
+                        "seconds": time.perf_counter() - t0,
+                    },
+                )
             if log is not None:
                 log(f"epoch {epoch + 1}/{recipe.epochs}: loss {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
     model.eval()
@@ -230,17 +263,24 @@ recipe produces (finished work of another version is then redone)."""
 CALIB_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
 """onnxruntime ``quantize_static`` calibration methods :func:`prepare_baseline` accepts."""
 
-QUANTIZER = ("onnxruntime quantize_static after quant_pre_process: QDQ, per-channel symmetric s8 weights, "
-             "asymmetric u8 activations")
+QUANTIZER = (
+    "onnxruntime quantize_static after quant_pre_process: QDQ, per-channel symmetric s8 weights, "
+    "asymmetric u8 activations"
+)
 
 
-def train_recipe(name: str, recipe: BaselineRecipe, train_limit: int | None, *,
-                 data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def train_recipe(
+    name: str, recipe: BaselineRecipe, train_limit: int | None, *, data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything a trained baseline (and its FP32 ONNX) depends on: the key its training and
     export are recorded under. ``data``: a JSON-able description of the training images when
     ``train_limit`` alone does not say which they are (left out of the key when ``None``)."""
-    key: dict[str, Any] = {"model": name, "recipe": recipe.to_dict(), "train_limit": train_limit,
-                           "version": RECIPE_VERSION}
+    key: dict[str, Any] = {
+        "model": name,
+        "recipe": recipe.to_dict(),
+        "train_limit": train_limit,
+        "version": RECIPE_VERSION,
+    }
     if data is not None:
         key["data"] = dict(data)
     return key
@@ -248,8 +288,13 @@ def train_recipe(name: str, recipe: BaselineRecipe, train_limit: int | None, *,
 
 def quant_recipe(calib: int, calib_method: str, seed: int) -> dict[str, Any]:
     """Everything the INT8 model of a trained baseline depends on (the key of its ``int8-*`` folder)."""
-    return {"calib": calib, "calib_method": calib_method, "calib_seed": seed, "version": RECIPE_VERSION,
-            "quantizer": QUANTIZER}
+    return {
+        "calib": calib,
+        "calib_method": calib_method,
+        "calib_seed": seed,
+        "version": RECIPE_VERSION,
+        "quantizer": QUANTIZER,
+    }
 
 
 def recipe_tag(key: Mapping[str, Any]) -> str:
@@ -264,8 +309,9 @@ def baseline_dir(work: str | os.PathLike[str], key: Mapping[str, Any]) -> Path:
     return Path(work) / f"{key['model']}-{recipe_tag(key)}"
 
 
-def load_done(path: str | os.PathLike[str], key: Mapping[str, Any],
-              files: tuple[Path, ...] | list[Path] = ()) -> dict[str, Any] | None:
+def load_done(
+    path: str | os.PathLike[str], key: Mapping[str, Any], files: tuple[Path, ...] | list[Path] = ()
+) -> dict[str, Any] | None:
     """The JSON object at ``path`` when it records ``key`` (its ``"recipe"``) and every one of
     ``files`` exists; else None (missing, unreadable, another recipe: the work is to be done)."""
     from hwnas.io import read_json_file
@@ -329,11 +375,21 @@ class PreparedBaseline:
         return "train" not in self.stages_run
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "folder": str(self.folder), "fp32_onnx": str(self.fp32_path),
-                "int8_onnx": str(self.int8_path), "params": self.params, "torch_params": self.torch_params,
-                "train": self.train, "calibration_images": self.calibration_images,
-                "calib_method": self.calib_method, "stages_run": list(self.stages_run), "cached": self.cached,
-                "fp32_acc": self.fp32_acc, "int8_acc": self.int8_acc}
+        return {
+            "name": self.name,
+            "folder": str(self.folder),
+            "fp32_onnx": str(self.fp32_path),
+            "int8_onnx": str(self.int8_path),
+            "params": self.params,
+            "torch_params": self.torch_params,
+            "train": self.train,
+            "calibration_images": self.calibration_images,
+            "calib_method": self.calib_method,
+            "stages_run": list(self.stages_run),
+            "cached": self.cached,
+            "fp32_acc": self.fp32_acc,
+            "int8_acc": self.int8_acc,
+        }
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -342,11 +398,23 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, canonical_json(json_safe(obj)) + "\n")
 
 
-def prepare_baseline(name: str, recipe: BaselineRecipe, train_x: np.ndarray, train_y: np.ndarray,
-                     check_x: np.ndarray, out_dir: str | os.PathLike[str], *,
-                     train_key: Mapping[str, Any] | None = None, calib: int = 512, calib_method: str = "minmax",
-                     num_classes: int = 10, test_x: np.ndarray | None = None, test_y: np.ndarray | None = None,
-                     threads: int = 1, log: Callable[[str], None] | None = None) -> PreparedBaseline:
+def prepare_baseline(
+    name: str,
+    recipe: BaselineRecipe,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    check_x: np.ndarray,
+    out_dir: str | os.PathLike[str],
+    *,
+    train_key: Mapping[str, Any] | None = None,
+    calib: int = 512,
+    calib_method: str = "minmax",
+    num_classes: int = 10,
+    test_x: np.ndarray | None = None,
+    test_y: np.ndarray | None = None,
+    threads: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> PreparedBaseline:
     """Train, export (FP32 ONNX) and quantize (INT8 QDQ) baseline ``name`` in ``out_dir``, reusing
     whatever of it ``out_dir`` holds finished.
 
@@ -379,8 +447,16 @@ def prepare_baseline(name: str, recipe: BaselineRecipe, train_x: np.ndarray, tra
     if x.ndim != 4 or len(x) != len(train_y):
         raise BaselineError(f"{name}: training images must be (N, C, H, W) with one label each, got {x.shape}")
     shape = tuple(int(d) for d in x.shape[1:])
-    tkey = dict(train_key) if train_key is not None else train_recipe(
-        name, recipe, None, data={"train_images": len(train_y), "input_shape": list(shape), "num_classes": num_classes})
+    tkey = (
+        dict(train_key)
+        if train_key is not None
+        else train_recipe(
+            name,
+            recipe,
+            None,
+            data={"train_images": len(train_y), "input_shape": list(shape), "num_classes": num_classes},
+        )
+    )
     qkey = quant_recipe(calib, calib_method, recipe.seed)
     folder = Path(out_dir)
     qdir = folder / f"int8-{recipe_tag(qkey)}"
@@ -408,8 +484,11 @@ def prepare_baseline(name: str, recipe: BaselineRecipe, train_x: np.ndarray, tra
         tmp = folder / ".model.pt.tmp"
         torch.save(model.state_dict(), tmp)
         os.replace(tmp, weights)
-        trained = {"recipe": tkey, "torch_params": params,
-                   "train": {k: result[k] for k in ("steps", "seconds", "epoch_losses", "resumed_from_epoch")}}
+        trained = {
+            "recipe": tkey,
+            "torch_params": params,
+            "train": {k: result[k] for k in ("steps", "seconds", "epoch_losses", "resumed_from_epoch")},
+        }
         _write_json(folder / "train.json", trained)
         ckpt.unlink(missing_ok=True)
         ckpt_key.unlink(missing_ok=True)
@@ -438,10 +517,18 @@ def prepare_baseline(name: str, recipe: BaselineRecipe, train_x: np.ndarray, tra
         _write_json(qdir / "quant.json", quantized)
         ran.append("quantize")
     say(f"{name}: " + (f"ran {', '.join(ran)}" if ran else "trained, exported and quantized already") + f" ({folder})")
-    out = PreparedBaseline(name=name, folder=folder, fp32_path=fp32, int8_path=int8,
-                           params=int(exported["onnx_params"]), torch_params=int(trained["torch_params"]),
-                           train=dict(trained["train"]), calibration_images=int(quantized["calibration_images"]),
-                           calib_method=calib_method, stages_run=ran)
+    out = PreparedBaseline(
+        name=name,
+        folder=folder,
+        fp32_path=fp32,
+        int8_path=int8,
+        params=int(exported["onnx_params"]),
+        torch_params=int(trained["torch_params"]),
+        train=dict(trained["train"]),
+        calibration_images=int(quantized["calibration_images"]),
+        calib_method=calib_method,
+        stages_run=ran,
+    )
     if test_x is not None and test_y is not None:
         tx = np.asarray(test_x, dtype=np.float32)
         out.fp32_acc = onnx_accuracy(fp32, tx, np.asarray(test_y), threads)

@@ -15,6 +15,7 @@ Schemes: ``ORT_CPU`` (u8 activations, ±127 per-channel weights), ``ORT_CPU_AVX2
 exact on x86 without VNNI, where onnxruntime's int16 pair sums saturate), ``TENSORRT`` (s8
 symmetric everywhere); ``host_ort_scheme()`` picks the onnxruntime preset for this CPU.
 """
+
 from __future__ import annotations
 
 from quant.bias_correction import correct_bias
@@ -56,7 +57,17 @@ from quant.pipeline import PipelineResult, VariantResult, run_pipeline
 from quant.prepare import is_prepared, prepare, scheme_of
 from quant.qat import freeze_bn_stats, qat_param_groups, quant_parameters, set_quant_learnable
 from quant.scheme import ORT_CPU, ORT_CPU_AVX2, SCHEMES, TENSORRT, QuantScheme, get_scheme, host_ort_scheme
-from quant.training import QAT_CONFIG, TrainConfig, TrainResult, accuracy, evaluate, predict, qat_finetune, recalibrate_bn, train
+from quant.training import (
+    QAT_CONFIG,
+    TrainConfig,
+    TrainResult,
+    accuracy,
+    evaluate,
+    predict,
+    qat_finetune,
+    recalibrate_bn,
+    train,
+)
 
 __all__ = [
     "DEFAULT_OPSET",

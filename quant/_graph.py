@@ -1,4 +1,5 @@
 """torch.fx helpers shared by :mod:`quant.prepare` and :mod:`quant.fold`: tracing and node kinds."""
+
 from __future__ import annotations
 
 import operator
@@ -11,7 +12,15 @@ import torch.nn.functional as F
 
 from quant.errors import UnsupportedModelError
 
-__all__ = ["NONNEGATIVE_ACTIVATIONS", "activation_name", "module_of", "node_kind", "non_tensor_nodes", "symbolic_trace", "tensor_args"]
+__all__ = [
+    "NONNEGATIVE_ACTIVATIONS",
+    "activation_name",
+    "module_of",
+    "node_kind",
+    "non_tensor_nodes",
+    "symbolic_trace",
+    "tensor_args",
+]
 
 _ACT_MODULES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
@@ -62,8 +71,14 @@ def _leaf_activation_types() -> dict[type[nn.Module], str]:
         from timm.layers import activations as ta
     except ImportError:  # pragma: no cover - timm is a dependency
         return extra
-    for name, act in (("Swish", "silu"), ("HardSwish", "hardswish"), ("HardSigmoid", "hardsigmoid"),
-                      ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("GELU", "gelu")):
+    for name, act in (
+        ("Swish", "silu"),
+        ("HardSwish", "hardswish"),
+        ("HardSigmoid", "hardsigmoid"),
+        ("Sigmoid", "sigmoid"),
+        ("Tanh", "tanh"),
+        ("GELU", "gelu"),
+    ):
         cls = getattr(ta, name, None)
         if isinstance(cls, type) and issubclass(cls, nn.Module):
             extra[cls] = act
@@ -193,10 +208,17 @@ def non_tensor_nodes(graph: fx.Graph) -> set[fx.Node]:
     for n in graph.nodes:
         if n.op == "call_method" and n.target in _NON_TENSOR_METHODS:
             out.add(n)
-        elif n.op == "call_function" and n.target is getattr and len(n.args) > 1 and n.args[1] in ("shape", "ndim", "dtype", "device"):
+        elif (
+            n.op == "call_function"
+            and n.target is getattr
+            and len(n.args) > 1
+            and n.args[1] in ("shape", "ndim", "dtype", "device")
+        ):
             out.add(n)
-        elif n.op in ("call_function", "call_method") and any(a in out for a in tensor_args(n)) and not any(
-            a not in out for a in tensor_args(n)
+        elif (
+            n.op in ("call_function", "call_method")
+            and any(a in out for a in tensor_args(n))
+            and not any(a not in out for a in tensor_args(n))
         ):
             out.add(n)
     return out

@@ -11,6 +11,7 @@ before it, so that a layer also absorbs the shift that arrives from upstream.
 The corrected bias is an ordinary float bias: the exported model carries it as its int32 bias,
 so onnxruntime computes what the corrected fake-quant model computes.
 """
+
 from __future__ import annotations
 
 from itertools import islice
@@ -42,8 +43,10 @@ class _MeanRecorder:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
         self.order: list[str] = []  # execution order of the first call of each layer
-        self.handles = [layer.register_forward_hook(self._hook(name, isinstance(layer, QuantConv2d)))
-                        for name, layer in layers.items()]
+        self.handles = [
+            layer.register_forward_hook(self._hook(name, isinstance(layer, QuantConv2d)))
+            for name, layer in layers.items()
+        ]
 
     def _hook(self, name: str, conv: bool) -> Any:
         def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
@@ -54,6 +57,7 @@ class _MeanRecorder:
             else:
                 self.sums[name] = self.sums[name] + s
             self.counts[name] += n
+
         return hook
 
     def mean(self, name: str) -> torch.Tensor:
@@ -88,7 +92,9 @@ def _shift_bias(layer: QuantConv2d | QuantLinear, delta: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def correct_bias(model: nn.Module, data: Any, *, num_batches: int | None = 4, batch_size: int = 256) -> dict[str, float]:
+def correct_bias(
+    model: nn.Module, data: Any, *, num_batches: int | None = 4, batch_size: int = 256
+) -> dict[str, float]:
     """Empirical bias correction of a calibrated, prepared model (in place).
 
     ``data`` is calibration data as for :func:`quant.calibrate` (the first ``num_batches``

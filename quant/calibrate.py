@@ -1,4 +1,5 @@
 """Post-training calibration and quantizer bookkeeping."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -61,14 +62,18 @@ def iter_batches(data: Any, batch_size: int = 256) -> Iterator[torch.Tensor]:
             yield data[i : i + batch_size].float()
         return
     if not isinstance(data, Iterable):
-        raise QuantError(f"calibration data must be a tensor, an array or an iterable of batches, got {type(data).__name__}")
+        raise QuantError(
+            f"calibration data must be a tensor, an array or an iterable of batches, got {type(data).__name__}"
+        )
     for batch in data:
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
         if isinstance(batch, np.ndarray):
             batch = torch.from_numpy(batch)
         if not isinstance(batch, torch.Tensor):
-            raise QuantError(f"calibration batches must be tensors or (inputs, targets) pairs, got {type(batch).__name__}")
+            raise QuantError(
+                f"calibration batches must be tensors or (inputs, targets) pairs, got {type(batch).__name__}"
+            )
         yield batch.float()
 
 

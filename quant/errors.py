@@ -1,4 +1,5 @@
 """Errors raised by :mod:`quant`. All derive from :class:`hwnas.errors.HwnasError`; messages are one line."""
+
 from __future__ import annotations
 
 from hwnas.errors import HwnasError

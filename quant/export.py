@@ -11,6 +11,7 @@ every weight onto its grid, exports with torch's ONNX exporter (fake-quant ops b
 onnxruntime then fuses ``DQ → Conv → Q`` into ``QLinearConv`` (see
 :func:`quant.ort.integer_op_report`); TensorRT and OpenVINO read the same explicit QDQ graph.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,13 +28,13 @@ import torch.fx as fx
 import torch.nn as nn
 from onnx import helper, numpy_helper
 
+from quant._graph import symbolic_trace
 from quant.calibrate import check_calibrated, quantized_layers
 from quant.errors import ExportError, QuantError, UnsupportedModelError
 from quant.fake_quant import ActFakeQuant, WeightFakeQuant
 from quant.fold import fold_bn, fold_bn_graph
 from quant.functional import quantize_weight
 from quant.prepare import is_prepared
-from quant._graph import symbolic_trace
 
 __all__ = ["DEFAULT_OPSET", "export_fp32_onnx", "export_onnx", "finalize_qdq"]
 
@@ -60,8 +61,15 @@ def _torch_export(
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                model, (x,), str(path), opset_version=opset, dynamo=False, input_names=[input_name],
-                output_names=[output_name], dynamic_axes=axes, do_constant_folding=True,
+                model,
+                (x,),
+                str(path),
+                opset_version=opset,
+                dynamo=False,
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes=axes,
+                do_constant_folding=True,
             )
         except Exception as exc:  # noqa: BLE001 - report any exporter failure as one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -131,8 +139,10 @@ def export_onnx(
             if not wq.is_initialized:
                 wq.init_from(layer.weight)
             if layer.weight.shape[0] != wq.scale.numel():
-                raise ExportError(f"{type(layer).__name__}: weight has {layer.weight.shape[0]} output channels, "
-                                  f"its quantizer {wq.scale.numel()} (extract the subnet before export)")
+                raise ExportError(
+                    f"{type(layer).__name__}: weight has {layer.weight.shape[0]} output channels, "
+                    f"its quantizer {wq.scale.numel()} (extract the subnet before export)"
+                )
             scale = wq.effective_scale().float()
             layer.weight.copy_(quantize_weight(layer.weight.float(), scale, wq.qmax))
             wq.scale.data = scale.clone()
@@ -143,7 +153,9 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
-        _torch_export(m, x, raw, opset=opset, dynamic_batch=dynamic_batch, input_name=input_name, output_name=output_name)
+        _torch_export(
+            m, x, raw, opset=opset, dynamic_batch=dynamic_batch, input_name=input_name, output_name=output_name
+        )
         proto = onnx.load(str(raw))
     proto = finalize_qdq(proto)
     onnx.save(proto, str(path))
@@ -193,10 +205,29 @@ def _unique(graph: onnx.GraphProto, base: str) -> str:
     return name
 
 
-_FOLDABLE = frozenset({
-    "QuantizeLinear", "Identity", "Cast", "Clip", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Mul", "Div", "Add", "Sub",
-    "Neg", "Abs", "Max", "Min", "Round", "Floor", "Ceil",
-})
+_FOLDABLE = frozenset(
+    {
+        "QuantizeLinear",
+        "Identity",
+        "Cast",
+        "Clip",
+        "Reshape",
+        "Unsqueeze",
+        "Squeeze",
+        "Transpose",
+        "Mul",
+        "Div",
+        "Add",
+        "Sub",
+        "Neg",
+        "Abs",
+        "Max",
+        "Min",
+        "Round",
+        "Floor",
+        "Ceil",
+    }
+)
 
 
 def _fold_constants(model: onnx.ModelProto) -> None:
@@ -218,8 +249,13 @@ def _fold_constants(model: onnx.ModelProto) -> None:
             ins = [i for i in node.input if i]
             if node.op_type in _FOLDABLE and node.domain in ("", "ai.onnx") and ins and all(i in inits for i in ins):
                 tiny = helper.make_model(
-                    helper.make_graph([node], "fold", [], [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output],
-                                      [inits[i] for i in ins]),
+                    helper.make_graph(
+                        [node],
+                        "fold",
+                        [],
+                        [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output],
+                        [inits[i] for i in ins],
+                    ),
                     opset_imports=[helper.make_opsetid("", opset)],
                 )
                 values = ReferenceEvaluator(tiny).run(None, {})
@@ -269,7 +305,9 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
                 sw = sw.copy()
                 sw[dead] = np.abs(bias[dead]) / (float(sx) * 2.0**20)
                 name = _unique(graph, wdq.input[1] + "_dead_channels")
-                graph.initializer.append(numpy_helper.from_array(sw.reshape(numpy_helper.to_array(inits[wdq.input[1]]).shape), name))
+                graph.initializer.append(
+                    numpy_helper.from_array(sw.reshape(numpy_helper.to_array(inits[wdq.input[1]]).shape), name)
+                )
                 inits[name] = graph.initializer[-1]
                 wdq.input[1] = name
         sb = (sx * sw).astype(np.float32)
@@ -277,15 +315,19 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
             sb = np.full(bias.shape, float(sb[0]), np.float32)
         q = np.rint(bias / sb)
         if np.any(np.abs(q) > _INT32_MAX):
-            raise ExportError(f"{node.name or node.op_type}: bias does not fit int32 at scale input·weight; recalibrate")
+            raise ExportError(
+                f"{node.name or node.op_type}: bias does not fit int32 at scale input·weight; recalibrate"
+            )
         bname = _unique(graph, node.input[2] + "_int32")
         sname = _unique(graph, node.input[2] + "_scale")
         zname = _unique(graph, node.input[2] + "_zero_point")
-        graph.initializer.extend([
-            numpy_helper.from_array(q.astype(np.int32), bname),
-            numpy_helper.from_array(sb, sname),
-            numpy_helper.from_array(np.zeros(bias.shape, np.int32), zname),
-        ])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(q.astype(np.int32), bname),
+                numpy_helper.from_array(sb, sname),
+                numpy_helper.from_array(np.zeros(bias.shape, np.int32), zname),
+            ]
+        )
         inits.update({bname: graph.initializer[-3], sname: graph.initializer[-2], zname: graph.initializer[-1]})
         out = _unique(graph, node.input[2] + "_dequantized")
         new_nodes.append(helper.make_node("DequantizeLinear", [bname, sname, zname], [out], name=out, axis=0))

@@ -10,6 +10,7 @@ With gradients enabled they use the explicit LSQ/LSQ+ formulation of :mod:`quant
 without (evaluation, export) they call torch's fused fake-quant kernels, which the ONNX exporter
 turns into ``QuantizeLinear``/``DequantizeLinear`` pairs carrying exactly these step sizes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -96,8 +97,10 @@ class ActFakeQuant(_InitFlag):
         """Freeze the current step size and zero point as constants for ONNX export (or undo)."""
         scale, zero = self.qparams()
         device = self.scale.device
-        self._export_qparams = (torch.tensor(scale, dtype=torch.float32, device=device),
-                                torch.tensor(zero, dtype=torch.int32, device=device))
+        self._export_qparams = (
+            torch.tensor(scale, dtype=torch.float32, device=device),
+            torch.tensor(zero, dtype=torch.int32, device=device),
+        )
         self.export_mode = enabled and self.fake_quant_enabled
 
     # -- parameters -------------------------------------------------------------------------------
@@ -207,7 +210,9 @@ class WeightFakeQuant(_InitFlag):
         new = WeightFakeQuant.__new__(WeightFakeQuant)
         _InitFlag.__init__(new)
         new.qmax, new.method = self.qmax, self.method
-        new.scale = nn.Parameter(self.scale.detach()[idx.to(self.scale.device)].clone(), requires_grad=self.scale.requires_grad)
+        new.scale = nn.Parameter(
+            self.scale.detach()[idx.to(self.scale.device)].clone(), requires_grad=self.scale.requires_grad
+        )
         new.fake_quant_enabled, new.export_mode = self.fake_quant_enabled, False
         if self._ready:
             new._mark_initialized()
@@ -264,8 +269,15 @@ class _DeployedBias:
         aq: ActFakeQuant | None = self.__dict__.get("_input_quant")
         bn = self.__dict__.get("_bn")
         wq = self.weight_quant
-        if (aq is None or not aq.is_initialized or aq.observing or not aq.fake_quant_enabled or wq.export_mode
-                or not wq.fake_quant_enabled or not wq.is_initialized):
+        if (
+            aq is None
+            or not aq.is_initialized
+            or aq.observing
+            or not aq.fake_quant_enabled
+            or wq.export_mode
+            or not wq.fake_quant_enabled
+            or not wq.is_initialized
+        ):
             return self.bias
         if bn is not None and (bn.training or bn.running_var is None):
             return self.bias  # batch statistics: the deployed bias is not defined yet
@@ -302,7 +314,9 @@ class QuantConv2d(_DeployedBias, nn.Conv2d):
         """Wrap ``conv`` (sharing its parameters) with a weight quantizer for ``scheme``."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
+        new.__dict__.update(
+            {k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")}
+        )
         new._parameters = dict(conv._parameters)
         new._buffers = dict(conv._buffers)
         new._modules = dict(conv._modules)
@@ -325,7 +339,9 @@ class QuantLinear(_DeployedBias, nn.Linear):
         """Wrap ``linear`` (sharing its parameters) with a weight quantizer for ``scheme``."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in linear.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
+        new.__dict__.update(
+            {k: v for k, v in linear.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")}
+        )
         new._parameters = dict(linear._parameters)
         new._buffers = dict(linear._buffers)
         new._modules = dict(linear._modules)

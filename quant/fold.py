@@ -5,6 +5,7 @@ For a quantized conv the folding is exact on the integer grid: symmetric per-cha
 ``W·f`` with step ``s·|f|`` are the codes of ``W`` with step ``s`` (times ``sign f``), so a
 model trained with BN unfolded (QAT, supernets) exports with the very codes it was trained with.
 """
+
 from __future__ import annotations
 
 import copy

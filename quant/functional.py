@@ -15,6 +15,7 @@ largest positive code.
 
 These functions accept sliced scales: a weight-sharing supernet passes ``scale[:cout]``.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,16 @@ def fake_quantize(
     return _LsqFakeQuantize.apply(x, scale, zp, z_const, qmin, qmax, axis, grad_factor)
 
 
-def fake_quantize_op_chain(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | float, qmin: int,
-                           qmax: int, *, axis: int | None = None, grad_factor: float = 1.0) -> torch.Tensor:
+def fake_quantize_op_chain(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor | float,
+    qmin: int,
+    qmax: int,
+    *,
+    axis: int | None = None,
+    grad_factor: float = 1.0,
+) -> torch.Tensor:
     """:func:`fake_quantize` written as differentiable torch ops: the reference its fused node is
     tested and benchmarked against (same values and gradients, about twice the time)."""
     s = _broadcast(grad_scale(scale, grad_factor).clamp(min=MIN_SCALE), x, axis)
@@ -119,8 +128,17 @@ class _LsqFakeQuantize(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor | None, z_const: float,  # type: ignore[override]
-                qmin: int, qmax: int, axis: int | None, g: float) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        scale: torch.Tensor,
+        zp: torch.Tensor | None,
+        z_const: float,  # type: ignore[override]
+        qmin: int,
+        qmax: int,
+        axis: int | None,
+        g: float,
+    ) -> torch.Tensor:
         s = _broadcast(scale.clamp(min=MIN_SCALE), x, axis).to(x.dtype)
         z: torch.Tensor | float
         if zp is not None:

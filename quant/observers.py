@@ -10,6 +10,7 @@ Percentile and MSE keep a seeded random sample of the observed values (200k by d
 does not grow with the amount of calibration data and the statistics use exact values. Weights use :func:`weight_scales`, which
 works per output channel directly on the tensor.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """onnxruntime helpers: sessions, batched prediction, latency, and integer-kernel graph checks."""
+
 from __future__ import annotations
 
 import os
@@ -29,22 +30,52 @@ __all__ = [
 
 OptLevel = Literal["disable", "basic", "extended", "all"]
 
-INTEGER_OPS = frozenset({
-    "QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QGemm",
-    "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSigmoid",
-    "QLinearLeakyRelu", "QLinearConcat", "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere",
-    "DynamicQuantizeMatMul", "NhwcQLinearConv",
-})
+INTEGER_OPS = frozenset(
+    {
+        "QLinearConv",
+        "ConvInteger",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearConcat",
+        "QLinearSoftmax",
+        "QLinearReduceMean",
+        "QLinearWhere",
+        "DynamicQuantizeMatMul",
+        "NhwcQLinearConv",
+    }
+)
 """ORT op types that compute on integers (kernels from MLAS's u8/s8 paths)."""
 
 _INTEGER_CONVS = frozenset({"QLinearConv", "ConvInteger", "NhwcQLinearConv"})
 _FLOAT_CONVS = frozenset({"Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose"})
 _FLOAT_GEMMS = frozenset({"Gemm", "MatMul", "FusedGemm", "FusedMatMul"})
 _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
-_LAYOUT = frozenset({
-    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Shape", "Gather", "Concat",
-    "ReorderInput", "ReorderOutput", "MaxPool", "Dropout", "Cast",
-})
+_LAYOUT = frozenset(
+    {
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Identity",
+        "Shape",
+        "Gather",
+        "Concat",
+        "ReorderInput",
+        "ReorderOutput",
+        "MaxPool",
+        "Dropout",
+        "Cast",
+    }
+)
 
 
 def _level(level: OptLevel):  # noqa: ANN202 - ort enum
@@ -59,7 +90,11 @@ def _level(level: OptLevel):  # noqa: ANN202 - ort enum
 
 
 def ort_session(
-    path: str | os.PathLike[str], *, threads: int = 1, level: OptLevel = "all", optimized_path: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    threads: int = 1,
+    level: OptLevel = "all",
+    optimized_path: str | os.PathLike[str] | None = None,
 ):  # noqa: ANN201 - onnxruntime.InferenceSession
     """A CPU ``InferenceSession`` with ``threads`` intra-op threads (sequential execution)."""
     import onnxruntime as ort
@@ -100,8 +135,11 @@ class LatencyStats:
     def from_samples(cls, samples_ms: Sequence[float]) -> LatencyStats:
         s = sorted(samples_ms)
         return cls(
-            median_ms=statistics.median(s), mean_ms=statistics.fmean(s), min_ms=s[0],
-            p90_ms=s[min(len(s) - 1, int(0.9 * len(s)))], repeat=len(s),
+            median_ms=statistics.median(s),
+            mean_ms=statistics.fmean(s),
+            min_ms=s[0],
+            p90_ms=s[min(len(s) - 1, int(0.9 * len(s)))],
+            repeat=len(s),
         )
 
 
@@ -153,7 +191,9 @@ def measure_latency(
     seed: int = 0,
 ) -> LatencyStats:
     """Latency of one ONNX model on the CPU (``threads`` intra-op threads, batch from ``input_shape``)."""
-    return compare_latency([path], input_shape, threads=threads, warmup=warmup, repeat=repeat, level=level, seed=seed)[0]
+    return compare_latency([path], input_shape, threads=threads, warmup=warmup, repeat=repeat, level=level, seed=seed)[
+        0
+    ]
 
 
 @dataclass(frozen=True)

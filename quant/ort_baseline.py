@@ -1,4 +1,5 @@
 """onnxruntime's own post-training quantizer, as the baseline our PTQ is compared against."""
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,11 @@ def ort_quantize_static(
     fp32_path = Path(fp32_path)
     if not fp32_path.is_file():
         raise QuantError(f"{fp32_path}: no such ONNX file")
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in methods:
         raise QuantError(f"unknown ORT calibration method {method!r} (known: {', '.join(methods)})")
     import onnx

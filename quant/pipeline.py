@@ -4,6 +4,7 @@ Every accuracy reported for a quantized variant is measured twice: on the torch 
 and on the exported INT8 ONNX model in onnxruntime, together with the fraction of test
 predictions on which both agree; latency is measured on the same ONNX files.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,10 +57,16 @@ class PipelineResult:
         """A plain-text table of accuracy, agreement and latency per variant."""
         fp32 = self.variants.get("fp32")
         rows = [f"{title}" if title else ""]
-        rows.append(f"{'variant':<8} {'torch acc':>9} {'ORT acc':>8} {'Δ vs FP32':>9} {'agree':>7} {'latency ms':>10} {'speed-up':>8}  integer kernels")
+        rows.append(
+            f"{'variant':<8} {'torch acc':>9} {'ORT acc':>8} {'Δ vs FP32':>9} {'agree':>7} {'latency ms':>10} {'speed-up':>8}  integer kernels"
+        )
         for v in self.variants.values():
             delta = "" if fp32 is None or v is fp32 else f"{v.ort_acc - fp32.ort_acc:+.2f}"
-            speed = "" if fp32 is None or not v.latency_ms or not fp32.latency_ms else f"{fp32.latency_ms / v.latency_ms:.2f}x"
+            speed = (
+                ""
+                if fp32 is None or not v.latency_ms or not fp32.latency_ms
+                else f"{fp32.latency_ms / v.latency_ms:.2f}x"
+            )
             rows.append(
                 f"{v.name:<8} {'' if v.torch_acc is None else f'{v.torch_acc:.2f}':>9} {v.ort_acc:>8.2f} {delta:>9} "
                 f"{'' if v.agreement is None else f'{v.agreement:.2f}%':>7} "
@@ -119,8 +126,9 @@ def run_pipeline(
     fp32_logits = predict(model, test_x)
     fp32_path = export_fp32_onnx(model, out / "fp32.onnx", shape)
     fp32_ort = ort_predict(fp32_path, test_x)
-    res.variants["fp32"] = VariantResult("fp32", fp32_path, accuracy(fp32_ort, test_y), accuracy(fp32_logits, test_y),
-                                         _agreement(fp32_logits, fp32_ort))
+    res.variants["fp32"] = VariantResult(
+        "fp32", fp32_path, accuracy(fp32_ort, test_y), accuracy(fp32_logits, test_y), _agreement(fp32_logits, fp32_ort)
+    )
 
     t = time.perf_counter()
     ptq = prepare(model, scheme)
@@ -137,12 +145,22 @@ def run_pipeline(
         recipes = [("ort_ptq", False)] + ([("ort_ptq_rr", True)] if scheme.weight_qmax < 127 else [])
         for name, reduce_range in recipes:
             t = time.perf_counter()
-            base_path = ort_quantize_static(fp32_path, out / f"{name}.int8.onnx", calib, reduce_range=reduce_range,
-                                            symmetric_activations=scheme.activation_symmetric)
+            base_path = ort_quantize_static(
+                fp32_path,
+                out / f"{name}.int8.onnx",
+                calib,
+                reduce_range=reduce_range,
+                symmetric_activations=scheme.activation_symmetric,
+            )
             res.seconds[name] = time.perf_counter() - t
             rep = integer_op_report(base_path)
-            res.variants[name] = VariantResult(name, base_path, accuracy(ort_predict(base_path, test_x), test_y),
-                                               integer_summary=rep.summary(), all_convs_integer=rep.all_convs_integer)
+            res.variants[name] = VariantResult(
+                name,
+                base_path,
+                accuracy(ort_predict(base_path, test_x), test_y),
+                integer_summary=rep.summary(),
+                all_convs_integer=rep.all_convs_integer,
+            )
 
     if qat_config is not None:
         t = time.perf_counter()
@@ -160,12 +178,19 @@ def run_pipeline(
     return res
 
 
-def _measure_quantized(name: str, qmodel: nn.Module, path: Path, shape: tuple[int, ...],
-                       test_x: np.ndarray, test_y: np.ndarray) -> VariantResult:
+def _measure_quantized(
+    name: str, qmodel: nn.Module, path: Path, shape: tuple[int, ...], test_x: np.ndarray, test_y: np.ndarray
+) -> VariantResult:
     torch_logits = predict(qmodel, test_x)
     export_onnx(qmodel, path, shape)
     ort_logits = ort_predict(path, test_x)
     rep = integer_op_report(path)
-    return VariantResult(name, path, accuracy(ort_logits, test_y), accuracy(torch_logits, test_y),
-                         _agreement(torch_logits, ort_logits), integer_summary=rep.summary(),
-                         all_convs_integer=rep.all_convs_integer)
+    return VariantResult(
+        name,
+        path,
+        accuracy(ort_logits, test_y),
+        accuracy(torch_logits, test_y),
+        _agreement(torch_logits, ort_logits),
+        integer_summary=rep.summary(),
+        all_convs_integer=rep.all_convs_integer,
+    )

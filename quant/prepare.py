@@ -14,6 +14,7 @@ Batch norms stay in the graph (QAT trains with them, supernets recalibrate them)
 folds them exactly. Spatial means (``x.mean((2, 3), keepdim=True)``, as SE modules write them)
 become ``adaptive_avg_pool2d`` so that they export as ``GlobalAveragePool`` (integer in ORT).
 """
+
 from __future__ import annotations
 
 import copy
@@ -157,7 +158,9 @@ def _swap_layers(gm: fx.GraphModule, scheme: QuantScheme) -> None:
         elif type(m) is nn.Linear:
             _set_submodule(gm, name, QuantLinear.from_float(m, scheme))
         elif isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(m, (QuantConv2d, QuantLinear)):
-            raise UnsupportedModelError(f"{name}: unsupported layer type {type(m).__name__} (only plain Conv2d / Linear)")
+            raise UnsupportedModelError(
+                f"{name}: unsupported layer type {type(m).__name__} (only plain Conv2d / Linear)"
+            )
 
 
 def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme) -> None:
@@ -227,5 +230,7 @@ def _bind_layers(gm: fx.GraphModule) -> None:
         aq = module_of(n.args[0], modules)
         users = list(n.users)
         bn = module_of(users[0], modules) if len(users) == 1 else None
-        layer.bind(aq if isinstance(aq, ActFakeQuant) else None,
-                   bn if isinstance(layer, QuantConv2d) and isinstance(bn, nn.BatchNorm2d) else None)
+        layer.bind(
+            aq if isinstance(aq, ActFakeQuant) else None,
+            bn if isinstance(layer, QuantConv2d) and isinstance(bn, nn.BatchNorm2d) else None,
+        )

@@ -5,6 +5,7 @@ model trains like any module: the step sizes (and LSQ+ zero points) are ``nn.Par
 LSQ's gradient scale built into the forward. These helpers set up the optimiser groups and the
 usual QAT switches.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,15 @@ import torch.nn as nn
 
 from quant.fake_quant import ActFakeQuant, WeightFakeQuant
 
-__all__ = ["STEP_SIZE_MIN_RATIO", "freeze_bn_stats", "qat_param_groups", "quant_parameters", "set_quant_learnable",
-           "step_keeping_scales_positive", "step_size_parameters"]
+__all__ = [
+    "STEP_SIZE_MIN_RATIO",
+    "freeze_bn_stats",
+    "qat_param_groups",
+    "quant_parameters",
+    "set_quant_learnable",
+    "step_keeping_scales_positive",
+    "step_size_parameters",
+]
 
 STEP_SIZE_MIN_RATIO = 0.5
 """No optimizer step may shrink a learned step size below this fraction of its previous value."""
@@ -40,8 +48,9 @@ def step_size_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [m.scale for m in model.modules() if isinstance(m, (ActFakeQuant, WeightFakeQuant))]
 
 
-def step_keeping_scales_positive(optimizer: torch.optim.Optimizer, scales: Sequence[torch.Tensor],
-                                 min_ratio: float = STEP_SIZE_MIN_RATIO) -> None:
+def step_keeping_scales_positive(
+    optimizer: torch.optim.Optimizer, scales: Sequence[torch.Tensor], min_ratio: float = STEP_SIZE_MIN_RATIO
+) -> None:
     """``optimizer.step()``, then no step size in ``scales`` below ``min_ratio`` times its value
     before the step (a projection onto a trust region of the positive half-line).
 

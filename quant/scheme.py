@@ -12,6 +12,7 @@ the quantized range lies inside ``[0, 6]``; the quantizer caps its scale to guar
 any other activation the pre-activation tensor is quantized as well, so that the producer still
 runs as an integer kernel. TensorRT fuses every pointwise activation, so nothing extra is needed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,16 @@ from typing import Literal
 
 from hwnas.errors import ConfigError, UnknownNameError
 
-__all__ = ["ORT_CPU", "ORT_CPU_AVX2", "SCHEMES", "TENSORRT", "QuantScheme", "cpu_flags", "get_scheme", "host_ort_scheme"]
+__all__ = [
+    "ORT_CPU",
+    "ORT_CPU_AVX2",
+    "SCHEMES",
+    "TENSORRT",
+    "QuantScheme",
+    "cpu_flags",
+    "get_scheme",
+    "host_ort_scheme",
+]
 
 ActivationDType = Literal["uint8", "int8"]
 ObserverName = Literal["minmax", "percentile", "mse"]
@@ -45,7 +55,9 @@ class QuantScheme:
 
     def __post_init__(self) -> None:
         if self.activation_dtype not in ("uint8", "int8"):
-            raise ConfigError(f"scheme {self.name!r}: activation_dtype must be 'uint8' or 'int8', got {self.activation_dtype!r}")
+            raise ConfigError(
+                f"scheme {self.name!r}: activation_dtype must be 'uint8' or 'int8', got {self.activation_dtype!r}"
+            )
         if self.activation_symmetric and self.activation_dtype != "int8":
             raise ConfigError(f"scheme {self.name!r}: symmetric activations need activation_dtype 'int8'")
         if not 1 <= self.weight_qmax <= 127:

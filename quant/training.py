@@ -5,6 +5,7 @@ permutation, so a run is reproducible for a given seed and thread count. The sam
 the FP32 model and fine-tune a prepared (fake-quantized) model: QAT is ordinary training once
 :func:`quant.prepare` and :func:`quant.calibrate` have run.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,18 @@ import torch.nn.functional as F
 from quant.errors import QuantError
 from quant.qat import freeze_bn_stats, qat_param_groups, step_keeping_scales_positive, step_size_parameters
 
-__all__ = ["QAT_CONFIG", "TrainConfig", "TrainResult", "accuracy", "channels_last_convs", "evaluate", "predict",
-           "qat_finetune", "recalibrate_bn", "train"]
+__all__ = [
+    "QAT_CONFIG",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "channels_last_convs",
+    "evaluate",
+    "predict",
+    "qat_finetune",
+    "recalibrate_bn",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -124,13 +135,23 @@ def train(
     x_all, y_all = _as_tensor(images).float(), _as_tensor(labels).long()
     n = len(y_all)
     if n == 0 or len(x_all) != n:
-        raise QuantError(f"training data must be non-empty with one label per image (got {len(x_all)} images, {n} labels)")
+        raise QuantError(
+            f"training data must be non-empty with one label per image (got {len(x_all)} images, {n} labels)"
+        )
     device = _device(model)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = max(1, int(round(config.epochs * steps_per_epoch)))
-    groups = param_groups if param_groups is not None else [
-        {"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr, "weight_decay": config.weight_decay}
-    ]
+    groups = (
+        param_groups
+        if param_groups is not None
+        else [
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "lr": config.lr,
+                "weight_decay": config.weight_decay,
+            }
+        ]
+    )
     if config.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
     elif config.optimizer == "adamw":
@@ -159,9 +180,19 @@ def train(
     return result
 
 
-def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, config: TrainConfig,
-                opt: torch.optim.Optimizer, base_lrs: list[float], gen: torch.Generator, total: int,
-                freeze_at: int | None, teacher: nn.Module | None, log: Callable[[str], None] | None) -> TrainResult:
+def _train_loop(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    config: TrainConfig,
+    opt: torch.optim.Optimizer,
+    base_lrs: list[float],
+    gen: torch.Generator,
+    total: int,
+    freeze_at: int | None,
+    teacher: nn.Module | None,
+    log: Callable[[str], None] | None,
+) -> TrainResult:
     n = len(y_all)
     device = _device(model)
     scales = [p for p in step_size_parameters(model) if p.requires_grad]
@@ -184,7 +215,8 @@ def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, conf
             loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
             if teacher is not None and config.distill > 0:
                 loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
-                    logits, teacher, xb, config.distill_temperature)
+                    logits, teacher, xb, config.distill_temperature
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             step_keeping_scales_positive(opt, scales)
@@ -195,7 +227,9 @@ def _train_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, conf
         if log is not None:
             log(f"epoch {len(epoch_losses)}: loss {epoch_losses[-1]:.4f} ({step}/{total} steps)")
         running, count = 0.0, 0
-    return TrainResult(steps=step, final_loss=epoch_losses[-1], seconds=time.perf_counter() - t0, epoch_losses=epoch_losses)
+    return TrainResult(
+        steps=step, final_loss=epoch_losses[-1], seconds=time.perf_counter() - t0, epoch_losses=epoch_losses
+    )
 
 
 def _distill_loss(logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -207,8 +241,13 @@ def _distill_loss(logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, te
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, data: np.ndarray | torch.Tensor | Iterable[Any], *, batch_size: int = 256,
-                   max_batches: int | None = None) -> nn.Module:
+def recalibrate_bn(
+    model: nn.Module,
+    data: np.ndarray | torch.Tensor | Iterable[Any],
+    *,
+    batch_size: int = 256,
+    max_batches: int | None = None,
+) -> nn.Module:
     """Re-estimate every batch norm's running statistics as the plain average over ``data``.
 
     ``data``: images (an array or tensor, fed ``batch_size`` at a time) or an iterable of batches
@@ -277,8 +316,15 @@ def qat_finetune(
     """
     quant_lr = config.quant_lr if config.quant_lr is not None else config.lr / 10
     groups = qat_param_groups(model, config.lr, config.weight_decay, quant_lr)
-    return train(model, images, labels, config if teacher is not None else replace(config, distill=0.0),
-                 param_groups=groups, teacher=teacher, log=log)
+    return train(
+        model,
+        images,
+        labels,
+        config if teacher is not None else replace(config, distill=0.0),
+        param_groups=groups,
+        teacher=teacher,
+        log=log,
+    )
 
 
 @torch.no_grad()
@@ -301,6 +347,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray | torch.Tensor) -> float:
     return float((np.asarray(logits).argmax(axis=1) == y).mean() * 100.0)
 
 
-def evaluate(model: nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *, batch_size: int = 512) -> float:
+def evaluate(
+    model: nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *, batch_size: int = 512
+) -> float:
     """Top-1 accuracy (percent) of ``model`` on ``(images, labels)``."""
     return accuracy(predict(model, images, batch_size=batch_size), labels)

@@ -2,6 +2,7 @@
 
 Importing this package does not import torch; :meth:`Space.build` does, lazily.
 """
+
 from __future__ import annotations
 
 from spaces._expr import make_divisible

@@ -1,4 +1,5 @@
 """Turn a list of resolved blocks into a ``torch.nn.Module``."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

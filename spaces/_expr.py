@@ -5,6 +5,7 @@ is parsed once with :mod:`ast` and evaluated against a name lookup. Only literal
 (dotted names become decision paths), arithmetic, comparisons, boolean logic, conditional
 expressions and a few pure functions are allowed: nothing can reach Python's builtins.
 """
+
 from __future__ import annotations
 
 import ast
@@ -150,8 +151,10 @@ class Expression:
         except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
             if isinstance(exc, SpaceDefinitionError):
                 raise
-            raise SpaceDefinitionError(f"invalid expression {_short(source)}: "
-                                       f"{'nested too deeply' if not isinstance(exc, ValueError) else exc}") from None
+            raise SpaceDefinitionError(
+                f"invalid expression {_short(source)}: "
+                f"{'nested too deeply' if not isinstance(exc, ValueError) else exc}"
+            ) from None
 
     def _check(self, node: ast.AST) -> list[str]:
         names: list[str] = []
@@ -181,9 +184,7 @@ class Expression:
                     f"(allowed: {', '.join(sorted(_FUNCTIONS))})"
                 )
             return [n for a in node.args for n in self._check(a)]
-        raise SpaceDefinitionError(
-            f"invalid expression {self.source!r}: {type(node).__name__} is not allowed"
-        )
+        raise SpaceDefinitionError(f"invalid expression {self.source!r}: {type(node).__name__} is not allowed")
 
     def evaluate(self, lookup: Callable[[str], Any]) -> Any:
         """Evaluate with ``lookup(name)`` supplying every (dotted) name.

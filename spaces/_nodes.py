@@ -12,6 +12,7 @@ enumeration for latency tables) goes through one walker, :func:`walk`, which ask
 *chooser* for the value of each decision it meets, in order, and only for decisions that
 are active given the earlier answers.
 """
+
 from __future__ import annotations
 
 import re
@@ -217,8 +218,9 @@ def _decide(walk: _Walk, state: _State, decision: Decision) -> Branches:
     for value in walk.choose(decision, state):
         value = decision.check(value)
         if walk.record_all or state.shared_depth:
-            new = _State(state.shape, state.scope, state.decided + ((decision.path, value),),
-                         state.blocks, state.shared_depth)
+            new = _State(
+                state.shape, state.scope, state.decided + ((decision.path, value),), state.blocks, state.shared_depth
+            )
         else:
             new = state
         out.append((value, new))
@@ -271,8 +273,9 @@ def _params_extent(params: Mapping[str, Any]) -> int:
 def _check_extent(node: Node, what: str) -> None:
     n = node.extent()
     if n > MAX_EXTENT:
-        raise SpaceDefinitionError(f"{what} unfolds to more than {MAX_EXTENT:,} decisions and blocks ({n:,}); "
-                                   f"use fewer or shallower repeats")
+        raise SpaceDefinitionError(
+            f"{what} unfolds to more than {MAX_EXTENT:,} decisions and blocks ({n:,}); use fewer or shallower repeats"
+        )
 
 
 def _value_decisions(node: Any, prefix: str, label: str, out: list[Decision]) -> None:
@@ -346,7 +349,9 @@ class Ref(Node):
         try:
             return [(state.scope.lookup(self.name), state)]
         except KeyError:
-            raise SpaceDefinitionError(f"{state.scope.prefix or '<root>'}: Ref({self.name!r}) names nothing in scope") from None
+            raise SpaceDefinitionError(
+                f"{state.scope.prefix or '<root>'}: Ref({self.name!r}) names nothing in scope"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Ref({self.name!r})"
@@ -377,7 +382,9 @@ class Derived(Node):
         except SpaceDefinitionError:
             raise
         except Exception as exc:  # arithmetic errors in user expressions
-            raise SpaceDefinitionError(f"{state.scope.prefix or '<root>'}: {self.expr.source!r} failed: {exc}") from None
+            raise SpaceDefinitionError(
+                f"{state.scope.prefix or '<root>'}: {self.expr.source!r} failed: {exc}"
+            ) from None
         return [(value, state)]
 
     def __repr__(self) -> str:
@@ -392,11 +399,18 @@ class Or(Node):
     (blocks, stages) or values.
     """
 
-    def __init__(self, branches: Mapping[str, Any], label: str | None = None, default: str | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        branches: Mapping[str, Any],
+        label: str | None = None,
+        default: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         if not isinstance(branches, Mapping) or not branches:
             raise SpaceDefinitionError("Or needs a non-empty mapping of branch name to node")
-        self.branches = {_check_label(k, "Or branch"): _check_value_node(v, f"Or branch {k!r}") for k, v in branches.items()}
+        self.branches = {
+            _check_label(k, "Or branch"): _check_value_node(v, f"Or branch {k!r}") for k, v in branches.items()
+        }
         self.label = _check_label(label, "Or") if label is not None else None
         if default is not None and default not in self.branches:
             raise SpaceDefinitionError(f"Or default {default!r} is not a branch ({', '.join(self.branches)})")
@@ -421,8 +435,9 @@ class Or(Node):
         outer = state.scope
         starts = [state]
         if self.params:
-            starts = _bind_params(walk, _State(state.shape, outer.layer(), state.decided, state.blocks,
-                                               state.shared_depth), self.params)
+            starts = _bind_params(
+                walk, _State(state.shape, outer.layer(), state.decided, state.blocks, state.shared_depth), self.params
+            )
         out: Branches = []
         for start in starts:
             d = Decision(_join(start.scope.prefix, lab), tuple(self.branches), self.default, "or")
@@ -533,7 +548,9 @@ class Block(Node):
 
 def _check_structure(node: Any, where: str) -> Node:
     if not isinstance(node, Node) or node.is_value():
-        raise SpaceDefinitionError(f"{where}: expected a structure node (Block, Sequential, Repeat, Or, Optional), got {node!r}")
+        raise SpaceDefinitionError(
+            f"{where}: expected a structure node (Block, Sequential, Repeat, Or, Optional), got {node!r}"
+        )
     return node
 
 
@@ -562,7 +579,9 @@ class Sequential(Node):
     visible to them through :class:`Ref` and :class:`Derived`.
     """
 
-    def __init__(self, children: Mapping[str, Node] | Iterable[tuple[str, Node]], params: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, children: Mapping[str, Node] | Iterable[tuple[str, Node]], params: Mapping[str, Any] | None = None
+    ) -> None:
         items = list(children.items()) if isinstance(children, Mapping) else list(children)
         if not items:
             raise SpaceDefinitionError("Sequential needs at least one child")
@@ -579,7 +598,9 @@ class Sequential(Node):
 
     def walk(self, walk: _Walk, state: _State, label: str | None) -> Branches:
         outer = state.scope
-        states = _bind_params(walk, _State(state.shape, outer.layer(), state.decided, state.blocks, state.shared_depth), self.params)
+        states = _bind_params(
+            walk, _State(state.shape, outer.layer(), state.decided, state.blocks, state.shared_depth), self.params
+        )
         for name, child in self.children:
             nxt: list[_State] = []
             for st in states:
@@ -615,7 +636,9 @@ class Repeat(Node):
     decisions (and no ``b{i}`` scope). ``params`` are bound once for all repetitions.
     """
 
-    def __init__(self, body: Node, depth: int | Choice, params: Mapping[str, Any] | None = None, shared: bool = False) -> None:
+    def __init__(
+        self, body: Node, depth: int | Choice, params: Mapping[str, Any] | None = None, shared: bool = False
+    ) -> None:
         self.body = _check_structure(body, "Repeat body")
         if isinstance(depth, bool) or not isinstance(depth, (int, Choice)):
             raise SpaceDefinitionError(f"Repeat depth must be an int or a Choice of ints, got {depth!r}")
@@ -639,12 +662,15 @@ class Repeat(Node):
 
     def walk(self, walk: _Walk, state: _State, label: str | None) -> Branches:
         outer = state.scope
-        states = _bind_params(walk, _State(state.shape, outer.layer(), state.decided, state.blocks, state.shared_depth), self.params)
+        states = _bind_params(
+            walk, _State(state.shape, outer.layer(), state.decided, state.blocks, state.shared_depth), self.params
+        )
         out: Branches = []
         for st in states:
             if isinstance(self.depth, Choice):
-                decision = Decision(_join(st.scope.prefix, self.depth._label("depth")),
-                                    self.depth.options, self.depth.default, "depth")
+                decision = Decision(
+                    _join(st.scope.prefix, self.depth._label("depth")), self.depth.options, self.depth.default, "depth"
+                )
                 depth_branches = _decide(walk, st, decision)
             else:
                 depth_branches = [(self.depth, st)]
@@ -658,7 +684,9 @@ class Repeat(Node):
                     for s in current:
                         rep_scope = s.scope.layer() if self.shared else s.scope.child(f"b{i}")
                         rep_scope = rep_scope.bind("index", i).bind("depth", d)
-                        inner = _State(s.shape, rep_scope, s.decided, s.blocks, s.shared_depth + (1 if self.shared else 0))
+                        inner = _State(
+                            s.shape, rep_scope, s.decided, s.blocks, s.shared_depth + (1 if self.shared else 0)
+                        )
                         for _, s2 in self.body.walk(walk, inner, None):
                             nxt.append(_State(s2.shape, s.scope, s2.decided, s2.blocks, s.shared_depth))
                     current = [x for _, x in _dedupe([(None, x) for x in nxt])]
@@ -686,7 +714,9 @@ class Repeat(Node):
         for name, v in self.params.items():
             _value_decisions(v, prefix, name, out)
         if isinstance(self.depth, Choice):
-            out.append(Decision(_join(prefix, self.depth._label("depth")), self.depth.options, self.depth.default, "depth"))
+            out.append(
+                Decision(_join(prefix, self.depth._label("depth")), self.depth.options, self.depth.default, "depth")
+            )
         if self.shared:
             self.body.list_decisions(prefix, None, out)
         else:

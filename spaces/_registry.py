@@ -1,4 +1,5 @@
 """A registry of space factories in the style of timm's ``register_model`` / ``create_model``."""
+
 from __future__ import annotations
 
 import inspect

@@ -1,4 +1,5 @@
 """`Space`: a search space with NNI-style operations (sample, validate, mutate, ...)."""
+
 from __future__ import annotations
 
 import difflib
@@ -199,7 +200,8 @@ class Space:
             if name not in self._index and name not in self.root_names:
                 raise SpaceDefinitionError(
                     f"space {self.name!r}: constraint {c.message!r} reads {name!r}, which is not a decision of the "
-                    f"space{self._did_you_mean(name)}")
+                    f"space{self._did_you_mean(name)}"
+                )
 
     def _did_you_mean(self, path: str) -> str:
         assert self._index is not None
@@ -227,7 +229,9 @@ class Space:
             arch = self._finish(self._walk_once(answer))
             if self._violated(arch) is None:
                 return arch
-        raise HwnasError(f"space {self.name!r}: {what} found no arch satisfying the constraints in {_MAX_REJECTIONS} tries")
+        raise HwnasError(
+            f"space {self.name!r}: {what} found no arch satisfying the constraints in {_MAX_REJECTIONS} tries"
+        )
 
     # -- NNI-style operations ------------------------------------------------------------
     def sample(self, rng: Any = None) -> Arch:
@@ -264,7 +268,9 @@ class Space:
             self.decisions()
             assert self._index is not None
             if extra[0] in self._index:
-                raise InvalidArchError(f"{extra[0]}: inactive in this arch (a choice above it selects another branch or depth)")
+                raise InvalidArchError(
+                    f"{extra[0]}: inactive in this arch (a choice above it selects another branch or depth)"
+                )
             raise InvalidArchError(f"{extra[0]}: not a decision of space {self.name!r}{self._did_you_mean(extra[0])}")
         bad = self._violated(result)
         if bad is not None:
@@ -419,8 +425,9 @@ class Space:
         structural = self.body.size()
         limit = min(int(limit), ENUMERATE_LIMIT)
         if structural > limit:
-            raise HwnasError(f"space {self.name!r} has {format_count(structural)} archs, more than the enumeration "
-                             f"limit {limit:,}")
+            raise HwnasError(
+                f"space {self.name!r} has {format_count(structural)} archs, more than the enumeration limit {limit:,}"
+            )
         walk = _Walk(choose=lambda d, st: list(d.options), record_all=True)
         for _, state in self.body.walk(walk, self._root_state(), None):
             arch = self._finish(state)

@@ -1,18 +1,19 @@
 """`Arch`: one architecture of a space, an immutable mapping from decision path to value."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any, Union
+from typing import Any
 
 from hwnas.errors import InvalidArchError
 from hwnas.io import canonical_json
 
 __all__ = ["Arch", "Value"]
 
-Value = Union[int, float, str, bool]
+Value = int | float | str | bool
 _VALUE_TYPES = (int, float, str, bool)
 
 
@@ -34,9 +35,7 @@ class Arch(Mapping[str, Value]):
             if not isinstance(key, str) or not key:
                 raise InvalidArchError(f"decision path must be a non-empty string, got {key!r}")
             if not isinstance(value, _VALUE_TYPES):
-                raise InvalidArchError(
-                    f"{key}: value must be int, float, str or bool, got {type(value).__name__}"
-                )
+                raise InvalidArchError(f"{key}: value must be int, float, str or bool, got {type(value).__name__}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidArchError(f"{key}: value must be a finite number, got {value}")
         self._data: dict[str, Value] = dict(sorted(data.items()))

@@ -1,4 +1,5 @@
 """Compact block strings in the spirit of timm's ``ir_r2_k3_s2_e6_c24_se0.25``."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ turned into latency-table keys on a machine without torch.
 
 The torch implementation of each op lives in :mod:`spaces.ops`.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,8 +92,7 @@ class OpDef:
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             raise SpaceDefinitionError(
-                f"{prefix}op {self.name!r} has no parameter {unknown[0]!r} "
-                f"(parameters: {', '.join(self.params)})"
+                f"{prefix}op {self.name!r} has no parameter {unknown[0]!r} (parameters: {', '.join(self.params)})"
             )
         full: dict[str, Any] = {}
         for name, pdef in self.params.items():
@@ -154,44 +154,113 @@ _STRIDE = ParamDef(int, default=1, allowed=(1, 2))
 _OUT = ParamDef(int, required=True, minimum=1)
 _SE = ParamDef(float, default=0.0, minimum=0.0)
 
-register_op(OpDef("conv_bn_act", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "act": _ACT},
-                  doc="k×k convolution, batch norm, activation"))
-register_op(OpDef("dwsep", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "act": _ACT, "se": _SE},
-                  doc="MobileNetV1 dual conv: depthwise k×k + BN + act, pointwise 1×1 + BN + act"))
-register_op(OpDef("mbconv", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE,
-                             "expand": ParamDef(float, default=6.0, minimum=1.0), "se": _SE, "act": _ACT},
-                  doc="inverted residual: 1×1 expand, depthwise k×k, optional SE, 1×1 project"))
-register_op(OpDef("fused_mbconv", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE,
-                                   "expand": ParamDef(float, default=4.0, minimum=1.0), "se": _SE, "act": _ACT},
-                  doc="fused inverted residual: k×k expand conv, optional SE, 1×1 project"))
-register_op(OpDef("resnet_basic", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "se": _SE, "act": _ACT},
-                  doc="ResNet basic block: two k×k convs, residual add"))
-register_op(OpDef("resnet_bottleneck", {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE,
-                                        "expand": ParamDef(float, default=0.25, minimum=0.0625),
-                                        "se": _SE, "act": _ACT},
-                  doc="ResNet bottleneck: 1×1 reduce to out·expand, k×k, 1×1 expand, residual add"))
-register_op(OpDef("pool", {"kind": ParamDef(str, default="avg", allowed=("avg", "max")),
-                           "kernel": _KERNEL, "stride": _STRIDE},
-                  out_channels=_same_channels, doc="average or max pooling (same padding)"))
+register_op(
+    OpDef(
+        "conv_bn_act",
+        {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "act": _ACT},
+        doc="k×k convolution, batch norm, activation",
+    )
+)
+register_op(
+    OpDef(
+        "dwsep",
+        {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "act": _ACT, "se": _SE},
+        doc="MobileNetV1 dual conv: depthwise k×k + BN + act, pointwise 1×1 + BN + act",
+    )
+)
+register_op(
+    OpDef(
+        "mbconv",
+        {
+            "out": _OUT,
+            "kernel": _KERNEL,
+            "stride": _STRIDE,
+            "expand": ParamDef(float, default=6.0, minimum=1.0),
+            "se": _SE,
+            "act": _ACT,
+        },
+        doc="inverted residual: 1×1 expand, depthwise k×k, optional SE, 1×1 project",
+    )
+)
+register_op(
+    OpDef(
+        "fused_mbconv",
+        {
+            "out": _OUT,
+            "kernel": _KERNEL,
+            "stride": _STRIDE,
+            "expand": ParamDef(float, default=4.0, minimum=1.0),
+            "se": _SE,
+            "act": _ACT,
+        },
+        doc="fused inverted residual: k×k expand conv, optional SE, 1×1 project",
+    )
+)
+register_op(
+    OpDef(
+        "resnet_basic",
+        {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE, "se": _SE, "act": _ACT},
+        doc="ResNet basic block: two k×k convs, residual add",
+    )
+)
+register_op(
+    OpDef(
+        "resnet_bottleneck",
+        {
+            "out": _OUT,
+            "kernel": _KERNEL,
+            "stride": _STRIDE,
+            "expand": ParamDef(float, default=0.25, minimum=0.0625),
+            "se": _SE,
+            "act": _ACT,
+        },
+        doc="ResNet bottleneck: 1×1 reduce to out·expand, k×k, 1×1 expand, residual add",
+    )
+)
+register_op(
+    OpDef(
+        "pool",
+        {"kind": ParamDef(str, default="avg", allowed=("avg", "max")), "kernel": _KERNEL, "stride": _STRIDE},
+        out_channels=_same_channels,
+        doc="average or max pooling (same padding)",
+    )
+)
 register_op(OpDef("skip", {}, out_channels=_same_channels, stride=_no_stride, doc="identity"))
 register_op(OpDef("zero", {}, out_channels=_same_channels, stride=_no_stride, doc="outputs zeros"))
-register_op(OpDef("classifier", {"num_classes": ParamDef(int, required=True, minimum=1),
-                                 "feature": ParamDef(int, default=0, minimum=0),
-                                 "hidden": ParamDef(int, default=0, minimum=0),
-                                 "act": _ACT,
-                                 "dropout": ParamDef(float, default=0.0, minimum=0.0)},
-                  out_channels=lambda p, cin: int(p["num_classes"]), stride=_no_stride, kind="head",
-                  doc="optional 1×1 conv to `feature` channels, global average pool, optional "
-                      "hidden linear layer, linear classifier"))
+register_op(
+    OpDef(
+        "classifier",
+        {
+            "num_classes": ParamDef(int, required=True, minimum=1),
+            "feature": ParamDef(int, default=0, minimum=0),
+            "hidden": ParamDef(int, default=0, minimum=0),
+            "act": _ACT,
+            "dropout": ParamDef(float, default=0.0, minimum=0.0),
+        },
+        out_channels=lambda p, cin: int(p["num_classes"]),
+        stride=_no_stride,
+        kind="head",
+        doc="optional 1×1 conv to `feature` channels, global average pool, optional "
+        "hidden linear layer, linear classifier",
+    )
+)
 
 _NB201_EDGE = ParamDef(str, required=True, allowed=NB201_OPS)
-register_op(OpDef("nb201_network",
-                  {"num_classes": ParamDef(int, required=True, minimum=1),
-                   "channels": ParamDef(int, default=16, minimum=1),
-                   "cells": ParamDef(int, default=5, minimum=1),
-                   **{edge: _NB201_EDGE for edge in NB201_EDGES}},
-                  out_channels=lambda p, cin: int(p["num_classes"]), stride=_no_stride, kind="head",
-                  doc="the whole NAS-Bench-201 network: stem, 3 stages of cells, residual reductions"))
+register_op(
+    OpDef(
+        "nb201_network",
+        {
+            "num_classes": ParamDef(int, required=True, minimum=1),
+            "channels": ParamDef(int, default=16, minimum=1),
+            "cells": ParamDef(int, default=5, minimum=1),
+            **{edge: _NB201_EDGE for edge in NB201_EDGES},
+        },
+        out_channels=lambda p, cin: int(p["num_classes"]),
+        stride=_no_stride,
+        kind="head",
+        doc="the whole NAS-Bench-201 network: stem, 3 stages of cells, residual reductions",
+    )
+)
 
 for _name in ("conv_bn_act", "dwsep", "mbconv", "fused_mbconv", "resnet_basic", "resnet_bottleneck", "pool"):
     object.__setattr__(_OPS[_name], "extra_check", _odd_kernel)

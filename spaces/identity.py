@@ -10,6 +10,7 @@ gives the last three): the canonical YAML rebuilds exactly that space
 Records written before the YAML was stored hold only ``name`` and ``kwargs``; they are rebuilt
 with the registered factory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,12 +97,17 @@ def check_same_space(expected: Space, given: Space, *, what: str, given_as: str 
     if h_exp is not None and h_giv is not None:
         same = h_exp == h_giv
     else:  # no declarative form: compare name, arguments and input
-        same = (expected.name, expected.factory_kwargs, expected.input_shape, expected.num_classes) == \
-               (given.name, given.factory_kwargs, given.input_shape, given.num_classes)
+        same = (expected.name, expected.factory_kwargs, expected.input_shape, expected.num_classes) == (
+            given.name,
+            given.factory_kwargs,
+            given.input_shape,
+            given.num_classes,
+        )
     if not same:
         raise SpaceMismatchError(
             f"{what} was made for space {space_label(expected.name, h_exp)}; {given_as} is space "
-            f"{space_label(given.name, h_giv)}")
+            f"{space_label(given.name, h_giv)}"
+        )
 
 
 def _hash_or_none(space: Space) -> str | None:

@@ -6,6 +6,7 @@ every earlier node ``j`` (edge ``e{i}_{j}``); the cell outputs node 3. Ops are `
 ``avg_pool_3x3``. Between stages a ResNet basic block halves the resolution and doubles
 the channels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -86,7 +87,9 @@ class _ResidualReduction(nn.Module):
 class NB201Network(nn.Module):
     """The benchmark's macro network (defaults: C=16, N=5 cells per stage)."""
 
-    def __init__(self, in_chans: int, num_classes: int, edges: Sequence[str], channels: int = 16, cells: int = 5) -> None:
+    def __init__(
+        self, in_chans: int, num_classes: int, edges: Sequence[str], channels: int = 16, cells: int = 5
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_chans, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
         layers: list[nn.Module] = []

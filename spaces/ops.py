@@ -5,6 +5,7 @@ Every conv layer is a :class:`ConvBnAct` with ``.conv`` (``nn.Conv2d`` from timm
 quantization (BN folding, fake-quant) and weight-sharing supernets rely on. Residual adds
 are plain ``+`` inside block forwards. Every op exports to ONNX (opset 17).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -47,8 +48,9 @@ def act_layer(name: str) -> type[nn.Module]:
 class ConvBnAct(nn.Module):
     """k×k conv (no bias) → BatchNorm → activation (``act=None`` for none)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, act: str | None = "relu",
-                 groups: int = 1) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 3, stride: int = 1, act: str | None = "relu", groups: int = 1
+    ) -> None:
         super().__init__()
         self.conv = create_conv2d(cin, cout, kernel, stride=stride, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
@@ -69,7 +71,9 @@ def _se(channels: int, ratio: float, base: int) -> nn.Module:
 class DepthwiseSeparable(nn.Module):
     """MobileNetV1 dual conv: depthwise k×k + BN + act, pointwise 1×1 + BN + act."""
 
-    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1, act: str = "relu", se: float = 0.0) -> None:
+    def __init__(
+        self, cin: int, out: int, kernel: int = 3, stride: int = 1, act: str = "relu", se: float = 0.0
+    ) -> None:
         super().__init__()
         self.dw = ConvBnAct(cin, cin, kernel, stride, act, groups=cin)
         self.se = _se(cin, se, cin)
@@ -82,8 +86,16 @@ class DepthwiseSeparable(nn.Module):
 class MBConv(nn.Module):
     """Inverted residual: 1×1 expand (skipped when expand = 1), depthwise k×k, SE, 1×1 project."""
 
-    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1, expand: float = 6.0, se: float = 0.0,
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        cin: int,
+        out: int,
+        kernel: int = 3,
+        stride: int = 1,
+        expand: float = 6.0,
+        se: float = 0.0,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         mid = make_divisible(cin * expand, 8) if expand != 1 else cin
         self.expand = ConvBnAct(cin, mid, 1, 1, act) if expand != 1 else nn.Identity()
@@ -100,8 +112,16 @@ class MBConv(nn.Module):
 class FusedMBConv(nn.Module):
     """Fused inverted residual (EdgeResidual): k×k expand conv, SE, 1×1 project."""
 
-    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1, expand: float = 4.0, se: float = 0.0,
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        cin: int,
+        out: int,
+        kernel: int = 3,
+        stride: int = 1,
+        expand: float = 4.0,
+        se: float = 0.0,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         mid = make_divisible(cin * expand, 8)
         self.conv = ConvBnAct(cin, mid, kernel, stride, act)
@@ -123,7 +143,9 @@ def _shortcut(cin: int, out: int, stride: int) -> nn.Module:
 class ResNetBasic(nn.Module):
     """ResNet basic block: k×k conv-BN-act, k×k conv-BN, optional SE, add shortcut, act."""
 
-    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1, se: float = 0.0, act: str = "relu") -> None:
+    def __init__(
+        self, cin: int, out: int, kernel: int = 3, stride: int = 1, se: float = 0.0, act: str = "relu"
+    ) -> None:
         super().__init__()
         self.conv1 = ConvBnAct(cin, out, kernel, stride, act)
         self.conv2 = ConvBnAct(out, out, kernel, 1, None)
@@ -138,8 +160,16 @@ class ResNetBasic(nn.Module):
 class ResNetBottleneck(nn.Module):
     """ResNet bottleneck: 1×1 to ``out·expand``, k×k (stride), 1×1 to ``out``, SE, add, act."""
 
-    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1, expand: float = 0.25, se: float = 0.0,
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        cin: int,
+        out: int,
+        kernel: int = 3,
+        stride: int = 1,
+        expand: float = 0.25,
+        se: float = 0.0,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         mid = make_divisible(out * expand, 8)
         self.conv1 = ConvBnAct(cin, mid, 1, 1, act)
@@ -188,8 +218,9 @@ class Classifier(nn.Module):
     """Head: optional 1×1 ConvBnAct to ``feature`` channels, global average pool,
     optional hidden linear + act (MobileNetV3), dropout, linear to ``num_classes``."""
 
-    def __init__(self, cin: int, num_classes: int, feature: int = 0, hidden: int = 0, act: str = "relu",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, cin: int, num_classes: int, feature: int = 0, hidden: int = 0, act: str = "relu", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.conv = ConvBnAct(cin, feature, 1, 1, act) if feature else nn.Identity()
         width = feature or cin

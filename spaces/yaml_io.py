@@ -23,6 +23,7 @@ Node forms (exactly one kind key each): ``{choice: [...], label, default}``,
 ``{repeat: node, depth, params, shared}``, ``{optional: node, label, default}``; plain
 scalars are literals. Every error names the YAML path of the offending entry.
 """
+
 from __future__ import annotations
 
 import os
@@ -134,7 +135,9 @@ def space_to_dict(space: Space) -> dict[str, Any]:
         cons = []
         for c in space.constraints:
             if c.expr is None:
-                raise SpaceDefinitionError(f"space {space.name!r}: constraint {c.message!r} is a Python callable and has no YAML form")
+                raise SpaceDefinitionError(
+                    f"space {space.name!r}: constraint {c.message!r} is a Python callable and has no YAML form"
+                )
             entry = {"expr": c.expr.source}
             if c.message != c.expr.source:
                 entry["message"] = c.message
@@ -183,14 +186,18 @@ def _node_from_data(data: Any, path: str, w: _Where) -> Any:
         raise w.err(path, f"expected a node mapping or a literal, got {type(data).__name__}")
     kinds = [k for k in _KINDS if k in data]
     if not kinds:
-        raise w.err(path, f"node needs one of the keys {', '.join(_KINDS)} (got {', '.join(map(str, data)) or 'nothing'})")
+        raise w.err(
+            path, f"node needs one of the keys {', '.join(_KINDS)} (got {', '.join(map(str, data)) or 'nothing'})"
+        )
     if len(kinds) > 1:
         raise w.err(path, f"node has several kind keys ({', '.join(kinds)}); use exactly one")
     kind = kinds[0]
     if kind != "op":
         extra = sorted(set(map(str, data)) - _ALLOWED_KEYS[kind])
         if extra:
-            raise w.err(path, f"unknown key {extra[0]!r} for a {kind} node (keys: {', '.join(sorted(_ALLOWED_KEYS[kind]))})")
+            raise w.err(
+                path, f"unknown key {extra[0]!r} for a {kind} node (keys: {', '.join(sorted(_ALLOWED_KEYS[kind]))})"
+            )
     try:
         return _build_node(kind, data, path, w)
     except ConfigError as exc:
@@ -220,8 +227,12 @@ def _build_node(kind: str, data: Mapping[str, Any], path: str, w: _Where) -> Nod
         if not isinstance(branches, Mapping) or not branches:
             raise w.err(f"{path}.or", "branches must be a non-empty mapping of name to node")
         built = {str(k): _node_from_data(v, f"{path}.or.{k}", w) for k, v in branches.items()}
-        return Or(built, label=data.get("label"), default=data.get("default"),
-                  params=_params_from_data(data.get("params"), f"{path}.params", w))
+        return Or(
+            built,
+            label=data.get("label"),
+            default=data.get("default"),
+            params=_params_from_data(data.get("params"), f"{path}.params", w),
+        )
     if kind == "op":
         op = data["op"]
         if not isinstance(op, str):
@@ -242,7 +253,9 @@ def _build_node(kind: str, data: Mapping[str, Any], path: str, w: _Where) -> Nod
         shared = data.get("shared", False)
         if not isinstance(shared, bool):
             raise w.err(f"{path}.shared", f"must be true or false, got {shared!r}")
-        return Repeat(body, depth=depth, params=_params_from_data(data.get("params"), f"{path}.params", w), shared=shared)
+        return Repeat(
+            body, depth=depth, params=_params_from_data(data.get("params"), f"{path}.params", w), shared=shared
+        )
     if kind == "optional":
         body = _node_from_data(data["optional"], f"{path}.optional", w)
         return Optional(body, label=data.get("label", "enabled"), default=data.get("default", False))
@@ -260,7 +273,9 @@ def space_from_dict(data: Any, source: str = "<space>") -> Space:
     """Build a :class:`Space` from its declarative form; errors name ``source`` and the YAML path."""
     w = _Where(source)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a space file is a mapping with at least 'name' and 'body', got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a space file is a mapping with at least 'name' and 'body', got {type(data).__name__}"
+        )
     unknown = sorted(set(map(str, data)) - _TOP_KEYS)
     if unknown:
         raise w.err(unknown[0], f"unknown key (keys: {', '.join(sorted(_TOP_KEYS))})")
@@ -300,8 +315,16 @@ def space_from_dict(data: Any, source: str = "<space>") -> Space:
     if data.get("formatter") is not None:
         formatter = _formatter_from_name(str(data["formatter"]), f"{source}: formatter")
     try:
-        return Space(name, body, in_chans=in_chans, num_classes=num_classes, resolution=resolution,
-                     constraints=constraints, description=description, formatter=formatter)
+        return Space(
+            name,
+            body,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            resolution=resolution,
+            constraints=constraints,
+            description=description,
+            formatter=formatter,
+        )
     except SpaceDefinitionError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

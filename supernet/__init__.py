@@ -17,6 +17,7 @@ Modules: :mod:`supernet.model` (the elastic supernet and extraction), :mod:`supe
 :mod:`supernet.evaluate`, :mod:`supernet.data`, :mod:`supernet.checkpoint`,
 :mod:`supernet.distributed`.
 """
+
 from __future__ import annotations
 
 from supernet._archs import extreme_structure, largest_arch, smallest_arch

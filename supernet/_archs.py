@@ -9,6 +9,7 @@ Everything is derived from the space's decisions, never hard-coded per space:
   ``structure`` or its default. In a hyper-space such as ``spaceevo`` the trainer samples the
   structure each step and applies the sandwich rule inside it.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,8 +18,17 @@ from typing import Any
 
 from spaces import Arch, Decision, Space
 
-__all__ = ["arch_size", "extreme_structure", "is_numeric", "is_structural", "largest_arch", "policy_arch",
-           "sample_structure", "smallest_arch", "structure_of"]
+__all__ = [
+    "arch_size",
+    "extreme_structure",
+    "is_numeric",
+    "is_structural",
+    "largest_arch",
+    "policy_arch",
+    "sample_structure",
+    "smallest_arch",
+    "structure_of",
+]
 
 
 def is_numeric(d: Decision) -> bool:

@@ -9,6 +9,7 @@ by those channels (the producing conv, its batch norm and quantizer step sizes, 
 conv, SE, the consuming conv) and the optimizer's momentum with them. The largest subnet
 computes exactly the same function afterwards; smaller ones keep the most important channels.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,7 +53,9 @@ def reorder_middle_channels(net: Any, optimizer: torch.optim.Optimizer | None = 
         groups = MIDDLE_GROUPS.get(op)
         if not groups:
             continue
-        if op == "mbconv" and any(float(rb.kwargs.get("expand", 1.0)) == 1.0 for rb in net.layout.variants[path].values()):
+        if op == "mbconv" and any(
+            float(rb.kwargs.get("expand", 1.0)) == 1.0 for rb in net.layout.variants[path].values()
+        ):
             continue  # without an expand conv the hidden channels are the block input: not reordered here
         for members, ranker in groups:
             rkey = f"{path}/{ranker}"

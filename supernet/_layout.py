@@ -11,6 +11,7 @@ subnet of every structural choice (each ``Or`` branch, each width window), plus 
 samples. An arch that would need more than the layout holds is refused with a clear error
 (:meth:`Layout.check_block`).
 """
+
 from __future__ import annotations
 
 import random
@@ -74,8 +75,13 @@ def _roles(module: nn.Module) -> dict[str, tuple[str, bool]]:
             if m.bias is not None:
                 out[prefix + "bias"] = ("linear_bias", False)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            for n, role in (("weight", "bn_weight"), ("bias", "bn_bias"), ("running_mean", "bn_mean"),
-                            ("running_var", "bn_var"), ("num_batches_tracked", "bn_count")):
+            for n, role in (
+                ("weight", "bn_weight"),
+                ("bias", "bn_bias"),
+                ("running_mean", "bn_mean"),
+                ("running_var", "bn_var"),
+                ("num_batches_tracked", "bn_count"),
+            ):
                 if getattr(m, n, None) is not None:
                     out[prefix + n] = (role, False)
     return out
@@ -152,7 +158,9 @@ class Layout:
 
     def _merge(self, path: str, module: nn.Module) -> None:
         roles = _roles(module)
-        items = [(n, t, True) for n, t in module.named_parameters()] + [(n, t, False) for n, t in module.named_buffers()]
+        items = [(n, t, True) for n, t in module.named_parameters()] + [
+            (n, t, False) for n, t in module.named_buffers()
+        ]
         for name, t, is_param in items:
             key = f"{path}/{name}"
             role, dw = roles.get(name, ("other", False))

@@ -13,6 +13,7 @@ Activation quantizers are keyed by the tensor they quantize, named inside the bl
 the same tensor of the same path shares one learned step size (and LSQ+ zero point) in every
 subnet; the extracted network is mapped back with the same names.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,7 @@ def probe_split(name: str) -> tuple[int | None, str]:
     if name == "block":
         return 0, ""
     if name.startswith("block."):
-        return 0, name[len("block."):]
+        return 0, name[len("block.") :]
     return None, name
 
 
@@ -122,8 +123,12 @@ def prepare_block(block: nn.Module, scheme: QuantScheme, *, first: bool, last: b
     dropped: list[str] = []
     if not first:
         for n in list(graph.nodes):
-            if (n.op == "call_module" and isinstance(modules.get(str(n.target)), ActFakeQuant)
-                    and n.args and getattr(n.args[0], "op", None) == "placeholder"):
+            if (
+                n.op == "call_module"
+                and isinstance(modules.get(str(n.target)), ActFakeQuant)
+                and n.args
+                and getattr(n.args[0], "op", None) == "placeholder"
+            ):
                 dropped.append(str(n.target))
                 n.replace_all_uses_with(n.args[0])
                 graph.erase_node(n)
@@ -135,8 +140,13 @@ def prepare_block(block: nn.Module, scheme: QuantScheme, *, first: bool, last: b
     for name in dropped:
         gm.add_submodule(name, modules[name])
     out = next(n for n in graph.nodes if n.op == "output").args[0]
-    output_quant = (str(out.target) if isinstance(out, fx.Node) and out.op == "call_module"
-                    and isinstance(modules.get(str(out.target)), ActFakeQuant) else None)
+    output_quant = (
+        str(out.target)
+        if isinstance(out, fx.Node)
+        and out.op == "call_module"
+        and isinstance(modules.get(str(out.target)), ActFakeQuant)
+        else None
+    )
     gm.recompile()
     gm.hwnas_input_quants = tuple(dropped)  # type: ignore[attr-defined]
     gm.hwnas_output_quant = output_quant  # type: ignore[attr-defined]

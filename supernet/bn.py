@@ -9,6 +9,7 @@ frozen), without gradients.
 There is one implementation, :func:`quant.training.recalibrate_bn` (it also serves the training
 harness of :mod:`quant`); this module names it where the supernet code looks for it.
 """
+
 from __future__ import annotations
 
 from quant.training import recalibrate_bn

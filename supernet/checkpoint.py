@@ -4,6 +4,7 @@ state, and (as JSON metadata) the configuration and progress. Nothing is ever un
 Writes are atomic (a temporary file in the same folder, then a rename), so a run killed while
 saving leaves the previous checkpoint intact.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,5 +75,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{p}: corrupt checkpoint metadata ({exc.msg})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else None!r}")
+        raise CheckpointError(
+            f"{p}: unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else None!r}"
+        )
     return meta, tensors

@@ -11,6 +11,7 @@ and a run split over ``N`` processes (each takes its contiguous share of every g
 therefore sees exactly the data an uninterrupted single process sees, whether the images are in
 memory or decoded from files by workers (which read the same index lists ahead).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -78,8 +79,9 @@ class EpochOrder:
         x, y = self.data.take(idx)
         return self._flip(x, idx), y
 
-    def batches(self, start: int = 0, rank: int = 0, world: int = 1, *,
-                workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, start: int = 0, rank: int = 0, world: int = 1, *, workers: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches ``start, start + 1, ...`` to the end of the epoch (this process's shares), equal
         to :meth:`batch` of each step. Streamed data are decoded by DataLoader workers reading ahead
         (``workers``: see :func:`hwnas.datasets.default_workers`)."""

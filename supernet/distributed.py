@@ -6,6 +6,7 @@ step after all sandwich passes, and batch norms synchronise their statistics acr
 (:class:`SyncBatchNorm2d`). With the same global batch, a run on ``N`` processes then computes
 what one process computes, up to floating-point summation order.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-__all__ = ["DistInfo", "SyncBatchNorm2d", "all_reduce_gradients", "barrier", "broadcast_object", "init_distributed",
-           "shutdown"]
+__all__ = [
+    "DistInfo",
+    "SyncBatchNorm2d",
+    "all_reduce_gradients",
+    "barrier",
+    "broadcast_object",
+    "init_distributed",
+    "shutdown",
+]
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,13 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
 
         c = x.shape[1]
         xf = x.float()
-        local = torch.cat([
-            xf.sum(dim=(0, 2, 3)),
-            (xf * xf).sum(dim=(0, 2, 3)),
-            torch.full((1,), float(x.numel() // c), device=x.device),
-        ])
+        local = torch.cat(
+            [
+                xf.sum(dim=(0, 2, 3)),
+                (xf * xf).sum(dim=(0, 2, 3)),
+                torch.full((1,), float(x.numel() // c), device=x.device),
+            ]
+        )
         total = all_reduce(local)
         n = total[-1]
         mean = total[:c] / n
@@ -130,5 +140,3 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         if self.weight is not None:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
-
-

@@ -1,4 +1,5 @@
 """Accuracy of a subnet: FP32 in torch, INT8 as an exported QDQ ONNX model run by onnxruntime."""
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,12 @@ def evaluate_arch(
     forward pass of the accuracy measurement.
     """
     arch = supernet.validate(arch)
-    out: dict[str, Any] = {"arch_id": arch.id, "precision": precision, "num_test": len(test),
-                           "bn_calibration_images": int(sum(len(b) for b in calibration))}
+    out: dict[str, Any] = {
+        "arch_id": arch.id,
+        "precision": precision,
+        "num_test": len(test),
+        "bn_calibration_images": int(sum(len(b) for b in calibration)),
+    }
     if precision == "fp32":
         model = recalibrate_bn(supernet.subnet(arch, quantized=False), calibration)
         out["accuracy"] = torch_accuracy(model, test, batch_size)

@@ -13,6 +13,7 @@ Because the forward pass *is* the standalone block's forward, a subnet extracted
 exactly what the supernet computed, in FP32 and, after :meth:`Supernet.enable_quantization`,
 with fake quantization (``quant.prepare`` of the extracted network plus the learned step sizes).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -128,9 +129,13 @@ class Supernet(nn.Module):
 
     def key_info(self) -> dict[str, dict[str, Any]]:
         """``key -> {"param": bool, "grad": bool}``, enough to recreate the storage from tensors."""
-        return {k: {"param": v, "grad": bool(self.tensor(k).requires_grad) if v else False} for k, v in self._kinds.items()}
+        return {
+            k: {"param": v, "grad": bool(self.tensor(k).requires_grad) if v else False} for k, v in self._kinds.items()
+        }
 
-    def load_storage(self, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def load_storage(
+        self, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         """Load shared tensors by key; keys created lazily during training (quantizers) are
         recreated from ``info`` (see :meth:`key_info`). Shapes must match exactly."""
         for key, value in tensors.items():
@@ -299,7 +304,9 @@ class Supernet(nn.Module):
             if kind == "block":
                 key = f"{rb.path}/{rel}"
                 if key not in self._kinds:
-                    raise SupernetError(f"{key}: no such shared tensor (quantizer state: call enable_quantization first)")
+                    raise SupernetError(
+                        f"{key}: no such shared tensor (quantizer state: call enable_quantization first)"
+                    )
             else:
                 key = self._aq_key(rb.path, rel, local)
                 if key not in self._kinds:
@@ -308,8 +315,11 @@ class Supernet(nn.Module):
             if kind == "aq" and name.rsplit(".", 1)[0] == out_name:
                 output = key.rsplit(".", 1)[0]
         modules = dict(module.named_modules())
-        flags = [(modules[name[: -len(".initialized")]], key) for name, key, _ in entries
-                 if name.endswith(".initialized") and name[: -len(".initialized")] in modules]
+        flags = [
+            (modules[name[: -len(".initialized")]], key)
+            for name, key, _ in entries
+            if name.endswith(".initialized") and name[: -len(".initialized")] in modules
+        ]
         return _Plan(module, entries, flags, [(q, prefix) for prefix, q in inputs.items()], output)
 
     @staticmethod
@@ -373,8 +383,13 @@ class Supernet(nn.Module):
     # extraction
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def subnet(self, arch: Mapping[str, Any], *, quantized: bool | None = None,
-               bn_batches: Iterable[torch.Tensor] | None = None) -> nn.Module:
+    def subnet(
+        self,
+        arch: Mapping[str, Any],
+        *,
+        quantized: bool | None = None,
+        bn_batches: Iterable[torch.Tensor] | None = None,
+    ) -> nn.Module:
         """A standalone module for ``arch`` with the supernet's weights sliced in.
 
         It is ``space.build(arch)`` with ``load_state_dict`` of the slices (FP32), or, when the
@@ -428,7 +443,9 @@ class Supernet(nn.Module):
             else:
                 continue
             if key not in self._kinds:
-                raise SupernetError(f"{key}: this quantizer was never trained (an arch outside the training distribution)")
+                raise SupernetError(
+                    f"{key}: this quantizer was never trained (an arch outside the training distribution)"
+                )
             state[name] = self._slice(key, tuple(t.shape)).detach().clone()
         gm.load_state_dict(state, strict=False)
         return gm
@@ -437,8 +454,12 @@ class Supernet(nn.Module):
     # quantization
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def enable_quantization(self, scheme: Any, calibration: Iterable[torch.Tensor] | None = None,
-                            archs: Iterable[Mapping[str, Any]] | None = None) -> None:
+    def enable_quantization(
+        self,
+        scheme: Any,
+        calibration: Iterable[torch.Tensor] | None = None,
+        archs: Iterable[Mapping[str, Any]] | None = None,
+    ) -> None:
         """Switch to quantized-for-all training with ``scheme`` (a :class:`quant.QuantScheme` or
         preset name).
 
@@ -481,7 +502,9 @@ class Supernet(nn.Module):
 
             gm = prepare(net, scheme)
             qkeys = act_quantizer_keys(gm, network_split)
-            wanted = {q: self._aq_key(blocks[i].path if i is not None else "", rel, "scale") for q, (i, rel) in qkeys.items()}
+            wanted = {
+                q: self._aq_key(blocks[i].path if i is not None else "", rel, "scale") for q, (i, rel) in qkeys.items()
+            }
             if all(k in self._kinds or k in done for k in wanted.values()):
                 continue
             calibrate(gm, batches, weights=False)
@@ -492,7 +515,9 @@ class Supernet(nn.Module):
                 m = mods[q]
                 base = skey[: -len(".scale")]
                 self._register(skey, m.scale.detach().clone().to(device), True)
-                self._register(f"{base}.zero_point", m.zero_point.detach().clone().to(device), True, bool(m.learn_zero_point))
+                self._register(
+                    f"{base}.zero_point", m.zero_point.detach().clone().to(device), True, bool(m.learn_zero_point)
+                )
                 self._register(f"{base}.initialized", m.initialized.detach().clone().to(device), False)
                 done.add(skey)
 
@@ -544,15 +569,18 @@ class Supernet(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return (f"space={self.space.name!r}, paths={len(self.layout.paths)}, tensors={len(self._kinds)}, "
-                f"quantized={self.quant_scheme.name if self.quant_scheme is not None else None}")
+        return (
+            f"space={self.space.name!r}, paths={len(self.layout.paths)}, tensors={len(self._kinds)}, "
+            f"quantized={self.quant_scheme.name if self.quant_scheme is not None else None}"
+        )
 
 
 _PROGRAMS: OrderedDict[tuple[Any, ...], tuple[nn.Module, list[tuple[Any, ...]]]] = OrderedDict()
 
 
-def _block_program(rb: ResolvedBlock, scheme: Any, first: bool, last: bool,
-                   sync_bn: bool) -> tuple[nn.Module, list[tuple[Any, ...]]]:
+def _block_program(
+    rb: ResolvedBlock, scheme: Any, first: bool, last: bool, sync_bn: bool
+) -> tuple[nn.Module, list[tuple[Any, ...]]]:
     """The module that runs a block (meta tensors; fake-quantized when ``scheme`` is given) and
     where its tensors come from: ``(name, "block" | "aq", name in block | quantized tensor,
     tensor of the quantizer, shape, quantizer)``. Cached across supernets: it does not depend on

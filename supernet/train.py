@@ -17,6 +17,7 @@ averaged: the result equals one process's up to floating-point summation order. 
 ``sync_bn=False`` each process normalises with its own share's statistics, the usual DDP
 trade-off: much less communication, results no longer those of one process.)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -121,8 +122,16 @@ class TrainConfig:
         """Every number finite and in range, the scheme and the device known: a run that cannot work
         is refused before it loads data or trains (a NaN learning rate would train to loss NaN)."""
 
-        def number(name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                   hi_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+        def number(
+            name: str,
+            lo: float | None = None,
+            hi: float | None = None,
+            *,
+            lo_open: bool = False,
+            hi_open: bool = False,
+            integer: bool = False,
+            optional: bool = False,
+        ) -> None:
             v = getattr(self, name)
             if v is None and optional:
                 return
@@ -132,7 +141,9 @@ class TrainConfig:
             x = float(v)
             if not math.isfinite(x):
                 raise TrainingConfigError(f"{name} must be finite, got {v!r}")
-            if (lo is not None and (x < lo or (lo_open and x == lo))) or (hi is not None and (x > hi or (hi_open and x == hi))):
+            if (lo is not None and (x < lo or (lo_open and x == lo))) or (
+                hi is not None and (x > hi or (hi_open and x == hi))
+            ):
                 if lo is not None and hi is not None:
                     want = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
                 else:
@@ -168,7 +179,9 @@ class TrainConfig:
         from quant.scheme import SCHEMES
 
         if self.scheme not in SCHEMES:  # checked now, not when the QAT stage starts after the FP32 epochs
-            raise TrainingConfigError(f"unknown quantization scheme {self.scheme!r} (known: {', '.join(sorted(SCHEMES))})")
+            raise TrainingConfigError(
+                f"unknown quantization scheme {self.scheme!r} (known: {', '.join(sorted(SCHEMES))})"
+            )
         dev = str(self.device)
         kind, _, index = dev.partition(":")
         if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
@@ -192,8 +205,9 @@ class TrainConfig:
         return cls(**d)
 
 
-def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int,
-                data: str = "the data") -> Space:
+def build_space(
+    name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int, data: str = "the data"
+) -> Space:
     """The space of a run: ``create_space(name, **kwargs)`` with the data's input and classes, or
     the space of a YAML file ``name``, whose input and classes must be the data's."""
     if name.endswith((".yaml", ".yml")):
@@ -201,9 +215,11 @@ def build_space(name: str, kwargs: dict[str, Any], input_shape: tuple[int, int, 
             raise ConfigError(f"{name}: a YAML space takes no space arguments (got {', '.join(sorted(kwargs))})")
         space = create_space(name)
         if tuple(space.input_shape) != tuple(input_shape) or space.num_classes != num_classes:
-            raise ConfigError(f"{name}: the space takes {'x'.join(map(str, space.input_shape))} inputs and "
-                              f"{space.num_classes} classes; {data} has {'x'.join(map(str, input_shape))} inputs "
-                              f"and {num_classes} classes")
+            raise ConfigError(
+                f"{name}: the space takes {'x'.join(map(str, space.input_shape))} inputs and "
+                f"{space.num_classes} classes; {data} has {'x'.join(map(str, input_shape))} inputs "
+                f"and {num_classes} classes"
+            )
         return space
     kw = dict(kwargs)
     c, h, w = input_shape
@@ -233,17 +249,19 @@ def load_supernet(path: str | os.PathLike[str], device: str = "cpu") -> tuple[Su
     return net, meta
 
 
-def _restore(space: Space, config: TrainConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
-             device: str) -> Supernet:
-    net = Supernet(space, kernel_transform=config.kernel_transform, seed=config.seed,
-                   layout_samples=config.layout_samples).to(device)
+def _restore(
+    space: Space, config: TrainConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor], device: str
+) -> Supernet:
+    net = Supernet(
+        space, kernel_transform=config.kernel_transform, seed=config.seed, layout_samples=config.layout_samples
+    ).to(device)
     if meta.get("quant_scheme") is not None:
         from quant.scheme import QuantScheme
 
         fields = dict(meta["quant_scheme"])
         fields["fused_activations"] = frozenset(fields.get("fused_activations", ()))
         net.enable_quantization(QuantScheme(**fields))
-    order = meta.get("store_keys") or [k[len("store/"):] for k in tensors if k.startswith("store/")]
+    order = meta.get("store_keys") or [k[len("store/") :] for k in tensors if k.startswith("store/")]
     try:
         net.load_storage({k: tensors[f"store/{k}"].to(device) for k in order}, meta.get("key_info", {}))
     except KeyError as exc:
@@ -264,10 +282,18 @@ class Trainer:
     replaces the saved configuration on resume (for execution settings such as threads).
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
-                 progress: bool | None = None, log: Callable[[str], None] | None = None,
-                 train_data: TensorData | None = None, test_data: TensorData | None = None,
-                 config_override: TrainConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        progress: bool | None = None,
+        log: Callable[[str], None] | None = None,
+        train_data: TensorData | None = None,
+        test_data: TensorData | None = None,
+        config_override: TrainConfig | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.dist: DistInfo = init_distributed(config.device)
         self._log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -280,7 +306,8 @@ class Trainer:
         self.config = config
         if config.batch_size % self.dist.world_size:
             raise TrainingConfigError(
-                f"global batch {config.batch_size} is not divisible by {self.dist.world_size} processes")
+                f"global batch {config.batch_size} is not divisible by {self.dist.world_size} processes"
+            )
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)
@@ -289,23 +316,33 @@ class Trainer:
         self.train_data = train_data if train_data is not None else _run_data(config, "train", recorded)
         if train_data is None and config.val_fraction > 0:  # the searchers' validation images stay unseen
             self.train_data = split_validation(self.train_data, config.val_fraction, config.seed)[0]
-        self.test_data = (test_data if test_data is not None
-                          else _run_data(config, "test", recorded or data_info(self.train_data)))
+        self.test_data = (
+            test_data if test_data is not None else _run_data(config, "test", recorded or data_info(self.train_data))
+        )
         if resume:
             self.space = space_from_identity(meta["space"], str(checkpoint_path(self.out_dir)))
             self.net = _restore(self.space, config, meta, tensors, config.device)
         else:
-            self.space = build_space(config.space, config.space_kwargs, self.train_data.input_shape,
-                                     self.train_data.num_classes,
-                                     data=config.data if train_data is None else "the training data")
-            self.net = Supernet(self.space, kernel_transform=config.kernel_transform, seed=config.seed,
-                                layout_samples=config.layout_samples).to(self.device)
-        self.net.channels_last = (config.channels_last if config.channels_last is not None
-                                  else self.device.type == "cpu")
+            self.space = build_space(
+                config.space,
+                config.space_kwargs,
+                self.train_data.input_shape,
+                self.train_data.num_classes,
+                data=config.data if train_data is None else "the training data",
+            )
+            self.net = Supernet(
+                self.space,
+                kernel_transform=config.kernel_transform,
+                seed=config.seed,
+                layout_samples=config.layout_samples,
+            ).to(self.device)
+        self.net.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cpu"
         self.net.set_sync_bn(self.dist.distributed and config.sync_bn)
         self.steps_per_epoch = len(EpochOrder(self.train_data, config.batch_size, config.seed, 0, flip=False))
-        self.calib = [b.to(self.device) for b in calibration_batches(self.train_data, config.bn_calib_batches,
-                                                                      config.calib_batch_size, config.seed)]
+        self.calib = [
+            b.to(self.device)
+            for b in calibration_batches(self.train_data, config.bn_calib_batches, config.calib_batch_size, config.seed)
+        ]
         self.optimizer = self._make_optimizer()
         if resume:
             self._load_optimizer(tensors)
@@ -366,7 +403,7 @@ class Trainer:
         for name, t in tensors.items():
             if not name.startswith("optim/"):
                 continue
-            key, _, field_name = name[len("optim/"):].rpartition("/")
+            key, _, field_name = name[len("optim/") :].rpartition("/")
             p = self.net.tensor(key)
             self.optimizer.state[p][field_name] = t.to(p.device).clone()
 
@@ -449,16 +486,28 @@ class Trainer:
 
     def _global_stats(self, stats: dict[str, float], n: int) -> dict[str, float]:
         """Per-step statistics summed over processes (and the stop flag agreed on)."""
-        vals = [stats["loss_largest"] * n, stats["loss_smallest"] * n, stats["loss_random"] * n,
-                stats["correct_largest"], float(n), 1.0 if self._stop else 0.0]
+        vals = [
+            stats["loss_largest"] * n,
+            stats["loss_smallest"] * n,
+            stats["loss_random"] * n,
+            stats["correct_largest"],
+            float(n),
+            1.0 if self._stop else 0.0,
+        ]
         if self.dist.distributed:
             import torch.distributed as dist
 
             t = torch.tensor(vals, dtype=torch.float64, device=self.device)  # nccl reduces device tensors only
             dist.all_reduce(t)
             vals = t.tolist()
-        return {"loss_largest": vals[0], "loss_smallest": vals[1], "loss_random": vals[2], "correct_largest": vals[3],
-                "images": vals[4], "stop": vals[5]}
+        return {
+            "loss_largest": vals[0],
+            "loss_smallest": vals[1],
+            "loss_random": vals[2],
+            "correct_largest": vals[3],
+            "images": vals[4],
+            "stop": vals[5],
+        }
 
     # ------------------------------------------------------------------------------------------
     # checkpoints and metrics
@@ -476,9 +525,15 @@ class Trainer:
             "data_info": data_info(self.train_data),  # spec, input shape, classes, normalisation
             "store_keys": self.net.keys(),
             "key_info": self.net.key_info(),
-            "state": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                      "acc": self.acc, "history": self.history, "stage": self.stage(),
-                      "finished": self.epoch >= self.config.total_epochs},
+            "state": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "acc": self.acc,
+                "history": self.history,
+                "stage": self.stage(),
+                "finished": self.epoch >= self.config.total_epochs,
+            },
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -504,8 +559,10 @@ class Trainer:
 
         archs = archs or {"largest": self.net.largest(), "smallest": self.net.smallest()}
         precision = "fakequant" if self.net.quant_scheme is not None else "fp32"
-        return {name: round(evaluate_arch(self.net, a, self.test_data, self.calib, precision=precision)["accuracy"], 3)
-                for name, a in archs.items()}
+        return {
+            name: round(evaluate_arch(self.net, a, self.test_data, self.calib, precision=precision)["accuracy"], 3)
+            for name, a in archs.items()
+        }
 
     # ------------------------------------------------------------------------------------------
     # the loop
@@ -530,11 +587,13 @@ class Trainer:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if self.dist.is_main and self.global_step == 0 and self.epoch == 0 and self.step_in_epoch == 0:
-                self._log(f"supernet: space {self.space.name}, {len(self.net.layout.paths)} block paths, "
-                          f"{self.net.num_parameters():,} shared parameters; largest subnet "
-                          f"{self.net.num_parameters(self.net.largest()):,}, smallest "
-                          f"{self.net.num_parameters(self.net.smallest()):,}; {self.steps_per_epoch} steps/epoch, "
-                          f"world size {self.dist.world_size}")
+                self._log(
+                    f"supernet: space {self.space.name}, {len(self.net.layout.paths)} block paths, "
+                    f"{self.net.num_parameters():,} shared parameters; largest subnet "
+                    f"{self.net.num_parameters(self.net.largest()):,}, smallest "
+                    f"{self.net.num_parameters(self.net.smallest()):,}; {self.steps_per_epoch} steps/epoch, "
+                    f"world size {self.dist.world_size}"
+                )
             while self.epoch < total_epochs:
                 self._run_epoch()
                 if c.max_steps is not None and self.global_step >= c.max_steps:
@@ -543,8 +602,10 @@ class Trainer:
         except _Interrupted:
             self.save_checkpoint()
             if self.dist.is_main:
-                self._log(f"interrupted in epoch {self.epoch + 1} after step {self.step_in_epoch}/"
-                          f"{self.steps_per_epoch}; checkpoint saved, continue with --resume")
+                self._log(
+                    f"interrupted in epoch {self.epoch + 1} after step {self.step_in_epoch}/"
+                    f"{self.steps_per_epoch}; checkpoint saved, continue with --resume"
+                )
             raise KeyboardInterrupt from None
         finally:
             torch.set_flush_denormal(False)
@@ -560,18 +621,26 @@ class Trainer:
             from quant.scheme import get_scheme
 
             t0 = time.time()
-            calib = [b.to(self.device) for b in
-                     calibration_batches(self.train_data, c.qat_calib_batches, c.calib_batch_size, c.seed + 1)]
+            calib = [
+                b.to(self.device)
+                for b in calibration_batches(self.train_data, c.qat_calib_batches, c.calib_batch_size, c.seed + 1)
+            ]
             self.net.enable_quantization(get_scheme(c.scheme), calib)
             self._adopt_new_parameters()
             if self.dist.is_main:
-                self._log(f"quantized-for-all stage: {get_scheme(c.scheme).name} scheme, quantizers initialised "
-                          f"in {time.time() - t0:.1f}s")
+                self._log(
+                    f"quantized-for-all stage: {get_scheme(c.scheme).name} scheme, quantizers initialised "
+                    f"in {time.time() - t0:.1f}s"
+                )
         order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
         steps = self.epoch_steps(epoch, len(order))
         batches = order.batches(self.step_in_epoch, self.dist.rank, self.dist.world_size)  # workers read ahead
-        bar = _Bar(self.progress and self.dist.is_main, f"epoch {epoch + 1}/{c.total_epochs} [{stage}]",
-                   steps, self.step_in_epoch)
+        bar = _Bar(
+            self.progress and self.dist.is_main,
+            f"epoch {epoch + 1}/{c.total_epochs} [{stage}]",
+            steps,
+            self.step_in_epoch,
+        )
         self.net.train()
         try:
             while self.step_in_epoch < steps:
@@ -592,9 +661,11 @@ class Trainer:
                 ips = stats["images"] / dt if dt > 0 else 0.0
                 bar.update(self.step_in_epoch, stats["loss_largest"] / max(1.0, stats["images"]), ips, lr)
                 if not self.progress and self.dist.is_main and (self.step_in_epoch % max(1, steps // 10) == 0):
-                    self._log(f"epoch {epoch + 1} [{stage}] step {self.step_in_epoch}/{steps} "
-                              f"loss {self.acc['loss_largest'] / max(1.0, self.acc['images']):.4f} "
-                              f"{ips:.0f} img/s lr {lr:.4g}")
+                    self._log(
+                        f"epoch {epoch + 1} [{stage}] step {self.step_in_epoch}/{steps} "
+                        f"loss {self.acc['loss_largest'] / max(1.0, self.acc['images']):.4f} "
+                        f"{ips:.0f} img/s lr {lr:.4g}"
+                    )
                 if stats["stop"] > 0:
                     raise _Interrupted
                 if c.checkpoint_every and self.step_in_epoch % c.checkpoint_every == 0 and self.step_in_epoch < steps:
@@ -608,11 +679,15 @@ class Trainer:
         c = self.config
         n = max(1.0, self.acc.get("images", 0.0))
         record: dict[str, Any] = {
-            "epoch": epoch + 1, "stage": stage, "lr_end": self.lr_at(epoch, self.epoch_steps(epoch) - 1),
-            "loss_largest": self.acc.get("loss_largest", 0.0) / n, "loss_smallest": self.acc.get("loss_smallest", 0.0) / n,
+            "epoch": epoch + 1,
+            "stage": stage,
+            "lr_end": self.lr_at(epoch, self.epoch_steps(epoch) - 1),
+            "loss_largest": self.acc.get("loss_largest", 0.0) / n,
+            "loss_smallest": self.acc.get("loss_smallest", 0.0) / n,
             "loss_random": self.acc.get("loss_random", 0.0) / n,
             "train_acc_largest": 100.0 * self.acc.get("correct_largest", 0.0) / n,
-            "images_per_s": n / max(1e-9, self.acc.get("time", 0.0)), "train_time_s": self.acc.get("time", 0.0),
+            "images_per_s": n / max(1e-9, self.acc.get("time", 0.0)),
+            "train_time_s": self.acc.get("time", 0.0),
         }
         last = epoch + 1 == c.total_epochs
         if self.dist.is_main and c.eval_every and ((epoch + 1) % c.eval_every == 0 or last):
@@ -625,9 +700,11 @@ class Trainer:
         self._write_metrics(record)
         if self.dist.is_main:
             acc = record.get("test_acc", {})
-            self._log(f"epoch {epoch + 1} [{stage}] loss {record['loss_largest']:.4f} train acc "
-                      f"{record['train_acc_largest']:.2f}% {record['images_per_s']:.0f} img/s"
-                      + (f" | test largest {acc['largest']:.2f}% smallest {acc['smallest']:.2f}%" if acc else ""))
+            self._log(
+                f"epoch {epoch + 1} [{stage}] loss {record['loss_largest']:.4f} train acc "
+                f"{record['train_acc_largest']:.2f}% {record['images_per_s']:.0f} img/s"
+                + (f" | test largest {acc['largest']:.2f}% smallest {acc['smallest']:.2f}%" if acc else "")
+            )
         self.epoch += 1
         self.step_in_epoch = 0
         self.acc = {}
@@ -667,9 +744,16 @@ class _Bar:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:.0f} img/s"),
-                                 TextColumn("lr {task.fields[lr]:.3g}"), TimeRemainingColumn(), transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[ips]:.0f} img/s"),
+            TextColumn("lr {task.fields[lr]:.3g}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.progress.start()
         self.task = self.progress.add_task(title, total=total, completed=done, loss=float("nan"), ips=0.0, lr=0.0)
 

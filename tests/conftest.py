@@ -1,5 +1,6 @@
 """Suite-wide settings: the quiet gate's remembered probe level lives in a per-session folder,
 so that tests neither read a level from earlier runs on this machine nor leave one behind."""
+
 from __future__ import annotations
 
 import os

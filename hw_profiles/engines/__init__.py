@@ -3,6 +3,7 @@
 Engine modules import their library lazily, so listing engines or validating a target
 imports none of onnxruntime, OpenVINO, TensorRT or torch.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """The engine interface: load an ONNX model for a target and run it for timing."""
+
 from __future__ import annotations
 
 import contextlib
@@ -104,25 +105,32 @@ class Engine(ABC):
     def check_target(cls, target: Target, where: str) -> None:
         """Raise TargetConfigError when ``target`` asks for something this engine lacks."""
         if target.precision not in cls.precisions:
-            raise TargetConfigError(f"{where}: precision {target.precision!r} is not supported by engine "
-                                    f"{cls.name!r} (supported: {', '.join(cls.precisions)})")
+            raise TargetConfigError(
+                f"{where}: precision {target.precision!r} is not supported by engine "
+                f"{cls.name!r} (supported: {', '.join(cls.precisions)})"
+            )
         if target.device not in cls.devices:
-            raise TargetConfigError(f"{where}: device {target.device!r} is not supported by engine "
-                                    f"{cls.name!r} (supported: {', '.join(cls.devices)})")
+            raise TargetConfigError(
+                f"{where}: device {target.device!r} is not supported by engine "
+                f"{cls.name!r} (supported: {', '.join(cls.devices)})"
+            )
         for key, value in target.options.items():
             spec = cls.options_spec.get(key)
             if spec is None:
                 known = ", ".join(sorted(cls.options_spec)) or "none"
                 raise TargetConfigError(f"{where}: options: unknown {cls.name} option {key!r} (options: {known})")
             if isinstance(value, bool) and bool not in spec.types:
-                raise TargetConfigError(f"{where}: options.{key}: expected "
-                                        f"{'/'.join(t.__name__ for t in spec.types)}, got {value!r}")
+                raise TargetConfigError(
+                    f"{where}: options.{key}: expected {'/'.join(t.__name__ for t in spec.types)}, got {value!r}"
+                )
             if not isinstance(value, spec.types):
-                raise TargetConfigError(f"{where}: options.{key}: expected "
-                                        f"{'/'.join(t.__name__ for t in spec.types)}, got {value!r}")
+                raise TargetConfigError(
+                    f"{where}: options.{key}: expected {'/'.join(t.__name__ for t in spec.types)}, got {value!r}"
+                )
             if spec.allowed is not None and value not in spec.allowed:
-                raise TargetConfigError(f"{where}: options.{key}: {value!r} is not one of "
-                                        f"{', '.join(map(str, spec.allowed))}")
+                raise TargetConfigError(
+                    f"{where}: options.{key}: {value!r} is not one of {', '.join(map(str, spec.allowed))}"
+                )
 
     @classmethod
     @abstractmethod
@@ -162,8 +170,11 @@ class Engine(ABC):
 
     def fingerprint_options(self) -> dict[str, Any]:
         """The target options that change what is measured (defaults filled in)."""
-        return {k: v for k, v in sorted(self.target.options.items())
-                if self.options_spec.get(k, OptionSpec((object,))).latency_relevant}
+        return {
+            k: v
+            for k, v in sorted(self.target.options.items())
+            if self.options_spec.get(k, OptionSpec((object,))).latency_relevant
+        }
 
     def fingerprint(self, model_format: str | None = None) -> Fingerprint:
         """What the measurements of this engine on this target are valid for."""
@@ -212,8 +223,14 @@ class Engine(ABC):
             from hw_profiles.noise_cache import load_quiet_level
 
             self._probe_runner = runner
-            self._gate = QuietGate(probe, self.timer(), sigmas=cfg.gate_sigmas, tolerance=cfg.gate_tolerance,
-                                   max_wait_s=cfg.gate_max_wait_s, known_quiet_ms=load_quiet_level(self.probe_key()))
+            self._gate = QuietGate(
+                probe,
+                self.timer(),
+                sigmas=cfg.gate_sigmas,
+                tolerance=cfg.gate_tolerance,
+                max_wait_s=cfg.gate_max_wait_s,
+                known_quiet_ms=load_quiet_level(self.probe_key()),
+            )
         return self._gate
 
     def probe_key(self) -> str:

@@ -4,6 +4,7 @@ INT8 models are QDQ ONNX; onnxruntime fuses ``DequantizeLinear → op → Quanti
 into integer kernels (QLinearConv, ...). Inputs are bound once and outputs are written
 into pre-allocated buffers (I/O binding), so a timed run is one ``run_with_iobinding``.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,20 @@ from hw_profiles.errors import MeasurementError
 
 __all__ = ["OnnxRuntimeEngine"]
 
-_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-               "all": "ORT_ENABLE_ALL"}
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
-              "tensor(float16)": "float16", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(float16)": "float16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}
 
 
 class OnnxRuntimeEngine(Engine):
@@ -94,10 +105,14 @@ class OnnxRuntimeEngine(Engine):
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.target.threads
         so.inter_op_num_threads = int(opts.get("inter_op_threads", 1))
-        so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if opts.get("execution_mode") == "parallel"
-                             else ort.ExecutionMode.ORT_SEQUENTIAL)
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                              _OPT_LEVELS[opts.get("graph_optimization_level", "all")])
+        so.execution_mode = (
+            ort.ExecutionMode.ORT_PARALLEL
+            if opts.get("execution_mode") == "parallel"
+            else ort.ExecutionMode.ORT_SEQUENTIAL
+        )
+        so.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _OPT_LEVELS[opts.get("graph_optimization_level", "all")]
+        )
         so.log_severity_level = 3
         if "allow_spinning" in opts:
             so.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts["allow_spinning"] else "0")
@@ -121,7 +136,9 @@ class _OrtRunner(Runner):
         ort = engine._ort
         try:
             self.session = ort.InferenceSession(
-                path, engine.session_options(), providers=engine.providers(),
+                path,
+                engine.session_options(),
+                providers=engine.providers(),
                 provider_options=engine.target.options.get("provider_options"),
             )
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -133,8 +150,11 @@ class _OrtRunner(Runner):
         self._keep: list[Any] = []
         ins = []
         for i, meta in enumerate(self.session.get_inputs()):
-            spec = TensorSpec(meta.name, tuple(d if isinstance(d, int) else 1 for d in meta.shape),
-                              _ORT_TYPES.get(meta.type, "float32"))
+            spec = TensorSpec(
+                meta.name,
+                tuple(d if isinstance(d, int) else 1 for d in meta.shape),
+                _ORT_TYPES.get(meta.type, "float32"),
+            )
             ins.append(spec)
             data = random_input(spec, seed=i)
             self._keep.append(data)

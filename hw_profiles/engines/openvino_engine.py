@@ -3,6 +3,7 @@
 INT8 comes from the QDQ ONNX models: OpenVINO turns ``QuantizeLinear/DequantizeLinear``
 pairs into FakeQuantize and its low-precision transformations pick integer kernels.
 """
+
 from __future__ import annotations
 
 import os
@@ -112,8 +113,10 @@ class _OvRunner(Runner):
             ins.append(spec)
             self.request.set_tensor(port, ov.Tensor(random_input(spec, seed=i)))
         self.inputs = tuple(ins)
-        self.outputs = tuple(TensorSpec(p.get_any_name(), tuple(int(d) for d in p.get_shape()),
-                                        p.get_element_type().to_dtype().name) for p in self.compiled.outputs)
+        self.outputs = tuple(
+            TensorSpec(p.get_any_name(), tuple(int(d) for d in p.get_shape()), p.get_element_type().to_dtype().name)
+            for p in self.compiled.outputs
+        )
         self._infer = self.request.infer
         try:
             self()

@@ -8,6 +8,7 @@ INT8 builder flag (strongly typed releases), the network is created strongly typ
 the QDQ nodes alone decide the precision. Timing runs ``execute_async_v3`` on a CUDA
 stream and synchronises the stream inside the timed region (wall clock).
 """
+
 from __future__ import annotations
 
 import os
@@ -86,8 +87,11 @@ class TensorRtEngine(Engine):
         hw = super().hardware()
         prop = _check(self._cudart.cudaGetDeviceProperties(self.gpu), "cudaGetDeviceProperties")
         name = prop.name.decode("utf-8", "replace") if isinstance(prop.name, bytes) else str(prop.name)
-        hw["gpu"] = {"name": name.strip("\x00 "), "compute_capability": f"{prop.major}.{prop.minor}",
-                     "memory_mb": int(prop.totalGlobalMem) // (1 << 20)}
+        hw["gpu"] = {
+            "name": name.strip("\x00 "),
+            "compute_capability": f"{prop.major}.{prop.minor}",
+            "memory_mb": int(prop.totalGlobalMem) // (1 << 20),
+        }
         return hw
 
     def fingerprint_options(self) -> dict[str, Any]:
@@ -117,15 +121,18 @@ class TensorRtEngine(Engine):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)) or "unknown error"
             raise MeasurementError(f"{path}: TensorRT's ONNX parser failed: {errors.splitlines()[0]}")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE,
-                                     int(self.target.options.get("workspace_mb", 1024)) << 20)
+        config.set_memory_pool_limit(
+            trt.MemoryPoolType.WORKSPACE, int(self.target.options.get("workspace_mb", 1024)) << 20
+        )
         if hasattr(config, "builder_optimization_level"):
             config.builder_optimization_level = int(self.target.options.get("builder_optimization_level", 3))
         if self.target.precision == "fp16":
             fp16_flag = getattr(trt.BuilderFlag, "FP16", None)
             if fp16_flag is None:
-                raise MeasurementError(f"{path}: this TensorRT ({trt.__version__}) builds strongly typed networks "
-                                       f"only; precision fp16 needs FP16 ONNX models")
+                raise MeasurementError(
+                    f"{path}: this TensorRT ({trt.__version__}) builds strongly typed networks "
+                    f"only; precision fp16 needs FP16 ONNX models"
+                )
             config.set_flag(fp16_flag)
         elif self.target.precision == "int8" and int8_flag is not None:
             config.set_flag(int8_flag)
@@ -187,8 +194,10 @@ class _TrtRunner(Runner):
             self.context.set_tensor_address(name, ptr)
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 host = np.ascontiguousarray(random_input(spec, seed=i))
-                _check(cudart.cudaMemcpy(ptr, host.ctypes.data, nbytes,
-                                         cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+                _check(
+                    cudart.cudaMemcpy(ptr, host.ctypes.data, nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice),
+                    "cudaMemcpy",
+                )
                 ins.append(spec)
             else:
                 outs.append(spec)
@@ -213,13 +222,21 @@ class _TrtRunner(Runner):
         x = np.ascontiguousarray(x, dtype=inp.dtype)
         if tuple(x.shape) != inp.shape:
             raise MeasurementError(f"TensorRT engine input {inp.name!r} has shape {inp.shape}, got {tuple(x.shape)}")
-        _check(cudart.cudaMemcpy(self._address[inp.name], x.ctypes.data, x.nbytes,
-                                 cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+        _check(
+            cudart.cudaMemcpy(
+                self._address[inp.name], x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+            ),
+            "cudaMemcpy",
+        )
         self()
         self.sync()
         y = np.empty(out.shape, dtype=out.dtype)
-        _check(cudart.cudaMemcpy(y.ctypes.data, self._address[out.name], y.nbytes,
-                                 cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+        _check(
+            cudart.cudaMemcpy(
+                y.ctypes.data, self._address[out.name], y.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+            ),
+            "cudaMemcpy",
+        )
         return y
 
     def close(self) -> None:

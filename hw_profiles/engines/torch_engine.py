@@ -6,6 +6,7 @@ input shape; or a space and an arch for a whole network). The module is rebuilt 
 spec with freshly initialised weights, which does not change its latency. This engine is
 the one device-side engine that needs torch (and :mod:`spaces`).
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,17 @@ def _resolved(spec: dict[str, Any]) -> Any:
     from spaces import ResolvedBlock
 
     params = tuple(sorted((k, v) for k, v in spec["params"].items()))
-    return ResolvedBlock(spec.get("path", "block"), spec["op"], params, spec["cin"], spec["h"], spec["w"],
-                         spec["cout"], spec["h_out"], spec["w_out"])
+    return ResolvedBlock(
+        spec.get("path", "block"),
+        spec["op"],
+        params,
+        spec["cin"],
+        spec["h"],
+        spec["w"],
+        spec["cout"],
+        spec["h_out"],
+        spec["w_out"],
+    )
 
 
 def build_from_spec(spec: dict[str, Any]) -> tuple[Any, tuple[int, ...]]:
@@ -102,8 +112,9 @@ class _TorchRunner(Runner):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise MeasurementError(f"{path}: not a block or network spec file ({exc})") from None
         torch.set_num_threads(engine.target.threads)
-        device = torch.device(f"cuda:{int(engine.target.options.get('gpu', 0))}" if engine.target.device == "gpu"
-                              else "cpu")
+        device = torch.device(
+            f"cuda:{int(engine.target.options.get('gpu', 0))}" if engine.target.device == "gpu" else "cpu"
+        )
         dtype = torch.float16 if engine.target.precision == "fp16" else torch.float32
         self.module = module.to(device=device, dtype=dtype).eval()
         self.x = torch.randn(shape, device=device, dtype=dtype)

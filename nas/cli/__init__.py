@@ -4,6 +4,7 @@ Each sub-command lives in its own module under :mod:`nas.cli.commands` and expos
 ``register(subparsers)``; modules are discovered, so adding a command touches no
 shared file. Deliberate errors (:class:`hwnas.HwnasError`) print one line and exit 2.
 """
+
 from __future__ import annotations
 
 import argparse

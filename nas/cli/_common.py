@@ -6,6 +6,7 @@ or a space YAML file (which states its own input). Commands that work on an arti
 space (a supernet checkpoint, a LUT, an exported model) use that artifact's space when
 ``--space`` is not given, and refuse a different one (:func:`resolve_space_for`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,14 @@ __all__ = [
 SHAPE_OPTIONS = ("in_chans", "num_classes", "resolution")
 
 
-def add_space_arguments(parser: argparse.ArgumentParser, *, required: bool = True, positional: bool = False,
-                        shape: bool = True, help: str | None = None) -> None:
+def add_space_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    positional: bool = False,
+    shape: bool = True,
+    help: str | None = None,
+) -> None:
     """``--space NAME|FILE.yaml`` (or positional SPACE), ``--space-args JSON`` and, with ``shape``,
     the input-shape options ``--in-chans`` / ``--num-classes`` / ``--resolution``."""
     text = help or "registered space name (see `nas spaces list`) or a space YAML file"
@@ -44,18 +51,28 @@ def add_space_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         parser.add_argument("space", metavar="SPACE", help=text)
     else:
         parser.add_argument("--space", required=required, metavar="SPACE", help=text)
-    parser.add_argument("--space-args", metavar="JSON", default=None,
-                        help='keyword arguments of a registered space, e.g. \'{"stages": 4, "kernels": [3, 5]}\' '
-                             "(not with a YAML file)")
+    parser.add_argument(
+        "--space-args",
+        metavar="JSON",
+        default=None,
+        help='keyword arguments of a registered space, e.g. \'{"stages": 4, "kernels": [3, 5]}\' '
+        "(not with a YAML file)",
+    )
     if shape:
         from nas.cli._types import int_range
 
-        parser.add_argument("--in-chans", type=int_range(1, 4096), default=None,
-                            help="input channels (default: the space's)")
-        parser.add_argument("--num-classes", type=int_range(1, 1_000_000), default=None,
-                            help="number of classes (default: the space's)")
-        parser.add_argument("--resolution", type=int_range(1, 8192), default=None,
-                            help="input resolution in pixels (default: the space's)")
+        parser.add_argument(
+            "--in-chans", type=int_range(1, 4096), default=None, help="input channels (default: the space's)"
+        )
+        parser.add_argument(
+            "--num-classes", type=int_range(1, 1_000_000), default=None, help="number of classes (default: the space's)"
+        )
+        parser.add_argument(
+            "--resolution",
+            type=int_range(1, 8192),
+            default=None,
+            help="input resolution in pixels (default: the space's)",
+        )
 
 
 def is_space_file(name: str) -> bool:
@@ -72,8 +89,10 @@ def parse_space_args(text: str | None, option: str = "--space-args") -> dict[str
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{option} is not valid JSON: {exc.msg} at column {exc.colno} of {text!r}") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{option} must be a JSON object of space arguments, e.g. '{{\"stages\": 4}}', "
-                          f"got {type(value).__name__} {text!r}")
+        raise ConfigError(
+            f"{option} must be a JSON object of space arguments, e.g. '{{\"stages\": 4}}', "
+            f"got {type(value).__name__} {text!r}"
+        )
     return value
 
 
@@ -100,8 +119,9 @@ def _check_factory_args(name: str, kwargs: Mapping[str, Any]) -> None:
         return
     unknown = sorted(set(kwargs) - set(sig.parameters))
     if unknown:
-        raise ConfigError(f"--space-args: space {name!r} takes no argument {unknown[0]!r} "
-                          f"(arguments: {', '.join(sig.parameters)})")
+        raise ConfigError(
+            f"--space-args: space {name!r} takes no argument {unknown[0]!r} (arguments: {', '.join(sig.parameters)})"
+        )
 
 
 def check_space_choice(name: str, kwargs: Mapping[str, Any] | None) -> None:
@@ -110,8 +130,9 @@ def check_space_choice(name: str, kwargs: Mapping[str, Any] | None) -> None:
     does not load, an unknown argument."""
     if is_space_file(name):
         if kwargs is not None:
-            raise ConfigError(f"{name}: --space-args does not apply to a YAML space (it states its own decisions, "
-                              f"input and classes)")
+            raise ConfigError(
+                f"{name}: --space-args does not apply to a YAML space (it states its own decisions, input and classes)"
+            )
         from spaces import load_space
 
         load_space(name)
@@ -136,8 +157,10 @@ def space_from_args(args: argparse.Namespace, *, defaults: Any = None, **overrid
         given += [k for k in overrides]
         if given:
             verb = "does" if len(given) == 1 else "do"
-            raise ConfigError(f"{name}: {', '.join(given)} {verb} not apply to a YAML space (it states its own "
-                              f"decisions, input and classes)")
+            raise ConfigError(
+                f"{name}: {', '.join(given)} {verb} not apply to a YAML space (it states its own "
+                f"decisions, input and classes)"
+            )
         return create_space(name)
     kwargs = {**kwargs, **shape, **overrides}
     _check_factory_args(name, kwargs)
@@ -174,8 +197,10 @@ def check_resolution(space: Any, option: str = "--resolution") -> None:
         stride = dict(b.params).get("stride", 1)
         if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1 and min(b.h, b.w) < stride:
             need = f" (its default arch downsamples by {total}: give at least {total})" if total > 1 else ""
-            raise ConfigError(f"{option} {space.resolution} is too small for space {space.name!r}: block "
-                              f"{b.path or '<root>'} ({b.op}, stride {stride}) would get a {b.h}x{b.w} input{need}")
+            raise ConfigError(
+                f"{option} {space.resolution} is too small for space {space.name!r}: block "
+                f"{b.path or '<root>'} ({b.op}, stride {stride}) would get a {b.h}x{b.w} input{need}"
+            )
 
 
 def resolve_space_for(args: argparse.Namespace, reference: Any, what: str):
@@ -191,8 +216,9 @@ def resolve_space_for(args: argparse.Namespace, reference: Any, what: str):
     if getattr(args, "space", None) is None:
         kwargs, shape = _given_kwargs(args)
         if kwargs or shape:
-            raise ConfigError(f"--space-args and the shape options need --space (without it, {what}'s own space "
-                              f"is used)")
+            raise ConfigError(
+                f"--space-args and the shape options need --space (without it, {what}'s own space is used)"
+            )
         return reference
     given = space_from_args(args, defaults=reference)
     check_same_space(reference, given, what=what, given_as=f"--space {args.space}")
@@ -227,10 +253,14 @@ def space_for_lut(args: argparse.Namespace, lut: str | Path):
     if len(same_name) == 1:
         return space_from_record(same_name[0], f"{lut}")
     if len(same_name) > 1:
-        shapes = ", ".join("x".join(map(str, r.get("input_shape", []))) + f" ({r.get('num_classes')} classes, "
-                           f"{_record_hash(r)})" for r in same_name[:6])
-        raise ConfigError(f"{lut}: records several configurations of space {name!r} ({shapes}); "
-                          f"choose one with --space-args or the shape options, or give its YAML file")
+        shapes = ", ".join(
+            "x".join(map(str, r.get("input_shape", []))) + f" ({r.get('num_classes')} classes, {_record_hash(r)})"
+            for r in same_name[:6]
+        )
+        raise ConfigError(
+            f"{lut}: records several configurations of space {name!r} ({shapes}); "
+            f"choose one with --space-args or the shape options, or give its YAML file"
+        )
     return space_from_args(args)
 
 

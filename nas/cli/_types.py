@@ -5,6 +5,7 @@ refuses NaN, infinities and values out of range with one line naming the option 
 range (argparse prefixes ``argument --lr:``); :class:`OneLineParser` prints argparse's own errors
 as one line too (``nas train-supernet: error: argument --lr: ...``), exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
     return "finite"
 
 
-def finite_float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                 hi_open: bool = False) -> Callable[[str], float]:
+def finite_float(
+    lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[str], float]:
     """A finite float in ``[lo, hi]`` (``lo_open`` / ``hi_open``: the bound itself excluded)."""
     want = _range_text(lo, hi, lo_open, hi_open)
 
@@ -49,8 +51,9 @@ def finite_float(lo: float | None = None, hi: float | None = None, *, lo_open: b
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-        if ((lo is not None and (value < lo or (lo_open and value == lo)))
-                or (hi is not None and (value > hi or (hi_open and value == hi)))):
+        if (lo is not None and (value < lo or (lo_open and value == lo))) or (
+            hi is not None and (value > hi or (hi_open and value == hi))
+        ):
             raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
         return value
 
@@ -86,8 +89,9 @@ def device(text: str) -> str:
     import torch
 
     if not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no CUDA device (torch.cuda.is_available() is "
-                                         f"false); use cpu")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: this machine has no CUDA device (torch.cuda.is_available() is false); use cpu"
+        )
     if index and int(index) >= torch.cuda.device_count():
         raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return value

@@ -10,6 +10,7 @@ scheme), ``model.fp32.onnx``, optionally ``model.openvino/`` and ``model.plan``,
 ``model.json`` (see :mod:`nas.export.artifact`). ``nas.export`` is this package and is also
 callable: ``nas.export(...)`` is :func:`nas.export.exporter.export`.
 """
+
 from __future__ import annotations
 
 import sys

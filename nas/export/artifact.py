@@ -6,6 +6,7 @@ written last: a folder without ``model.json`` is an unfinished export. ``model.j
 maps each format to its path relative to the folder; ``model.json["sha256"]`` maps each file's
 relative path to its SHA-256.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -88,8 +89,11 @@ def host_info() -> dict[str, Any]:
         "amx_int8": "amx_int8" in flags,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in ("hwnas", "torch", "onnx", "onnxruntime", "openvino", "tensorrt")
-                     if _version(name) is not None},
+        "versions": {
+            name: _version(name)
+            for name in ("hwnas", "torch", "onnx", "onnxruntime", "openvino", "tensorrt")
+            if _version(name) is not None
+        },
     }
 
 

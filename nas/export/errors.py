@@ -1,4 +1,5 @@
 """Errors of :mod:`nas.export`; both derive from :class:`hwnas.errors.HwnasError` (one-line messages)."""
+
 from __future__ import annotations
 
 from hwnas.errors import ConfigError, HwnasError

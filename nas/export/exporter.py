@@ -8,6 +8,7 @@ TensorRT plan); verify (accuracy of every exported file on the test set, its agr
 the fake-quantized model, latency on the target against the LUT's prediction); write
 ``model.json``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,8 +42,18 @@ ENGINE_ACCURACY_TOLERANCE = 1.0
 """OpenVINO / TensorRT test accuracy may lie at most this many points below the fake-quantized model's."""
 
 _CLASS_NAMES = {
-    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     "digits": tuple(str(i) for i in range(10)),
 }
 
@@ -77,8 +88,10 @@ def _resolve_target(target: Any, formats: Sequence[str]) -> Any:
         target = "gpu-trt-int8" if "tensorrt" in formats else "cpu-ort-int8"
     t = load_target(target)
     if t.precision != "int8":
-        raise ExportConfigError(f"--target {t.name}: export measures the INT8 model, but this target has precision "
-                                f"{t.precision} (use an int8 target, e.g. cpu-ort-int8)")
+        raise ExportConfigError(
+            f"--target {t.name}: export measures the INT8 model, but this target has precision "
+            f"{t.precision} (use an int8 target, e.g. cpu-ort-int8)"
+        )
     if t.engine == "torch":
         raise ExportConfigError(f"--target {t.name}: engine torch cannot run exported ONNX models")
     return t
@@ -119,8 +132,9 @@ def _in_memory(data: Any) -> Any:
     return data.in_memory() if getattr(data, "images", None) is None else data
 
 
-def _load_datasets(data: Any, meta: Mapping[str, Any], train_limit: int | None,
-                   test_limit: int | None) -> tuple[str, Any, Any]:
+def _load_datasets(
+    data: Any, meta: Mapping[str, Any], train_limit: int | None, test_limit: int | None
+) -> tuple[str, Any, Any]:
     """``(name, train, test)``: ``data`` (a spec or a ``(train, test)`` pair), else the checkpoint's
     data set, loaded as it was recorded (input shape, normalisation, classes) when it was."""
     import supernet.data as sd
@@ -145,8 +159,11 @@ def _data_info(name: str, data: Any) -> dict[str, Any]:
     """Normalisation and class names of the data (pixels in [0, 1], then ``(x - mean) / std`` per
     channel): as the data set records them, else those of the built-in data sets."""
     channels = data.input_shape[0]
-    info: dict[str, Any] = {"mean": getattr(data, "mean", None), "std": getattr(data, "std", None),
-                            "class_names": getattr(data, "class_names", None)}
+    info: dict[str, Any] = {
+        "mean": getattr(data, "mean", None),
+        "std": getattr(data, "std", None),
+        "class_names": getattr(data, "class_names", None),
+    }
     if info["mean"] is None or info["std"] is None:
         if name == "fashion_mnist":
             from hwnas.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
@@ -243,8 +260,10 @@ def _arch_from(spec: Any, net: Any) -> Any:
             raise ExportConfigError(f"{spec}: an arch file holds a JSON object of decision values")
         spec = data
     if not isinstance(spec, Mapping):
-        raise ExportConfigError(f"arch: expected a mapping of decision values, a JSON file or 'largest'/'smallest', "
-                                f"got {type(spec).__name__}")
+        raise ExportConfigError(
+            f"arch: expected a mapping of decision values, a JSON file or 'largest'/'smallest', "
+            f"got {type(spec).__name__}"
+        )
     return net.validate(spec)
 
 
@@ -277,39 +296,56 @@ def _source(model_or_checkpoint: Any, arch: Any, space: Any, data: Any) -> _Sour
         from quant.prepare import is_prepared
 
         if is_prepared(model_or_checkpoint):
-            raise ExportConfigError("export takes the float module (it quantizes it for the target); this one is "
-                                    "already prepared with fake quantizers")
+            raise ExportConfigError(
+                "export takes the float module (it quantizes it for the target); this one is "
+                "already prepared with fake quantizers"
+            )
         space = _resolve_space(space)
         if arch is not None:
             if space is None:
                 raise ExportConfigError("arch: give the space it belongs to (space=...)")
             arch = space.validate(arch)
         if data is None:
-            raise ExportConfigError("data: a plain module needs data (a dataset name or a (train, test) pair) for "
-                                    "calibration and the test accuracy")
-        return _Source("module", {"kind": "module", "module": type(model_or_checkpoint).__name__}, space, arch,
-                       module=copy.deepcopy(model_or_checkpoint).cpu().eval())
+            raise ExportConfigError(
+                "data: a plain module needs data (a dataset name or a (train, test) pair) for "
+                "calibration and the test accuracy"
+            )
+        return _Source(
+            "module",
+            {"kind": "module", "module": type(model_or_checkpoint).__name__},
+            space,
+            arch,
+            module=copy.deepcopy(model_or_checkpoint).cpu().eval(),
+        )
     if not isinstance(model_or_checkpoint, (str, os.PathLike)):
-        raise ExportConfigError(f"export: expected an nn.Module or a checkpoint path, got "
-                                f"{type(model_or_checkpoint).__name__}")
+        raise ExportConfigError(
+            f"export: expected an nn.Module or a checkpoint path, got {type(model_or_checkpoint).__name__}"
+        )
     from supernet.checkpoint import checkpoint_path
     from supernet.train import load_supernet
 
     net, meta = load_supernet(model_or_checkpoint)
     if arch is None:
-        raise ExportConfigError("--arch: a supernet checkpoint needs the arch to export (a JSON file, or "
-                                "largest / smallest)")
+        raise ExportConfigError(
+            "--arch: a supernet checkpoint needs the arch to export (a JSON file, or largest / smallest)"
+        )
     if space is not None:
         from spaces import space_hash
 
         given = _resolve_space(space)
         if space_hash(given) != space_hash(net.space):
-            raise ExportConfigError(f"space {given.name} ({space_hash(given)}) is not the checkpoint's "
-                                    f"{net.space.name} ({space_hash(net.space)})")
+            raise ExportConfigError(
+                f"space {given.name} ({space_hash(given)}) is not the checkpoint's "
+                f"{net.space.name} ({space_hash(net.space)})"
+            )
     ckpt = checkpoint_path(model_or_checkpoint)
-    record = {"kind": "supernet", "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt),
-              "epochs_trained": (meta.get("state") or {}).get("epoch"),
-              "checkpoint_scheme": net.quant_scheme.name if net.quant_scheme is not None else None}
+    record = {
+        "kind": "supernet",
+        "checkpoint": str(ckpt),
+        "checkpoint_sha256": sha256_file(ckpt),
+        "epochs_trained": (meta.get("state") or {}).get("epoch"),
+        "checkpoint_scheme": net.quant_scheme.name if net.quant_scheme is not None else None,
+    }
     return _Source("supernet", record, net.space, _arch_from(arch, net), net=net, meta=meta)
 
 
@@ -325,8 +361,11 @@ def _predict_latency(lut: Any, target: Any, src: _Source) -> tuple[float | None,
 
     pred = LatencyPredictor.for_target(lut, target, src.space)
     try:
-        return float(pred.predict(src.arch)), {"path": str(lut), "fingerprint": pred.fp_id,
-                                                "corrected": pred.correction is not None}
+        return float(pred.predict(src.arch)), {
+            "path": str(lut),
+            "fingerprint": pred.fp_id,
+            "corrected": pred.correction is not None,
+        }
     finally:
         pred.close()
 
@@ -344,28 +383,40 @@ def _quantize(src: _Source, scheme: Any, calib: list[Any]) -> tuple[Any, Any, di
     if src.net is not None:
         net = src.net
         fp32 = recalibrate_bn(net.subnet(src.arch, quantized=False), calib)
-        why = "the supernet was trained without quantization" if net.quant_scheme is None else \
-            _compatible(net.quant_scheme, scheme)
+        why = (
+            "the supernet was trained without quantization"
+            if net.quant_scheme is None
+            else _compatible(net.quant_scheme, scheme)
+        )
         if why is None:
             qmodel = recalibrate_bn(net.subnet(src.arch, quantized=True), calib)
             info.update(method="qat", scales="trained (the supernet's LSQ scales)", requantized=False, reason=None)
             return fp32, qmodel, info
         if net.quant_scheme is not None:
             why = f"the checkpoint's scheme {net.quant_scheme.name} has {why}"
-        info.update(method="ptq", scales="calibrated", requantized=net.quant_scheme is not None,
-                    reason=f"{why}: re-quantized with {scheme.name} (PTQ on {n} training images)")
+        info.update(
+            method="ptq",
+            scales="calibrated",
+            requantized=net.quant_scheme is not None,
+            reason=f"{why}: re-quantized with {scheme.name} (PTQ on {n} training images)",
+        )
     else:
         fp32 = src.module
-        info.update(method="ptq", scales="calibrated", requantized=False,
-                    reason=f"a float module: quantized with {scheme.name} (PTQ on {n} training images)")
+        info.update(
+            method="ptq",
+            scales="calibrated",
+            requantized=False,
+            reason=f"a float module: quantized with {scheme.name} (PTQ on {n} training images)",
+        )
     qmodel = prepare(fp32, scheme)
     calibrate(qmodel, calib)
     correct_bias(qmodel, calib, num_batches=min(4, len(calib)))
     return fp32, qmodel, info
 
 
-def _finetune(qmodel: Any, fp32: Any, train: Any, test: Any, epochs: float, seed: int,
-              say: Callable[[str], None]) -> dict[str, Any]:
+def _finetune(
+    qmodel: Any, fp32: Any, train: Any, test: Any, epochs: float, seed: int, say: Callable[[str], None]
+) -> dict[str, Any]:
     """QAT fine-tune of ``qmodel`` in place (distilling ``fp32``); the record of what it did."""
     from nas.export.verify import top1
     from quant.training import QAT_CONFIG, predict, qat_finetune
@@ -376,12 +427,25 @@ def _finetune(qmodel: Any, fp32: Any, train: Any, test: Any, epochs: float, seed
     train = _in_memory(train)
     res = qat_finetune(qmodel, train.images, train.labels, cfg, teacher=fp32)
     qmodel.eval()
-    return {"epochs": float(epochs), "steps": res.steps, "final_loss": res.final_loss,
-            "seconds": round(res.seconds, 2), "fakequant_test_before": before, "config": dataclasses.asdict(cfg)}
+    return {
+        "epochs": float(epochs),
+        "steps": res.steps,
+        "final_loss": res.final_loss,
+        "seconds": round(res.seconds, 2),
+        "fakequant_test_before": before,
+        "config": dataclasses.asdict(cfg),
+    }
 
 
-def _write_formats(wanted: Sequence[str], qmodel: Any, fp32: Any, out_dir: Path, input_shape: tuple[int, ...],
-                   target: Any, timing_cache: Any) -> tuple[dict[str, str], dict[str, Any] | None]:
+def _write_formats(
+    wanted: Sequence[str],
+    qmodel: Any,
+    fp32: Any,
+    out_dir: Path,
+    input_shape: tuple[int, ...],
+    target: Any,
+    timing_cache: Any,
+) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Write every requested file; ``(files, tensorrt record)``."""
     import tempfile
 
@@ -405,13 +469,18 @@ def _write_formats(wanted: Sequence[str], qmodel: Any, fp32: Any, out_dir: Path,
         with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
             static = fmts.static_batch_copy(int8_path, Path(tmp) / "model.int8.static.onnx", target.batch)
             fmts.build_tensorrt_plan(static, out_dir / files["tensorrt"], target, timing_cache=cache)
-        trt = {"batch": target.batch, "timing_cache": str(cache), "build_seconds": round(time.perf_counter() - t0, 2),
-               "quantization": "explicit: the Q/DQ nodes of the symmetric INT8 model"}
+        trt = {
+            "batch": target.batch,
+            "timing_cache": str(cache),
+            "build_seconds": round(time.perf_counter() - t0, 2),
+            "quantization": "explicit: the Q/DQ nodes of the symmetric INT8 model",
+        }
     return files, trt
 
 
-def _verify_accuracy(files: Mapping[str, str], out_dir: Path, qmodel: Any, fp32: Any, test: Any, target: Any,
-                     threads: int) -> dict[str, Any]:
+def _verify_accuracy(
+    files: Mapping[str, str], out_dir: Path, qmodel: Any, fp32: Any, test: Any, target: Any, threads: int
+) -> dict[str, Any]:
     """Test accuracy of every exported file and its top-1 agreement with the fake-quantized model."""
     from nas.export import verify
     from quant.training import predict
@@ -419,8 +488,11 @@ def _verify_accuracy(files: Mapping[str, str], out_dir: Path, qmodel: Any, fp32:
     x, y = test.images.numpy(), test.labels.numpy()
     fq = predict(qmodel, x)
     int8 = verify.onnxruntime_logits(out_dir / files["onnx-int8"], x, threads=threads)
-    fp32_logits = (verify.onnxruntime_logits(out_dir / files["onnx-fp32"], x, threads=threads)
-                   if "onnx-fp32" in files else predict(fp32, x))
+    fp32_logits = (
+        verify.onnxruntime_logits(out_dir / files["onnx-fp32"], x, threads=threads)
+        if "onnx-fp32" in files
+        else predict(fp32, x)
+    )
     acc: dict[str, Any] = {
         "fp32_test": verify.top1(fp32_logits, y),
         "int8_test": verify.top1(int8, y),
@@ -440,16 +512,20 @@ def _verify_accuracy(files: Mapping[str, str], out_dir: Path, qmodel: Any, fp32:
     return acc
 
 
-def _verify_latency(files: Mapping[str, str], out_dir: Path, target: Any, predicted: float | None,
-                    budget: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _verify_latency(
+    files: Mapping[str, str], out_dir: Path, target: Any, predicted: float | None, budget: float | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(latency_ms record, harness statistics)`` of the INT8 file (the plan for TensorRT) and
     of the FP32 file on the target's engine."""
     from nas.export import verify
 
     measured_fmt = "tensorrt" if "tensorrt" in files else "onnx-int8"
     int8 = verify.measure_latency(out_dir / files[measured_fmt], target)
-    fp32 = (verify.measure_latency(out_dir / files["onnx-fp32"], target.replace(precision="fp32"))
-            if "onnx-fp32" in files else None)
+    fp32 = (
+        verify.measure_latency(out_dir / files["onnx-fp32"], target.replace(precision="fp32"))
+        if "onnx-fp32" in files
+        else None
+    )
     ms = float(int8["median_ms"])
     ms_fp32 = float(fp32["median_ms"]) if fp32 else None
     latency = {
@@ -467,8 +543,9 @@ def _verify_latency(files: Mapping[str, str], out_dir: Path, target: Any, predic
 def _checks(acc: Mapping[str, Any], latency: Mapping[str, Any]) -> dict[str, Any]:
     checks: dict[str, Any] = {
         "int8_vs_fakequant_agreement": acc["int8_vs_fakequant_agreement"] >= AGREEMENT_THRESHOLD,
-        "latency_within_prediction": (abs(latency["ratio"] - 1.0) <= LATENCY_TOLERANCE
-                                      if latency["ratio"] is not None else None),
+        "latency_within_prediction": (
+            abs(latency["ratio"] - 1.0) <= LATENCY_TOLERANCE if latency["ratio"] is not None else None
+        ),
         "latency_within_budget": latency["measured"] <= latency["budget"] if latency["budget"] is not None else None,
     }
     # OpenVINO and TensorRT round differently from onnxruntime's integer kernels (fused residual
@@ -476,9 +553,13 @@ def _checks(acc: Mapping[str, Any], latency: Mapping[str, Any]) -> dict[str, Any
     for engine in ("openvino", "tensorrt"):
         if f"{engine}_test" in acc:
             checks[f"{engine}_accuracy"] = acc[f"{engine}_test"] >= acc["fakequant_test"] - ENGINE_ACCURACY_TOLERANCE
-    return {**checks, "passed": all(v for v in checks.values() if v is not None),
-            "agreement_threshold": AGREEMENT_THRESHOLD, "latency_tolerance": LATENCY_TOLERANCE,
-            "engine_accuracy_tolerance": ENGINE_ACCURACY_TOLERANCE}
+    return {
+        **checks,
+        "passed": all(v for v in checks.values() if v is not None),
+        "agreement_threshold": AGREEMENT_THRESHOLD,
+        "latency_tolerance": LATENCY_TOLERANCE,
+        "engine_accuracy_tolerance": ENGINE_ACCURACY_TOLERANCE,
+    }
 
 
 def _hashes(out_dir: Path, files: Mapping[str, str]) -> dict[str, str]:
@@ -561,24 +642,28 @@ def export(
     if train.input_shape != input_shape or test.input_shape != input_shape:
         raise ExportConfigError(f"data {data_name}: images are {train.input_shape}, the model takes {input_shape}")
     if src.space is not None and getattr(src.space, "num_classes", None) not in (None, train.num_classes):
-        raise ExportConfigError(f"data {data_name}: {train.num_classes} classes, the model has "
-                                f"{src.space.num_classes}")
+        raise ExportConfigError(f"data {data_name}: {train.num_classes} classes, the model has {src.space.num_classes}")
     info = _data_info(data_name, train)
     if normalization is not None:
         info["mean"], info["std"] = [float(v) for v in normalization["mean"]], [float(v) for v in normalization["std"]]
     if class_names is not None:
         info["class_names"] = list(class_names)
     seed = int(config.get("seed", 0))
-    calib = _calibration(calibration, train, int(config.get("bn_calib_batches", 8)),
-                         int(config.get("calib_batch_size", 256)), seed)
-    say(f"data {data_name}: {len(train)} training images ({sum(len(b) for b in calib)} for calibration), "
-        f"{len(test)} test images")
+    calib = _calibration(
+        calibration, train, int(config.get("bn_calib_batches", 8)), int(config.get("calib_batch_size", 256)), seed
+    )
+    say(
+        f"data {data_name}: {len(train)} training images ({sum(len(b) for b in calib)} for calibration), "
+        f"{len(test)} test images"
+    )
     out_dir = prepare_out_dir(out)
 
     # -- quantize, fine-tune, export ----------------------------------------------------------------
     fp32, qmodel, quant_info = _quantize(src, want, calib)
-    say(f"quantization: {quant_info['method']} with scheme {want.name}"
-        + (f" ({quant_info['reason']})" if quant_info.get("reason") else ""))
+    say(
+        f"quantization: {quant_info['method']} with scheme {want.name}"
+        + (f" ({quant_info['reason']})" if quant_info.get("reason") else "")
+    )
     finetune = None
     if finetune_epochs > 0:
         finetune = _finetune(qmodel, fp32, train, test, finetune_epochs, seed, say)
@@ -591,8 +676,10 @@ def export(
     if finetune is not None:
         finetune["fakequant_test_after"] = acc["fakequant_test"]
         acc["fakequant_test_before_finetune"] = finetune["fakequant_test_before"]
-    say(f"accuracy on {len(test)} test images: fp32 {acc['fp32_test']:.2f}%, fake-quant {acc['fakequant_test']:.2f}%, "
-        f"int8 {acc['int8_test']:.2f}% (agreement with fake-quant {acc['int8_vs_fakequant_agreement']:.2f}%)")
+    say(
+        f"accuracy on {len(test)} test images: fp32 {acc['fp32_test']:.2f}%, fake-quant {acc['fakequant_test']:.2f}%, "
+        f"int8 {acc['int8_test']:.2f}% (agreement with fake-quant {acc['int8_vs_fakequant_agreement']:.2f}%)"
+    )
     integer_ops = None
     if tgt.engine == "onnxruntime":
         from quant.ort import integer_op_report
@@ -616,12 +703,19 @@ def export(
         "space": _space_record(space_),
         "input_shape": list(input_shape),
         "batch": tgt.batch,
-        "normalization": {"mean": info["mean"], "std": info["std"],
-                          "note": "pixels scaled to [0, 1], then (x - mean) / std per channel"},
+        "normalization": {
+            "mean": info["mean"],
+            "std": info["std"],
+            "note": "pixels scaled to [0, 1], then (x - mean) / std per channel",
+        },
         "class_names": info["class_names"],
         "num_classes": int(train.num_classes),
-        "data": {"name": data_name, "test_images": len(test), "train_images": len(train),
-                 "calibration_images": int(sum(len(b) for b in calib))},
+        "data": {
+            "name": data_name,
+            "test_images": len(test),
+            "train_images": len(train),
+            "calibration_images": int(sum(len(b) for b in calib)),
+        },
         "source": src.record,
         "quantization": quant_info,
         "finetune": finetune,

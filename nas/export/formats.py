@@ -13,6 +13,7 @@
     the symmetric-INT8 QDQ model (explicit quantization), with a timing cache; it needs the
     ``tensorrt`` and ``cuda-python`` packages and a CUDA GPU, and a TensorRT target.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,9 +81,11 @@ def check_formats_available(formats: Iterable[str], target: Any) -> None:
         if reason is not None:
             raise FormatUnavailableError(f"--format {fmt}: {reason}", reason=reason)
         if fmt == "tensorrt" and target.engine != "tensorrt":
-            raise ExportConfigError(f"--format tensorrt needs a TensorRT target (e.g. --target gpu-trt-int8), "
-                                    f"not {target.name!r} (engine {target.engine}): the plan is built from that "
-                                    f"target's symmetric INT8 model")
+            raise ExportConfigError(
+                f"--format tensorrt needs a TensorRT target (e.g. --target gpu-trt-int8), "
+                f"not {target.name!r} (engine {target.engine}): the plan is built from that "
+                f"target's symmetric INT8 model"
+            )
 
 
 def scheme_for_target(target: Any) -> Any:
@@ -142,8 +145,12 @@ def to_openvino(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[st
     return xml
 
 
-def build_tensorrt_plan(onnx_path: str | os.PathLike[str], plan_path: str | os.PathLike[str], target: Any,
-                        timing_cache: str | os.PathLike[str] | None = None) -> Path:
+def build_tensorrt_plan(
+    onnx_path: str | os.PathLike[str],
+    plan_path: str | os.PathLike[str],
+    target: Any,
+    timing_cache: str | os.PathLike[str] | None = None,
+) -> Path:
     """Build a TensorRT engine for ``target`` from a static-shape symmetric-INT8 QDQ ONNX model
     (explicit quantization: the Q/DQ nodes set every INT8 tensor's scale) and serialize it to
     ``plan_path``. ``timing_cache`` is read when present and updated."""

@@ -6,6 +6,7 @@
 * latency of the exported model measured by the target's engine with the target's harness
   settings (pinned threads, warm-up, rounds, median), the way the LUT's numbers were measured.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,16 +36,18 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.asarray(a).argmax(1) == np.asarray(b).argmax(1)).mean() * 100.0)
 
 
-def onnxruntime_logits(path: str | os.PathLike[str], images: np.ndarray, *, threads: int = 1,
-                       batch_size: int = 500) -> np.ndarray:
+def onnxruntime_logits(
+    path: str | os.PathLike[str], images: np.ndarray, *, threads: int = 1, batch_size: int = 500
+) -> np.ndarray:
     """Outputs of an ONNX model run by onnxruntime's CPU provider."""
     from quant.ort import ort_predict
 
     return ort_predict(os.fspath(path), images, batch_size=batch_size, threads=threads)
 
 
-def openvino_logits(xml: str | os.PathLike[str], images: np.ndarray, *, threads: int = 1,
-                    batch_size: int = 500) -> np.ndarray:
+def openvino_logits(
+    xml: str | os.PathLike[str], images: np.ndarray, *, threads: int = 1, batch_size: int = 500
+) -> np.ndarray:
     """Outputs of an OpenVINO IR run by OpenVINO's CPU plugin (batch dimension set per call)."""
     import openvino as ov
 
@@ -53,8 +56,9 @@ def openvino_logits(xml: str | os.PathLike[str], images: np.ndarray, *, threads:
     x = np.ascontiguousarray(images, dtype=np.float32)
     shape = list(x.shape[1:])
     model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, *shape])})
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": int(threads),
-                                                 "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(
+        model, "CPU", {"INFERENCE_NUM_THREADS": int(threads), "INFERENCE_PRECISION_HINT": "f32"}
+    )
     request = compiled.create_infer_request()
     outs = []
     for i in range(0, len(x), batch_size):
@@ -111,7 +115,12 @@ def measure_latency(path: str | os.PathLike[str], target: Any, remeasure: int = 
                 if again.median_ms < stats.median_ms or not again.busy:
                     stats = again
         fp = engine.fingerprint()
-        return {**stats.to_dict(), "measurements": n, "timer": engine.timer(), "fingerprint": fp.id,
-                "fingerprint_info": dict(fp.info)}
+        return {
+            **stats.to_dict(),
+            "measurements": n,
+            "timer": engine.timer(),
+            "fingerprint": fp.id,
+            "fingerprint_info": dict(fp.info),
+        }
     finally:
         engine.close()

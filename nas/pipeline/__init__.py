@@ -13,6 +13,7 @@ Each stage can be run alone on a run folder (the stages before it finished)::
 ``default_config_text()`` is the complete commented configuration (``nas run --print-config``);
 ``demo_config_path()`` the bundled config of ``nas demo``.
 """
+
 from __future__ import annotations
 
 import importlib

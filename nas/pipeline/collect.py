@@ -1,5 +1,6 @@
 """Everything the report shows, gathered from a run folder into one JSON-able dict
 (the input of :func:`nas.pipeline.report.write_report`)."""
+
 from __future__ import annotations
 
 import json
@@ -53,10 +54,15 @@ def _host(exports: list[dict[str, Any]], exp: Any) -> dict[str, Any]:
             engine = f"onnxruntime {onnxruntime.__version__}"
         except ImportError:  # pragma: no cover - a dependency
             engine = "unknown"
-    return {"cpu": cpu.get("model"), "cores": cpu_count(),
-            "flags": {f: f in flags for f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")},
-            "engine": engine, "threads": exp.target.threads, "target": exp.config["target"]["name"],
-            "fp32_target": exp.config["target"]["fp32"]}
+    return {
+        "cpu": cpu.get("model"),
+        "cores": cpu_count(),
+        "flags": {f: f in flags for f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")},
+        "engine": engine,
+        "threads": exp.target.threads,
+        "target": exp.config["target"]["name"],
+        "fp32_target": exp.config["target"]["fp32"],
+    }
 
 
 def _op_speedups(exp: Any) -> dict[str, Any] | None:
@@ -103,17 +109,33 @@ def collect_report_data(exp: Any, baselines: list[dict[str, Any]] | None = None)
         summ = _read(root / "search" / b["name"] / "summary.json") or {}
         trials = summ.get("trials") or []
         for t in trials:
-            evaluated[t["arch_id"]] = {"arch_id": t["arch_id"], "latency_ms": t["values"]["latency_ms"],
-                                       "accuracy": t["values"]["accuracy"]}
+            evaluated[t["arch_id"]] = {
+                "arch_id": t["arch_id"],
+                "latency_ms": t["values"]["latency_ms"],
+                "accuracy": t["values"]["accuracy"],
+            }
         best = summ.get("best")
-        searches.append({"budget": b["name"], "budget_ms": b["budget_ms"], "searcher": summ.get("searcher"),
-                         "seed": summ.get("seed"), "queries": len(trials),
-                         "best": None if not best else {"arch_id": best["arch_id"],
-                                                        "accuracy": best["values"]["accuracy"],
-                                                        "latency_ms": best["values"]["latency_ms"]},
-                         "convergence": _convergence(trials)})
-    cloud = [{"arch_id": r["arch_id"], "latency_ms": r["latency_ms"], "accuracy": r["accuracy"]}
-             for r in (_read(root / "search" / "random.json") or [])]
+        searches.append(
+            {
+                "budget": b["name"],
+                "budget_ms": b["budget_ms"],
+                "searcher": summ.get("searcher"),
+                "seed": summ.get("seed"),
+                "queries": len(trials),
+                "best": None
+                if not best
+                else {
+                    "arch_id": best["arch_id"],
+                    "accuracy": best["values"]["accuracy"],
+                    "latency_ms": best["values"]["latency_ms"],
+                },
+                "convergence": _convergence(trials),
+            }
+        )
+    cloud = [
+        {"arch_id": r["arch_id"], "latency_ms": r["latency_ms"], "accuracy": r["accuracy"]}
+        for r in (_read(root / "search" / "random.json") or [])
+    ]
     for r in cloud:
         evaluated.setdefault(r["arch_id"], r)
     sn = recs["supernet"].get("summary") or {}
@@ -123,15 +145,24 @@ def collect_report_data(exp: Any, baselines: list[dict[str, Any]] | None = None)
 
         net, meta = load_supernet(exp.supernet_dir)
         config = meta.get("config") or {}
-        supernet = {"epochs": config.get("epochs"), "qat_epochs": config.get("qat_epochs"),
-                    "test_acc": sn.get("test_acc"), "params_largest": net.num_parameters(net.largest()),
-                    "params_smallest": net.num_parameters(net.smallest()), "source": sn.get("source")}
+        supernet = {
+            "epochs": config.get("epochs"),
+            "qat_epochs": config.get("qat_epochs"),
+            "test_acc": sn.get("test_acc"),
+            "params_largest": net.num_parameters(net.largest()),
+            "params_smallest": net.num_parameters(net.smallest()),
+            "source": sn.get("source"),
+        }
     data_rec = None
     first = _read(root / exports[0]["folder"] / "model.json") if exports else None
     if isinstance(first, dict):
         d = first.get("data") or {}
-        data_rec = {"name": cfg["data"]["name"], "train_images": d.get("train_images"),
-                    "test_images": d.get("test_images"), "val_fraction": cfg["data"]["val_fraction"]}
+        data_rec = {
+            "name": cfg["data"]["name"],
+            "train_images": d.get("train_images"),
+            "test_images": d.get("test_images"),
+            "val_fraction": cfg["data"]["val_fraction"],
+        }
     timings = {s: (exp.folder.record(s) or {}).get("seconds") for s in ("lut", "supernet", "search", "export")}
     try:
         size: int | None = int(exp.space.size())

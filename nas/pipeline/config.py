@@ -11,6 +11,7 @@ Latency budgets are milliseconds (``0.2``) or a share of the way from the space'
 to its largest subnet as the target's LUT predicts them (``"50%"``), so that one config means the
 same thing on every host.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,21 +59,33 @@ def _int(minimum: int | None = None, optional: bool = False) -> Callable[[Any], 
         if v is None and optional:
             return None
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
-            raise ValueError(f"expected an integer{f' >= {minimum}' if minimum is not None else ''}"
-                             f"{' or null' if optional else ''}")
+            raise ValueError(
+                f"expected an integer{f' >= {minimum}' if minimum is not None else ''}{' or null' if optional else ''}"
+            )
         return v
+
     return check
 
 
-def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False,
-           optional: bool = False) -> Callable[[Any], Any]:
+def _float(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
+) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         if v is None and optional:
             return None
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         if ok:
             x = float(v)
-            ok = x == x and (lo is None or (x > lo if lo_open else x >= lo)) and (hi is None or (x < hi if hi_open else x <= hi))
+            ok = (
+                x == x
+                and (lo is None or (x > lo if lo_open else x >= lo))
+                and (hi is None or (x < hi if hi_open else x <= hi))
+            )
         if not ok:
             rng = ""
             if lo is not None and hi is not None:
@@ -81,6 +94,7 @@ def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
                 rng = f" {'>' if lo_open else '>='} {lo:g}"
             raise ValueError(f"expected a number{rng}{' or null' if optional else ''}")
         return float(v)
+
     return check
 
 
@@ -91,6 +105,7 @@ def _epochs() -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         x = as_float(v)
         return int(x) if x.is_integer() else x
+
     return check
 
 
@@ -103,6 +118,7 @@ def _str(optional: bool = False, choices: tuple[str, ...] | None = None) -> Call
         if choices is not None and v not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}")
         return v
+
     return check
 
 
@@ -164,12 +180,12 @@ def parse_budget(v: Any) -> Budget:
             pass
         else:
             return parse_budget(ms)
-    raise ValueError(f"expected milliseconds (e.g. 0.2) or a percentage (e.g. \"50%\"), got {v!r}")
+    raise ValueError(f'expected milliseconds (e.g. 0.2) or a percentage (e.g. "50%"), got {v!r}')
 
 
 def _budgets(v: Any) -> Any:
     if not isinstance(v, list) or not v:
-        raise ValueError("expected a non-empty list of latency budgets, e.g. [\"25%\", \"50%\", 0.3]")
+        raise ValueError('expected a non-empty list of latency budgets, e.g. ["25%", "50%", 0.3]')
     out = []
     for i, item in enumerate(v):
         try:
@@ -210,35 +226,62 @@ SCHEMA: dict[str, Any] = {
     "seed": (0, _int(0), "seeds training, search and export: the same config and seed give the same results"),
     "space": {
         "name": ("resnet", _str(), "a registered space (`nas spaces list`) or a space YAML file"),
-        "args": ({}, _mapping, "keyword arguments of a registered space (in_chans, num_classes and resolution "
-                               "come from the data)"),
+        "args": (
+            {},
+            _mapping,
+            "keyword arguments of a registered space (in_chans, num_classes and resolution come from the data)",
+        ),
     },
     "data": {
-        "name": ("fashion-mnist", _str(), "fashion-mnist, digits, an ImageFolder folder (train/ and val/ or test/) "
-                                          "or an .npz file (x_train, y_train, x_test, y_test)"),
+        "name": (
+            "fashion-mnist",
+            _str(),
+            "fashion-mnist, digits, an ImageFolder folder (train/ and val/ or test/) "
+            "or an .npz file (x_train, y_train, x_test, y_test)",
+        ),
         "train_limit": (None, _int(2, optional=True), "train on the first N training images (null: all)"),
-        "test_limit": (None, _int(1, optional=True), "verify the exported models on the first N test images "
-                                                     "(null: all)"),
-        "val_fraction": (0.1, _float(0.0, 1.0, lo_open=True, hi_open=True),
-                         "share of the training images held out of training: the searchers' validation set "
-                         "(the test set is only used on the exported models)"),
+        "test_limit": (
+            None,
+            _int(1, optional=True),
+            "verify the exported models on the first N test images (null: all)",
+        ),
+        "val_fraction": (
+            0.1,
+            _float(0.0, 1.0, lo_open=True, hi_open=True),
+            "share of the training images held out of training: the searchers' validation set "
+            "(the test set is only used on the exported models)",
+        ),
     },
     "target": {
-        "name": ("cpu-ort-int8", _str(), "where the models deploy: a built-in target (`nas profile "
-                                         "--list-targets`) or a target YAML file"),
-        "fp32": ("cpu-ort-fp32", _str(optional=True), "the FP32 twin of the target, profiled too for the report's "
-                                                      "INT8 speed-up per op type (null: skip)"),
+        "name": (
+            "cpu-ort-int8",
+            _str(),
+            "where the models deploy: a built-in target (`nas profile --list-targets`) or a target YAML file",
+        ),
+        "fp32": (
+            "cpu-ort-fp32",
+            _str(optional=True),
+            "the FP32 twin of the target, profiled too for the report's INT8 speed-up per op type (null: skip)",
+        ),
     },
     "lut": {
-        "path": (None, _str(optional=True), "reuse this LUT (measured on the target, e.g. with `nas profile` on the "
-                                            "device) instead of profiling here; it is copied into the run"),
+        "path": (
+            None,
+            _str(optional=True),
+            "reuse this LUT (measured on the target, e.g. with `nas profile` on the "
+            "device) instead of profiling here; it is copied into the run",
+        ),
         "networks": (10, _int(0), "whole networks measured to fit the LUT's correction"),
         "retry_passes": (3, _int(0), "passes that measure again blocks measured while the machine was busy"),
     },
     "supernet": {
-        "checkpoint": (None, _str(optional=True), "reuse this trained supernet (`nas train-supernet` folder or "
-                                                  "checkpoint.safetensors) instead of training one; copied into "
-                                                  "the run"),
+        "checkpoint": (
+            None,
+            _str(optional=True),
+            "reuse this trained supernet (`nas train-supernet` folder or "
+            "checkpoint.safetensors) instead of training one; copied into "
+            "the run",
+        ),
         "epochs": (5, _int(0), "FP32 sandwich-rule epochs"),
         "qat_epochs": (1, _epochs(), "quantized-for-all (LSQ+ QAT) epochs after them (0.25: a quarter of one)"),
         "batch_size": (256, _int(1), "global batch size"),
@@ -253,15 +296,24 @@ SCHEMA: dict[str, Any] = {
     "search": {
         "searcher": ("evolution", _str(), "random, evolution, mcts, smbo, bo, tpe, nsga2 or hhnas"),
         "budget": (50, _int(1), "distinct archs evaluated per latency budget"),
-        "latency_budgets": (["25%", "50%", "80%"], _budgets,
-                            "INT8 latency budgets: milliseconds (0.2) or \"P%\": P % of the way from the "
-                            "space's fastest arch to its largest subnet, as the target's LUT predicts them"),
-        "precision": ("fakequant", _str(choices=("fakequant", "fp32", "int8")),
-                      "numerics of the validation accuracy: fakequant (INT8 as deployed), fp32 or int8 "
-                      "(onnxruntime)"),
+        "latency_budgets": (
+            ["25%", "50%", "80%"],
+            _budgets,
+            'INT8 latency budgets: milliseconds (0.2) or "P%": P % of the way from the '
+            "space's fastest arch to its largest subnet, as the target's LUT predicts them",
+        ),
+        "precision": (
+            "fakequant",
+            _str(choices=("fakequant", "fp32", "int8")),
+            "numerics of the validation accuracy: fakequant (INT8 as deployed), fp32 or int8 (onnxruntime)",
+        ),
         "val_limit": (None, _int(1, optional=True), "validate on N images of the validation split (null: all)"),
-        "latency_margin": (0.05, _fraction_below_one, "guard band: search under budget x (1 - margin), so that "
-                           "the LUT's prediction error does not push a chosen arch over its budget as measured"),
+        "latency_margin": (
+            0.05,
+            _fraction_below_one,
+            "guard band: search under budget x (1 - margin), so that "
+            "the LUT's prediction error does not push a chosen arch over its budget as measured",
+        ),
         "options": ({}, _mapping, "searcher options (as `nas search --set KEY=VALUE`)"),
     },
     "export": {
@@ -270,9 +322,13 @@ SCHEMA: dict[str, Any] = {
     },
     "report": {
         "random_subnets": (30, _int(0), "random subnets evaluated for the report's cloud (0: none)"),
-        "baselines": ([], _baselines, "hand-picked networks trained with the supernet's FP32 epochs, quantized "
-                                      "by onnxruntime (PTQ) and timed beside the exports: plain_cnn, resnet18, "
-                                      "mobilenetv3_large_100 (training them takes a while)"),
+        "baselines": (
+            [],
+            _baselines,
+            "hand-picked networks trained with the supernet's FP32 epochs, quantized "
+            "by onnxruntime (PTQ) and timed beside the exports: plain_cnn, resnet18, "
+            "mobilenetv3_large_100 (training them takes a while)",
+        ),
     },
 }
 
@@ -299,8 +355,10 @@ def _yaml_value(v: Any) -> str:
 
 def default_config_text() -> str:
     """The default configuration as commented YAML (what ``nas run --print-config`` prints)."""
-    lines = ["# hwnas experiment: `nas run THIS.yaml --out RUN_DIR` (rerun the same command to resume)",
-             "# Every key is optional; a key left out takes the value shown here."]
+    lines = [
+        "# hwnas experiment: `nas run THIS.yaml --out RUN_DIR` (rerun the same command to resume)",
+        "# Every key is optional; a key left out takes the value shown here.",
+    ]
     for key, entry in SCHEMA.items():
         if _is_key(entry):
             lines.append(f"{key}: {_yaml_value(entry[0])}  # {entry[2]}")
@@ -325,8 +383,9 @@ def validate_config(raw: Any, where: str = "config", base: str | os.PathLike[str
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise RunConfigError(f"{where}: expected a mapping of sections (space, data, target, ...), "
-                             f"got {type(raw).__name__}")
+        raise RunConfigError(
+            f"{where}: expected a mapping of sections (space, data, target, ...), got {type(raw).__name__}"
+        )
     out = default_config()
     for key, value in raw.items():
         if not isinstance(key, str) or key not in SCHEMA:
@@ -338,8 +397,9 @@ def validate_config(raw: Any, where: str = "config", base: str | os.PathLike[str
         if value is None:
             continue
         if not isinstance(value, Mapping):
-            raise RunConfigError(f"{where}: {key}: expected a section (a mapping of {', '.join(entry)}), "
-                                 f"got {type(value).__name__}")
+            raise RunConfigError(
+                f"{where}: {key}: expected a section (a mapping of {', '.join(entry)}), got {type(value).__name__}"
+            )
         for sub, v in value.items():
             if not isinstance(sub, str) or sub not in entry:
                 raise RunConfigError(f"{where}: unknown key {key}.{sub}{_suggest(str(sub), list(entry))}")
@@ -377,15 +437,25 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
     from nas.export import formats as fmts
     from nas.search import list_searchers
 
-    if cfg["supernet"]["checkpoint"] is None and cfg["supernet"]["epochs"] + math.ceil(cfg["supernet"]["qat_epochs"]) < 1:
+    if (
+        cfg["supernet"]["checkpoint"] is None
+        and cfg["supernet"]["epochs"] + math.ceil(cfg["supernet"]["qat_epochs"]) < 1
+    ):
         raise RunConfigError(f"{where}: supernet.epochs + supernet.qat_epochs must be at least 1")
-    if cfg["supernet"]["checkpoint"] is None and cfg["supernet"]["epochs"] == 0 and 0 < cfg["supernet"]["qat_epochs"] < 1:
+    if (
+        cfg["supernet"]["checkpoint"] is None
+        and cfg["supernet"]["epochs"] == 0
+        and 0 < cfg["supernet"]["qat_epochs"] < 1
+    ):
         raise RunConfigError(f"{where}: supernet.qat_epochs below 1 needs FP32 epochs (supernet.epochs) before it")
     searchers = [s for s in list_searchers() if s != "darts"]
     if cfg["search"]["searcher"] not in searchers:
         name = cfg["search"]["searcher"]
-        why = ("darts trains its own one-shot model on NAS-Bench-201 cells; it cannot search a supernet's space"
-               if name == "darts" else f"unknown searcher{_suggest(name, searchers)}")
+        why = (
+            "darts trains its own one-shot model on NAS-Bench-201 cells; it cannot search a supernet's space"
+            if name == "darts"
+            else f"unknown searcher{_suggest(name, searchers)}"
+        )
         raise RunConfigError(f"{where}: search.searcher {name!r}: {why}")
     try:
         cfg["export"]["formats"] = list(fmts.parse_formats(cfg["export"]["formats"]))
@@ -415,8 +485,10 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
         from spaces import list_spaces
 
         if cfg["space"]["name"] not in list_spaces():
-            raise RunConfigError(f"{where}: space.name: unknown space {cfg['space']['name']!r}"
-                                 f"{_suggest(cfg['space']['name'], list_spaces())}")
+            raise RunConfigError(
+                f"{where}: space.name: unknown space {cfg['space']['name']!r}"
+                f"{_suggest(cfg['space']['name'], list_spaces())}"
+            )
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:

@@ -16,6 +16,7 @@ finished stages and resumes an interrupted one from its finished units (LUT bloc
 steps, cached evaluations, exports). Each stage can be run alone: ``Experiment(cfg,
 out).stage("search")`` (the stages before it must have finished).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,14 @@ class Experiment:
     ``run.log``; default stderr).
     """
 
-    def __init__(self, config: str | os.PathLike[str] | Mapping[str, Any] | None, out: str | os.PathLike[str], *,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | Mapping[str, Any] | None,
+        out: str | os.PathLike[str],
+        *,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.folder = RunFolder(out)
         self.root = self.folder.root
         saved = self.root / CONFIG_NAME
@@ -94,13 +101,25 @@ class Experiment:
         from supernet.train import TrainConfig
 
         c, s, d = self.config, self.config["supernet"], self.config["data"]
-        return TrainConfig(space=c["space"]["name"], space_kwargs=dict(c["space"]["args"]), data=d["name"],
-                           epochs=s["epochs"], qat_epochs=s["qat_epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                           qat_lr=s["qat_lr"], weight_decay=s["weight_decay"], warmup_epochs=s["warmup_epochs"],
-                           num_random=s["num_random"], seed=self.seed,
-                           eval_every=s["eval_every"] or 1_000_000,  # 0: the last epoch's test only
-                           scheme=scheme_for_target(self.target).name, train_limit=d["train_limit"],
-                           val_fraction=d["val_fraction"], threads=s["threads"])
+        return TrainConfig(
+            space=c["space"]["name"],
+            space_kwargs=dict(c["space"]["args"]),
+            data=d["name"],
+            epochs=s["epochs"],
+            qat_epochs=s["qat_epochs"],
+            batch_size=s["batch_size"],
+            lr=s["lr"],
+            qat_lr=s["qat_lr"],
+            weight_decay=s["weight_decay"],
+            warmup_epochs=s["warmup_epochs"],
+            num_random=s["num_random"],
+            seed=self.seed,
+            eval_every=s["eval_every"] or 1_000_000,  # 0: the last epoch's test only
+            scheme=scheme_for_target(self.target).name,
+            train_limit=d["train_limit"],
+            val_fraction=d["val_fraction"],
+            threads=s["threads"],
+        )
 
     @property
     def target(self) -> Any:
@@ -138,8 +157,13 @@ class Experiment:
             sn.pop("eval_every", None)  # when the test set is looked at does not change the weights
             if sn["checkpoint"] is not None:
                 sn = {"checkpoint": sn["checkpoint"]}
-            return {"space": self.space_hash(), "data": {k: c["data"][k] for k in ("name", "train_limit", "val_fraction")},
-                    "supernet": sn, "seed": self.seed, "target": c["target"]["name"]}
+            return {
+                "space": self.space_hash(),
+                "data": {k: c["data"][k] for k in ("name", "train_limit", "val_fraction")},
+                "supernet": sn,
+                "seed": self.seed,
+                "target": c["target"]["name"],
+            }
         if stage == "search":
             return {"search": c["search"], "random_subnets": c["report"]["random_subnets"], "seed": self.seed}
         if stage == "export":
@@ -169,8 +193,11 @@ class Experiment:
         self.check_config()
         import yaml
 
-        atomic_write_text(self.root / CONFIG_NAME, f"# nas run: the resolved configuration of this run ({self.where})\n"
-                          + yaml.safe_dump(self.config, sort_keys=False))
+        atomic_write_text(
+            self.root / CONFIG_NAME,
+            f"# nas run: the resolved configuration of this run ({self.where})\n"
+            + yaml.safe_dump(self.config, sort_keys=False),
+        )
         last = STAGES.index(until) if until is not None else len(STAGES) - 1
         summaries = {}
         for stage in STAGES[: last + 1]:
@@ -231,14 +258,22 @@ class Experiment:
             ms = b.resolve(fastest, largest)
             if ms < fastest - 1e-12:
                 how = "over every arch of the space" if exact else "of the fastest arch found"
-                raise RunConfigError(f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of space "
-                                     f"{self.space.name!r} meets {ms:.4g} ms on {lat.target}: the minimum {how} is "
-                                     f"{fastest:.4g} ms")
+                raise RunConfigError(
+                    f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of space "
+                    f"{self.space.name!r} meets {ms:.4g} ms on {lat.target}: the minimum {how} is "
+                    f"{fastest:.4g} ms"
+                )
             margin = self.config["search"]["latency_margin"]
             search_ms = max(ms * (1.0 - margin), fastest)  # the guard band never rules out every arch
             # rounded up, so that rounding never puts the fastest arch over a budget it meets
-            out.append({"name": f"b{i}", "spec": spec, "budget_ms": math.ceil(ms * 1e6) / 1e6,
-                        "search_ms": math.ceil(search_ms * 1e6) / 1e6})
+            out.append(
+                {
+                    "name": f"b{i}",
+                    "spec": spec,
+                    "budget_ms": math.ceil(ms * 1e6) / 1e6,
+                    "search_ms": math.ceil(search_ms * 1e6) / 1e6,
+                }
+            )
         return out
 
     def random_archs(self, n: int) -> list[Any]:
@@ -253,9 +288,15 @@ class Experiment:
         return list(seen.values())
 
 
-def run(config: str | os.PathLike[str] | Mapping[str, Any] | None, out: str | os.PathLike[str], *,
-        from_stage: str | None = None, until: str | None = None, progress: bool = True,
-        log: Callable[[str], None] | None = None) -> RunResult:
+def run(
+    config: str | os.PathLike[str] | Mapping[str, Any] | None,
+    out: str | os.PathLike[str],
+    *,
+    from_stage: str | None = None,
+    until: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
     """Run (or resume) the experiment of ``config`` in the folder ``out``; see :class:`Experiment`."""
     return Experiment(config, out, progress=progress, log=log).run(from_stage=from_stage, until=until)
 
@@ -266,4 +307,3 @@ def copy_file(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
-

@@ -6,6 +6,7 @@ crash. The output is deterministic: the same data gives byte-identical report.js
 matplotlib is imported lazily and used without pyplot (``Figure`` + the Agg renderer), so no global
 figure state leaks between calls.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,6 +49,7 @@ _DPI = 120
 
 
 # ----------------------------------------------------------------------------- small helpers
+
 
 def _section(data: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
     value = data.get(key) if isinstance(data, Mapping) else None
@@ -122,8 +124,10 @@ def _cell(x: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> list[str]:
     right_cols = set(right)
-    out = ["| " + " | ".join(_cell(h) for h in headers) + " |",
-           "|" + "|".join("---:" if i in right_cols else "---" for i in range(len(headers))) + "|"]
+    out = [
+        "| " + " | ".join(_cell(h) for h in headers) + " |",
+        "|" + "|".join("---:" if i in right_cols else "---" for i in range(len(headers))) + "|",
+    ]
     out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return out
 
@@ -216,6 +220,7 @@ def _finish(fig: Figure, ax: Axes, title: str, data: Mapping[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------- figures
 
+
 def pareto_figure(data: dict[str, Any]) -> Figure:
     """Accuracy (%) against latency (ms): random subnets, the searched front (both predicted INT8
     latency vs supernet validation accuracy), the exported architectures and the baselines (both
@@ -227,28 +232,77 @@ def pareto_figure(data: dict[str, Any]) -> Figure:
     fig, ax = _new_figure((10.0, 6.0))
     cloud = _points(_records(data, "cloud"), "latency_ms", "accuracy")
     if cloud:
-        ax.plot([p[0] for p in cloud], [p[1] for p in cloud], linestyle="none", marker=".", markersize=4,
-                color="0.6", alpha=0.6, label=CLOUD_LABEL, zorder=1)
+        ax.plot(
+            [p[0] for p in cloud],
+            [p[1] for p in cloud],
+            linestyle="none",
+            marker=".",
+            markersize=4,
+            color="0.6",
+            alpha=0.6,
+            label=CLOUD_LABEL,
+            zorder=1,
+        )
     front = sorted(_points(_records(data, "front"), "latency_ms", "accuracy"), key=lambda p: (p[0], p[1]))
     if front:
-        ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", marker="o", markersize=5,
-                color="tab:blue", label=FRONT_LABEL, zorder=3)
+        ax.plot(
+            [p[0] for p in front],
+            [p[1] for p in front],
+            drawstyle="steps-post",
+            marker="o",
+            markersize=5,
+            color="tab:blue",
+            label=FRONT_LABEL,
+            zorder=3,
+        )
     exports = _points(_records(data, "exports"), "measured_int8_ms", "int8_test_acc")
     if exports:
-        ax.plot([p[0] for p in exports], [p[1] for p in exports], linestyle="none", marker="*", markersize=16,
-                color="tab:orange", markeredgecolor="black", markeredgewidth=0.6, label=EXPORTS_LABEL, zorder=5)
+        ax.plot(
+            [p[0] for p in exports],
+            [p[1] for p in exports],
+            linestyle="none",
+            marker="*",
+            markersize=16,
+            color="tab:orange",
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            label=EXPORTS_LABEL,
+            zorder=5,
+        )
         for x, y, r in exports:
-            ax.annotate(str(r.get("budget", "")), (x, y), xytext=(7, 7), textcoords="offset points", fontsize=9,
-                        fontweight="bold")
+            ax.annotate(
+                str(r.get("budget", "")),
+                (x, y),
+                xytext=(7, 7),
+                textcoords="offset points",
+                fontsize=9,
+                fontweight="bold",
+            )
     baselines = _points(_records(data, "baselines"), "int8_ms", "int8_acc")
     if baselines:
-        ax.plot([p[0] for p in baselines], [p[1] for p in baselines], linestyle="none", marker="s", markersize=8,
-                color="tab:green", markeredgecolor="black", markeredgewidth=0.6, label=BASELINES_LABEL, zorder=4)
+        ax.plot(
+            [p[0] for p in baselines],
+            [p[1] for p in baselines],
+            linestyle="none",
+            marker="s",
+            markersize=8,
+            color="tab:green",
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            label=BASELINES_LABEL,
+            zorder=4,
+        )
         for x, y, r in baselines:
             ax.annotate(str(r.get("name", "")), (x, y), xytext=(7, -12), textcoords="offset points", fontsize=8)
     for i, (name, ms) in enumerate(_budget_list(data)):
-        ax.axvline(ms, linestyle="--", linewidth=1.2, color=_BUDGET_COLORS[i % len(_BUDGET_COLORS)],
-                   label=f"budget {name} ({_ms_short(ms)} ms)", zorder=2)
+        ax.axvline(
+            ms,
+            linestyle="--",
+            linewidth=1.2,
+            color=_BUDGET_COLORS[i % len(_BUDGET_COLORS)],
+            label=f"budget {name} ({_ms_short(ms)} ms)",
+            zorder=2,
+        )
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("accuracy (%)")
     space = _section(data, "space").get("name")
@@ -264,8 +318,10 @@ def _search_labels(searches: list[dict[str, Any]]) -> list[str]:
         labels.append(f"{s.get('budget', '?')}{bound} ({s.get('searcher', '?')})")
     counts = {lab: labels.count(lab) for lab in labels}
     # several seeds of one searcher on one budget: tell them apart
-    return [f"{lab[:-1]}, seed {s.get('seed', i)})" if counts[lab] > 1 else lab
-            for i, (lab, s) in enumerate(zip(labels, searches))]
+    return [
+        f"{lab[:-1]}, seed {s.get('seed', i)})" if counts[lab] > 1 else lab
+        for i, (lab, s) in enumerate(zip(labels, searches))
+    ]
 
 
 def convergence_figure(data: dict[str, Any]) -> Figure:
@@ -280,8 +336,9 @@ def convergence_figure(data: dict[str, Any]) -> Figure:
             continue
         ys = [math.nan if v is None else v for v in values]
         lone = sum(v is not None for v in values) == 1  # a single feasible query: a bare line would not show
-        ax.plot(range(1, len(ys) + 1), ys, drawstyle="steps-post", linewidth=1.6, marker="o" if lone else "",
-                label=label)
+        ax.plot(
+            range(1, len(ys) + 1), ys, drawstyle="steps-post", linewidth=1.6, marker="o" if lone else "", label=label
+        )
     ax.set_xlabel("query")
     ax.set_ylabel("best feasible validation accuracy (%)")
     _finish(fig, ax, "Search convergence", data)
@@ -304,6 +361,7 @@ def _save_png(fig: Figure, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- markdown
 
+
 def _header(data: Mapping[str, Any]) -> list[str]:
     host, space, ds = _section(data, "host"), _section(data, "space"), _section(data, "data")
     flags = ", ".join(f"{k} {_yes_no(v)}" for k, v in _flags(host).items())
@@ -312,9 +370,12 @@ def _header(data: Mapping[str, Any]) -> list[str]:
     if host.get("fp32_target"):
         target += f" (FP32 reference: {host['fp32_target']})"
     threads = host.get("threads")
-    lines = [f"# {_text(data.get('title')) if data.get('title') else 'hwnas run report'}", "",
-             f"**Machine:** {machine} · **CPU flags:** {flags} · **engine:** {_text(host.get('engine'))}, "
-             f"{_plural(threads, 'thread') if threads is not None else 'threads n/a'} · **target:** {target}  "]
+    lines = [
+        f"# {_text(data.get('title')) if data.get('title') else 'hwnas run report'}",
+        "",
+        f"**Machine:** {machine} · **CPU flags:** {flags} · **engine:** {_text(host.get('engine'))}, "
+        f"{_plural(threads, 'thread') if threads is not None else 'threads n/a'} · **target:** {target}  ",
+    ]
     sp = _text(space.get("name"))
     extra = [f"hash `{space['hash']}`"] if space.get("hash") else []
     if space.get("size") is not None:
@@ -322,8 +383,11 @@ def _header(data: Mapping[str, Any]) -> list[str]:
     if extra:
         sp += f" ({', '.join(extra)})"
     dset = _text(ds.get("name"))
-    sizes = [f"{_int(ds[k])} {k.split('_')[0]}" for k in ("train_images", "val_images", "test_images")
-             if ds.get(k) is not None]
+    sizes = [
+        f"{_int(ds[k])} {k.split('_')[0]}"
+        for k in ("train_images", "val_images", "test_images")
+        if ds.get(k) is not None
+    ]
     if sizes:
         dset += f" ({' / '.join(sizes)} images)"
     lines.append(f"**Search space:** {sp} · **data:** {dset}" + ("  " if data.get("run_dir") else ""))
@@ -334,9 +398,13 @@ def _header(data: Mapping[str, Any]) -> list[str]:
 
 def _results(data: Mapping[str, Any]) -> list[str]:
     exports = _records(data, "exports")
-    lines = ["## Results", "",
-             "Measured latencies: on the machine above; predicted: from the latency LUT; accuracies: on the "
-             "test set. Error vs prediction: (measured − predicted) / predicted INT8 latency.", ""]
+    lines = [
+        "## Results",
+        "",
+        "Measured latencies: on the machine above; predicted: from the latency LUT; accuracies: on the "
+        "test set. Error vs prediction: (measured − predicted) / predicted INT8 latency.",
+        "",
+    ]
     if not exports:
         return lines + ["No architectures were exported."]
     rows: list[list[str]] = []
@@ -358,46 +426,97 @@ def _results(data: Mapping[str, Any]) -> list[str]:
             unknown.append(name)
         elif not meets:
             over.append(f"{name} (measured {_ms(meas)} ms > budget {_ms(budget_ms)} ms)")
-        rows.append([name, _ms(budget_ms), f"`{e['arch_id']}`" if e.get("arch_id") else "n/a", _ms(pred), _ms(meas),
-                     _signed((meas - pred) / pred * 100 if meas is not None and pred else None, 1, "%"), _ms(fp32),
-                     _times(speed), _acc(q), _acc(f), _signed(q - f if q is not None and f is not None else None, 2),
-                     "n/a" if meets is None else ("yes" if meets else "**NO**")])
-    lines += _table(["budget", "budget ms", "arch id", "predicted INT8 ms", "measured INT8 ms", "error vs prediction",
-                     "measured FP32 ms", "INT8/FP32 speed-up", "INT8 test acc (%)", "FP32 test acc (%)",
-                     "INT8−FP32 (pt)", "meets budget"], rows, right=(1, *range(3, 11)))
+        rows.append(
+            [
+                name,
+                _ms(budget_ms),
+                f"`{e['arch_id']}`" if e.get("arch_id") else "n/a",
+                _ms(pred),
+                _ms(meas),
+                _signed((meas - pred) / pred * 100 if meas is not None and pred else None, 1, "%"),
+                _ms(fp32),
+                _times(speed),
+                _acc(q),
+                _acc(f),
+                _signed(q - f if q is not None and f is not None else None, 2),
+                "n/a" if meets is None else ("yes" if meets else "**NO**"),
+            ]
+        )
+    lines += _table(
+        [
+            "budget",
+            "budget ms",
+            "arch id",
+            "predicted INT8 ms",
+            "measured INT8 ms",
+            "error vs prediction",
+            "measured FP32 ms",
+            "INT8/FP32 speed-up",
+            "INT8 test acc (%)",
+            "FP32 test acc (%)",
+            "INT8−FP32 (pt)",
+            "meets budget",
+        ],
+        rows,
+        right=(1, *range(3, 11)),
+    )
     lines.append("")
     if over:
         summary = "**Over budget:** " + "; ".join(over) + "."
     elif unknown:
         summary = f"Budget check: n/a for {', '.join(unknown)}."
     else:
-        summary = (f"All {len(exports)} exported architectures meet their latency budgets." if len(exports) > 1
-                   else "The exported architecture meets its latency budget.")
+        summary = (
+            f"All {len(exports)} exported architectures meet their latency budgets."
+            if len(exports) > 1
+            else "The exported architecture meets its latency budget."
+        )
     if over and unknown:
         summary += f" Budget check n/a for {', '.join(unknown)}."
     lines.append(summary)
     details = []
     for e in exports:
         if any(e.get(k) is not None for k in ("params", "agreement", "within_10pct", "folder", "passed")):
-            details.append([_text(e.get("budget")), _int(e.get("params")), _acc(e.get("agreement")),
-                            _yes_no(e.get("within_10pct")), f"`{e['folder']}`" if e.get("folder") else "n/a",
-                            _yes_no(e.get("passed"), "**NO**")])
+            details.append(
+                [
+                    _text(e.get("budget")),
+                    _int(e.get("params")),
+                    _acc(e.get("agreement")),
+                    _yes_no(e.get("within_10pct")),
+                    f"`{e['folder']}`" if e.get("folder") else "n/a",
+                    _yes_no(e.get("passed"), "**NO**"),
+                ]
+            )
     if details:
-        lines += ["", *_table(["budget", "params", "INT8/FP32 agreement (%)", "prediction within 10%", "folder",
-                               "checks passed"], details, right=(1, 2))]
+        lines += [
+            "",
+            *_table(
+                ["budget", "params", "INT8/FP32 agreement (%)", "prediction within 10%", "folder", "checks passed"],
+                details,
+                right=(1, 2),
+            ),
+        ]
     return lines
 
 
 def _figures(figures: Mapping[str, str]) -> list[str]:
     lines = ["## Figures", ""]
     if figures.get("pareto"):
-        lines += [f"![Pareto]({figures['pareto']})", "",
-                  "Random subnets and the searched front: predicted INT8 latency vs supernet validation accuracy. "
-                  "Exported architectures and baselines: measured INT8 latency vs test accuracy. "
-                  "Dashed lines: the latency budgets.", ""]
+        lines += [
+            f"![Pareto]({figures['pareto']})",
+            "",
+            "Random subnets and the searched front: predicted INT8 latency vs supernet validation accuracy. "
+            "Exported architectures and baselines: measured INT8 latency vs test accuracy. "
+            "Dashed lines: the latency budgets.",
+            "",
+        ]
     if figures.get("convergence"):
-        lines += [f"![Convergence]({figures['convergence']})", "",
-                  "Best feasible validation accuracy after each query, per budget.", ""]
+        lines += [
+            f"![Convergence]({figures['convergence']})",
+            "",
+            "Best feasible validation accuracy after each query, per budget.",
+            "",
+        ]
     return lines[:-1] if len(lines) > 2 else []
 
 
@@ -411,13 +530,34 @@ def _search(data: Mapping[str, Any]) -> list[str]:
     for s in searches:
         best = s.get("best") if isinstance(s.get("best"), Mapping) else None
         spec = specs.get(str(s.get("budget")))
-        rows.append([_text(s.get("budget")), _ms(_budget_ms(data, s)), _text(spec), _text(s.get("searcher")),
-                     _text(s.get("seed")), _int(s.get("queries")),
-                     _acc(best.get("accuracy")) if best else "none feasible",
-                     _ms(best.get("latency_ms")) if best else "n/a",
-                     f"`{best['arch_id']}`" if best and best.get("arch_id") else "n/a"])
-    return lines + _table(["budget", "budget ms", "given as", "searcher", "seed", "queries", "best val acc (%)",
-                           "predicted INT8 ms", "arch id"], rows, right=(1, 5, 6, 7))
+        rows.append(
+            [
+                _text(s.get("budget")),
+                _ms(_budget_ms(data, s)),
+                _text(spec),
+                _text(s.get("searcher")),
+                _text(s.get("seed")),
+                _int(s.get("queries")),
+                _acc(best.get("accuracy")) if best else "none feasible",
+                _ms(best.get("latency_ms")) if best else "n/a",
+                f"`{best['arch_id']}`" if best and best.get("arch_id") else "n/a",
+            ]
+        )
+    return lines + _table(
+        [
+            "budget",
+            "budget ms",
+            "given as",
+            "searcher",
+            "seed",
+            "queries",
+            "best val acc (%)",
+            "predicted INT8 ms",
+            "arch id",
+        ],
+        rows,
+        right=(1, 5, 6, 7),
+    )
 
 
 def _supernet(data: Mapping[str, Any]) -> list[str]:
@@ -429,11 +569,12 @@ def _supernet(data: Mapping[str, Any]) -> list[str]:
     if sn.get("qat_epochs"):
         epochs += f" (+ {sn['qat_epochs']} QAT)"
     acc = sn.get("test_acc") if isinstance(sn.get("test_acc"), Mapping) else {}
-    lines += [f"- epochs: {epochs}",
-              f"- test accuracy: largest subnet {_acc(acc.get('largest'))} %, smallest subnet "
-              f"{_acc(acc.get('smallest'))} %",
-              f"- parameters: largest subnet {_int(sn.get('params_largest'))}, smallest subnet "
-              f"{_int(sn.get('params_smallest'))}"]
+    lines += [
+        f"- epochs: {epochs}",
+        f"- test accuracy: largest subnet {_acc(acc.get('largest'))} %, smallest subnet {_acc(acc.get('smallest'))} %",
+        f"- parameters: largest subnet {_int(sn.get('params_largest'))}, smallest subnet "
+        f"{_int(sn.get('params_smallest'))}",
+    ]
     return lines
 
 
@@ -451,8 +592,13 @@ def _speedups(data: Mapping[str, Any]) -> list[str]:
         body = []
         for r in rows:
             lo, hi = _float(r.get("speedup_min")), _float(r.get("speedup_max"))
-            cells = [_text(r.get("family")), _int(r.get("n")), _ms(r.get("fp32_ms")), _ms(r.get("int8_ms")),
-                     _times(r.get("speedup"))]
+            cells = [
+                _text(r.get("family")),
+                _int(r.get("n")),
+                _ms(r.get("fp32_ms")),
+                _ms(r.get("int8_ms")),
+                _times(r.get("speedup")),
+            ]
             if large:
                 cells.append(_times(r.get("speedup_large")))
             cells.append(f"{lo:.2f}–{hi:.2f}×" if lo is not None and hi is not None else "n/a")
@@ -461,9 +607,15 @@ def _speedups(data: Mapping[str, Any]) -> list[str]:
         headers += ["largest third"] if large else []
         headers += ["min–max"]
         target = t.get("int8_target") or _section(data, "host").get("target")
-        lines += [f"## INT8 speed-up per op type on {_text(target)}", "",
-                  f"Per-block compute times (per-call overhead subtracted), INT8 {_text(target)} vs FP32 "
-                  f"{_text(t.get('fp32_target'))}.", "", *_table(headers, body, right=range(1, len(headers))), ""]
+        lines += [
+            f"## INT8 speed-up per op type on {_text(target)}",
+            "",
+            f"Per-block compute times (per-call overhead subtracted), INT8 {_text(target)} vs FP32 "
+            f"{_text(t.get('fp32_target'))}.",
+            "",
+            *_table(headers, body, right=range(1, len(headers))),
+            "",
+        ]
     return lines[:-1]
 
 
@@ -480,11 +632,27 @@ def _baselines(data: Mapping[str, Any]) -> list[str]:
     rows = []
     for b in base:
         q, f = _float(b.get("int8_ms")), _float(b.get("fp32_ms"))
-        rows.append([_text(b.get("name")), _ms(q), _ms(f), _times(f / q if q and f is not None else None),
-                     _acc(b.get("int8_acc")), _acc(b.get("fp32_acc"))])
-    return ["## Baselines", "", "Measured on the same machine, engine and threads.", "",
-            *_table(["baseline", "INT8 ms", "FP32 ms", "INT8/FP32 speed-up", "INT8 test acc (%)", "FP32 test acc (%)"],
-                    rows, right=range(1, 6))]
+        rows.append(
+            [
+                _text(b.get("name")),
+                _ms(q),
+                _ms(f),
+                _times(f / q if q and f is not None else None),
+                _acc(b.get("int8_acc")),
+                _acc(b.get("fp32_acc")),
+            ]
+        )
+    return [
+        "## Baselines",
+        "",
+        "Measured on the same machine, engine and threads.",
+        "",
+        *_table(
+            ["baseline", "INT8 ms", "FP32 ms", "INT8/FP32 speed-up", "INT8 test acc (%)", "FP32 test acc (%)"],
+            rows,
+            right=range(1, 6),
+        ),
+    ]
 
 
 def _describes(data: Mapping[str, Any]) -> list[str]:
@@ -492,8 +660,10 @@ def _describes(data: Mapping[str, Any]) -> list[str]:
     if not exports:
         return []
     width = max(len(str(e.get("budget", ""))) for e in exports)
-    body = [f"{str(e.get('budget', '')).ljust(width)}  {e.get('arch_id', '')}  {e['describe']}".replace("```", "'''")
-            for e in exports]
+    body = [
+        f"{str(e.get('budget', '')).ljust(width)}  {e.get('arch_id', '')}  {e['describe']}".replace("```", "'''")
+        for e in exports
+    ]
     return ["## Chosen architectures", "", "```text", *body, "```"]
 
 
@@ -506,10 +676,22 @@ def _timings(data: Mapping[str, Any]) -> list[str]:
     rows = []
     for k in order:
         s = _float(t[k])
-        rows.append([f"**{k}**" if k == "total" else k, "n/a" if s is None else f"{s:.1f}",
-                     "n/a" if s is None else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"])
-    return ["---", "", "## Timings", "", "Wall-clock time per stage of this run.", "",
-            *_table(["stage", "seconds", "h:mm:ss"], rows, right=(1, 2))]
+        rows.append(
+            [
+                f"**{k}**" if k == "total" else k,
+                "n/a" if s is None else f"{s:.1f}",
+                "n/a" if s is None else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}",
+            ]
+        )
+    return [
+        "---",
+        "",
+        "## Timings",
+        "",
+        "Wall-clock time per stage of this run.",
+        "",
+        *_table(["stage", "seconds", "h:mm:ss"], rows, right=(1, 2)),
+    ]
 
 
 def render_markdown(data: dict[str, Any], figures: dict[str, str] | None = None) -> str:
@@ -518,12 +700,22 @@ def render_markdown(data: dict[str, Any], figures: dict[str, str] | None = None)
     file names; a missing key is not embedded), Search, Supernet, INT8 speed-up per op type,
     Baselines, the chosen architectures, and Timings last."""
     figs = {k: FIGURES[k] for k in ("pareto", "convergence")} if figures is None else dict(figures)
-    parts = [_header(data), _results(data), _figures(figs), _search(data), _supernet(data), _speedups(data),
-             _baselines(data), _describes(data), _timings(data)]
+    parts = [
+        _header(data),
+        _results(data),
+        _figures(figs),
+        _search(data),
+        _supernet(data),
+        _speedups(data),
+        _baselines(data),
+        _describes(data),
+        _timings(data),
+    ]
     return "\n\n".join("\n".join(p) for p in parts if p) + "\n"
 
 
 # ----------------------------------------------------------------------------- files
+
 
 def _plain(obj: Any) -> Any:
     """``obj`` with tuples as lists, paths as strings and numpy scalars as Python numbers."""
@@ -564,8 +756,12 @@ def write_report(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"pareto": out / FIGURES["pareto"], "convergence": out / FIGURES["convergence"],
-             "md": out / FIGURES["md"], "json": out / "report.json"}
+    paths = {
+        "pareto": out / FIGURES["pareto"],
+        "convergence": out / FIGURES["convergence"],
+        "md": out / FIGURES["md"],
+        "json": out / "report.json",
+    }
     _save_png(pareto_figure(data), paths["pareto"])
     _save_png(convergence_figure(data), paths["convergence"])
     atomic_write_text(paths["md"], render_markdown(data))

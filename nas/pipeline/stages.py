@@ -2,6 +2,7 @@
 and returns a JSON-able summary. Their finished units survive an interruption: LUT blocks (the
 LUT is written block by block), training steps (checkpoints), evaluations (the JSON-lines cache),
 searches and exports (a folder each, renamed into place when complete)."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,12 @@ def run_lut(exp: Any) -> dict[str, Any]:
     cfg = exp.config
     db = exp.lut_path
     db.parent.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"lut": str(db.relative_to(exp.root)), "target": cfg["target"]["name"],
-                               "fp32_target": cfg["target"]["fp32"], "profiled": {}}
+    summary: dict[str, Any] = {
+        "lut": str(db.relative_to(exp.root)),
+        "target": cfg["target"]["name"],
+        "fp32_target": cfg["target"]["fp32"],
+        "profiled": {},
+    }
     given = cfg["lut"]["path"]
     if given is not None:
         src = Path(given).expanduser()
@@ -80,13 +85,28 @@ def run_lut(exp: Any) -> dict[str, Any]:
         if name is None:
             continue
         exp.log(f"[lut] profiling every block of {exp.space.name} on {name}")
-        res = profile_space(exp.space, name, db, seed=exp.seed, networks=cfg["lut"]["networks"] if key == "name" else 0,
-                            progress=exp.progress, log=exp.log, retry_passes=cfg["lut"]["retry_passes"])
+        res = profile_space(
+            exp.space,
+            name,
+            db,
+            seed=exp.seed,
+            networks=cfg["lut"]["networks"] if key == "name" else 0,
+            progress=exp.progress,
+            log=exp.log,
+            retry_passes=cfg["lut"]["retry_passes"],
+        )
         if res.failed:
             raise LUTError(f"{len(res.failed)} block(s) could not be measured on {name}, e.g. {res.failed[0]}")
-        summary["profiled"][name] = {"fingerprint": res.fingerprint, "blocks": res.total, "measured": res.measured,
-                                     "kept": res.skipped, "networks": res.networks, "seconds": round(res.elapsed_s, 1),
-                                     "busy_after_retries": res.unstable, "correction": res.correction}
+        summary["profiled"][name] = {
+            "fingerprint": res.fingerprint,
+            "blocks": res.total,
+            "measured": res.measured,
+            "kept": res.skipped,
+            "networks": res.networks,
+            "seconds": round(res.elapsed_s, 1),
+            "busy_after_retries": res.unstable,
+            "correction": res.correction,
+        }
     return summary
 
 
@@ -127,27 +147,34 @@ def run_supernet(exp: Any) -> dict[str, Any]:
         if not src.is_file():
             raise ConfigError(f"supernet.checkpoint: {src}: no such checkpoint")
         net, meta = load_supernet(src)  # one-line errors for a damaged file, before copying it
-        check_same_space(exp.space, net.space, what=f"config space {exp.space.name!r}",
-                         given_as=f"checkpoint {src}")
+        check_same_space(exp.space, net.space, what=f"config space {exp.space.name!r}", given_as=f"checkpoint {src}")
         if not checkpoint_path(out).exists():
             if (src.parent / METRICS_NAME).is_file():
                 copy_file(src.parent / METRICS_NAME, out / METRICS_NAME)
             copy_file(src, checkpoint_path(out))
         info = meta.get("data_info") or {}
         if info.get("data") and str(info.get("data")) != exp.config["data"]["name"]:
-            exp.log(f"[supernet] note: the checkpoint was trained on {info.get('data')}, the config names "
-                    f"{exp.config['data']['name']}: the checkpoint's data set is used")
+            exp.log(
+                f"[supernet] note: the checkpoint was trained on {info.get('data')}, the config names "
+                f"{exp.config['data']['name']}: the checkpoint's data set is used"
+            )
         source = str(src.resolve())
     else:
         tc = exp.train_config()
         resume = checkpoint_path(out).exists()
-        trainer = Trainer(tc, out, resume=resume, progress=exp.progress, log=exp.log,
-                          config_override=tc if resume else None)
+        trainer = Trainer(
+            tc, out, resume=resume, progress=exp.progress, log=exp.log, config_override=tc if resume else None
+        )
         trainer.run()
         source = None
     last = _last_metrics(out)
-    return {"checkpoint": str(checkpoint_path(out).relative_to(exp.root)), "source": source,
-            "epochs": last.get("epoch"), "stage": last.get("stage"), "test_acc": last.get("test_acc")}
+    return {
+        "checkpoint": str(checkpoint_path(out).relative_to(exp.root)),
+        "source": source,
+        "epochs": last.get("epoch"),
+        "stage": last.get("stage"),
+        "test_acc": last.get("test_acc"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,8 +190,13 @@ class _Bar:
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), transient=True)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.progress.start()
             self.task = self.progress.add_task(description, total=total)
 
@@ -219,8 +251,13 @@ def run_search(exp: Any) -> dict[str, Any]:
     cfg, s = exp.config, exp.config["search"]
     folder = exp.root / "search"
     budgets = exp.budgets()
-    acc = SupernetEvaluator(exp.supernet_dir, precision=s["precision"], val_limit=s["val_limit"],
-                            threads=exp.config["supernet"]["threads"], cache_path=folder / "evals.jsonl")
+    acc = SupernetEvaluator(
+        exp.supernet_dir,
+        precision=s["precision"],
+        val_limit=s["val_limit"],
+        threads=exp.config["supernet"]["threads"],
+        cache_path=folder / "evals.jsonl",
+    )
     lat = exp.latency_evaluator()
     evaluator = CompositeEvaluator(acc, lat)
     searches = []
@@ -233,18 +270,24 @@ def run_search(exp: Any) -> dict[str, Any]:
             options = fit_population(s["searcher"], s["options"], s["budget"])
             if options != s["options"]:
                 fitted = ", ".join(f"{k} {v}" for k, v in options.items() if k not in s["options"])
-                exp.log(f"[search] {s['searcher']}: {fitted} (fitted to {s['budget']} queries; "
-                        f"search.options sets them)")
+                exp.log(
+                    f"[search] {s['searcher']}: {fitted} (fitted to {s['budget']} queries; search.options sets them)"
+                )
             try:
-                searcher = create_searcher(s["searcher"], acc.space, objectives=[Objective("accuracy")],
-                                           constraints=[Constraint("latency_ms", upper=b["search_ms"])],
-                                           seed=exp.seed, **options)
+                searcher = create_searcher(
+                    s["searcher"],
+                    acc.space,
+                    objectives=[Objective("accuracy")],
+                    constraints=[Constraint("latency_ms", upper=b["search_ms"])],
+                    seed=exp.seed,
+                    **options,
+                )
             except TypeError as exc:
                 raise ConfigError(f"search.options: searcher {s['searcher']!r}: {exc}") from None
             start = time.perf_counter()
             bar = _Bar(exp.progress, f"search {b['name']} ≤ {b['budget_ms']:.4g} ms", s["budget"])
             try:
-                res = run_budget(searcher, evaluator, s["budget"], callback=lambda t: bar.advance())
+                res = run_budget(searcher, evaluator, s["budget"], callback=lambda t: bar.advance())  # noqa: B023 (called in this iteration)
             finally:
                 bar.close()
             if searcher.best() is None:  # nothing feasible sampled: the LUT's fastest arch always is
@@ -252,27 +295,53 @@ def run_search(exp: Any) -> dict[str, Any]:
 
                 arch = lat.fastest(candidates=[smallest_arch(acc.space)])[0]
                 searcher.tell(arch, evaluator.evaluate(arch))
-                exp.log(f"[search] {b['name']}: none of {len(res.trials)} queries met {b['budget_ms']:.4g} ms; "
-                        f"the fastest arch of the space stands in (raise search.budget for a real search)")
+                exp.log(
+                    f"[search] {b['name']}: none of {len(res.trials)} queries met {b['budget_ms']:.4g} ms; "
+                    f"the fastest arch of the space stands in (raise search.budget for a real search)"
+                )
             if searcher.best() is None:
-                raise HwnasError(f"search {b['name']}: no arch under {b['budget_ms']:.4g} ms in {len(res.trials)} "
-                                 f"queries: raise the budget or search.budget")
-            write_search_outputs(bdir, searcher, acc.space, multi_objective=False, summary={
-                "searcher": s["searcher"], "options": options, "seed": exp.seed, "budget": s["budget"],
-                "budget_name": b["name"],
-                "budget_spec": b["spec"], "budget_ms": b["budget_ms"], "objectives": ["accuracy:max"],
-                "constraints": [f"latency_ms<={b['search_ms']:g}"], "supernet": acc.describe(),
-                "lut": {"path": str(exp.lut_path), "target": lat.target},
-                "seconds": round(time.perf_counter() - start, 3)})
+                raise HwnasError(
+                    f"search {b['name']}: no arch under {b['budget_ms']:.4g} ms in {len(res.trials)} "
+                    f"queries: raise the budget or search.budget"
+                )
+            write_search_outputs(
+                bdir,
+                searcher,
+                acc.space,
+                multi_objective=False,
+                summary={
+                    "searcher": s["searcher"],
+                    "options": options,
+                    "seed": exp.seed,
+                    "budget": s["budget"],
+                    "budget_name": b["name"],
+                    "budget_spec": b["spec"],
+                    "budget_ms": b["budget_ms"],
+                    "objectives": ["accuracy:max"],
+                    "constraints": [f"latency_ms<={b['search_ms']:g}"],
+                    "supernet": acc.describe(),
+                    "lut": {"path": str(exp.lut_path), "target": lat.target},
+                    "seconds": round(time.perf_counter() - start, 3),
+                },
+            )
             best = searcher.best()
-            exp.log(f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): best {best.arch.id}, validation accuracy "
-                    f"{best.values['accuracy']:.2f} %, predicted {best.values['latency_ms']:.4g} ms "
-                    f"({len(res.trials)} archs)")
+            exp.log(
+                f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): best {best.arch.id}, validation accuracy "
+                f"{best.values['accuracy']:.2f} %, predicted {best.values['latency_ms']:.4g} ms "
+                f"({len(res.trials)} archs)"
+            )
             done = _read_json(bdir / "summary.json")
         best_rec = done["best"]
-        searches.append({"budget": b["name"], "budget_ms": b["budget_ms"], "arch_id": best_rec["arch_id"],
-                         "accuracy": best_rec["values"]["accuracy"], "latency_ms": best_rec["values"]["latency_ms"],
-                         "queries": len(done["trials"])})
+        searches.append(
+            {
+                "budget": b["name"],
+                "budget_ms": b["budget_ms"],
+                "arch_id": best_rec["arch_id"],
+                "accuracy": best_rec["values"]["accuracy"],
+                "latency_ms": best_rec["values"]["latency_ms"],
+                "queries": len(done["trials"]),
+            }
+        )
     n = cfg["report"]["random_subnets"]
     cloud_path = folder / "random.json"
     cloud = _read_json(cloud_path)
@@ -283,8 +352,15 @@ def run_search(exp: Any) -> dict[str, Any]:
         try:
             for a in archs:
                 v = evaluator.evaluate(a)
-                rows.append({"arch_id": a.id, "arch": a.to_dict(), "accuracy": v["accuracy"],
-                             "latency_ms": v["latency_ms"], "params": v["params"]})
+                rows.append(
+                    {
+                        "arch_id": a.id,
+                        "arch": a.to_dict(),
+                        "accuracy": v["accuracy"],
+                        "latency_ms": v["latency_ms"],
+                        "params": v["params"],
+                    }
+                )
                 bar.advance()
         finally:
             bar.close()
@@ -301,15 +377,24 @@ def export_row(name: str, budget_ms: float, record: dict[str, Any], folder: str)
     """The report's view of one export's ``model.json``."""
     acc, lat, checks = record.get("accuracy", {}), record.get("latency_ms", {}), record.get("checks", {})
     measured, predicted, fp32 = lat.get("measured"), lat.get("predicted"), lat.get("measured_fp32")
-    return {"budget": name, "budget_ms": budget_ms, "arch_id": record.get("arch_id"),
-            "describe": record.get("describe"), "params": record.get("params"),
-            "predicted_int8_ms": predicted, "measured_int8_ms": measured, "measured_fp32_ms": fp32,
-            "int8_speedup": (fp32 / measured) if fp32 and measured else None,
-            "int8_test_acc": acc.get("int8_test"), "fp32_test_acc": acc.get("fp32_test"),
-            "agreement": acc.get("int8_vs_fakequant_agreement"),
-            "meets_budget": (measured <= budget_ms) if measured is not None else None,
-            "within_10pct": checks.get("latency_within_prediction"), "folder": folder,
-            "passed": bool(checks.get("passed"))}
+    return {
+        "budget": name,
+        "budget_ms": budget_ms,
+        "arch_id": record.get("arch_id"),
+        "describe": record.get("describe"),
+        "params": record.get("params"),
+        "predicted_int8_ms": predicted,
+        "measured_int8_ms": measured,
+        "measured_fp32_ms": fp32,
+        "int8_speedup": (fp32 / measured) if fp32 and measured else None,
+        "int8_test_acc": acc.get("int8_test"),
+        "fp32_test_acc": acc.get("fp32_test"),
+        "agreement": acc.get("int8_vs_fakequant_agreement"),
+        "meets_budget": (measured <= budget_ms) if measured is not None else None,
+        "within_10pct": checks.get("latency_within_prediction"),
+        "folder": folder,
+        "passed": bool(checks.get("passed")),
+    }
 
 
 def run_export(exp: Any) -> dict[str, Any]:
@@ -328,16 +413,26 @@ def run_export(exp: Any) -> dict[str, Any]:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(dest, ignore_errors=True)
             exp.log(f"[export] {b['name']}: exporting and verifying the best arch under {b['budget_ms']:.4g} ms")
-            res = export(exp.supernet_dir, arch=str(exp.root / "search" / b["name"] / "best.json"), out=tmp,
-                         formats=cfg["export"]["formats"], target=cfg["target"]["name"], lut=exp.lut_path,
-                         finetune_epochs=cfg["export"]["finetune_epochs"], test_limit=cfg["data"]["test_limit"],
-                         max_latency_ms=b["budget_ms"], log=lambda m: exp.log(f"[export] {m}"))
+            res = export(
+                exp.supernet_dir,
+                arch=str(exp.root / "search" / b["name"] / "best.json"),
+                out=tmp,
+                formats=cfg["export"]["formats"],
+                target=cfg["target"]["name"],
+                lut=exp.lut_path,
+                finetune_epochs=cfg["export"]["finetune_epochs"],
+                test_limit=cfg["data"]["test_limit"],
+                max_latency_ms=b["budget_ms"],
+                log=lambda m: exp.log(f"[export] {m}"),
+            )
             os.replace(tmp, dest)
             record = res.record
         row = export_row(b["name"], b["budget_ms"], record, str(dest.relative_to(exp.root)))
-        exp.log(f"[export] {b['name']}: INT8 test {row['int8_test_acc']:.2f} %, measured "
-                f"{row['measured_int8_ms']:.4g} ms (predicted {row['predicted_int8_ms']:.4g}, budget "
-                f"{b['budget_ms']:.4g}), {'passed' if row['passed'] else 'FAILED'} verification")
+        exp.log(
+            f"[export] {b['name']}: INT8 test {row['int8_test_acc']:.2f} %, measured "
+            f"{row['measured_int8_ms']:.4g} ms (predicted {row['predicted_int8_ms']:.4g}, budget "
+            f"{b['budget_ms']:.4g}), {'passed' if row['passed'] else 'FAILED'} verification"
+        )
         rows.append(row)
     return {"exports": rows}
 
@@ -386,8 +481,13 @@ def _baseline_data(exp: Any) -> tuple[Any, Any, dict[str, Any]]:
         recorded = data_info(train)
     test = load_data_like(recorded, "test", d["test_limit"])
     train = split_validation(train, d["val_fraction"], exp.seed)[0]
-    key = {"info": recorded, "train_limit": d["train_limit"], "val_fraction": d["val_fraction"],
-           "split_seed": exp.seed, "train_images": len(train)}
+    key = {
+        "info": recorded,
+        "train_limit": d["train_limit"],
+        "val_fraction": d["val_fraction"],
+        "split_seed": exp.seed,
+        "train_images": len(train),
+    }
     return train, test, key
 
 
@@ -433,8 +533,10 @@ def run_baselines(exp: Any) -> list[dict[str, Any]]:
     root = baselines_dir(exp)
     recipe = _baseline_recipe(exp)
     if recipe.epochs != exp.config["supernet"]["epochs"]:
-        exp.log(f"[report] baselines: supernet.epochs is {exp.config['supernet']['epochs']}: training them for "
-                f"{recipe.epochs} epoch(s)")
+        exp.log(
+            f"[report] baselines: supernet.epochs is {exp.config['supernet']['epochs']}: training them for "
+            f"{recipe.epochs} epoch(s)"
+        )
     int8_target, fp32_target = exp.target, _fp32_target(exp)
     train, test, data_key = _baseline_data(exp)
     arrays: tuple[Any, ...] = ()
@@ -446,9 +548,14 @@ def run_baselines(exp: Any) -> list[dict[str, Any]]:
         for name in names:
             folder = root / name
             tkey = train_recipe(name, recipe, exp.config["data"]["train_limit"], data=data_key)
-            key = {"train": tkey, "quant": quant_recipe(BASELINE_CALIB, "minmax", recipe.seed),
-                   "test_limit": exp.config["data"]["test_limit"], "test_images": len(test),
-                   "int8_target": int8_target.name, "fp32_target": fp32_target.name}
+            key = {
+                "train": tkey,
+                "quant": quant_recipe(BASELINE_CALIB, "minmax", recipe.seed),
+                "test_limit": exp.config["data"]["test_limit"],
+                "test_images": len(test),
+                "int8_target": int8_target.name,
+                "fp32_target": fp32_target.name,
+            }
             done = load_done(folder / BASELINE_RECORD, key)
             if done is not None:
                 exp.log(f"[report] baseline {name}: finished earlier: kept")
@@ -456,29 +563,55 @@ def run_baselines(exp: Any) -> list[dict[str, Any]]:
                 bar.advance()
                 continue
             bar.describe(f"baseline {name}")
-            exp.log(f"[report] baseline {name}: {recipe.epochs} epoch(s) on {len(train)} images, onnxruntime PTQ, "
-                    f"{len(test)} test images, timed on {int8_target.name} / {fp32_target.name}")
+            exp.log(
+                f"[report] baseline {name}: {recipe.epochs} epoch(s) on {len(train)} images, onnxruntime PTQ, "
+                f"{len(test)} test images, timed on {int8_target.name} / {fp32_target.name}"
+            )
             torch.set_num_threads(threads)
             if not arrays:
                 arrays = (*train.arrays(), *test.arrays())
             train_x, train_y, test_x, test_y = arrays
-            p = prepare_baseline(name, recipe, train_x, train_y, test_x[:64], folder, train_key=tkey,
-                                 calib=BASELINE_CALIB, calib_method="minmax", num_classes=int(train.num_classes),
-                                 test_x=test_x, test_y=test_y, threads=threads,
-                                 log=lambda m: exp.log(f"[report] baseline {m}"))
+            p = prepare_baseline(
+                name,
+                recipe,
+                train_x,
+                train_y,
+                test_x[:64],
+                folder,
+                train_key=tkey,
+                calib=BASELINE_CALIB,
+                calib_method="minmax",
+                num_classes=int(train.num_classes),
+                test_x=test_x,
+                test_y=test_y,
+                threads=threads,
+                log=lambda m: exp.log(f"[report] baseline {m}"),
+            )
             int8 = measure_latency(p.int8_path, int8_target)
             fp32 = measure_latency(p.fp32_path, fp32_target)
-            rec = {"name": name, "int8_ms": float(int8["median_ms"]), "fp32_ms": float(fp32["median_ms"]),
-                   "int8_acc": p.int8_acc, "fp32_acc": p.fp32_acc, "params": p.params,
-                   "epochs": recipe.epochs, "train_images": len(train), "test_images": len(test),
-                   "calibration_images": p.calibration_images, "train_seconds": p.train.get("seconds"),
-                   "int8_target": int8_target.name, "fp32_target": fp32_target.name,
-                   "folder": str(folder.relative_to(exp.root)),
-                   "int8_onnx": str(p.int8_path.relative_to(exp.root)),
-                   "fp32_onnx": str(p.fp32_path.relative_to(exp.root))}
+            rec = {
+                "name": name,
+                "int8_ms": float(int8["median_ms"]),
+                "fp32_ms": float(fp32["median_ms"]),
+                "int8_acc": p.int8_acc,
+                "fp32_acc": p.fp32_acc,
+                "params": p.params,
+                "epochs": recipe.epochs,
+                "train_images": len(train),
+                "test_images": len(test),
+                "calibration_images": p.calibration_images,
+                "train_seconds": p.train.get("seconds"),
+                "int8_target": int8_target.name,
+                "fp32_target": fp32_target.name,
+                "folder": str(folder.relative_to(exp.root)),
+                "int8_onnx": str(p.int8_path.relative_to(exp.root)),
+                "fp32_onnx": str(p.fp32_path.relative_to(exp.root)),
+            }
             _dump(folder / BASELINE_RECORD, {**rec, "recipe": key})
-            exp.log(f"[report] baseline {name}: INT8 {rec['int8_acc']:.2f} % at {rec['int8_ms']:.4g} ms, "
-                    f"FP32 {rec['fp32_acc']:.2f} % at {rec['fp32_ms']:.4g} ms")
+            exp.log(
+                f"[report] baseline {name}: INT8 {rec['int8_acc']:.2f} % at {rec['int8_ms']:.4g} ms, "
+                f"FP32 {rec['fp32_acc']:.2f} % at {rec['fp32_ms']:.4g} ms"
+            )
             records.append(rec)
             bar.advance()
     finally:
@@ -496,5 +629,7 @@ def run_report(exp: Any) -> dict[str, Any]:
     baselines = run_baselines(exp)
     data = collect_report_data(exp, baselines=baselines)
     files = write_report(data, exp.root / "report")
-    return {"files": {k: str(Path(v).relative_to(exp.root)) for k, v in files.items()},
-            "baselines": [b["name"] for b in baselines]}
+    return {
+        "files": {k: str(Path(v).relative_to(exp.root)) for k, v in files.items()},
+        "baselines": [b["name"] for b in baselines],
+    }

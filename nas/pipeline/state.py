@@ -7,6 +7,7 @@ names the first key that changed, since mixing results of two configurations wou
 and wrong. ``--from STAGE`` (:meth:`RunFolder.reset`) removes a stage's outputs and those of
 the stages after it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def first_difference(old: Any, new: Any) -> tuple[str, Any, Any] | None:
     """``(dotted key, old value, new value)`` of the first difference, or ``None``."""
     a, b = dict(_flatten(old)), dict(_flatten(new))
     for key in sorted(set(a) | set(b)):
-        if json.dumps(a.get(key, "<absent>"), sort_keys=True, default=str) != \
-                json.dumps(b.get(key, "<absent>"), sort_keys=True, default=str):
+        if json.dumps(a.get(key, "<absent>"), sort_keys=True, default=str) != json.dumps(
+            b.get(key, "<absent>"), sort_keys=True, default=str
+        ):
             return key, a.get(key, "<absent>"), b.get(key, "<absent>")
     return None
 
@@ -68,12 +70,25 @@ class RunFolder:
             return None
         return rec if isinstance(rec, dict) and rec.get("stage") == stage else None
 
-    def write_record(self, stage: str, inputs: Mapping[str, Any], *, finished: bool,
-                     summary: Mapping[str, Any] | None = None, seconds: float | None = None) -> None:
+    def write_record(
+        self,
+        stage: str,
+        inputs: Mapping[str, Any],
+        *,
+        finished: bool,
+        summary: Mapping[str, Any] | None = None,
+        seconds: float | None = None,
+    ) -> None:
         from hwnas.io import atomic_write_text, json_safe
 
-        rec = {"stage": stage, "inputs": dict(inputs), "finished": finished, "summary": dict(summary or {}),
-               "seconds": None if seconds is None else round(seconds, 3), "updated": time.time()}
+        rec = {
+            "stage": stage,
+            "inputs": dict(inputs),
+            "finished": finished,
+            "summary": dict(summary or {}),
+            "seconds": None if seconds is None else round(seconds, 3),
+            "updated": time.time(),
+        }
         self.stage_dir(stage).mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.stage_dir(stage) / RECORD, json.dumps(json_safe(rec), indent=2, sort_keys=True) + "\n")
 
@@ -91,14 +106,15 @@ class RunFolder:
         raise StageChangedError(
             f"{self.root}: stage {stage} {state} with {key} = {json.dumps(old, default=str)}, the config now says "
             f"{json.dumps(new, default=str)}: rerun with --from {stage} to redo it and the stages after it, "
-            f"or use another --out")
+            f"or use another --out"
+        )
 
     def reset(self, stage: str) -> list[str]:
         """Remove the outputs of ``stage`` and of every stage after it; returns the removed stages."""
         if stage not in STAGES:
             raise ConfigError(f"--from {stage!r}: unknown stage (stages: {', '.join(STAGES)})")
         removed = []
-        for s in STAGES[STAGES.index(stage):]:
+        for s in STAGES[STAGES.index(stage) :]:
             d = self.stage_dir(s)
             if d.exists():
                 shutil.rmtree(d)

@@ -16,13 +16,14 @@ Bayesian optimisation with a decision-match kernel), ``tpe`` / ``tpe-default`` /
 (Optuna), ``hhnas`` (HHNAS-AM: Q-learned mutation policy) and ``darts`` (one-shot, cell spaces).
 Everything is imported lazily: ``import nas.search`` does not import torch or optuna.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
 from nas.search._registry import create_searcher, get_searcher_class, list_searchers, register_searcher
-from nas.search.base import Constraint, Objective, SearchError, SearchExhausted, Searcher, Trial
+from nas.search.base import Constraint, Objective, Searcher, SearchError, SearchExhausted, Trial
 
 __all__ = [
     "AgingEvolution",

@@ -1,4 +1,5 @@
 """Searcher registry: ``@register_searcher`` and ``create_searcher(name, space, **kw)``."""
+
 from __future__ import annotations
 
 import difflib

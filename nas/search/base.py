@@ -9,6 +9,7 @@ only ever return *feasible* trials.
 Convention shared by every searcher and the runner: a query is the first evaluation of a
 distinct arch; telling an arch that was told before costs nothing and does not add a trial.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.seeding import make_rng
@@ -62,7 +63,9 @@ class Objective:
             raise ConfigError("an objective needs a metric name")
         d = _DIRECTIONS.get(str(self.direction).lower())
         if d is None:
-            raise ConfigError(f"objective {self.name!r}: direction must be maximize or minimize, got {self.direction!r}")
+            raise ConfigError(
+                f"objective {self.name!r}: direction must be maximize or minimize, got {self.direction!r}"
+            )
         object.__setattr__(self, "direction", d)
 
     @property
@@ -179,7 +182,7 @@ def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
     return out
 
 
-Values = Union[float, int, Sequence[float], Mapping[str, float]]
+Values = float | int | Sequence[float] | Mapping[str, float]
 
 
 class Searcher(ABC):
@@ -282,15 +285,24 @@ class Searcher(ABC):
         """The trial's objectives, each signed so that larger is better."""
         return tuple(o.sign * v for o, v in zip(self.objectives, trial.objectives))
 
-    def tournament(self, population: Sequence[Trial], size: int, weights: Sequence[float] | None = None,
-                   ranges: tuple[list[float], list[float]] | None = None) -> Trial:
+    def tournament(
+        self,
+        population: Sequence[Trial],
+        size: int,
+        weights: Sequence[float] | None = None,
+        ranges: tuple[list[float], list[float]] | None = None,
+    ) -> Trial:
         """Tournament selection: the fittest of ``size`` members drawn with replacement."""
         members = list(population)
         picks = [members[self.rng.randrange(len(members))] for _ in range(size)]
         return max(picks, key=lambda t: self.fitness(t, weights, ranges))
 
-    def fitness(self, trial: Trial, weights: Sequence[float] | None = None,
-                ranges: tuple[list[float], list[float]] | None = None) -> tuple[float, float]:
+    def fitness(
+        self,
+        trial: Trial,
+        weights: Sequence[float] | None = None,
+        ranges: tuple[list[float], list[float]] | None = None,
+    ) -> tuple[float, float]:
         """A total order for selection: feasible first (Deb's rules), then the (scalarised) objective.
 
         With several objectives, ``weights`` (default: equal) scalarise the objectives
@@ -303,8 +315,12 @@ class Searcher(ABC):
             return (0.0, self.objectives[0].sign * trial.objectives[0])
         return (0.0, self.scalarise(trial, weights, ranges))
 
-    def scalarise(self, trial: Trial, weights: Sequence[float] | None = None,
-                  ranges: tuple[list[float], list[float]] | None = None) -> float:
+    def scalarise(
+        self,
+        trial: Trial,
+        weights: Sequence[float] | None = None,
+        ranges: tuple[list[float], list[float]] | None = None,
+    ) -> float:
         """Augmented Chebyshev scalarisation of the objectives normalised over the history."""
         k = len(self.objectives)
         w = list(weights) if weights is not None else [1.0 / k] * k
@@ -357,8 +373,9 @@ class Searcher(ABC):
         return arch
 
     def _normalise(self, values: Values) -> dict[str, float]:
-        names = [o.name for o in self.objectives] + [c.name for c in self.constraints if c.name not in
-                                                     {o.name for o in self.objectives}]
+        names = [o.name for o in self.objectives] + [
+            c.name for c in self.constraints if c.name not in {o.name for o in self.objectives}
+        ]
         if isinstance(values, Mapping):
             out = {str(k): float(v) for k, v in values.items()}
         elif isinstance(values, (int, float)) and not isinstance(values, bool):
@@ -378,8 +395,12 @@ class Searcher(ABC):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description of the searcher's configuration."""
-        return {"searcher": self.name, "objectives": [f"{o.name}:{o.direction[:3]}" for o in self.objectives],
-                "constraints": [str(c) for c in self.constraints], "seed": self.seed}
+        return {
+            "searcher": self.name,
+            "objectives": [f"{o.name}:{o.direction[:3]}" for o in self.objectives],
+            "constraints": [str(c) for c in self.constraints],
+            "seed": self.seed,
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space.name!r}, trials={self.n_trials})"

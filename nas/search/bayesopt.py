@@ -11,6 +11,7 @@ With two objectives, ``ref_point`` (one value per objective, in the metrics' own
 hypervolume reference point of the user's region of interest, as multi-objective BO libraries
 ask for; without it the reference is set from the observed values.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -27,7 +28,9 @@ from spaces.arch import Arch
 
 __all__ = ["BayesOptSearcher"]
 
-_ENUM_CACHE: weakref.WeakKeyDictionary[Any, tuple[list[Arch], dict[Arch, int], np.ndarray]] = weakref.WeakKeyDictionary()
+_ENUM_CACHE: weakref.WeakKeyDictionary[Any, tuple[list[Arch], dict[Arch, int], np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _enumerated(space: Any, limit: int) -> tuple[list[Arch], dict[Arch, int], np.ndarray] | None:
@@ -53,10 +56,22 @@ class BayesOptSearcher(Searcher):
 
     name = "bo"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, n_init: int = 5, order: int = 3, beta: float = 1.0,
-                 pool_limit: int = 50_000, n_random: int = 500, n_mutants: int = 20, top_k: int = 10,
-                 ref_point: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        n_init: int = 5,
+        order: int = 3,
+        beta: float = 1.0,
+        pool_limit: int = 50_000,
+        n_random: int = 500,
+        n_mutants: int = 20,
+        top_k: int = 10,
+        ref_point: Sequence[float] | None = None,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         if n_init < 1:
             raise ConfigError(f"n_init must be >= 1, got {n_init}")
@@ -122,5 +137,9 @@ class BayesOptSearcher(Searcher):
         self._exclude(trial.arch)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "n_init": self.n_init, "order": self.model.order,
-                "pool": "whole space" if self._full is not None else f"{self.n_random} random + mutants"}
+        return {
+            **super().describe(),
+            "n_init": self.n_init,
+            "order": self.model.order,
+            "pool": "whole space" if self._full is not None else f"{self.n_random} random + mutants",
+        }

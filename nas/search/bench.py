@@ -13,6 +13,7 @@ Three modes, picked by the arguments:
 Every searcher sees the table only through :class:`~nas.search.evaluators.TabularEvaluator`'s
 query of the archs it proposes; the whole-table views are used here for scoring only.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,11 @@ DEFAULT_SEARCHERS = {
 
 def resolve_searchers(spec: str | Sequence[str], mode: str) -> list[str]:
     """``"all"``, a comma-separated string or a list of names; random comes first (RI needs it)."""
-    names = list(DEFAULT_SEARCHERS[mode]) if spec == "all" else (
-        [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec))
+    names = (
+        list(DEFAULT_SEARCHERS[mode])
+        if spec == "all"
+        else ([s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec))
+    )
     if not names:
         raise ConfigError("no searcher given")
     for n in names:
@@ -72,10 +76,23 @@ def _takes(name: str, param: str) -> bool:
         return False
 
 
-def _one_run(name: str, seed: int, *, mode: str, metric: str, latency: str | None, max_latency: float | None,
-             budget: int, horizon: int, optimum: float | None, ref: tuple[float, float] | None,
-             table: str | None, options: Mapping[str, Any], tell_ref: bool = True,
-             true_hv: float = math.nan) -> dict[str, Any]:
+def _one_run(
+    name: str,
+    seed: int,
+    *,
+    mode: str,
+    metric: str,
+    latency: str | None,
+    max_latency: float | None,
+    budget: int,
+    horizon: int,
+    optimum: float | None,
+    ref: tuple[float, float] | None,
+    table: str | None,
+    options: Mapping[str, Any],
+    tell_ref: bool = True,
+    true_hv: float = math.nan,
+) -> dict[str, Any]:
     from spaces import create_space
 
     evaluator = TabularEvaluator(table, metrics=[metric] + ([latency] if latency else []))
@@ -105,14 +122,20 @@ def _one_run(name: str, seed: int, *, mode: str, metric: str, latency: str | Non
 
     result_trials: list[Any] = []
     start = time.perf_counter()
-    result = run_search(searcher, evaluator, horizon,
-                        callback=lambda t: (result_trials.append(t), callback(t)), stop=stop)
+    result = run_search(
+        searcher, evaluator, horizon, callback=lambda t: (result_trials.append(t), callback(t)), stop=stop
+    )
     seconds = time.perf_counter() - start
     trials = result.trials
     best_at_budget = at_budget.get("best", searcher.best() if len(trials) <= budget else None)
     vals = [t.values[metric] for t in trials]
-    out: dict[str, Any] = {"searcher": name, "seed": seed, "queries": len(trials), "seconds": seconds,
-                           "exhausted": result.stopped == "exhausted"}
+    out: dict[str, Any] = {
+        "searcher": name,
+        "seed": seed,
+        "queries": len(trials),
+        "seconds": seconds,
+        "exhausted": result.stopped == "exhausted",
+    }
     if mode == "multi":
         assert ref is not None and latency is not None
         pts = [(t.values[metric], t.values[latency]) for t in trials[:budget]]
@@ -121,8 +144,7 @@ def _one_run(name: str, seed: int, *, mode: str, metric: str, latency: str | Non
         return out
     fvals = [v if feasible(t) else math.nan for v, t in zip(vals, trials)]
     out["best"] = best_after(fvals, budget)
-    out["queries_to_optimum"] = queries_to_optimum([v if not math.isnan(v) else -math.inf for v in fvals],
-                                                   optimum)  # type: ignore[arg-type]
+    out["queries_to_optimum"] = queries_to_optimum([v if not math.isnan(v) else -math.inf for v in fvals], optimum)  # type: ignore[arg-type]
     if mode == "constrained":
         out["infeasible_returned"] = bool(best_at_budget is not None and not feasible(best_at_budget))
         out["no_feasible_found"] = best_at_budget is None
@@ -161,11 +183,15 @@ def nb201_benchmark(
     mode = "single" if latency is None else ("constrained" if max_latency is not None else "multi")
     if horizon is not None:
         if mode == "multi":
-            raise ConfigError("--horizon applies to single-objective and constrained runs (queries to the optimum); "
-                              "a multi-objective run (--latency without --max-latency) stops at the budget")
+            raise ConfigError(
+                "--horizon applies to single-objective and constrained runs (queries to the optimum); "
+                "a multi-objective run (--latency without --max-latency) stops at the budget"
+            )
         if horizon < budget:
-            raise ConfigError(f"--horizon {horizon} is below --budget {budget}: the horizon continues runs past the "
-                              f"budget, so it must be at least the budget")
+            raise ConfigError(
+                f"--horizon {horizon} is below --budget {budget}: the horizon continues runs past the "
+                f"budget, so it must be at least the budget"
+            )
     if max_latency is not None and not math.isfinite(float(max_latency)):
         raise ConfigError(f"--max-latency must be a finite number, got {max_latency}")
     if ref is not None and (len(tuple(ref)) != 2 or not all(math.isfinite(float(x)) for x in ref)):
@@ -189,13 +215,26 @@ def nb201_benchmark(
         ref = tuple(ref) if ref is not None else default_reference(metric, acc, lat)  # type: ignore[assignment]
         true_hv = hypervolume_2d(zip(acc.tolist(), lat.tolist()), ref)  # type: ignore[arg-type]
         if not true_hv > 0:
-            raise ConfigError(f"reference point {tuple(ref)} ({metric}, {latency}) is dominated by no arch of the "
-                              f"table (hypervolume 0): choose a lower accuracy or a higher latency")
+            raise ConfigError(
+                f"reference point {tuple(ref)} ({metric}, {latency}) is dominated by no arch of the "
+                f"table (hypervolume 0): choose a lower accuracy or a higher latency"
+            )
     horizon = max(budget, horizon or budget) if mode != "multi" else budget
     options = dict(searcher_options or {})
     jobs_list = [(n, seed_start + s) for n in names for s in range(seeds)]
-    kwargs = dict(mode=mode, metric=metric, latency=latency, max_latency=max_latency, budget=budget, horizon=horizon,
-                  optimum=optimum, ref=ref, table=table, tell_ref=tell_ref, true_hv=true_hv)
+    kwargs = dict(
+        mode=mode,
+        metric=metric,
+        latency=latency,
+        max_latency=max_latency,
+        budget=budget,
+        horizon=horizon,
+        optimum=optimum,
+        ref=ref,
+        table=table,
+        tell_ref=tell_ref,
+        true_hv=true_hv,
+    )
     runs: list[dict[str, Any]] = []
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -221,8 +260,7 @@ def nb201_benchmark(
         mean, std = mean_std(xs)
         if n == "random":
             random_mean = mean
-        entry: dict[str, Any] = {"searcher": n, "mean": mean, "std": std,
-                                 "ri": relative_improvement(mean, random_mean)}
+        entry: dict[str, Any] = {"searcher": n, "mean": mean, "std": std, "ri": relative_improvement(mean, random_mean)}
         if mode == "multi":
             entry["hypervolume_fraction"] = mean
         else:

@@ -19,6 +19,7 @@ op, each kept edge taking its argmax op excluding ``none``; the dropped edges be
 as in NAS-Bench-201's own search code (every edge takes its argmax op, ``none`` included). Both are
 reported, as :class:`~spaces.Arch` of the ``nb201`` space, ready for a table lookup.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,15 +44,15 @@ class DartsConfig:
     a larger one (8 channels, 20,000 images, 15 epochs, second order) on a GPU."""
 
     dataset: str = "fashion_mnist"
-    train_size: int = 6000           # split in half: weights / architecture
+    train_size: int = 6000  # split in half: weights / architecture
     epochs: int = 10
     batch_size: int = 32
     channels: int = 4
-    cells: int = 1                    # cells per stage (the benchmark uses 5)
-    order: int = 1                    # 1: first-order DARTS, 2: second-order (unrolled)
-    max_w: bool = False               # sharpDARTS Max-W weighting
-    schedule: str = "cosine"          # "cosine" or "cosine_power" (sharpDARTS)
-    power: float = 10.0               # p of cosine power annealing
+    cells: int = 1  # cells per stage (the benchmark uses 5)
+    order: int = 1  # 1: first-order DARTS, 2: second-order (unrolled)
+    max_w: bool = False  # sharpDARTS Max-W weighting
+    schedule: str = "cosine"  # "cosine" or "cosine_power" (sharpDARTS)
+    power: float = 10.0  # p of cosine power annealing
     w_lr: float = 0.025
     w_min_lr: float = 0.001
     w_momentum: float = 0.9
@@ -59,7 +60,7 @@ class DartsConfig:
     a_lr: float = 3e-4
     a_weight_decay: float = 1e-3
     grad_clip: float = 5.0
-    derive: str = "darts"             # "darts" (top-2 edges, no none) or "argmax" (NAS-Bench-201's rule)
+    derive: str = "darts"  # "darts" (top-2 edges, no none) or "argmax" (NAS-Bench-201's rule)
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -84,10 +85,10 @@ class DartsConfig:
 class DartsResult:
     """A finished DARTS search: the derived cells, the final alphas and the training history."""
 
-    arch: Arch                    # the genotype by ``config.derive``
-    arch_darts: Arch              # DARTS rule
-    arch_argmax: Arch             # NAS-Bench-201 rule
-    weights: list[list[float]]    # softmax(alpha) per edge (NB201_EDGES order, NB201_OPS order)
+    arch: Arch  # the genotype by ``config.derive``
+    arch_darts: Arch  # DARTS rule
+    arch_argmax: Arch  # NAS-Bench-201 rule
+    weights: list[list[float]]  # softmax(alpha) per edge (NB201_EDGES order, NB201_OPS order)
     history: list[dict[str, float]]
     config: DartsConfig
     seconds: float
@@ -96,16 +97,23 @@ class DartsResult:
     def to_dict(self) -> dict[str, Any]:
         from spaces.builtin import nb201_arch_str
 
-        return {"arch": self.arch.to_dict(), "arch_str": nb201_arch_str(self.arch),
-                "arch_str_darts": nb201_arch_str(self.arch_darts), "arch_str_argmax": nb201_arch_str(self.arch_argmax),
-                "weights": {e: dict(zip(NB201_OPS, [round(x, 4) for x in w])) for e, w in zip(NB201_EDGES, self.weights)},
-                "history": self.history, "config": asdict(self.config), "seconds": round(self.seconds, 2), **self.info}
+        return {
+            "arch": self.arch.to_dict(),
+            "arch_str": nb201_arch_str(self.arch),
+            "arch_str_darts": nb201_arch_str(self.arch_darts),
+            "arch_str_argmax": nb201_arch_str(self.arch_argmax),
+            "weights": {e: dict(zip(NB201_OPS, [round(x, 4) for x in w])) for e, w in zip(NB201_EDGES, self.weights)},
+            "history": self.history,
+            "config": asdict(self.config),
+            "seconds": round(self.seconds, 2),
+            **self.info,
+        }
 
 
 def cosine_power_annealing(progress: float, max_lr: float, min_lr: float, power: float = 10.0) -> float:
     """sharpDARTS' cosine power annealing at ``progress`` = e / E in [0, 1]."""
     c = (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) / 2.0
-    s = (power ** (c + 1.0) - power) / (power ** 2 - power)
+    s = (power ** (c + 1.0) - power) / (power**2 - power)
     return min_lr + (max_lr - min_lr) * s
 
 
@@ -268,8 +276,9 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
         xw, yw = torch.from_numpy(x[:half]).to(dev), torch.from_numpy(y[:half]).to(dev)
         xa, ya = torch.from_numpy(x[half:]).to(dev), torch.from_numpy(y[half:]).to(dev)
         model = _build_supernet(cfg, int(x.shape[1]), int(y.max()) + 1).to(dev)
-        w_opt = torch.optim.SGD(model.weight_params(), lr=cfg.w_lr, momentum=cfg.w_momentum,
-                                weight_decay=cfg.w_weight_decay)
+        w_opt = torch.optim.SGD(
+            model.weight_params(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
+        )
         a_opt = torch.optim.Adam([model.alpha], lr=cfg.a_lr, betas=(0.5, 0.999), weight_decay=cfg.a_weight_decay)
         g = torch.Generator(device="cpu").manual_seed(cfg.seed)
         steps = half // cfg.batch_size
@@ -283,12 +292,15 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
             loss_sum, correct, seen = 0.0, 0, 0
             for b in range(steps):
                 progress = step / max(total, 1)
-                lr = (cosine_power_annealing(progress, cfg.w_lr, cfg.w_min_lr, cfg.power) if cfg.schedule == "cosine_power"
-                      else cosine_annealing(progress, cfg.w_lr, cfg.w_min_lr))
+                lr = (
+                    cosine_power_annealing(progress, cfg.w_lr, cfg.w_min_lr, cfg.power)
+                    if cfg.schedule == "cosine_power"
+                    else cosine_annealing(progress, cfg.w_lr, cfg.w_min_lr)
+                )
                 for group in w_opt.param_groups:
                     group["lr"] = lr
-                iw = pw[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                ia = pa[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                iw = pw[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                ia = pa[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 # architecture step on the held-out half
                 a_opt.zero_grad(set_to_none=True)
                 if cfg.order == 2:
@@ -311,19 +323,36 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
                 step += 1
             model.eval()
             with torch.no_grad():
-                vc = sum(int((model(xa[i:i + 256]).argmax(1) == ya[i:i + 256]).sum()) for i in range(0, len(xa), 256))
+                vc = sum(
+                    int((model(xa[i : i + 256]).argmax(1) == ya[i : i + 256]).sum()) for i in range(0, len(xa), 256)
+                )
                 w = torch.softmax(model.alpha, -1).cpu().numpy()
             ent = float(-(w * np.log(w + 1e-12)).sum(1).mean())
-            history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                            "train_acc": 100.0 * correct / max(seen, 1), "val_acc": 100.0 * vc / len(xa),
-                            "alpha_entropy": ent, "skip_weight": float(w[:, NB201_OPS.index("skip_connect")].mean())})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "lr": lr,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "train_acc": 100.0 * correct / max(seen, 1),
+                    "val_acc": 100.0 * vc / len(xa),
+                    "alpha_entropy": ent,
+                    "skip_weight": float(w[:, NB201_OPS.index("skip_connect")].mean()),
+                }
+            )
         weights = torch.softmax(model.alpha.detach(), -1).cpu().numpy().tolist()
     finally:
         torch.set_num_threads(old_threads)
     a_darts = derive_genotype(weights, "darts")
     a_argmax = derive_genotype(weights, "argmax")
-    return DartsResult(a_darts if cfg.derive == "darts" else a_argmax, a_darts, a_argmax, weights, history, cfg,
-                       time.perf_counter() - start)
+    return DartsResult(
+        a_darts if cfg.derive == "darts" else a_argmax,
+        a_darts,
+        a_argmax,
+        weights,
+        history,
+        cfg,
+        time.perf_counter() - start,
+    )
 
 
 @register_searcher("darts")
@@ -335,8 +364,15 @@ class DartsSearcher(Searcher):
     name = "darts"
     multi_objective = False
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, evaluate_space: Any = None, **config: Any) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        evaluate_space: Any = None,
+        **config: Any,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         paths = [d.path for d in space.decisions()]
         if paths != [f"cell.{e}" for e in NB201_EDGES] or any(tuple(d.options) != NB201_OPS for d in space.decisions()):

@@ -11,6 +11,7 @@ Searchers only see what :meth:`Evaluator.evaluate` returns for the archs they qu
 whole-table views of :class:`TabularEvaluator` (:meth:`TabularEvaluator.column`) are for
 *scoring* a search afterwards (optimum, true Pareto front), never for searching.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,8 +68,9 @@ class Evaluator(ABC):
         """Raise a one-line ConfigError if any of ``names`` is not a metric of this evaluator."""
         missing = [n for n in names if n not in self.metrics]
         if missing:
-            raise ConfigError(f"{type(self).__name__} does not provide {', '.join(missing)} "
-                              f"(it provides: {', '.join(self.metrics)})")
+            raise ConfigError(
+                f"{type(self).__name__} does not provide {', '.join(missing)} (it provides: {', '.join(self.metrics)})"
+            )
 
 
 # -- NAS-Bench-201 table ------------------------------------------------------------------
@@ -128,8 +130,13 @@ class TabularEvaluator(Evaluator):
     (default :func:`default_nb201_csv`). The table is read once per process.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, metrics: Sequence[str] | None = None,
-                 space: Space | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        metrics: Sequence[str] | None = None,
+        space: Space | None = None,
+    ) -> None:
         p = Path(path) if path is not None else default_nb201_csv()
         self.path = p
         self._table = _load_table(str(p))
@@ -210,8 +217,15 @@ class LutLatencyEvaluator(Evaluator):
         self.target: str | None = getattr(predictor, "target", None)
 
     @classmethod
-    def from_lut(cls, lut: str | os.PathLike[str], target: Any, space: Space, *, metric: str = "latency_ms",
-                 correction: bool = True) -> LutLatencyEvaluator:
+    def from_lut(
+        cls,
+        lut: str | os.PathLike[str],
+        target: Any,
+        space: Space,
+        *,
+        metric: str = "latency_ms",
+        correction: bool = True,
+    ) -> LutLatencyEvaluator:
         """The LUT's prediction for ``target`` (a name or YAML file; its fingerprint on this machine
         must be in the LUT) on ``space``; one-line errors when the LUT is missing, holds another
         target, or lacks blocks of the space."""
@@ -222,9 +236,11 @@ class LutLatencyEvaluator(Evaluator):
         pred = LatencyPredictor.for_target(lut, target, space, correction=correction)
         missing = pred.missing_keys()
         if missing:
-            raise ConfigError(f"{lut}: {len(missing)} block(s) of space {space.name!r} have no measurement for target "
-                              f"{pred.target!r} (e.g. {missing[0]}); profile them with `nas profile --space "
-                              f"{space.name} --target {pred.target} --out {lut}`")
+            raise ConfigError(
+                f"{lut}: {len(missing)} block(s) of space {space.name!r} have no measurement for target "
+                f"{pred.target!r} (e.g. {missing[0]}); profile them with `nas profile --space "
+                f"{space.name} --target {pred.target} --out {lut}`"
+            )
         ev = cls(pred, metric=metric, space=space)
         ev.lut, ev.target = str(lut), str(pred.target)
         return ev
@@ -240,8 +256,14 @@ class LutLatencyEvaluator(Evaluator):
             return [float(v) for v in self.predictor.predict(list(archs))]
         return [float(self._predict(a)) for a in archs]
 
-    def fastest(self, *, candidates: Iterable[Mapping[str, Any]] = (), samples: int = 512, seed: int = 0,
-                exact_limit: int = 20_000) -> tuple[Arch, float, bool]:
+    def fastest(
+        self,
+        *,
+        candidates: Iterable[Mapping[str, Any]] = (),
+        samples: int = 512,
+        seed: int = 0,
+        exact_limit: int = 20_000,
+    ) -> tuple[Arch, float, bool]:
         """``(arch, latency, exact)``: the fastest arch of the space by this predictor.
 
         Exact (every arch predicted) for spaces of at most ``exact_limit`` archs; otherwise the
@@ -284,8 +306,13 @@ class LutLatencyEvaluator(Evaluator):
         return best, best_ms, False
 
 
-def check_latency_budget(latency: LutLatencyEvaluator, constraints: Sequence[Any], *,
-                         candidates: Iterable[Mapping[str, Any]] = (), where: str = "") -> dict[str, Any] | None:
+def check_latency_budget(
+    latency: LutLatencyEvaluator,
+    constraints: Sequence[Any],
+    *,
+    candidates: Iterable[Mapping[str, Any]] = (),
+    where: str = "",
+) -> dict[str, Any] | None:
     """Refuse (one-line ConfigError) an upper bound on ``latency``'s metric that no arch of the space
     meets; returns ``{"arch", "latency_ms", "exact"}`` of the fastest arch (``None`` without such a bound)."""
     metric = latency.metrics[0]
@@ -296,8 +323,10 @@ def check_latency_budget(latency: LutLatencyEvaluator, constraints: Sequence[Any
     tightest = min(float(c.upper) for c in bounds)
     if tightest < ms:
         how = "over every arch of the space" if exact else "the fastest arch found"
-        raise ConfigError(f"no arch of space {latency.space.name!r} meets {metric}<={tightest:g}{where}: the minimum "
-                          f"{how} is {ms:.4g} ms; use a budget of at least {ms:.4g}")
+        raise ConfigError(
+            f"no arch of space {latency.space.name!r} meets {metric}<={tightest:g}{where}: the minimum "
+            f"{how} is {ms:.4g} ms; use a budget of at least {ms:.4g}"
+        )
     return {"arch": arch.to_dict(), metric: ms, "exact": exact}
 
 
@@ -332,9 +361,20 @@ class ProxyTrainingEvaluator(Evaluator):
 
     metrics = ("proxy_acc", "params_m", "train_s")
 
-    def __init__(self, space: Space, *, dataset: str = "fashion_mnist", train_size: int = 2000,
-                 val_size: int = 1000, epochs: int = 1, batch_size: int = 64, lr: float = 0.05,
-                 seed: int = 0, device: str = "cpu", max_threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        space: Space,
+        *,
+        dataset: str = "fashion_mnist",
+        train_size: int = 2000,
+        val_size: int = 1000,
+        epochs: int = 1,
+        batch_size: int = 64,
+        lr: float = 0.05,
+        seed: int = 0,
+        device: str = "cpu",
+        max_threads: int | None = 1,
+    ) -> None:
         if train_size < 1 or val_size < 1 or epochs < 1 or batch_size < 1:
             raise ConfigError("train_size, val_size, epochs and batch_size must be positive")
         self.space = space
@@ -351,8 +391,10 @@ class ProxyTrainingEvaluator(Evaluator):
             xtr, ytr, xte, yte = load_arrays(self.dataset, self.train_size, self.val_size, seed=self.seed)
             shape = tuple(xtr.shape[1:])
             if shape != tuple(self.space.input_shape):
-                raise ConfigError(f"space {self.space.name!r} takes inputs {self.space.input_shape} but {self.dataset} "
-                                  f"images are {shape}: create the space with in_chans={shape[0]}, resolution={shape[1]}")
+                raise ConfigError(
+                    f"space {self.space.name!r} takes inputs {self.space.input_shape} but {self.dataset} "
+                    f"images are {shape}: create the space with in_chans={shape[0]}, resolution={shape[1]}"
+                )
             self._data = (xtr, ytr, xte, yte)
         return self._data
 
@@ -371,8 +413,19 @@ class ProxyTrainingEvaluator(Evaluator):
             # the one training loop (quant.training): SGD + Nesterov, cosine decay per step, seeded batch order
             from quant.training import TrainConfig, evaluate, train
 
-            train(model, xtr, ytr, TrainConfig(epochs=float(self.epochs), batch_size=self.batch_size, lr=self.lr,
-                                               weight_decay=5e-4, seed=self.seed, channels_last=False))
+            train(
+                model,
+                xtr,
+                ytr,
+                TrainConfig(
+                    epochs=float(self.epochs),
+                    batch_size=self.batch_size,
+                    lr=self.lr,
+                    weight_decay=5e-4,
+                    seed=self.seed,
+                    channels_last=False,
+                ),
+            )
             acc = evaluate(model, xte, yte, batch_size=256)
         finally:
             torch.set_num_threads(old_threads)
@@ -436,10 +489,20 @@ class SupernetEvaluator(Evaluator):
 
     metrics = ("accuracy", "params")
 
-    def __init__(self, checkpoint: str | os.PathLike[str], *, precision: str = "fakequant",
-                 val_fraction: float | None = None, val_limit: int | None = None, bn_batches: int | None = None,
-                 calib_batch_size: int | None = None, batch_size: int = 500, threads: int | None = None,
-                 device: str = "cpu", cache_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str],
+        *,
+        precision: str = "fakequant",
+        val_fraction: float | None = None,
+        val_limit: int | None = None,
+        bn_batches: int | None = None,
+        calib_batch_size: int | None = None,
+        batch_size: int = 500,
+        threads: int | None = None,
+        device: str = "cpu",
+        cache_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         from supernet.checkpoint import checkpoint_path
         from supernet.data import calibration_batches, load_data, load_data_like, split_validation
         from supernet.train import load_supernet
@@ -448,8 +511,13 @@ class SupernetEvaluator(Evaluator):
             raise ConfigError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
         if val_fraction is not None and not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"the validation fraction must be between 0 and 1, got {val_fraction:g}")
-        for name, v in (("val_limit", val_limit), ("bn_batches", bn_batches), ("calib_batch_size", calib_batch_size),
-                        ("batch_size", batch_size), ("threads", threads)):
+        for name, v in (
+            ("val_limit", val_limit),
+            ("bn_batches", bn_batches),
+            ("calib_batch_size", calib_batch_size),
+            ("batch_size", batch_size),
+            ("threads", threads),
+        ):
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be >= 1, got {v}")
         self.checkpoint = Path(checkpoint)
@@ -462,20 +530,25 @@ class SupernetEvaluator(Evaluator):
         self.seed = int(config.get("seed", 0))
         held = float(config.get("val_fraction") or 0.0)  # what the supernet's training held out, if anything
         if held and val_fraction is not None and abs(val_fraction - held) > 1e-9:
-            raise ConfigError(f"{checkpoint}: the supernet was trained with a validation fraction of {held:g} held "
-                              f"out; a fraction of {val_fraction:g} would validate on images it trained on")
+            raise ConfigError(
+                f"{checkpoint}: the supernet was trained with a validation fraction of {held:g} held "
+                f"out; a fraction of {val_fraction:g} would validate on images it trained on"
+            )
         self.val_fraction = held or (float(val_fraction) if val_fraction is not None else DEFAULT_VAL_FRACTION)
         self.val_seen_in_training = not held
         info = self.meta.get("data_info")  # the data set as the training loaded it (newer checkpoints)
-        self.data_name = str(info.get("data") if isinstance(info, Mapping) and info.get("data")
-                             else config.get("data", "fashion-mnist"))
+        self.data_name = str(
+            info.get("data") if isinstance(info, Mapping) and info.get("data") else config.get("data", "fashion-mnist")
+        )
         if info:
             train = load_data_like(info, "train", config.get("train_limit"))
         else:
             train = load_data(self.data_name, "train", config.get("train_limit"))
         if tuple(train.input_shape) != tuple(self.space.input_shape):
-            raise ConfigError(f"{self.data_name}: input {train.input_shape} does not match the supernet's "
-                              f"{tuple(self.space.input_shape)}")
+            raise ConfigError(
+                f"{self.data_name}: input {train.input_shape} does not match the supernet's "
+                f"{tuple(self.space.input_shape)}"
+            )
         train_part, val = split_validation(train, fraction=self.val_fraction, seed=self.seed)
         if val_limit is not None:
             val = val.subset(val_limit, seed=self.seed)
@@ -484,8 +557,9 @@ class SupernetEvaluator(Evaluator):
             val = val.in_memory()  # decoded once, not once per arch
         self.train_part, self.val = train_part, val
         self.bn_batches = int(bn_batches if bn_batches is not None else config.get("bn_calib_batches", 8))
-        self.calib_batch_size = int(calib_batch_size if calib_batch_size is not None
-                                    else config.get("calib_batch_size", 256))
+        self.calib_batch_size = int(
+            calib_batch_size if calib_batch_size is not None else config.get("calib_batch_size", 256)
+        )
         self.calibration = calibration_batches(train_part, self.bn_batches, self.calib_batch_size, self.seed)
         self.evaluations = 0
         self.hits = 0
@@ -494,9 +568,16 @@ class SupernetEvaluator(Evaluator):
         self.cache_path = Path(cache_path) if cache_path is not None else None
         self.key = ""
         if self.cache_path is not None:
-            settings = {"checkpoint_sha256": _file_sha256(checkpoint_path(checkpoint)), "precision": precision,
-                        "data": self.data_name, "val_fraction": self.val_fraction, "val_images": len(val),
-                        "bn_batches": self.bn_batches, "calib_batch_size": self.calib_batch_size, "seed": self.seed}
+            settings = {
+                "checkpoint_sha256": _file_sha256(checkpoint_path(checkpoint)),
+                "precision": precision,
+                "data": self.data_name,
+                "val_fraction": self.val_fraction,
+                "val_images": len(val),
+                "bn_batches": self.bn_batches,
+                "calib_batch_size": self.calib_batch_size,
+                "seed": self.seed,
+            }
             self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
             self._load_cache()
 
@@ -539,8 +620,15 @@ class SupernetEvaluator(Evaluator):
             return dict(hit)
         start = time.perf_counter()
         with _torch_threads(self.threads):
-            res = evaluate_arch(self.net, a, self.val, self.calibration, precision=self.precision,
-                                threads=self.threads, batch_size=self.batch_size)
+            res = evaluate_arch(
+                self.net,
+                a,
+                self.val,
+                self.calibration,
+                precision=self.precision,
+                threads=self.threads,
+                batch_size=self.batch_size,
+            )
         self.seconds += time.perf_counter() - start
         self.evaluations += 1
         values = {"accuracy": float(res["accuracy"]), "params": float(res["params"])}
@@ -550,10 +638,25 @@ class SupernetEvaluator(Evaluator):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description of the evaluation protocol and its cost so far."""
-        return {"checkpoint": str(self.checkpoint), "precision": self.precision, "data": self.data_name,
-                "validation": {"split": "carved from train", "fraction": self.val_fraction, "images": len(self.val),
-                               "seed": self.seed, "seen_in_training": self.val_seen_in_training},
-                "bn_recalibration": {"batches": len(self.calibration), "batch_size": self.calib_batch_size,
-                                     "from": "train part"},
-                "threads": self.threads, "evaluations": self.evaluations, "cache_hits": self.hits,
-                "eval_seconds": round(self.seconds, 3), "cache": str(self.cache_path) if self.cache_path else None}
+        return {
+            "checkpoint": str(self.checkpoint),
+            "precision": self.precision,
+            "data": self.data_name,
+            "validation": {
+                "split": "carved from train",
+                "fraction": self.val_fraction,
+                "images": len(self.val),
+                "seed": self.seed,
+                "seen_in_training": self.val_seen_in_training,
+            },
+            "bn_recalibration": {
+                "batches": len(self.calibration),
+                "batch_size": self.calib_batch_size,
+                "from": "train part",
+            },
+            "threads": self.threads,
+            "evaluations": self.evaluations,
+            "cache_hits": self.hits,
+            "eval_seconds": round(self.seconds, 3),
+            "cache": str(self.cache_path) if self.cache_path else None,
+        }

@@ -6,6 +6,7 @@ or with probability ``crossover_prob`` ``space.mutate(space.crossover(p1, p2))``
 tournament winners. Fitness follows Deb's rules under constraints (feasible first, then lower
 violation) and a random augmented-Chebyshev scalarisation per tournament with several objectives.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,13 +27,24 @@ class AgingEvolution(Searcher):
 
     name = "evolution"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, population_size: int = 20, sample_size: int = 5,
-                 crossover_prob: float = 0.0, mutations: int = 1) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        crossover_prob: float = 0.0,
+        mutations: int = 1,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
-            raise ConfigError(f"evolution needs population_size >= 2 and 1 <= sample_size <= population_size, "
-                              f"got {population_size}, {sample_size}")
+            raise ConfigError(
+                f"evolution needs population_size >= 2 and 1 <= sample_size <= population_size, "
+                f"got {population_size}, {sample_size}"
+            )
         if not 0.0 <= crossover_prob <= 1.0:
             raise ConfigError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
         self.population_size = population_size
@@ -70,5 +82,9 @@ class AgingEvolution(Searcher):
         self._after_tell(trial)  # a re-proposed arch re-enters the population (it ages again)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "population_size": self.population_size, "sample_size": self.sample_size,
-                "crossover_prob": self.crossover_prob}
+        return {
+            **super().describe(),
+            "population_size": self.population_size,
+            "sample_size": self.sample_size,
+            "crossover_prob": self.crossover_prob,
+        }

@@ -12,6 +12,7 @@ branch-opening decisions), the reward of a mutation is the child's utility minus
 ``Q(s, a) += lr * (r + gamma * max_a' Q(s', a') - Q(s, a))``. Actions are chosen
 epsilon-greedily. Selection is aging evolution's tournament (see :mod:`nas.search.evolution`).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict, deque
@@ -46,9 +47,9 @@ def decision_groups(space: Any) -> dict[str, tuple[int, str]]:
         for or_path, scope in scopes:
             if or_path == d.path:
                 continue
-            prefix = (scope + "." if scope else "")
+            prefix = scope + "." if scope else ""
             if d.path.startswith(prefix):
-                rest = d.path[len(prefix):]
+                rest = d.path[len(prefix) :]
                 head, _, tail = rest.partition(".")
                 if tail and any(str(o) == head for o in space.decision(or_path).options):
                     level += 1
@@ -72,9 +73,19 @@ class HHNASSearcher(Searcher):
 
     name = "hhnas"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, population_size: int = 20, sample_size: int = 5,
-                 epsilon: float = 0.2, lr: float = 0.3, gamma: float = 0.5) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        epsilon: float = 0.2,
+        lr: float = 0.3,
+        gamma: float = 0.5,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ConfigError("hhnas needs population_size >= 2 and 1 <= sample_size <= population_size")
@@ -112,7 +123,9 @@ class HHNASSearcher(Searcher):
         return top[self.rng.randrange(len(top))]
 
     def _mutate_group(self, arch: Arch, action: tuple[int, str]) -> Arch:
-        decisions = [d for d in self.space.active_decisions(arch) if len(d.options) > 1 and self.groups[d.path] == action]
+        decisions = [
+            d for d in self.space.active_decisions(arch) if len(d.options) > 1 and self.groups[d.path] == action
+        ]
         d = decisions[self.rng.randrange(len(decisions))]
         others = [o for o in d.options if o != arch[d.path] or type(o) is not type(arch[d.path])]
         value = others[self.rng.randrange(len(others))]
@@ -171,5 +184,11 @@ class HHNASSearcher(Searcher):
         return dict(out)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "population_size": self.population_size, "epsilon": self.epsilon,
-                "lr": self.lr, "gamma": self.gamma, "actions": len(set(self.groups.values()))}
+        return {
+            **super().describe(),
+            "population_size": self.population_size,
+            "epsilon": self.epsilon,
+            "lr": self.lr,
+            "gamma": self.gamma,
+            "actions": len(set(self.groups.values())),
+        }

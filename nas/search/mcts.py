@@ -17,6 +17,7 @@ from the tree policy and at random, scores them with a surrogate trained on the 
 (the decision-match GP of :mod:`nas.search.surrogate`, expected improvement) and evaluates the
 best one, backing up its path like MCTS.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,15 @@ class MCTSSearcher(Searcher):
 
     name = "mcts"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, c: float = 1.0) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        c: float = 1.0,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         if c < 0:
             raise ConfigError(f"the UCT exploration constant c must be >= 0, got {c}")
@@ -163,9 +171,19 @@ class SMBOSearcher(MCTSSearcher):
 
     name = "smbo"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, c: float = 1.0, n_candidates: int = 50, n_init: int = 10,
-                 order: int = 2, epsilon: float = 0.0) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        c: float = 1.0,
+        n_candidates: int = 50,
+        n_init: int = 10,
+        order: int = 2,
+        epsilon: float = 0.0,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed, c=c)
         if n_candidates < 1 or n_init < 1:
             raise ConfigError("n_candidates and n_init must be >= 1")

@@ -7,6 +7,7 @@
   fraction divides by the same area of a reference set (e.g. all rows of a table);
 * RI = 100 * (mean_method - mean_random) / mean_random ("NAS evaluation is frustratingly hard").
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def best_after(values: Sequence[float], n: int | None = None, *, maximize: bool 
     return max(part) if maximize else min(part)
 
 
-def queries_to_optimum(values: Sequence[float], optimum: float, *, maximize: bool = True,
-                       tol: float = 1e-9) -> int | None:
+def queries_to_optimum(
+    values: Sequence[float], optimum: float, *, maximize: bool = True, tol: float = 1e-9
+) -> int | None:
     """1-based index of the first value reaching ``optimum`` (``None`` if never reached)."""
     for i, v in enumerate(values):
         if (v >= optimum - tol) if maximize else (v <= optimum + tol):
@@ -40,15 +42,17 @@ def queries_to_optimum(values: Sequence[float], optimum: float, *, maximize: boo
     return None
 
 
-def hypervolume_2d(points: Iterable[tuple[float, float]], ref: tuple[float, float],
-                   directions: tuple[str, str] = ("maximize", "minimize")) -> float:
+def hypervolume_2d(
+    points: Iterable[tuple[float, float]],
+    ref: tuple[float, float],
+    directions: tuple[str, str] = ("maximize", "minimize"),
+) -> float:
     """Hypervolume of 2-D ``points`` w.r.t. ``ref`` (``directions`` per coordinate)."""
     s0 = 1.0 if directions[0] == "maximize" else -1.0
     s1 = 1.0 if directions[1] == "maximize" else -1.0
     r0, r1 = s0 * ref[0], s1 * ref[1]
     # orient both to maximisation; keep points strictly better than the reference in both
-    pts = sorted({(s0 * a, s1 * b) for a, b in points if s0 * a > r0 and s1 * b > r1},
-                 key=lambda p: (-p[1], -p[0]))
+    pts = sorted({(s0 * a, s1 * b) for a, b in points if s0 * a > r0 and s1 * b > r1}, key=lambda p: (-p[1], -p[0]))
     front: list[tuple[float, float]] = []
     best = -math.inf
     for a, b in pts:  # descending in the second coordinate: keep increasing first coordinate
@@ -62,8 +66,12 @@ def hypervolume_2d(points: Iterable[tuple[float, float]], ref: tuple[float, floa
     return area
 
 
-def hypervolume_fraction(points: Iterable[tuple[float, float]], reference_set: Iterable[tuple[float, float]],
-                         ref: tuple[float, float], directions: tuple[str, str] = ("maximize", "minimize")) -> float:
+def hypervolume_fraction(
+    points: Iterable[tuple[float, float]],
+    reference_set: Iterable[tuple[float, float]],
+    ref: tuple[float, float],
+    directions: tuple[str, str] = ("maximize", "minimize"),
+) -> float:
     """``hypervolume_2d(points) / hypervolume_2d(reference_set)``."""
     total = hypervolume_2d(reference_set, ref, directions)
     if total <= 0:

@@ -11,6 +11,7 @@ Constraints are recorded on each trial before it is told (``Trial.set_constraint
 the samplers' ``constraints_func`` before); values ``<= 0`` are feasible. The study lives in any Optuna storage (see
 :mod:`nas.search.storage`); several processes may share it.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,9 +97,19 @@ class OptunaSearcher(Searcher):
 
     name = "optuna"
 
-    def __init__(self, space: Any, objectives: Sequence[Any] | Any = ("accuracy",), constraints: Sequence[Any] = (),
-                 seed: int | None = None, *, sampler: Any = "tpe", storage: Any = None, study_name: str | None = None,
-                 load_if_exists: bool = True, **sampler_kwargs: Any) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        *,
+        sampler: Any = "tpe",
+        storage: Any = None,
+        study_name: str | None = None,
+        load_if_exists: bool = True,
+        **sampler_kwargs: Any,
+    ) -> None:
         super().__init__(space, objectives, constraints, seed)
         import optuna
 
@@ -112,13 +123,20 @@ class OptunaSearcher(Searcher):
         self.sampler = sampler
         directions = [o.direction for o in self.objectives]
         try:
-            self.study = optuna.create_study(storage=make_storage(storage), sampler=sampler, study_name=study_name,
-                                             directions=directions, load_if_exists=load_if_exists)
+            self.study = optuna.create_study(
+                storage=make_storage(storage),
+                sampler=sampler,
+                study_name=study_name,
+                directions=directions,
+                load_if_exists=load_if_exists,
+            )
         except ValueError as exc:
             raise ConfigError(f"cannot open study {study_name!r}: {exc}") from None
         if [d.name.lower() for d in self.study.directions] != directions:
-            raise ConfigError(f"study {self.study.study_name!r} optimises {[d.name.lower() for d in self.study.directions]}, "
-                              f"not {directions}")
+            raise ConfigError(
+                f"study {self.study.study_name!r} optimises {[d.name.lower() for d in self.study.directions]}, "
+                f"not {directions}"
+            )
         self._pending: dict[Arch, list[Any]] = {}
         #: tell archs that were not asked to the study as new trials (off when the study already has them)
         self.forward_external = True
@@ -139,7 +157,9 @@ class OptunaSearcher(Searcher):
                 continue
             self._pending.setdefault(arch, []).append(trial)
             return arch, trial
-        raise SearchError(f"space {self.space.name!r}: the sampler proposed 1000 archs violating the space's constraints")
+        raise SearchError(
+            f"space {self.space.name!r}: the sampler proposed 1000 archs violating the space's constraints"
+        )
 
     def tell(self, arch: Mapping[str, Any], values: Values) -> Trial:
         arch = arch if isinstance(arch, Arch) else Arch(arch)
@@ -177,10 +197,15 @@ class OptunaSearcher(Searcher):
             attrs[CONSTRAINTS_ATTR] = cv
             if _native_constraints():
                 extra["constraints"] = {str(c): (v if math.isfinite(v) else 1e30) for c, v in zip(self.constraints, cv)}
-        dists = {d.path: optuna.distributions.CategoricalDistribution(list(d.options))
-                 for d in self.space.active_decisions(trial.arch)}
-        self.study.add_trial(optuna.trial.create_trial(params=dict(trial.arch), distributions=dists,
-                                                       values=list(trial.objectives), user_attrs=attrs, **extra))
+        dists = {
+            d.path: optuna.distributions.CategoricalDistribution(list(d.options))
+            for d in self.space.active_decisions(trial.arch)
+        }
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                params=dict(trial.arch), distributions=dists, values=list(trial.objectives), user_attrs=attrs, **extra
+            )
+        )
 
     def fail(self, arch: Mapping[str, Any]) -> None:
         """Mark the pending Optuna trial of ``arch`` failed (an evaluation that did not finish)."""
@@ -198,13 +223,27 @@ class OptunaSearcher(Searcher):
 
 
 def _factory(kind: str, cls_name: str, multi: bool = True) -> type[OptunaSearcher]:
-    def __init__(self: OptunaSearcher, space: Any, objectives: Sequence[Any] | Any = ("accuracy",),
-                 constraints: Sequence[Any] = (), seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self: OptunaSearcher,
+        space: Any,
+        objectives: Sequence[Any] | Any = ("accuracy",),
+        constraints: Sequence[Any] = (),
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("sampler", kind)
         OptunaSearcher.__init__(self, space, objectives, constraints, seed, **kwargs)
 
-    return type(cls_name, (OptunaSearcher,), {"__init__": __init__, "name": kind, "multi_objective": multi,
-                                              "__doc__": f"Optuna searcher with the {kind!r} sampler."})
+    return type(
+        cls_name,
+        (OptunaSearcher,),
+        {
+            "__init__": __init__,
+            "name": kind,
+            "multi_objective": multi,
+            "__doc__": f"Optuna searcher with the {kind!r} sampler.",
+        },
+    )
 
 
 TPESearcher = register_searcher("tpe", aliases=("motpe", "optuna-tpe"))(_factory("tpe", "TPESearcher"))

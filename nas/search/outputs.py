@@ -1,5 +1,6 @@
 """The files a search leaves behind: ``best.json`` or ``pareto/NN_<archid>.json`` (arch files that
 ``nas export --arch`` and ``nas eval-subnet`` read) and ``summary.json`` (every trial)."""
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,19 @@ def _space_digest(space: Any) -> str | None:
 
 def arch_record(trial: Any, space: Any, digest: str | None = None) -> dict[str, Any]:
     """One trial as an arch file: decisions, id, values, space name and hash, block string."""
-    return {"arch": trial.arch.to_dict(), "arch_id": trial.arch.id, "values": dict(trial.values), "space": space.name,
-            "space_hash": digest if digest is not None else _space_digest(space), "describe": space.describe(trial.arch)}
+    return {
+        "arch": trial.arch.to_dict(),
+        "arch_id": trial.arch.id,
+        "values": dict(trial.values),
+        "space": space.name,
+        "space_hash": digest if digest is not None else _space_digest(space),
+        "describe": space.describe(trial.arch),
+    }
 
 
-def write_search_outputs(folder: str | Path, searcher: Any, space: Any, *, multi_objective: bool,
-                         summary: Mapping[str, Any]) -> dict[str, Any]:
+def write_search_outputs(
+    folder: str | Path, searcher: Any, space: Any, *, multi_objective: bool, summary: Mapping[str, Any]
+) -> dict[str, Any]:
     """Write the arch file(s) and ``summary.json`` of ``searcher``'s run into ``folder``.
 
     ``summary`` holds what the caller knows of the run (searcher name, seed, objectives,
@@ -68,8 +76,16 @@ def write_search_outputs(folder: str | Path, searcher: Any, space: Any, *, multi
     record = {
         **summary,
         "space": {"name": space.name, "hash": digest},
-        "trials": [{"number": t.number, "arch_id": t.arch.id, "arch": t.arch.to_dict(), "values": dict(t.values),
-                    "feasible": t.feasible} for t in searcher.history],
+        "trials": [
+            {
+                "number": t.number,
+                "arch_id": t.arch.id,
+                "arch": t.arch.to_dict(),
+                "values": dict(t.values),
+                "feasible": t.feasible,
+            }
+            for t in searcher.history
+        ],
         "best": arch_record(best, space, digest) if best is not None else None,
         "pareto_front": [arch_record(t, space, digest) for t in searcher.pareto_front()] if multi_objective else None,
         "files": written,

@@ -1,4 +1,5 @@
 """Random search: a uniformly random arch of the space at every ask (the baseline)."""
+
 from __future__ import annotations
 
 from nas.search._registry import register_searcher

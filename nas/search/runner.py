@@ -6,6 +6,7 @@ cost (Optuna samplers do propose repeats); ``max_asks`` bounds the total number 
 that a searcher that only repeats itself cannot loop forever. A budget larger than the space ends
 once every arch of the space is known (``stopped == "exhausted"``), with what was found.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,14 +82,27 @@ class SearchResult:
                 return None
             return {"number": t.number, "arch": t.arch.to_dict(), "values": dict(t.values), "feasible": t.feasible}
 
-        return {"searcher": self.searcher, "seed": self.seed, "queries": len(self.trials), "asks": self.asks,
-                "stopped": self.stopped, "best": trial(self.best), "pareto_front": [trial(t) for t in self.front],
-                **self.info}
+        return {
+            "searcher": self.searcher,
+            "seed": self.seed,
+            "queries": len(self.trials),
+            "asks": self.asks,
+            "stopped": self.stopped,
+            "best": trial(self.best),
+            "pareto_front": [trial(t) for t in self.front],
+            **self.info,
+        }
 
 
-def run_search(searcher: Searcher, evaluator: Evaluator | Callable[[Arch], Mapping[str, float]] | Any, budget: int, *,
-               max_asks: int | None = None, callback: Callable[[Trial], None] | None = None,
-               stop: Callable[[Trial], bool] | None = None) -> SearchResult:
+def run_search(
+    searcher: Searcher,
+    evaluator: Evaluator | Callable[[Arch], Mapping[str, float]] | Any,
+    budget: int,
+    *,
+    max_asks: int | None = None,
+    callback: Callable[[Trial], None] | None = None,
+    stop: Callable[[Trial], bool] | None = None,
+) -> SearchResult:
     """Run ``searcher`` until ``budget`` distinct archs were evaluated.
 
     ``evaluator`` maps an arch to its values (an :class:`Evaluator`, any object with

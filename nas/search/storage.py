@@ -12,6 +12,7 @@ the study (so a restarted worker resumes where the study is), then loops ask →
 recording each trial in the study. Every trial a worker finishes is one row of the study,
 numbered by the storage, so concurrent workers neither lose nor duplicate trials.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -48,7 +49,7 @@ def make_storage(url: Any, *, heartbeat_interval: int | None = HEARTBEAT_S, grac
     import optuna
 
     if url.startswith("journal:"):
-        path = url[len("journal:"):]
+        path = url[len("journal:") :]
         if path.startswith("//"):
             path = path[2:]
         if not path:
@@ -60,8 +61,9 @@ def make_storage(url: Any, *, heartbeat_interval: int | None = HEARTBEAT_S, grac
         try:
             return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a journal Optuna cannot replay
-            raise ConfigError(f"journal {path}: cannot be opened as an Optuna journal "
-                              f"({type(exc).__name__}: {_first_line(exc)})") from None
+            raise ConfigError(
+                f"journal {path}: cannot be opened as an Optuna journal ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
     if url.endswith((".log", ".journal")) and "://" not in url:
         return make_storage("journal:" + url)
     if "://" not in url:
@@ -75,9 +77,12 @@ def make_storage(url: Any, *, heartbeat_interval: int | None = HEARTBEAT_S, grac
     for attempt in range(5):  # workers starting together race to create the tables: retry
         try:
             return _heartbeat_storage_class()(
-                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
                 heartbeat_stale_trial_callback=_requeue_stale_trial if heartbeat_interval else None,
-                engine_kwargs={"pool_pre_ping": True} if not scheme.startswith("sqlite") else None)
+                engine_kwargs={"pool_pre_ping": True} if not scheme.startswith("sqlite") else None,
+            )
         except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, creation race
             last = exc
             text = str(exc)
@@ -123,8 +128,10 @@ def _check_journal_file(path: str) -> None:
         raise ConfigError(f"journal {path}: not an Optuna journal (not UTF-8 text at byte {exc.start})") from None
     lines = text.split("\n")
     if lines[-1].strip():
-        raise ConfigError(f"journal {path}: the last record (line {len(lines)}) is incomplete, a write was "
-                          f"interrupted; remove that partial line to continue the study")
+        raise ConfigError(
+            f"journal {path}: the last record (line {len(lines)}) is incomplete, a write was "
+            f"interrupted; remove that partial line to continue the study"
+        )
     for i, line in enumerate(lines[:-1], 1):
         if not line.strip():
             continue
@@ -179,12 +186,18 @@ def _heartbeat_storage_class() -> Any:
 
             now = datetime.datetime.now()  # the clock Optuna writes datetime_start with
             with _create_scoped_session(self.scoped_session) as session:
-                running = (session.query(models.TrialModel)
-                           .filter(models.TrialModel.state == TrialState.RUNNING)
-                           .filter(models.TrialModel.study_id == study_id).all())
+                running = (
+                    session.query(models.TrialModel)
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .filter(models.TrialModel.study_id == study_id)
+                    .all()
+                )
                 for t in running:
-                    if (not t.heartbeats and t.datetime_start is not None
-                            and (now - t.datetime_start).total_seconds() > grace):
+                    if (
+                        not t.heartbeats
+                        and t.datetime_start is not None
+                        and (now - t.datetime_start).total_seconds() > grace
+                    ):
                         stale.append(t.trial_id)
             return sorted(set(stale))
 
@@ -229,8 +242,9 @@ def open_study(storage: Any, study_name: str, directions: list[str], sampler: An
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
-                                    sampler=sampler, load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, directions=directions, sampler=sampler, load_if_exists=True
+        )
     except Exception as exc:
         raise ConfigError(f"cannot open study {study_name!r}: {str(exc).splitlines()[0]}") from None
     have = [d.name.lower() for d in study.directions]
@@ -344,8 +358,12 @@ def _recover_stale(study: Any) -> list[int]:
     for t in running.values():
         w_host, _, w_pid = str(t.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
         local_dead = w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid))
-        anonymous_old = (not heartbeat and WORKER_ATTR not in t.user_attrs and t.datetime_start is not None
-                         and (now - t.datetime_start).total_seconds() > GRACE_S)
+        anonymous_old = (
+            not heartbeat
+            and WORKER_ATTR not in t.user_attrs
+            and t.datetime_start is not None
+            and (now - t.datetime_start).total_seconds() > GRACE_S
+        )
         if local_dead or anonymous_old:
             try:
                 if study._storage.set_trial_state_values(t._trial_id, state=states.FAIL):
@@ -357,8 +375,13 @@ def _recover_stale(study: Any) -> list[int]:
     if heartbeat:
         optuna.storages.fail_stale_trials(study)  # its callback (make_storage's) queues the archs again
         still = {t.number for t in study.get_trials(deepcopy=False, states=(states.RUNNING,))}
-        failed += [n for n in running if n not in still and n not in failed
-                   and study._storage.get_trial(running[n]._trial_id).state == states.FAIL]
+        failed += [
+            n
+            for n in running
+            if n not in still
+            and n not in failed
+            and study._storage.get_trial(running[n]._trial_id).state == states.FAIL
+        ]
     return sorted(failed)
 
 
@@ -375,9 +398,17 @@ def _trial_arch_values(frozen: Any) -> tuple[Arch, dict[str, float]]:
     return Arch(dict(frozen.params)), {k: float(v) for k, v in values.items()}
 
 
-def run_study_worker(searcher: Searcher, evaluate: Callable[[Arch], Mapping[str, float]], *, storage: Any,
-                     study_name: str, n_trials: int | None = None, budget: int | None = None,
-                     max_asks: int | None = None, on_trial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_study_worker(
+    searcher: Searcher,
+    evaluate: Callable[[Arch], Mapping[str, float]],
+    *,
+    storage: Any,
+    study_name: str,
+    n_trials: int | None = None,
+    budget: int | None = None,
+    max_asks: int | None = None,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Run ``searcher`` as one worker of the stored study ``study_name``.
 
     Stops after ``n_trials`` trials of this worker, or when the study holds ``budget`` distinct
@@ -417,8 +448,11 @@ def run_study_worker(searcher: Searcher, evaluate: Callable[[Arch], Mapping[str,
         return len(evaluated)
 
     def running_others() -> list[Any]:
-        return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                if t.user_attrs.get(WORKER_ATTR) != worker]
+        return [
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t.user_attrs.get(WORKER_ATTR) != worker
+        ]
 
     from nas.search.runner import SpaceSize
 
@@ -494,7 +528,9 @@ def run_study_worker(searcher: Searcher, evaluate: Callable[[Arch], Mapping[str,
                 beat.__exit__(None, None, None)
             mine.append(current.number)
             if on_trial is not None:
-                on_trial({"number": current.number, "arch": arch.to_dict(), "values": vals, "cached": cached is not None})
+                on_trial(
+                    {"number": current.number, "arch": arch.to_dict(), "values": vals, "cached": cached is not None}
+                )
             current = None
     except BaseException:
         if current is not None:  # an interrupted evaluation: fail the trial and queue its arch again

@@ -12,10 +12,12 @@ Targets are mapped through a rank-based normal-scores (Gaussian copula) transfor
 the model care about *ranks* and keeps the long tail of broken architectures from dominating
 the fit.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +50,9 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.n
     return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
 
 
-def probability_feasible(mean: np.ndarray, std: np.ndarray, upper: float | None = None,
-                         lower: float | None = None) -> np.ndarray:
+def probability_feasible(
+    mean: np.ndarray, std: np.ndarray, upper: float | None = None, lower: float | None = None
+) -> np.ndarray:
     """P(lower <= f <= upper) under a normal predictive distribution."""
     from scipy.stats import norm
 
@@ -96,8 +99,15 @@ class MatchKernelGP:
     likelihood with analytic gradients, warm-started from the previous fit.
     """
 
-    def __init__(self, order: int = 3, max_iter: int = 60, min_noise: float = 1e-6, *,
-                 always_optimise_below: int = 100, optimise_every: int = 4) -> None:
+    def __init__(
+        self,
+        order: int = 3,
+        max_iter: int = 60,
+        min_noise: float = 1e-6,
+        *,
+        always_optimise_below: int = 100,
+        optimise_every: int = 4,
+    ) -> None:
         if order < 0:
             raise ValueError(f"order must be >= 0, got {order}")
         self.order = order
@@ -178,8 +188,15 @@ class MatchKernelGP:
             lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
             best = None
             for start in (self._theta, self._initial(dim)):
-                res = minimize(self._nll, np.clip(start, lo, hi), args=(M, yy), jac=True, method="L-BFGS-B",
-                               bounds=bounds, options={"maxiter": self.max_iter})
+                res = minimize(
+                    self._nll,
+                    np.clip(start, lo, hi),
+                    args=(M, yy),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": self.max_iter},
+                )
                 if np.all(np.isfinite(res.x)) and res.fun < 1e24 and (best is None or res.fun < best.fun):
                     best = res
             if best is not None:
@@ -204,7 +221,7 @@ class MatchKernelGP:
         table = self._table(self._theta)
         means, stds = [], []
         for start in range(0, len(Xs), batch):
-            part = Xs[start:start + batch]
+            part = Xs[start : start + batch]
             M = np.rint(part @ self._X.T).astype(np.int64)
             np.clip(M, 0, self._dim, out=M)
             k = table[M]
@@ -245,9 +262,17 @@ class ArchModel:
     Only the told trials are used; the model never sees anything else.
     """
 
-    def __init__(self, space: Any, objectives: Sequence[Any], constraints: Sequence[Any] = (), *,
-                 order: int = 3, beta: float = 1.0, max_iter: int = 60,
-                 ref_point: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        space: Any,
+        objectives: Sequence[Any],
+        constraints: Sequence[Any] = (),
+        *,
+        order: int = 3,
+        beta: float = 1.0,
+        max_iter: int = 60,
+        ref_point: Sequence[float] | None = None,
+    ) -> None:
         self.space = space
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)
@@ -307,8 +332,9 @@ class ArchModel:
         return gp
 
     # -- acquisition --------------------------------------------------------------------
-    def acquisition(self, history: Sequence[Any], pool: Sequence[Any], rng: Any,
-                    pool_codes: np.ndarray | None = None) -> np.ndarray:
+    def acquisition(
+        self, history: Sequence[Any], pool: Sequence[Any], rng: Any, pool_codes: np.ndarray | None = None
+    ) -> np.ndarray:
         """A score per arch of ``pool`` (higher is better to evaluate next)."""
         X = self.encode([t.arch for t in history])
         P = pool_codes if pool_codes is not None else self.encode(pool)
@@ -357,8 +383,7 @@ class ArchModel:
             if self.ref_point is not None:  # the user's reference point, mapped through each transform
                 for j, o in enumerate(self.objectives):
                     order = np.argsort(raw[j])
-                    ref[j] = np.interp(o.sign * self.ref_point[j], raw[j][order], Y[order, j],
-                                       left=ref[j], right=hi[j])
+                    ref[j] = np.interp(o.sign * self.ref_point[j], raw[j][order], Y[order, j], left=ref[j], right=hi[j])
             front = Y[feasible] if feasible.any() else Y[:0]
             hvi = hypervolume_improvement_2d(opt, front, ref)
             if hvi.max() <= 0:  # nothing promises improvement: explore where the model knows least

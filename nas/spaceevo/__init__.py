@@ -9,6 +9,7 @@ Block-wise quality (:mod:`nas.spaceevo.blockkd`, stored by :mod:`nas.spaceevo.qu
 
 Importing this package does not import torch.
 """
+
 from __future__ import annotations
 
 from nas.spaceevo.candidate import BLOCK_LABEL, WINDOW_LABEL, Candidate, HyperSpace, SpaceEvoError, StageSpec

@@ -31,11 +31,11 @@ a finished candidate stage is in the quality file and is never redone. Data orde
 sampling and initialisation are functions of the seed and the step, so a resumed run stores
 exactly what an uninterrupted one stores.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import signal
@@ -182,12 +182,19 @@ def _stage_nodes(hyperspace: Space) -> dict[int, Any]:
     out: dict[int, Any] = {}
     if isinstance(body, Sequential):
         for name, node in body.children:
-            if (name.startswith("stage") and name[5:].isdigit() and isinstance(node, Or) and not node.is_value()
-                    and _window_param(node) is not None):
+            if (
+                name.startswith("stage")
+                and name[5:].isdigit()
+                and isinstance(node, Or)
+                and not node.is_value()
+                and _window_param(node) is not None
+            ):
                 out[int(name[5:])] = node
     if not out:
-        raise BlockKDError(f"space {hyperspace.name!r}: no searchable stages (stageN with a block type and a "
-                           f"width window, as the spaceevo hyper-space has)")
+        raise BlockKDError(
+            f"space {hyperspace.name!r}: no searchable stages (stageN with a block type and a "
+            f"width window, as the spaceevo hyper-space has)"
+        )
     return out
 
 
@@ -197,23 +204,32 @@ def _windows_of(node: Any) -> dict[str, tuple[int, ...]]:
     return found[1]
 
 
-def candidate_stages(hyperspace: Space, stages: Iterable[int] | None = None, block_types: Iterable[str] | None = None,
-                     windows: Iterable[str | int] | None = None) -> list[CandidateStage]:
+def candidate_stages(
+    hyperspace: Space,
+    stages: Iterable[int] | None = None,
+    block_types: Iterable[str] | None = None,
+    windows: Iterable[str | int] | None = None,
+) -> list[CandidateStage]:
     """Every candidate stage of ``hyperspace`` (the ``spaceevo`` space or one built like it),
     optionally only some stages, block types and windows (window names ``w0`` or indices)."""
     nodes = _stage_nodes(hyperspace)
     wanted_stages = sorted(set(int(s) for s in stages)) if stages is not None else sorted(nodes)
     for s in wanted_stages:
         if s not in nodes:
-            raise BlockKDError(f"space {hyperspace.name!r} has no searchable stage {s} (stages: "
-                               f"{', '.join(map(str, sorted(nodes)))})")
+            raise BlockKDError(
+                f"space {hyperspace.name!r} has no searchable stage {s} (stages: {', '.join(map(str, sorted(nodes)))})"
+            )
     types = list(block_types) if block_types is not None else None
     if types is not None:
         known = {t for n in nodes.values() for t in n.branches}
         bad = [t for t in types if t not in known]
         if bad:
-            raise BlockKDError(f"space {hyperspace.name!r} has no block type {bad[0]!r} (types: {', '.join(sorted(known))})")
-    names = None if windows is None else {f"w{w}" if isinstance(w, int) or str(w).isdigit() else str(w) for w in windows}
+            raise BlockKDError(
+                f"space {hyperspace.name!r} has no block type {bad[0]!r} (types: {', '.join(sorted(known))})"
+            )
+    names = (
+        None if windows is None else {f"w{w}" if isinstance(w, int) or str(w).isdigit() else str(w) for w in windows}
+    )
     first_blocks: dict[int, int] = {}
     for b in hyperspace.enumerate_blocks():
         head, _, rest = b.path.partition(".")
@@ -248,10 +264,17 @@ def stage_space(hyperspace: Space, cand: CandidateStage, *, resolution: int) -> 
     win = params[pname]
     if isinstance(win, Or):
         params[pname] = Or({cand.window_name: win.branches[cand.window_name]}, label=win.label)
-    body = Sequential({f"stage{cand.stage}": Or({cand.block_type: node.branches[cand.block_type]}, label=node.label,
-                                                params=params)})
-    return Space(f"{hyperspace.name}-{cand.name}", body, in_chans=cand.in_chans, num_classes=1, resolution=resolution,
-                 description=f"block-wise distillation super-block of {cand.describe()}")
+    body = Sequential(
+        {f"stage{cand.stage}": Or({cand.block_type: node.branches[cand.block_type]}, label=node.label, params=params)}
+    )
+    return Space(
+        f"{hyperspace.name}-{cand.name}",
+        body,
+        in_chans=cand.in_chans,
+        num_classes=1,
+        resolution=resolution,
+        description=f"block-wise distillation super-block of {cand.describe()}",
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,9 +290,16 @@ class Teacher:
     network built by a space, whose block paths start with ``stageN.``) or :meth:`from_module`
     (any module, e.g. a timm model, with the submodule that is each stage named)."""
 
-    def __init__(self, module: nn.Module, input_shape: Sequence[int], *, blocks: Sequence[nn.Module] | None = None,
-                 ranges: Mapping[int, tuple[int, int]] | None = None, hooks: Mapping[int, str] | None = None,
-                 description: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        input_shape: Sequence[int],
+        *,
+        blocks: Sequence[nn.Module] | None = None,
+        ranges: Mapping[int, tuple[int, int]] | None = None,
+        hooks: Mapping[int, str] | None = None,
+        description: Mapping[str, Any] | None = None,
+    ) -> None:
         self.module = module.eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -282,7 +312,9 @@ class Teacher:
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_network(cls, net: nn.Module, input_shape: Sequence[int], description: Mapping[str, Any] | None = None) -> Teacher:
+    def from_network(
+        cls, net: nn.Module, input_shape: Sequence[int], description: Mapping[str, Any] | None = None
+    ) -> Teacher:
         """A teacher from a network built by :meth:`spaces.Space.build` (``net.block_paths``)."""
         paths = list(getattr(net, "block_paths", []) or [])
         blocks = list(getattr(net, "blocks", []) or [])
@@ -298,15 +330,22 @@ class Teacher:
         return cls(net, input_shape, blocks=blocks, ranges=ranges, description=description)
 
     @classmethod
-    def from_module(cls, module: nn.Module, input_shape: Sequence[int], stage_modules: Mapping[int, str],
-                    description: Mapping[str, Any] | None = None) -> Teacher:
+    def from_module(
+        cls,
+        module: nn.Module,
+        input_shape: Sequence[int],
+        stage_modules: Mapping[int, str],
+        description: Mapping[str, Any] | None = None,
+    ) -> Teacher:
         """A teacher from any module: stage ``s`` is the submodule named ``stage_modules[s]``
         (e.g. ``{1: "layer1", 2: "layer2"}`` of a timm ResNet); its input and output are the stage's."""
         names = dict(module.named_modules())
         for s, name in stage_modules.items():
             if name not in names:
                 raise BlockKDError(f"teacher stage {s}: the model has no submodule {name!r}")
-        return cls(module, input_shape, hooks={int(s): str(n) for s, n in stage_modules.items()}, description=description)
+        return cls(
+            module, input_shape, hooks={int(s): str(n) for s, n in stage_modules.items()}, description=description
+        )
 
     @property
     def stages(self) -> list[int]:
@@ -315,7 +354,9 @@ class Teacher:
 
     def _check(self, stage: int) -> None:
         if stage not in (self._ranges or self._hooks):
-            raise BlockKDError(f"the teacher has no stage {stage} (stages: {', '.join(map(str, self.stages)) or 'none'})")
+            raise BlockKDError(
+                f"the teacher has no stage {stage} (stages: {', '.join(map(str, self.stages)) or 'none'})"
+            )
 
     @torch.no_grad()
     def stage_io(self, x: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -360,9 +401,15 @@ class Teacher:
         """16 hex digits of a hash of the teacher's tensors and stage cuts."""
         if self._fingerprint is None:
             h = hashlib.sha256()
-            h.update(canonical_json({"ranges": {str(k): v for k, v in self._ranges.items()},
-                                     "hooks": {str(k): v for k, v in self._hooks.items()},
-                                     "input": list(self.input_shape)}).encode())
+            h.update(
+                canonical_json(
+                    {
+                        "ranges": {str(k): v for k, v in self._ranges.items()},
+                        "hooks": {str(k): v for k, v in self._hooks.items()},
+                        "input": list(self.input_shape),
+                    }
+                ).encode()
+            )
             for name, t in sorted(self.module.state_dict().items()):
                 t = t.detach().to("cpu").contiguous()
                 h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -375,8 +422,9 @@ class Teacher:
         return self
 
 
-def load_supernet_teacher(path: str | os.PathLike[str], config: BlockKDConfig | None = None, *,
-                          data: str | None = None, device: str = "cpu") -> tuple[Teacher, Any, Any, dict[str, Any]]:
+def load_supernet_teacher(
+    path: str | os.PathLike[str], config: BlockKDConfig | None = None, *, data: str | None = None, device: str = "cpu"
+) -> tuple[Teacher, Any, Any, dict[str, Any]]:
     """The largest subnet of a QFA supernet checkpoint as an FP32 teacher, with the training
     images to distil on and the held-out training images to measure on: ``(teacher, train,
     held_out, data record)``.
@@ -406,8 +454,12 @@ def load_supernet_teacher(path: str | os.PathLike[str], config: BlockKDConfig | 
     bn = [b.to(device) for b in calibration_batches(train, config.bn_batches, config.batch_size, config.seed)]
     largest = net.largest()
     sub = net.subnet(largest, quantized=False, bn_batches=bn)
-    desc = {"kind": "supernet", "path": str(Path(path).resolve()), "space": space_identity(net.space).get("hash"),
-            "arch": dict(largest)}
+    desc = {
+        "kind": "supernet",
+        "path": str(Path(path).resolve()),
+        "space": space_identity(net.space).get("hash"),
+        "arch": dict(largest),
+    }
     teacher = Teacher.from_network(sub, net.space.input_shape, desc)
     return teacher, train, val, {**record, "held_out": "teacher's validation share" if held > 0 else "carved"}
 
@@ -530,10 +582,21 @@ class BlockKD:
     ``on_step(candidate, step, loss)`` is called after every training step (progress hooks, tests).
     """
 
-    def __init__(self, hyperspace: Space, teacher: Teacher, train: Any, held_out: Any, out: str | os.PathLike[str],
-                 config: BlockKDConfig | None = None, *, candidates: Sequence[CandidateStage] | None = None,
-                 data_record: Mapping[str, Any] | None = None, progress: bool | None = None,
-                 on_step: StepCallback | None = None, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        hyperspace: Space,
+        teacher: Teacher,
+        train: Any,
+        held_out: Any,
+        out: str | os.PathLike[str],
+        config: BlockKDConfig | None = None,
+        *,
+        candidates: Sequence[CandidateStage] | None = None,
+        data_record: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
+        on_step: StepCallback | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         from quant.scheme import get_scheme
         from spaces.identity import space_identity
 
@@ -550,13 +613,22 @@ class BlockKD:
         self.scheme = get_scheme(self.config.scheme)
         self.device = next((p.device for p in teacher.module.parameters()), torch.device("cpu"))
         ident = space_identity(hyperspace)
-        scheme_fields = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(self.scheme).items()}
-        teacher_record = {"fingerprint": teacher.fingerprint(),
-                          **{k: v for k, v in teacher.description.items() if k != "path"}}
-        self.record = {"teacher": teacher_record,
-                       "data": dict(data_record or {}), "train_images": len(train), "held_out_images": len(held_out),
-                       "hyperspace": {"name": ident.get("name"), "hash": ident.get("hash"), "kwargs": ident.get("kwargs")},
-                       "recipe": self.config.recipe(), "scheme": scheme_fields}
+        scheme_fields = {
+            k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(self.scheme).items()
+        }
+        teacher_record = {
+            "fingerprint": teacher.fingerprint(),
+            **{k: v for k, v in teacher.description.items() if k != "path"},
+        }
+        self.record = {
+            "teacher": teacher_record,
+            "data": dict(data_record or {}),
+            "train_images": len(train),
+            "held_out_images": len(held_out),
+            "hyperspace": {"name": ident.get("name"), "hash": ident.get("hash"), "kwargs": ident.get("kwargs")},
+            "recipe": self.config.recipe(),
+            "scheme": scheme_fields,
+        }
         self.fingerprint = hashlib.sha256(canonical_json(self.record).encode()).hexdigest()[:16]
         if "path" in teacher.description:  # recorded, not hashed: the same teacher moved is the same teacher
             self.record["teacher"] = {**teacher_record, "path": teacher.description["path"]}
@@ -571,9 +643,11 @@ class BlockKD:
         sp = stage_space(self.space, cand, resolution=th)
         b = sp.blocks(sp.default())[-1]
         if (b.h_out, b.w_out) != (oh, ow):
-            raise BlockKDError(f"{cand.describe()}: the candidate turns the teacher's {th}x{tw} stage input into "
-                               f"{b.h_out}x{b.w_out}, the teacher's stage output is {oh}x{ow} (strides differ: use a "
-                               f"teacher of the hyper-space's resolution)")
+            raise BlockKDError(
+                f"{cand.describe()}: the candidate turns the teacher's {th}x{tw} stage input into "
+                f"{b.h_out}x{b.w_out}, the teacher's stage output is {oh}x{ow} (strides differ: use a "
+                f"teacher of the hyper-space's resolution)"
+            )
 
     # -- helpers ------------------------------------------------------------------------------
     def _steps(self) -> tuple[int, int]:
@@ -638,22 +712,39 @@ class BlockKD:
                     t1 = time.perf_counter()
                     samples, steps, loss = self._run_candidate(cand, bar)
                     seconds = time.perf_counter() - t1
-                    store.put(self.fingerprint, cand.stage, cand.block_type, cand.window, samples,
-                              window_name=cand.window_name, steps=steps, seconds=seconds, train_loss=loss)
+                    store.put(
+                        self.fingerprint,
+                        cand.stage,
+                        cand.block_type,
+                        cand.window,
+                        samples,
+                        window_name=cand.window_name,
+                        steps=steps,
+                        seconds=seconds,
+                        train_loss=loss,
+                    )
                     self._ckpt_path(cand).unlink(missing_ok=True)
                     trained += 1
                     timings.append(seconds)
                     bar.candidate_done()
                     best = min(v for _, v, _ in samples)
-                    self.log(f"{cand.describe()}: {len(samples)} sub-stages, NSR {best:.4f} .. "
-                             f"{max(v for _, v, _ in samples):.4f} ({seconds:.1f} s)")
+                    self.log(
+                        f"{cand.describe()}: {len(samples)} sub-stages, NSR {best:.4f} .. "
+                        f"{max(v for _, v, _ in samples):.4f} ({seconds:.1f} s)"
+                    )
         finally:
             bar.close()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-        return {"out": str(self.out), "fingerprint": self.fingerprint, "candidates": len(self.candidates),
-                "skipped": done, "trained": trained, "seconds": round(time.perf_counter() - t0, 3),
-                "seconds_per_candidate": round(sum(timings) / len(timings), 3) if timings else None}
+        return {
+            "out": str(self.out),
+            "fingerprint": self.fingerprint,
+            "candidates": len(self.candidates),
+            "skipped": done,
+            "trained": trained,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "seconds_per_candidate": round(sum(timings) / len(timings), 3) if timings else None,
+        }
 
     def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
         self._stop = True
@@ -668,8 +759,9 @@ class BlockKD:
             net = Supernet(sp, kernel_transform=True, seed=cand_seed, layout_samples=16).to(self.device)
         g = torch.Generator().manual_seed(cand_seed)
         inp = _in_adapter(tc, cand.in_chans, g).to(self.device)
-        mean = torch.stack([self.teacher.stage_io(x, cand.stage)[1].mean(dim=(0, 2, 3))
-                            for x in self._calibration_images()]).mean(dim=0)
+        mean = torch.stack(
+            [self.teacher.stage_io(x, cand.stage)[1].mean(dim=(0, 2, 3)) for x in self._calibration_images()]
+        ).mean(dim=0)
         outp = _OutAdapter(max(cand.window), oc, mean).to(self.device)
         return net, inp, outp
 
@@ -686,7 +778,9 @@ class BlockKD:
         net.pop_new_parameters()
         return params
 
-    def _run_candidate(self, cand: CandidateStage, bar: _Bar) -> tuple[list[tuple[dict[str, Any], float, str]], int, float | None]:
+    def _run_candidate(
+        self, cand: CandidateStage, bar: _Bar
+    ) -> tuple[list[tuple[dict[str, Any], float, str]], int, float | None]:
         from quant.qat import step_keeping_scales_positive
         from supernet.checkpoint import read_checkpoint, write_checkpoint
 
@@ -705,13 +799,18 @@ class BlockKD:
             if meta.get("quantized"):
                 net.enable_quantization(self.scheme)
                 outp.enable_quantization(self.scheme)
-            net.load_storage({k[len("store/"):]: v.to(self.device) for k, v in tensors.items() if k.startswith("store/")},
-                             meta.get("key_info", {}))
+            net.load_storage(
+                {k[len("store/") :]: v.to(self.device) for k, v in tensors.items() if k.startswith("store/")},
+                meta.get("key_info", {}),
+            )
             net.pop_new_parameters()
             inp.load_state_dict({k[3:]: v for k, v in tensors.items() if k.startswith("in/")})
             outp.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("out/")}, strict=False)
             state = _State(int(meta["step"]), list(meta.get("recent", [])))
-            opt_state = {"meta": meta["optimizer"], "tensors": {k: v for k, v in tensors.items() if k.startswith("opt/")}}
+            opt_state = {
+                "meta": meta["optimizer"],
+                "tensors": {k: v for k, v in tensors.items() if k.startswith("opt/")},
+            }
         params = self._params(net, inp, outp)
         quantized = net.quant_scheme is not None
         opt = torch.optim.Adam(list(params.values()), lr=c.qat_lr if quantized else c.lr)
@@ -724,8 +823,11 @@ class BlockKD:
             sd = opt.state_dict()
             st: dict[int, dict[str, torch.Tensor]] = {}
             for k in saved_keys:
-                entry = {n: opt_state["tensors"][f"opt/{k}/{n}"] for n in ("step", "exp_avg", "exp_avg_sq")
-                         if f"opt/{k}/{n}" in opt_state["tensors"]}
+                entry = {
+                    n: opt_state["tensors"][f"opt/{k}/{n}"]
+                    for n in ("step", "exp_avg", "exp_avg_sq")
+                    if f"opt/{k}/{n}" in opt_state["tensors"]
+                }
                 if entry:
                     st[order[k]] = entry
             sd["state"] = st
@@ -735,13 +837,20 @@ class BlockKD:
             tensors: dict[str, torch.Tensor] = {f"store/{k}": v for k, v in net.storage_state().items()}
             tensors.update({f"in/{k}": v for k, v in inp.state_dict().items()})
             tensors.update({f"out/{k}": v for k, v in outp.state_dict().items()})
-            for i, k in enumerate(keys):
+            for k in keys:
                 for n, v in opt.state.get(params[k], {}).items():
                     if isinstance(v, torch.Tensor):
                         tensors[f"opt/{k}/{n}"] = v
-            meta = {"kind": "blockkd", "fingerprint": self.fingerprint, "candidate": dataclasses.asdict(cand),
-                    "step": state.step, "recent": state.recent, "quantized": net.quant_scheme is not None,
-                    "key_info": net.key_info(), "optimizer": {"keys": keys}}
+            meta = {
+                "kind": "blockkd",
+                "fingerprint": self.fingerprint,
+                "candidate": dataclasses.asdict(cand),
+                "step": state.step,
+                "recent": state.recent,
+                "quantized": net.quant_scheme is not None,
+                "key_info": net.key_info(),
+                "optimizer": {"keys": keys},
+            }
             write_checkpoint(ckpt, tensors, meta)
 
         structure_rng_seed = _mix(cand_seed, "substages")
@@ -806,8 +915,9 @@ class BlockKD:
         return samples, total, loss
 
     @torch.no_grad()
-    def _measure(self, cand: CandidateStage, net: Any, inp: nn.Module, outp: _OutAdapter,
-                 cand_seed: int) -> list[tuple[dict[str, Any], float, str]]:
+    def _measure(
+        self, cand: CandidateStage, net: Any, inp: nn.Module, outp: _OutAdapter, cand_seed: int
+    ) -> list[tuple[dict[str, Any], float, str]]:
         net.eval()
         inp.eval()
         outp.eval()
@@ -851,9 +961,15 @@ class _Bar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                 console=Console(stderr=True), transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.progress.start()
         self.all = self.progress.add_task("candidate stages", total=n, info="")
         self.cur = self.progress.add_task("", total=1, info="", visible=False)

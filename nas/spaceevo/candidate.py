@@ -15,6 +15,7 @@ prunes the hyper-space to those choices and keeps every decision path as it was 
 a candidate space is an arch of the hyper-space: the hyper-space's LUT, block keys and
 quality measurements apply to it unchanged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +90,9 @@ class StageSpec:
             return self.windows.index(w)
         except ValueError:
             shown = ", ".join(_fmt_window(x) for x in self.windows)
-            raise SpaceEvoError(f"{self.name}: width window {_fmt_window(w)} is not one of the hyper-space's "
-                                f"({shown})") from None
+            raise SpaceEvoError(
+                f"{self.name}: width window {_fmt_window(w)} is not one of the hyper-space's ({shown})"
+            ) from None
 
 
 def _fmt_window(window: Sequence[int]) -> str:
@@ -103,8 +105,9 @@ def _window_param(node: Or, where: str) -> tuple[str | None, tuple[str, ...] | N
         if isinstance(value, Or) and value.label == WINDOW_LABEL:
             wins = []
             for bname, branch in value.branches.items():
-                if not isinstance(branch, Choice) or not all(isinstance(o, int) and not isinstance(o, bool)
-                                                              for o in branch.options):
+                if not isinstance(branch, Choice) or not all(
+                    isinstance(o, int) and not isinstance(o, bool) for o in branch.options
+                ):
                     raise SpaceEvoError(f"{where}: window {bname!r} is not a choice of integer widths")
                 wins.append(tuple(int(o) for o in branch.options))
             return pname, tuple(value.branches), tuple(wins)
@@ -127,8 +130,10 @@ class HyperSpace:
         if not isinstance(body, Sequential):
             raise SpaceEvoError(f"space {space.name!r} is not a hyper-space: its body is not a sequence of stages")
         if body.params:
-            raise SpaceEvoError(f"space {space.name!r}: hyper-spaces with shared top-level decisions "
-                                f"({', '.join(body.params)}) are not supported")
+            raise SpaceEvoError(
+                f"space {space.name!r}: hyper-spaces with shared top-level decisions "
+                f"({', '.join(body.params)}) are not supported"
+            )
         stages: list[StageSpec] = []
         for pos, (name, node) in enumerate(body.children):
             if not (isinstance(node, Or) and not node.is_value() and node.label == BLOCK_LABEL):
@@ -142,12 +147,15 @@ class HyperSpace:
                     depths.append((bt, tuple(int(d) for d in opts)))
                 else:
                     depths.append((bt, (1,)))
-            stages.append(StageSpec(name, len(stages), pos, tuple(node.branches), windows, wnames, pname,
-                                    tuple(depths)))
+            stages.append(
+                StageSpec(name, len(stages), pos, tuple(node.branches), windows, wnames, pname, tuple(depths))
+            )
         if not stages:
-            raise SpaceEvoError(f"space {space.name!r} is not a hyper-space: no stage is marked (a stage is an "
-                                f"`or` over block types labelled {BLOCK_LABEL!r}, its width an `or` labelled "
-                                f"{WINDOW_LABEL!r} over width choices in its params)")
+            raise SpaceEvoError(
+                f"space {space.name!r} is not a hyper-space: no stage is marked (a stage is an "
+                f"`or` over block types labelled {BLOCK_LABEL!r}, its width an `or` labelled "
+                f"{WINDOW_LABEL!r} over width choices in its params)"
+            )
         self.stages: tuple[StageSpec, ...] = tuple(stages)
 
     @classmethod
@@ -200,8 +208,9 @@ class HyperSpace:
         node = self.children[spec.child][1]
         assert isinstance(node, Or)
         if block_type not in node.branches:
-            raise SpaceEvoError(f"{spec.name}: unknown block type {block_type!r} (types: "
-                                f"{', '.join(spec.block_types)})")
+            raise SpaceEvoError(
+                f"{spec.name}: unknown block type {block_type!r} (types: {', '.join(spec.block_types)})"
+            )
         w = spec.window_index(window)
         params = dict(node.params)
         if spec.window_names is not None and spec.width_param is not None:
@@ -227,10 +236,16 @@ class HyperSpace:
         name, original = self.children[child]
         c, h, w = input_shape
         if h != w:
-            raise SpaceEvoError(f"space {self.name!r}: {name} gets a non-square input {h}x{w}; hyper-spaces need "
-                                f"square feature maps")
-        return Space(f"{self.name}.{name}", Sequential({name: node if node is not None else original}),
-                     in_chans=int(c), num_classes=self.space.num_classes, resolution=int(h))
+            raise SpaceEvoError(
+                f"space {self.name!r}: {name} gets a non-square input {h}x{w}; hyper-spaces need square feature maps"
+            )
+        return Space(
+            f"{self.name}.{name}",
+            Sequential({name: node if node is not None else original}),
+            in_chans=int(c),
+            num_classes=self.space.num_classes,
+            resolution=int(h),
+        )
 
     # -- candidates -------------------------------------------------------------------------
     def candidate(self, blocks: Sequence[str], windows: Sequence[Sequence[int]]) -> Candidate:
@@ -239,8 +254,10 @@ class HyperSpace:
     def random_candidate(self, rng: Any = None) -> Candidate:
         """A uniformly random candidate (block type and window of every stage)."""
         r = make_rng(rng)
-        return self.candidate([s.block_types[r.randrange(len(s.block_types))] for s in self.stages],
-                              [s.windows[r.randrange(len(s.windows))] for s in self.stages])
+        return self.candidate(
+            [s.block_types[r.randrange(len(s.block_types))] for s in self.stages],
+            [s.windows[r.randrange(len(s.windows))] for s in self.stages],
+        )
 
     def uniform_candidates(self) -> list[Candidate]:
         """SpaceEvo's seed population: per block type and window position ``j``, the candidate with
@@ -252,8 +269,11 @@ class HyperSpace:
             if not all(bt in s.block_types for s in self.stages):
                 continue
             for j in range(n_win):
-                out.append(self.candidate([bt] * len(self.stages),
-                                          [s.windows[min(j, len(s.windows) - 1)] for s in self.stages]))
+                out.append(
+                    self.candidate(
+                        [bt] * len(self.stages), [s.windows[min(j, len(s.windows) - 1)] for s in self.stages]
+                    )
+                )
         return out
 
     def candidate_from_dict(self, data: Mapping[str, Any]) -> Candidate:
@@ -261,8 +281,9 @@ class HyperSpace:
         try:
             stages = data["stages"]
             if len(stages) != len(self.stages):
-                raise SpaceEvoError(f"candidate record has {len(stages)} stages, space {self.name!r} has "
-                                    f"{len(self.stages)}")
+                raise SpaceEvoError(
+                    f"candidate record has {len(stages)} stages, space {self.name!r} has {len(self.stages)}"
+                )
             return self.candidate([str(s["block"]) for s in stages], [tuple(s["window"]) for s in stages])
         except (KeyError, TypeError, ValueError) as exc:
             raise SpaceEvoError(f"malformed candidate record ({type(exc).__name__}: {exc})") from None
@@ -283,8 +304,10 @@ class Candidate:
     def __post_init__(self) -> None:
         n = len(self.hyper.stages)
         if len(self.blocks) != n or len(self.windows) != n:
-            raise SpaceEvoError(f"a candidate of space {self.hyper.name!r} has {n} stages, got "
-                                f"{len(self.blocks)} block types and {len(self.windows)} windows")
+            raise SpaceEvoError(
+                f"a candidate of space {self.hyper.name!r} has {n} stages, got "
+                f"{len(self.blocks)} block types and {len(self.windows)} windows"
+            )
         for spec, bt, win in zip(self.hyper.stages, self.blocks, self.windows):
             if bt not in spec.block_types:
                 raise SpaceEvoError(f"{spec.name}: unknown block type {bt!r} (types: {', '.join(spec.block_types)})")
@@ -294,9 +317,14 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         """JSON form: the hyper-space's name and hash, and per stage its name, block type, window
         and depth options."""
-        return {"hyperspace": self.hyper.name, "hyperspace_hash": self.hyper.hash,
-                "stages": [{"stage": s.name, "block": b, "window": list(w), "depths": list(s.depth_options(b))}
-                           for s, b, w in zip(self.hyper.stages, self.blocks, self.windows)]}
+        return {
+            "hyperspace": self.hyper.name,
+            "hyperspace_hash": self.hyper.hash,
+            "stages": [
+                {"stage": s.name, "block": b, "window": list(w), "depths": list(s.depth_options(b))}
+                for s, b, w in zip(self.hyper.stages, self.blocks, self.windows)
+            ],
+        }
 
     @cached_property
     def id(self) -> str:
@@ -367,11 +395,16 @@ class Candidate:
         for spec, b, w in zip(self.hyper.stages, self.blocks, self.windows):
             children[spec.child] = (spec.name, self.hyper.stage_node(spec.index, b, w))
         hyper = self.hyper.space
-        desc = (f"SpaceEvo candidate {self.id} of hyper-space {hyper.name} ({self.hyper.hash}): "
-                f"{self.describe()}")
-        return Space(name or f"{hyper.name}-{self.id}", Sequential(children), in_chans=hyper.in_chans,
-                     num_classes=hyper.num_classes, resolution=hyper.resolution,
-                     constraints=list(hyper.constraints), description=desc)
+        desc = f"SpaceEvo candidate {self.id} of hyper-space {hyper.name} ({self.hyper.hash}): {self.describe()}"
+        return Space(
+            name or f"{hyper.name}-{self.id}",
+            Sequential(children),
+            in_chans=hyper.in_chans,
+            num_classes=hyper.num_classes,
+            resolution=hyper.resolution,
+            constraints=list(hyper.constraints),
+            description=desc,
+        )
 
     def to_yaml(self, name: str | None = None) -> str:
         from spaces.yaml_io import space_to_yaml
@@ -391,8 +424,9 @@ class Candidate:
         return True
 
 
-def stage_choices(hyper: HyperSpace, index: int, block_type: str, window: Sequence[int],
-                  choices: Mapping[str, Any]) -> dict[str, Any]:
+def stage_choices(
+    hyper: HyperSpace, index: int, block_type: str, window: Sequence[int], choices: Mapping[str, Any]
+) -> dict[str, Any]:
     """A sub-stage's choices as hyper-space arch entries (``stage2.resnet.depth`` ...).
 
     Accepts full decision paths or paths relative to the stage (``resnet.depth``), to the block
@@ -408,14 +442,16 @@ def stage_choices(hyper: HyperSpace, index: int, block_type: str, window: Sequen
     if wname is not None:
         out[f"{prefix}{WINDOW_LABEL}"] = wname
     for key, value in choices.items():
-        rel = key[len(prefix):] if key.startswith(prefix) else key
+        rel = key[len(prefix) :] if key.startswith(prefix) else key
         tried = [f"{prefix}{rel}", f"{prefix}{block_type}.{rel}"]
         if wname is not None:
             tried.append(f"{prefix}{wname}.{rel}")
         path = next((p for p in tried if p in probe_paths), None)
         if path is None:
-            raise SpaceEvoError(f"{spec.name} {block_type} {_fmt_window(window)}: sub-stage choice {key!r} is not a "
-                                f"decision of the stage (decisions: {', '.join(sorted(probe_paths))})")
+            raise SpaceEvoError(
+                f"{spec.name} {block_type} {_fmt_window(window)}: sub-stage choice {key!r} is not a "
+                f"decision of the stage (decisions: {', '.join(sorted(probe_paths))})"
+            )
         out[path] = value
     return out
 

@@ -13,6 +13,7 @@ same settings resumes from it (with more ``cycles`` it continues). Scores are pu
 of the candidate and the scorer's settings, so a resumed run ends exactly where an
 uninterrupted one does.
 """
+
 from __future__ import annotations
 
 import collections
@@ -65,8 +66,12 @@ class Individual:
     born: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.candidate.id, "candidate": self.candidate.to_dict(), "score": self.score.to_dict(),
-                "born": self.born}
+        return {
+            "id": self.candidate.id,
+            "candidate": self.candidate.to_dict(),
+            "score": self.score.to_dict(),
+            "born": self.born,
+        }
 
 
 @dataclass
@@ -99,11 +104,23 @@ class _Bar:
     def __init__(self, enabled: bool, total: int, done: int) -> None:
         self.progress = None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-                TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.progress.start()
             self.task = self.progress.add_task("evolve-space", total=total, completed=done)
 
@@ -124,17 +141,30 @@ class AgingEvolution:
     quality file, ...); ``progress``: a rich progress bar on stderr; ``log``: status lines.
     """
 
-    def __init__(self, hyper: HyperSpace, scorer: QTScorer, config: EvolutionConfig | None = None, *,
-                 state_path: str | os.PathLike[str] | None = None, settings: Mapping[str, Any] | None = None,
-                 progress: bool = False, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        hyper: HyperSpace,
+        scorer: QTScorer,
+        config: EvolutionConfig | None = None,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.hyper = hyper
         self.scorer = scorer
         self.config = config or EvolutionConfig()
         self.state_path = Path(state_path) if state_path is not None else None
-        self.settings = {"hyperspace": hyper.name, "hyperspace_hash": hyper.hash,
-                         **{f"score_{k}": v for k, v in scorer.settings().items()},
-                         "population": self.config.population, "sample": self.config.sample,
-                         "seed": self.config.seed, **dict(settings or {})}
+        self.settings = {
+            "hyperspace": hyper.name,
+            "hyperspace_hash": hyper.hash,
+            **{f"score_{k}": v for k, v in scorer.settings().items()},
+            "population": self.config.population,
+            "sample": self.config.sample,
+            "seed": self.config.seed,
+            **dict(settings or {}),
+        }
         self.settings = json.loads(json.dumps(self.settings, default=str))
         self.progress = progress
         self.log = log or (lambda _msg: None)
@@ -143,16 +173,29 @@ class AgingEvolution:
     def _evaluate(self, cand: Candidate, born: int) -> Individual:
         return Individual(cand, self.scorer.score(cand), born)
 
-    def _save(self, cycle: int, rng: Any, population: collections.deque, history: list[Individual],
-              curve: list[dict[str, float]]) -> None:
+    def _save(
+        self,
+        cycle: int,
+        rng: Any,
+        population: collections.deque,
+        history: list[Individual],
+        curve: list[dict[str, float]],
+    ) -> None:
         if self.state_path is None:
             return
         version, internal, gauss = rng.getstate()
         index = {id(ind): i for i, ind in enumerate(history)}
-        state = {"format": STATE_FORMAT, "version": _STATE_VERSION, "settings": self.settings, "cycle": cycle,
-                 "cycles": self.config.cycles, "rng": [version, list(internal), gauss],
-                 "population": [index[id(ind)] for ind in population],
-                 "history": [ind.to_dict() for ind in history], "curve": curve}
+        state = {
+            "format": STATE_FORMAT,
+            "version": _STATE_VERSION,
+            "settings": self.settings,
+            "cycle": cycle,
+            "cycles": self.config.cycles,
+            "rng": [version, list(internal), gauss],
+            "population": [index[id(ind)] for ind in population],
+            "history": [ind.to_dict() for ind in history],
+            "curve": curve,
+        }
         atomic_write_text(self.state_path, json.dumps(json_safe(state), separators=(",", ":")) + "\n")
 
     def _load(self) -> tuple[int, Any, collections.deque, list[Individual], list[dict[str, float]]] | None:
@@ -171,9 +214,11 @@ class AgingEvolution:
         saved = data.get("settings", {})
         for key in sorted(set(saved) | set(self.settings)):
             if saved.get(key) != self.settings.get(key):
-                raise SpaceEvoError(f"{p}: the saved evolution has {key} = {saved.get(key)!r}, this run "
-                                    f"{self.settings.get(key)!r}; use the same settings to resume, or another "
-                                    f"state file (or delete it) to start afresh")
+                raise SpaceEvoError(
+                    f"{p}: the saved evolution has {key} = {saved.get(key)!r}, this run "
+                    f"{self.settings.get(key)!r}; use the same settings to resume, or another "
+                    f"state file (or delete it) to start afresh"
+                )
         try:
             history = []
             for rec in data["history"]:
@@ -212,10 +257,12 @@ class AgingEvolution:
             population, history, curve = collections.deque(), [], []
             cycle = resumed = 0
         seen = {ind.candidate.id for ind in history}
-        bar = _Bar(self.progress, cfg.population + cfg.cycles, min(len(history), cfg.population) + min(cycle, cfg.cycles))
+        bar = _Bar(
+            self.progress, cfg.population + cfg.cycles, min(len(history), cfg.population) + min(cycle, cfg.cycles)
+        )
         try:
             if loaded is None:
-                seeds = self.hyper.uniform_candidates()[:cfg.population]
+                seeds = self.hyper.uniform_candidates()[: cfg.population]
                 while len(population) < cfg.population:
                     cand = seeds[len(population)] if len(population) < len(seeds) else self.hyper.random_candidate(rng)
                     ind = self._evaluate(cand, 0)

@@ -13,6 +13,7 @@ A stage's first block reads the previous stage's output, whose channels vary wit
 width: a sub-stage latency is therefore a function of its input shape (see
 :meth:`StageLatencyModel.part`).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -102,8 +103,9 @@ class StageLatencyModel:
         self._blocks: dict[tuple[Any, ...], dict[tuple[int, int, int], list[Any]]] = {}
 
     @classmethod
-    def from_lut(cls, lut: str | os.PathLike[str], target: Any, hyper: HyperSpace,
-                 correction: bool = True) -> StageLatencyModel:
+    def from_lut(
+        cls, lut: str | os.PathLike[str], target: Any, hyper: HyperSpace, correction: bool = True
+    ) -> StageLatencyModel:
         """The model for ``target`` (a name or YAML file, fingerprinted on this machine) from ``lut``,
         which must hold every block of the hyper-space (else one line naming the missing blocks
         and the ``nas profile`` command that measures them)."""
@@ -113,17 +115,20 @@ class StageLatencyModel:
             raise SpaceEvoError(f"{lut}: no such LUT file")
         name = getattr(target, "name", target)
         try:
-            pred = LatencyPredictor.for_target(lut, target, hyper.space, correction=correction,
-                                               allow_other_space=True)
+            pred = LatencyPredictor.for_target(lut, target, hyper.space, correction=correction, allow_other_space=True)
         except LUTSpaceMismatchError as exc:
-            raise MissingLatencyError(f"{exc}; measure them with `{profile_command(hyper.space, str(name), lut)}`") \
-                from None
+            raise MissingLatencyError(
+                f"{exc}; measure them with `{profile_command(hyper.space, str(name), lut)}`"
+            ) from None
         missing = pred.missing_keys()
         if missing:
-            shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
+            shown = ", ".join(missing[:_SHOWN]) + (
+                f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+            )
             raise MissingLatencyError(
                 f"{lut}: {len(missing)} block(s) of hyper-space {hyper.name!r} have no measurement for target "
-                f"{pred.target!r} ({shown}); measure them with `{profile_command(hyper.space, pred.target, lut)}`")
+                f"{pred.target!r} ({shown}); measure them with `{profile_command(hyper.space, pred.target, lut)}`"
+            )
         return cls(hyper, pred, lut)
 
     def family(self, key: str) -> str | None:
@@ -140,10 +145,13 @@ class StageLatencyModel:
         keys = tuple(block_key(b, self.batch) for b in blocks)
         missing = [k for k in keys if k not in self._lat]
         if missing:
-            shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
+            shown = ", ".join(missing[:_SHOWN]) + (
+                f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+            )
             raise MissingLatencyError(
                 f"{self.lut}: {where}: {len(missing)} block(s) have no measurement for target {self.target!r} "
-                f"({shown}); measure them with `{profile_command(self.hyper.space, self.target, self.lut)}`")
+                f"({shown}); measure them with `{profile_command(self.hyper.space, self.target, self.lut)}`"
+            )
         return sum(self._lat[k] - self.overhead_ms for k in keys), keys
 
     # -- parts ------------------------------------------------------------------------------
@@ -155,8 +163,14 @@ class StageLatencyModel:
             self._parts[key] = self._measure(probe, {}, f"{self.hyper.children[child][0]}", input_shape)
         return self._parts[key]
 
-    def substage(self, index: int, block_type: str, window: Sequence[int], arch: Mapping[str, Any],
-                 input_shape: tuple[int, int, int]) -> PartLatency:
+    def substage(
+        self,
+        index: int,
+        block_type: str,
+        window: Sequence[int],
+        arch: Mapping[str, Any],
+        input_shape: tuple[int, int, int],
+    ) -> PartLatency:
         """The latency of a sub-stage of stage ``index`` fed ``input_shape``: ``arch`` holds its
         choices as hyper-space arch entries (see :func:`nas.spaceevo.candidate.stage_choices`).
         Cached; the same sub-stage on an input of other channels only re-keys its first block."""
@@ -168,7 +182,7 @@ class StageLatencyModel:
         if got is not None:
             return got
         name = f"{self.hyper.stage(index).name} {block_type}"
-        for (c, h, w), blocks in list(self._blocks.get(key, {}).items()):
+        for (_c, h, w), blocks in list(self._blocks.get(key, {}).items()):
             if (h, w) == shape[1:]:
                 moved = _with_input_channels(blocks, shape[0])
                 if moved is not None:
@@ -193,7 +207,9 @@ class StageLatencyModel:
         except (InvalidArchError, ConfigError) as exc:
             raise SpaceEvoError(f"{where}: {exc}") from None
 
-    def _measure(self, probe: Any, arch: Mapping[str, Any], name: str, input_shape: tuple[int, int, int]) -> PartLatency:
+    def _measure(
+        self, probe: Any, arch: Mapping[str, Any], name: str, input_shape: tuple[int, int, int]
+    ) -> PartLatency:
         where = f"{name} on a {'x'.join(map(str, input_shape))} input"
         return self._part(self._walk(probe, arch, where), where, input_shape)
 
@@ -201,7 +217,6 @@ class StageLatencyModel:
         ms, keys = self.blocks_ms(blocks, where)
         out = (blocks[-1].cout, blocks[-1].h_out, blocks[-1].w_out) if blocks else tuple(input_shape)
         return PartLatency(float(ms), (int(out[0]), int(out[1]), int(out[2])), len(blocks), keys)
-
 
     # -- whole networks ------------------------------------------------------------------------
     def network_ms(self, parts_ms: Any, n_blocks: Any) -> Any:
@@ -235,7 +250,9 @@ def _with_input_channels(blocks: Sequence[Any], cin: int) -> list[Any] | None:
     first = blocks[0]
     params = dict(first.params)
     opdef = get_op(first.op)
-    if opdef.out_channels(params, cin) != first.cout or opdef.output_hw(params, first.h, first.w) != (first.h_out,
-                                                                                                      first.w_out):
+    if opdef.out_channels(params, cin) != first.cout or opdef.output_hw(params, first.h, first.w) != (
+        first.h_out,
+        first.w_out,
+    ):
         return None
     return [dataclasses.replace(first, cin=int(cin)), *blocks[1:]]

@@ -21,6 +21,7 @@ A candidate stage's samples and its ``candidates`` row are written in one transa
 candidate is either finished with all its samples or absent (a run killed meanwhile redoes it).
 Writers checkpoint the WAL on close, so the ``.db`` file alone is complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -134,8 +135,9 @@ class QualityStore:
 
     ``readonly`` opens it without write access (what :func:`load_quality` does)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False, timeout_s: float = 60.0
+    ) -> None:
         self.path = Path(path)
         exists = self.path.exists()
         if exists and self.path.is_dir():
@@ -177,8 +179,10 @@ class QualityStore:
             if not self.conn.execute("SELECT 1 FROM schema_version").fetchone():
                 self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
-                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)",
-                                  (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)",
+                    (time.strftime("%Y-%m-%dT%H:%M:%S%z"),),
+                )
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -194,8 +198,10 @@ class QualityStore:
             raise QualityFileError(f"{self.path}: wrong schema (no table {missing[0]!r})")
         version = self.conn.execute("SELECT version FROM schema_version").fetchone()
         if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise QualityFileError(f"{self.path}: schema version {version[0] if version else None}, "
-                                   f"this hwnas reads version {SCHEMA_VERSION}")
+            raise QualityFileError(
+                f"{self.path}: schema version {version[0] if version else None}, "
+                f"this hwnas reads version {SCHEMA_VERSION}"
+            )
 
     def _close_quietly(self) -> None:
         try:
@@ -222,8 +228,10 @@ class QualityStore:
     def register_run(self, fingerprint: str, record: Mapping[str, Any]) -> None:
         """Record what ``fingerprint`` stands for (teacher, data, hyper-space, recipe); kept as
         first written."""
-        self.conn.execute("INSERT OR IGNORE INTO runs (fingerprint, record, created) VALUES (?, ?, ?)",
-                          (fingerprint, canonical_json(dict(record)), time.time()))
+        self.conn.execute(
+            "INSERT OR IGNORE INTO runs (fingerprint, record, created) VALUES (?, ?, ?)",
+            (fingerprint, canonical_json(dict(record)), time.time()),
+        )
 
     def fingerprints(self) -> list[str]:
         """Every fingerprint the file holds (oldest first)."""
@@ -234,9 +242,19 @@ class QualityStore:
         return json.loads(row[0]) if row else None
 
     # -- writing ------------------------------------------------------------------------------
-    def put(self, fingerprint: str, stage: int, block_type: str, window: Sequence[int],
-            samples: Iterable[tuple[Mapping[str, Any], float, str]], *, window_name: str = "",
-            steps: int = 0, seconds: float = 0.0, train_loss: float | None = None) -> int:
+    def put(
+        self,
+        fingerprint: str,
+        stage: int,
+        block_type: str,
+        window: Sequence[int],
+        samples: Iterable[tuple[Mapping[str, Any], float, str]],
+        *,
+        window_name: str = "",
+        steps: int = 0,
+        seconds: float = 0.0,
+        train_loss: float | None = None,
+    ) -> int:
         """Store the measured sub-stages ``(choices, nsr, role)`` of one candidate stage and mark
         it finished, in one transaction. Returns the number of samples stored."""
         wkey = window_key(window)
@@ -251,9 +269,19 @@ class QualityStore:
             self.conn.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self.conn.execute(
                 "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fingerprint, int(stage), block_type, wkey, window_name, int(steps), float(seconds),
-                 None if train_loss is None or not math.isfinite(train_loss) else float(train_loss),
-                 len(rows), time.time()))
+                (
+                    fingerprint,
+                    int(stage),
+                    block_type,
+                    wkey,
+                    window_name,
+                    int(steps),
+                    float(seconds),
+                    None if train_loss is None or not math.isfinite(train_loss) else float(train_loss),
+                    len(rows),
+                    time.time(),
+                ),
+            )
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -263,29 +291,55 @@ class QualityStore:
     # -- reading ------------------------------------------------------------------------------
     def is_done(self, fingerprint: str, stage: int, block_type: str, window: Sequence[int]) -> bool:
         """Whether that candidate stage is finished (its samples stored)."""
-        return self.conn.execute(
-            "SELECT 1 FROM candidates WHERE fingerprint = ? AND stage = ? AND block_type = ? AND window = ?",
-            (fingerprint, int(stage), block_type, window_key(window))).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM candidates WHERE fingerprint = ? AND stage = ? AND block_type = ? AND window = ?",
+                (fingerprint, int(stage), block_type, window_key(window)),
+            ).fetchone()
+            is not None
+        )
 
     def candidates(self, fingerprint: str | None = None) -> list[CandidateRecord]:
         """The finished candidate stages (of ``fingerprint``, or of every fingerprint)."""
-        sql = ("SELECT fingerprint, stage, block_type, window, window_name, steps, seconds, train_loss, n_samples "
-               "FROM candidates")
+        sql = (
+            "SELECT fingerprint, stage, block_type, window, window_name, steps, seconds, train_loss, n_samples "
+            "FROM candidates"
+        )
         args: tuple[Any, ...] = ()
         if fingerprint is not None:
             sql += " WHERE fingerprint = ?"
             args = (fingerprint,)
         sql += " ORDER BY fingerprint, stage, block_type, window"
-        return [CandidateRecord(r[0], int(r[1]), r[2], tuple(json.loads(r[3])), r[4], int(r[5]), float(r[6]),
-                                None if r[7] is None else float(r[7]), int(r[8]))
-                for r in self.conn.execute(sql, args)]
+        return [
+            CandidateRecord(
+                r[0],
+                int(r[1]),
+                r[2],
+                tuple(json.loads(r[3])),
+                r[4],
+                int(r[5]),
+                float(r[6]),
+                None if r[7] is None else float(r[7]),
+                int(r[8]),
+            )
+            for r in self.conn.execute(sql, args)
+        ]
 
-    def query(self, stage: int | None = None, block_type: str | None = None, window: Sequence[int] | None = None,
-              fingerprint: str | None = None) -> list[QualitySample]:
+    def query(
+        self,
+        stage: int | None = None,
+        block_type: str | None = None,
+        window: Sequence[int] | None = None,
+        fingerprint: str | None = None,
+    ) -> list[QualitySample]:
         """Stored samples, filtered by any of stage, block type, window and fingerprint."""
         where, args = [], []
-        for col, value in (("fingerprint", fingerprint), ("stage", stage), ("block_type", block_type),
-                           ("window", None if window is None else window_key(window))):
+        for col, value in (
+            ("fingerprint", fingerprint),
+            ("stage", stage),
+            ("block_type", block_type),
+            ("window", None if window is None else window_key(window)),
+        ):
             if value is not None:
                 where.append(f"{col} = ?")
                 args.append(value)
@@ -293,15 +347,18 @@ class QualityStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY fingerprint, stage, block_type, window, choices"
-        return [QualitySample(r[0], int(r[1]), r[2], tuple(json.loads(r[3])), json.loads(r[4]), float(r[5]), r[6])
-                for r in self.conn.execute(sql, tuple(args))]
+        return [
+            QualitySample(r[0], int(r[1]), r[2], tuple(json.loads(r[3])), json.loads(r[4]), float(r[5]), r[6])
+            for r in self.conn.execute(sql, tuple(args))
+        ]
 
 
 class QualityTable:
     """The measurements of one fingerprint, in memory (what the Q-T score reads)."""
 
-    def __init__(self, path: Path, fingerprint: str, record: Mapping[str, Any] | None,
-                 rows: Iterable[QualitySample]) -> None:
+    def __init__(
+        self, path: Path, fingerprint: str, record: Mapping[str, Any] | None, rows: Iterable[QualitySample]
+    ) -> None:
         self.path = path
         self.fingerprint = fingerprint
         self.record = dict(record or {})
@@ -333,11 +390,15 @@ def load_quality(path: str | os.PathLike[str], fingerprint: str | None = None) -
             if not fps:
                 raise QualityMismatchError(f"{p}: holds no block-wise quality measurements")
             if len(fps) > 1:
-                raise QualityMismatchError(f"{p}: holds measurements of {len(fps)} teachers / data sets "
-                                           f"({', '.join(fps[:6])}); choose one fingerprint")
+                raise QualityMismatchError(
+                    f"{p}: holds measurements of {len(fps)} teachers / data sets "
+                    f"({', '.join(fps[:6])}); choose one fingerprint"
+                )
             fingerprint = fps[0]
         elif fingerprint not in fps:
             held = ", ".join(fps[:6]) or "none"
-            raise QualityMismatchError(f"{p}: measured for another teacher / data / hyper-space "
-                                       f"(fingerprint {fingerprint} absent; the file holds {held})")
+            raise QualityMismatchError(
+                f"{p}: measured for another teacher / data / hyper-space "
+                f"(fingerprint {fingerprint} absent; the file holds {held})"
+            )
         return QualityTable(p, fingerprint, store.run_record(fingerprint), store.query(fingerprint=fingerprint))

@@ -7,6 +7,7 @@ op family's INT8-vs-FP32 speed-up from the LUT (the table of :mod:`latency_lut.r
 rendered as the run report does), the Q-T score's parts per budget, the best candidates and
 the uniform ones (one block type everywhere) for comparison.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,12 @@ def report_paths(out_yaml: str | os.PathLike[str]) -> dict[str, Path]:
     """Where the report of the space written to ``out_yaml`` goes: ``md``, ``json``, ``png``."""
     p = Path(out_yaml)
     stem = p.with_suffix("")
-    return {"md": Path(f"{stem}.report.md"), "json": Path(f"{stem}.report.json"),
-            "png": Path(f"{stem}.evolution.png")}
+    return {"md": Path(f"{stem}.report.md"), "json": Path(f"{stem}.report.json"), "png": Path(f"{stem}.evolution.png")}
 
 
-def stage_family(scorer: QTScorer, index: int, block_type: str, window: Sequence[int],
-                 shape: tuple[int, int, int]) -> str | None:
+def stage_family(
+    scorer: QTScorer, index: int, block_type: str, window: Sequence[int], shape: tuple[int, int, int]
+) -> str | None:
     """The LUT op family (``mbconv hardswish+se``, ...) of a stage's block type: the family the LUT
     records for the first block of its first measured sub-stage (None without measurements)."""
     try:
@@ -104,15 +105,31 @@ def _stage_rows(scorer: QTScorer, cand: Candidate, speed: Mapping[str, Mapping[s
             entry["speedup"] = row.get("speedup") if row else None
             options.append(entry)
         chosen = next(o for o in options if o["chosen"])
-        rows.append({"stage": spec.name, "block": cand.blocks[spec.index], "window": list(window),
-                     "depths": list(spec.depth_options(cand.blocks[spec.index])), "family": chosen["family"],
-                     "speedup": chosen["speedup"], "input": list(shape), "options": options})
+        rows.append(
+            {
+                "stage": spec.name,
+                "block": cand.blocks[spec.index],
+                "window": list(window),
+                "depths": list(spec.depth_options(cand.blocks[spec.index])),
+                "family": chosen["family"],
+                "speedup": chosen["speedup"],
+                "input": list(shape),
+                "options": options,
+            }
+        )
     return rows
 
 
-def build_report(result: EvolutionResult, scorer: QTScorer, *, out_yaml: str | os.PathLike[str],
-                 lut: str | None = None, target: str | None = None, quality: str | None = None,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_report(
+    result: EvolutionResult,
+    scorer: QTScorer,
+    *,
+    out_yaml: str | os.PathLike[str],
+    lut: str | None = None,
+    target: str | None = None,
+    quality: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The report's data (what report.json holds)."""
     best = result.best
     speed_table = _speedups(scorer.latency)
@@ -124,26 +141,42 @@ def build_report(result: EvolutionResult, scorer: QTScorer, *, out_yaml: str | o
     for ind in result.history:
         if ind.candidate.id in uniform_ids and ind.candidate.id not in seen:
             seen.add(ind.candidate.id)
-            uniform.append({"id": ind.candidate.id, "describe": ind.candidate.describe(),
-                            "score": ind.score.score})
+            uniform.append({"id": ind.candidate.id, "describe": ind.candidate.describe(), "score": ind.score.score})
     uniform.sort(key=lambda u: -u["score"])
     data = {
         "title": f"evolve-space: {scorer.hyper.name} for {target or scorer.latency.target}",
         "out": str(out_yaml),
-        "hyperspace": {"name": scorer.hyper.name, "hash": scorer.hyper.hash, "candidates": scorer.hyper.size(),
-                       "input_shape": list(scorer.hyper.space.input_shape)},
-        "lut": lut or scorer.latency.lut, "target": target or scorer.latency.target, "quality": quality,
+        "hyperspace": {
+            "name": scorer.hyper.name,
+            "hash": scorer.hyper.hash,
+            "candidates": scorer.hyper.size(),
+            "input_shape": list(scorer.hyper.space.input_shape),
+        },
+        "lut": lut or scorer.latency.lut,
+        "target": target or scorer.latency.target,
+        "quality": quality,
         "settings": result.settings,
-        "evolution": {"population": result.config.population, "sample": result.config.sample,
-                      "cycles": result.config.cycles, "seed": result.config.seed,
-                      "evaluated": len({i.candidate.id for i in result.history}),
-                      "resumed_from": result.resumed_from},
-        "best": {"id": best.candidate.id, "describe": best.candidate.describe(), "born": best.born,
-                 "candidate": best.candidate.to_dict(), "score": best.score.to_dict(),
-                 "latency_range_ms": [lo, hi]},
+        "evolution": {
+            "population": result.config.population,
+            "sample": result.config.sample,
+            "cycles": result.config.cycles,
+            "seed": result.config.seed,
+            "evaluated": len({i.candidate.id for i in result.history}),
+            "resumed_from": result.resumed_from,
+        },
+        "best": {
+            "id": best.candidate.id,
+            "describe": best.candidate.describe(),
+            "born": best.born,
+            "candidate": best.candidate.to_dict(),
+            "score": best.score.to_dict(),
+            "latency_range_ms": [lo, hi],
+        },
         "stages": _stage_rows(scorer, best.candidate, speed),
-        "top": [{"id": i.candidate.id, "describe": i.candidate.describe(), "score": i.score.score, "born": i.born}
-                for i in result.ranking(10)],
+        "top": [
+            {"id": i.candidate.id, "describe": i.candidate.describe(), "score": i.score.score, "born": i.born}
+            for i in result.ranking(10)
+        ],
         "uniform": uniform,
         "curve": result.curve,
         "op_speedups": speed_table,
@@ -173,45 +206,82 @@ def render_report(data: Mapping[str, Any], png_name: str | None = None) -> str:
     from nas.pipeline.report import speedup_markdown
 
     best, ev = data["best"], data["evolution"]
-    lines = [f"# {data['title']}", "",
-             f"- evolved space: `{data['out']}` (candidate `{best['id']}`, Q-T score {_fmt(best['score']['score'])})",
-             f"- hyper-space: {data['hyperspace']['name']} (hash {data['hyperspace']['hash']}, "
-             f"{data['hyperspace']['candidates']} candidate spaces, input {'x'.join(map(str, data['hyperspace']['input_shape']))})",
-             f"- latency: LUT `{data['lut']}`, target {data['target']}; quality: `{data.get('quality') or 'n/a'}`",
-             f"- evolution: population {ev['population']}, sample {ev['sample']}, {ev['cycles']} cycles, seed "
-             f"{ev['seed']}; {ev['evaluated']} distinct candidates scored (the paper's full scale: 500 / 125 / 5000)",
-             f"- Q-T score: {data['settings'].get('score_samples')} subnets per candidate, t = {data['settings'].get('score_t')}, "
-             f"a = {data['settings'].get('score_a')}, L over the {data['settings'].get('score_top')} lowest-loss feasible subnets",
-             f"- predicted INT8 latency of the evolved space's subnets: {_fmt(best['latency_range_ms'][0])} – "
-             f"{_fmt(best['latency_range_ms'][1])} ms", ""]
+    lines = [
+        f"# {data['title']}",
+        "",
+        f"- evolved space: `{data['out']}` (candidate `{best['id']}`, Q-T score {_fmt(best['score']['score'])})",
+        f"- hyper-space: {data['hyperspace']['name']} (hash {data['hyperspace']['hash']}, "
+        f"{data['hyperspace']['candidates']} candidate spaces, input {'x'.join(map(str, data['hyperspace']['input_shape']))})",
+        f"- latency: LUT `{data['lut']}`, target {data['target']}; quality: `{data.get('quality') or 'n/a'}`",
+        f"- evolution: population {ev['population']}, sample {ev['sample']}, {ev['cycles']} cycles, seed "
+        f"{ev['seed']}; {ev['evaluated']} distinct candidates scored (the paper's full scale: 500 / 125 / 5000)",
+        f"- Q-T score: {data['settings'].get('score_samples')} subnets per candidate, t = {data['settings'].get('score_t')}, "
+        f"a = {data['settings'].get('score_a')}, L over the {data['settings'].get('score_top')} lowest-loss feasible subnets",
+        f"- predicted INT8 latency of the evolved space's subnets: {_fmt(best['latency_range_ms'][0])} – "
+        f"{_fmt(best['latency_range_ms'][1])} ms",
+        "",
+    ]
     lines += ["## Chosen block type and width window per stage", ""]
-    lines += _table(["stage", "block type", "op family", "width window", "depths", "input"],
-                    [[s["stage"], f"**{s['block']}**", str(s.get("family") or "n/a"), str(s["window"]),
-                      str(s["depths"]), "x".join(map(str, s["input"]))] for s in data["stages"]])
-    lines += ["", "## Why: every block type of each stage at the chosen window", "",
-              "Median predicted INT8 latency of the measured sub-stages (on the stage's narrowest input), their "
-              "median NSR loss (block-wise distillation), and the op family's INT8-vs-FP32 speed-up in the LUT.", ""]
+    lines += _table(
+        ["stage", "block type", "op family", "width window", "depths", "input"],
+        [
+            [
+                s["stage"],
+                f"**{s['block']}**",
+                str(s.get("family") or "n/a"),
+                str(s["window"]),
+                str(s["depths"]),
+                "x".join(map(str, s["input"])),
+            ]
+            for s in data["stages"]
+        ],
+    )
+    lines += [
+        "",
+        "## Why: every block type of each stage at the chosen window",
+        "",
+        "Median predicted INT8 latency of the measured sub-stages (on the stage's narrowest input), their "
+        "median NSR loss (block-wise distillation), and the op family's INT8-vs-FP32 speed-up in the LUT.",
+        "",
+    ]
     rows = []
     for s in data["stages"]:
         for o in s["options"]:
             mark = "**" if o["chosen"] else ""
-            rows.append([s["stage"], f"{mark}{o['block']}{mark}", str(o.get("family") or "n/a"),
-                         _fmt(o.get("int8_ms")), _fmt(o.get("nsr")),
-                         f"{_fmt(o.get('speedup'), 2)}×" if o.get("speedup") is not None else "n/a"])
-    lines += _table(["stage", "block type", "op family", "INT8 ms (median)", "NSR loss (median)", "INT8 speed-up"],
-                    rows)
+            rows.append(
+                [
+                    s["stage"],
+                    f"{mark}{o['block']}{mark}",
+                    str(o.get("family") or "n/a"),
+                    _fmt(o.get("int8_ms")),
+                    _fmt(o.get("nsr")),
+                    f"{_fmt(o.get('speedup'), 2)}×" if o.get("speedup") is not None else "n/a",
+                ]
+            )
+    lines += _table(
+        ["stage", "block type", "op family", "INT8 ms (median)", "NSR loss (median)", "INT8 speed-up"], rows
+    )
     lines += ["", "## Q-T score of the evolved space per latency budget", ""]
-    lines += _table(["budget ms", "p (feasible share)", "L (top loss)", "latency loss", "score"],
-                    [[_fmt(b["budget_ms"], 3), _fmt(b["p"], 5), _fmt(b["top_loss"]), _fmt(b["latency_loss"]),
-                      _fmt(b["score"])] for b in best["score"]["budgets"]])
+    lines += _table(
+        ["budget ms", "p (feasible share)", "L (top loss)", "latency loss", "score"],
+        [
+            [_fmt(b["budget_ms"], 3), _fmt(b["p"], 5), _fmt(b["top_loss"]), _fmt(b["latency_loss"]), _fmt(b["score"])]
+            for b in best["score"]["budgets"]
+        ],
+    )
     lines += ["", "## Best candidates", ""]
-    lines += _table(["rank", "id", "score", "cycle", "stages"],
-                    [[str(i + 1), f"`{t['id']}`", _fmt(t["score"]), str(t["born"]), t["describe"]]
-                     for i, t in enumerate(data["top"])])
+    lines += _table(
+        ["rank", "id", "score", "cycle", "stages"],
+        [
+            [str(i + 1), f"`{t['id']}`", _fmt(t["score"]), str(t["born"]), t["describe"]]
+            for i, t in enumerate(data["top"])
+        ],
+    )
     if data.get("uniform"):
         lines += ["", "## Uniform candidates (one block type in every stage)", ""]
-        lines += _table(["id", "score", "stages"],
-                        [[f"`{u['id']}`", _fmt(u["score"]), u["describe"]] for u in data["uniform"]])
+        lines += _table(
+            ["id", "score", "stages"], [[f"`{u['id']}`", _fmt(u["score"]), u["describe"]] for u in data["uniform"]]
+        )
     if png_name:
         lines += ["", "## Evolution", "", f"![evolution curve]({png_name})"]
     lines += ["", speedup_markdown(data.get("op_speedups"))]
@@ -252,13 +322,17 @@ def _save_png(fig: Any, path: Path) -> None:
         raise
 
 
-def write_report(result: EvolutionResult, scorer: QTScorer, out_yaml: str | os.PathLike[str], **kwargs: Any) -> dict[str, Path]:
+def write_report(
+    result: EvolutionResult, scorer: QTScorer, out_yaml: str | os.PathLike[str], **kwargs: Any
+) -> dict[str, Path]:
     """Write the evolution curve (PNG), report.md and report.json beside ``out_yaml``; returns their
     paths (``md``, ``json``, ``png``). ``kwargs`` go to :func:`build_report`."""
     paths = report_paths(out_yaml)
     data = build_report(result, scorer, out_yaml=out_yaml, **kwargs)
     _save_png(evolution_figure(data["curve"], f"SpaceEvo on {data['target']}: Q-T score per cycle"), paths["png"])
     atomic_write_text(paths["md"], render_report(data, paths["png"].name))
-    atomic_write_text(paths["json"], json.dumps({**data, "figures": {k: v.name for k, v in paths.items()}},
-                                                indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        paths["json"],
+        json.dumps({**data, "figures": {k: v.name for k, v in paths.items()}}, indent=2, sort_keys=True) + "\n",
+    )
     return paths

@@ -18,6 +18,7 @@ and per latency budget ``T``:
 the candidate's score is the sum over the budgets. :func:`qt_score` is the formula on given
 arrays; :class:`QTScorer` samples candidates and caches their tables.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,9 @@ class StageQuality(Protocol):
     the block-type and window decisions may be left out). An empty list means not measured yet.
     """
 
-    def samples(self, stage: int, block_type: str, window: tuple[int, ...]) -> list[tuple[dict[str, Any], float]]:
-        ...  # pragma: no cover
+    def samples(
+        self, stage: int, block_type: str, window: tuple[int, ...]
+    ) -> list[tuple[dict[str, Any], float]]: ...  # pragma: no cover
 
 
 class MissingQualityError(SpaceEvoError):
@@ -110,13 +112,26 @@ class QTScore:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QTScore:
-        return cls(float(data["score"]), tuple(BudgetScore(**b) for b in data["budgets"]), int(data["n"]),
-                   float(data["latency_min"]), float(data["latency_median"]), float(data["latency_max"]),
-                   float(data["loss_min"]))
+        return cls(
+            float(data["score"]),
+            tuple(BudgetScore(**b) for b in data["budgets"]),
+            int(data["n"]),
+            float(data["latency_min"]),
+            float(data["latency_median"]),
+            float(data["latency_max"]),
+            float(data["loss_min"]),
+        )
 
 
-def qt_score(latency: Any, loss: Any, budgets: Sequence[float], *, t: float = DEFAULT_T, a: float = DEFAULT_A,
-             top: int = DEFAULT_TOP) -> QTScore:
+def qt_score(
+    latency: Any,
+    loss: Any,
+    budgets: Sequence[float],
+    *,
+    t: float = DEFAULT_T,
+    a: float = DEFAULT_A,
+    top: int = DEFAULT_TOP,
+) -> QTScore:
     """The Q-T score of sampled subnets with latencies ``latency`` (ms) and losses ``loss``
     (1-D arrays of equal length), summed over ``budgets`` (ms)."""
     import numpy as np
@@ -142,8 +157,15 @@ def qt_score(latency: Any, loss: Any, budgets: Sequence[float], *, t: float = DE
         latency_loss = max(1.0, (t / p) ** a)
         score = 1.0 / (latency_loss * max(top_loss, _MIN_LOSS))
         parts.append(BudgetScore(float(budget), float(p), top_loss, float(latency_loss), float(score), k))
-    return QTScore(float(sum(b.score for b in parts)), tuple(parts), int(n), float(lat.min()),
-                   float(np.median(lat)), float(lat.max()), float(los.min()))
+    return QTScore(
+        float(sum(b.score for b in parts)),
+        tuple(parts),
+        int(n),
+        float(lat.min()),
+        float(np.median(lat)),
+        float(lat.max()),
+        float(los.min()),
+    )
 
 
 @dataclass
@@ -174,9 +196,19 @@ class QTScorer:
     (stage, block type, window) and cached.
     """
 
-    def __init__(self, hyper: HyperSpace, latency: StageLatencyModel, quality: StageQuality,
-                 budgets: Sequence[float], *, samples: int = DEFAULT_SAMPLES, t: float = DEFAULT_T,
-                 a: float = DEFAULT_A, top: int = DEFAULT_TOP, seed: int = 0) -> None:
+    def __init__(
+        self,
+        hyper: HyperSpace,
+        latency: StageLatencyModel,
+        quality: StageQuality,
+        budgets: Sequence[float],
+        *,
+        samples: int = DEFAULT_SAMPLES,
+        t: float = DEFAULT_T,
+        a: float = DEFAULT_A,
+        top: int = DEFAULT_TOP,
+        seed: int = 0,
+    ) -> None:
         budgets = [float(b) for b in budgets]
         if not budgets or any(not math.isfinite(b) or b <= 0 for b in budgets):
             raise SpaceEvoError(f"latency budgets must be positive numbers of ms, got {budgets}")
@@ -195,8 +227,14 @@ class QTScorer:
 
     def settings(self) -> dict[str, Any]:
         """The settings a score depends on (recorded in evolution states and reports)."""
-        return {"budgets_ms": list(self.budgets), "samples": self.samples, "t": self.t, "a": self.a,
-                "top": self.top, "seed": self.seed}
+        return {
+            "budgets_ms": list(self.budgets),
+            "samples": self.samples,
+            "t": self.t,
+            "a": self.a,
+            "top": self.top,
+            "seed": self.seed,
+        }
 
     # -- quality ------------------------------------------------------------------------------
     def stage_samples(self, index: int, block_type: str, window: Sequence[int]) -> _StageSamples:
@@ -212,8 +250,9 @@ class QTScorer:
         raw = self.quality.samples(spec.number, block_type, key[2])
         label = f"{spec.name} block type {block_type!r} window {list(key[2])}"
         if not raw:
-            raise MissingQualityError(f"{label} has no quality measurements yet (run the block-wise distillation "
-                                      f"of the hyper-space first)")
+            raise MissingQualityError(
+                f"{label} has no quality measurements yet (run the block-wise distillation of the hyper-space first)"
+            )
         archs, losses = [], []
         for choices, loss in raw:
             value = float(loss)
@@ -241,11 +280,13 @@ class QTScorer:
             spec, bt, win = missing[0]
             raise MissingQualityError(
                 f"{spec.name} block type {bt!r} window {list(win)} has no quality measurements "
-                f"yet ({len(missing)} of the hyper-space's {total} stage/block type/window combinations lack them)")
+                f"yet ({len(missing)} of the hyper-space's {total} stage/block type/window combinations lack them)"
+            )
 
     # -- tables -------------------------------------------------------------------------------
-    def stage_table(self, index: int, block_type: str, window: tuple[int, ...],
-                    shape: tuple[int, int, int]) -> tuple[Any, list[tuple[int, int, int]], Any]:
+    def stage_table(
+        self, index: int, block_type: str, window: tuple[int, ...], shape: tuple[int, int, int]
+    ) -> tuple[Any, list[tuple[int, int, int]], Any]:
         """``(latency_ms, output shapes, block counts)`` of the measured sub-stages of one (stage,
         block type, window) fed ``shape`` (cached)."""
         import numpy as np
@@ -253,8 +294,11 @@ class QTScorer:
         st = self.stage_samples(index, block_type, window)
         if shape not in st.tables:
             parts = [self.latency.substage(index, block_type, window, arch, shape) for arch in st.archs]
-            st.tables[shape] = (np.array([p.latency_ms for p in parts], dtype=np.float64), [p.out_shape for p in parts],
-                                np.array([p.n_blocks for p in parts], dtype=np.int64))
+            st.tables[shape] = (
+                np.array([p.latency_ms for p in parts], dtype=np.float64),
+                [p.out_shape for p in parts],
+                np.array([p.n_blocks for p in parts], dtype=np.int64),
+            )
         return st.tables[shape]
 
     def segments(self, cand: Candidate) -> list[_Segment]:
@@ -281,9 +325,15 @@ class QTScorer:
                 loss = self.stage_samples(idx, cand.blocks[idx], cand.windows[idx]).loss
             nxt = sorted({s for col in cols_out for s in col})
             pos = {s: i for i, s in enumerate(nxt)}
-            out.append(_Segment(idx, np.stack(cols_lat, axis=1),
-                                np.array([[pos[s] for s in col] for col in cols_out], dtype=np.int64).T,
-                                nb, loss))
+            out.append(
+                _Segment(
+                    idx,
+                    np.stack(cols_lat, axis=1),
+                    np.array([[pos[s] for s in col] for col in cols_out], dtype=np.int64).T,
+                    nb,
+                    loss,
+                )
+            )
             shapes = nxt
         return out
 

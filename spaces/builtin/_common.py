@@ -1,4 +1,5 @@
 """Pieces the built-in conv spaces share."""
+
 from __future__ import annotations
 
 from spaces._expr import make_divisible
@@ -27,5 +28,4 @@ def stem(out: int, resolution: int, act: str = "relu") -> Block:
 
 
 def head(feature: int = 0, hidden: int = 0, act: str = "relu", dropout: float = 0.0) -> Block:
-    return Block("classifier", num_classes=Ref("num_classes"), feature=feature, hidden=hidden, act=act,
-                 dropout=dropout)
+    return Block("classifier", num_classes=Ref("num_classes"), feature=feature, hidden=hidden, act=act, dropout=dropout)

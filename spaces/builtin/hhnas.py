@@ -1,4 +1,5 @@
 """``hhnas``: hierarchical templates (a macro template opens its micro decisions)."""
+
 from __future__ import annotations
 
 from spaces._nodes import Block, Choice, Optional, Or, Ref, Repeat, Sequential
@@ -11,8 +12,12 @@ __all__ = ["HHNAS_TEMPLATES", "hhnas"]
 #: macro templates: per stage (family, base width, stride at 224 px, stride below 64 px)
 HHNAS_TEMPLATES: dict[str, tuple[tuple[str, int, int, int], ...]] = {
     "mobile": (("mbconv", 24, 2, 2), ("mbconv", 40, 2, 2), ("mbconv", 80, 2, 1), ("mbconv", 160, 2, 2)),
-    "residual": (("resnet_basic", 32, 2, 1), ("resnet_basic", 64, 2, 2), ("resnet_basic", 128, 2, 2),
-                 ("resnet_basic", 256, 2, 2)),
+    "residual": (
+        ("resnet_basic", 32, 2, 1),
+        ("resnet_basic", 64, 2, 2),
+        ("resnet_basic", 128, 2, 2),
+        ("resnet_basic", 256, 2, 2),
+    ),
     "hybrid": (("fused_mbconv", 24, 2, 1), ("fused_mbconv", 48, 2, 2), ("mbconv", 96, 2, 2), ("mbconv", 192, 2, 2)),
     "plain": (("dwsep", 32, 2, 1), ("dwsep", 64, 2, 2), ("dwsep", 128, 2, 2), ("dwsep", 256, 2, 2)),
 }
@@ -22,8 +27,15 @@ def _micro_block(family: str, stride: int) -> Block:
     s = first_stride(stride)
     act = Ref("act")
     if family == "mbconv":
-        return Block(family, out=Ref("width"), kernel=Choice((3, 5, 7)), expand=Choice((3.0, 6.0)), stride=s,
-                     se=Choice((0.0, 0.25)), act=act)
+        return Block(
+            family,
+            out=Ref("width"),
+            kernel=Choice((3, 5, 7)),
+            expand=Choice((3.0, 6.0)),
+            stride=s,
+            se=Choice((0.0, 0.25)),
+            act=act,
+        )
     if family == "fused_mbconv":
         return Block(family, out=Ref("width"), kernel=Choice((3, 5)), expand=Choice((2.0, 4.0)), stride=s, act=act)
     if family == "resnet_basic":
@@ -43,10 +55,13 @@ def hhnas(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224, sca
         stage_nodes: dict[str, object] = {}
         for i, (family, base, s_big, s_small) in enumerate(stages, start=1):
             widths = sorted({scaled(base * m, scale) for m in (0.75, 1.0)})
-            body = Sequential({
-                "blocks": Repeat(_micro_block(family, s_small if small else s_big), depth=Choice((1, 2, 3))),
-                "refine": Optional(Block("conv_bn_act", out=Ref("width"), kernel=1, act=Ref("act")), label="extra"),
-            }, params={"width": Choice(widths)})
+            body = Sequential(
+                {
+                    "blocks": Repeat(_micro_block(family, s_small if small else s_big), depth=Choice((1, 2, 3))),
+                    "refine": Optional(Block("conv_bn_act", out=Ref("width"), kernel=1, act=Ref("act")), label="extra"),
+                },
+                params={"width": Choice(widths)},
+            )
             stage_nodes[f"stage{i}"] = body
         templates[name] = Sequential(stage_nodes, params={"act": Choice(("relu", "hardswish"))})
     children = {
@@ -54,5 +69,11 @@ def hhnas(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224, sca
         "macro": Or(templates, label="template"),
         "head": head(),
     }
-    return Space("hhnas", Sequential(children), in_chans=in_chans, num_classes=num_classes, resolution=resolution,
-                 description="HHNAS-style hierarchical templates: macro template, then micro decisions")
+    return Space(
+        "hhnas",
+        Sequential(children),
+        in_chans=in_chans,
+        num_classes=num_classes,
+        resolution=resolution,
+        description="HHNAS-style hierarchical templates: macro template, then micro decisions",
+    )

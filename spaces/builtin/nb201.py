@@ -1,15 +1,16 @@
 """``nb201``: the NAS-Bench-201 cell space (6 edges × 5 ops = 15,625 cells)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from hwnas.errors import InvalidArchError
 from spaces._nodes import Block, Choice, Ref, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.arch import Arch
 from spaces.catalog import NB201_EDGES, NB201_OPS
-from hwnas.errors import InvalidArchError
 
 __all__ = ["arch_str_from_edges", "edges_from_arch_str", "nb201", "nb201_arch_from_str", "nb201_arch_str"]
 
@@ -67,7 +68,15 @@ def nb201(in_chans: int = 3, num_classes: int = 10, resolution: int = 32, channe
     """NAS-Bench-201: one cell (edges ``cell.e{i}_{j}``, node i from node j) repeated in the
     benchmark's network of ``3 × cells`` cells starting at ``channels`` channels."""
     edges = {e: Choice(NB201_OPS) for e in NB201_EDGES}
-    body = Sequential({"cell": Block("nb201_network", num_classes=Ref("num_classes"), channels=channels,
-                                     cells=cells, **edges)})
-    return Space("nb201", body, in_chans=in_chans, num_classes=num_classes, resolution=resolution,
-                 description="NAS-Bench-201 cell space (DARTS-style cell, 6 edges x 5 ops)", formatter=_format)
+    body = Sequential(
+        {"cell": Block("nb201_network", num_classes=Ref("num_classes"), channels=channels, cells=cells, **edges)}
+    )
+    return Space(
+        "nb201",
+        body,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        resolution=resolution,
+        description="NAS-Bench-201 cell space (DARTS-style cell, 6 edges x 5 ops)",
+        formatter=_format,
+    )

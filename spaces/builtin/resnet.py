@@ -1,4 +1,5 @@
 """``resnet``: a ResNet-like stage space."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,9 +13,15 @@ __all__ = ["resnet"]
 
 
 @register_space
-def resnet(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224,
-           depths: Sequence[int] = (1, 2, 3), kernels: Sequence[int] = (3, 5),
-           width_mults: Sequence[float] = (0.5, 0.75, 1.0), base_widths: Sequence[int] | None = None) -> Space:
+def resnet(
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    resolution: int = 224,
+    depths: Sequence[int] = (1, 2, 3),
+    kernels: Sequence[int] = (3, 5),
+    width_mults: Sequence[float] = (0.5, 0.75, 1.0),
+    base_widths: Sequence[int] | None = None,
+) -> Space:
     """Four stages; per stage a block family (``stageN.block``: basic or bottleneck), depth
     and width; per block the kernel (and the bottleneck ratio for bottlenecks)."""
     small = is_small(resolution)
@@ -24,12 +31,24 @@ def resnet(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224,
         stride = 1 if (i == 1 and small) else 2
         widths = sorted({scaled(base * m, 1.0) for m in width_mults})
         basic = Block("resnet_basic", out=Ref("width"), kernel=Choice(kernels), stride=first_stride(stride))
-        bottleneck = Block("resnet_bottleneck", out=Ref("width"), kernel=Choice(kernels),
-                           expand=Choice((0.25, 0.5)), stride=first_stride(stride))
+        bottleneck = Block(
+            "resnet_bottleneck",
+            out=Ref("width"),
+            kernel=Choice(kernels),
+            expand=Choice((0.25, 0.5)),
+            stride=first_stride(stride),
+        )
         children[f"stage{i}"] = Or(
             {"basic": Repeat(basic, depth=Choice(depths)), "bottleneck": Repeat(bottleneck, depth=Choice(depths))},
-            label="block", params={"width": Choice(widths)},
+            label="block",
+            params={"width": Choice(widths)},
         )
     children["head"] = head()
-    return Space("resnet", Sequential(children), in_chans=in_chans, num_classes=num_classes, resolution=resolution,
-                 description="ResNet-like space: per-stage block family, depth and width; per-block kernel")
+    return Space(
+        "resnet",
+        Sequential(children),
+        in_chans=in_chans,
+        num_classes=num_classes,
+        resolution=resolution,
+        description="ResNet-like space: per-stage block family, depth and width; per-block kernel",
+    )

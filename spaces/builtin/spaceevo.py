@@ -1,4 +1,5 @@
 """``spaceevo``: the SpaceEvo hyper-space (block type and width window per stage)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ def width_windows(widths: Sequence[int], size: int) -> list[tuple[int, ...]]:
     widths = tuple(widths)
     if len(widths) <= size:
         return [widths]
-    return [widths[i:i + size] for i in range(len(widths) - size + 1)]
+    return [widths[i : i + size] for i in range(len(widths) - size + 1)]
 
 
 def _family(kind: str, stride: int, kernels: Sequence[int], expands: Sequence[float]) -> Block:
@@ -42,22 +43,42 @@ def _family(kind: str, stride: int, kernels: Sequence[int], expands: Sequence[fl
     if kind == "mbv3":
         return Block("mbconv", out=Ref("width"), kernel=k, expand=e, stride=s, se=0.25, act="hardswish")
     if kind == "resnet":
-        return Block("resnet_bottleneck", out=Ref("width"), kernel=Choice((3, 5)), expand=Choice((0.25, 0.5)),
-                     stride=s, act="relu")
+        return Block(
+            "resnet_bottleneck",
+            out=Ref("width"),
+            kernel=Choice((3, 5)),
+            expand=Choice((0.25, 0.5)),
+            stride=s,
+            act="relu",
+        )
     if kind == "resnet_se":
-        return Block("resnet_bottleneck", out=Ref("width"), kernel=Choice((3, 5)), expand=Choice((0.25, 0.5)),
-                     stride=s, se=0.25, act="relu")
+        return Block(
+            "resnet_bottleneck",
+            out=Ref("width"),
+            kernel=Choice((3, 5)),
+            expand=Choice((0.25, 0.5)),
+            stride=s,
+            se=0.25,
+            act="relu",
+        )
     if kind == "fused":
-        return Block("fused_mbconv", out=Ref("width"), kernel=Choice((3, 5)), expand=Choice((2.0, 4.0)),
-                     stride=s, act="relu")
+        return Block(
+            "fused_mbconv", out=Ref("width"), kernel=Choice((3, 5)), expand=Choice((2.0, 4.0)), stride=s, act="relu"
+        )
     raise ValueError(kind)
 
 
 @register_space
-def spaceevo(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224,
-             block_types: Sequence[str] = SPACEEVO_BLOCK_TYPES, window: int = 3,
-             kernels: Sequence[int] = (3, 5, 7), expands: Sequence[float] = (3.0, 4.0, 6.0),
-             scale: float | None = None) -> Space:
+def spaceevo(
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    resolution: int = 224,
+    block_types: Sequence[str] = SPACEEVO_BLOCK_TYPES,
+    window: int = 3,
+    kernels: Sequence[int] = (3, 5, 7),
+    expands: Sequence[float] = (3.0, 4.0, 6.0),
+    scale: float | None = None,
+) -> Space:
     """Per searchable stage ``stageN``: a block type (``stageN.block``) and a contiguous width
     window (``stageN.window``) — SpaceEvo's space-level decisions — and the sub-space they
     open: depth (``stageN.<type>.depth``), per-block kernel / expand
@@ -78,5 +99,11 @@ def spaceevo(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224,
         children[f"stage{i}"] = Or(families, label="block", params={"width": Or(windows, label="window")})
     last = scaled(SPACEEVO_STAGES[-1][0][-1], scale)
     children["head"] = head(feature=scaled(last * 4, 1.0), act="relu")
-    return Space("spaceevo", Sequential(children), in_chans=in_chans, num_classes=num_classes, resolution=resolution,
-                 description="SpaceEvo hyper-space: per-stage block type and width window, with their sub-spaces")
+    return Space(
+        "spaceevo",
+        Sequential(children),
+        in_chans=in_chans,
+        num_classes=num_classes,
+        resolution=resolution,
+        description="SpaceEvo hyper-space: per-stage block type and width window, with their sub-spaces",
+    )

@@ -1,4 +1,5 @@
 """bench_pipeline.py: Pareto dominance, `nas export` folder checks, a real tiny run and its resume."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,8 +42,11 @@ def test_dominance_needs_higher_accuracy_and_lower_latency(bench):
 
 
 def test_dominated_baselines_and_verdict(bench):
-    base = [_row(bench, "plain_cnn", 92.3, 0.08), _row(bench, "resnet18", 91.7, 0.22),
-            _row(bench, "mobilenetv3_large_100", 90.6, 0.23)]
+    base = [
+        _row(bench, "plain_cnn", 92.3, 0.08),
+        _row(bench, "resnet18", 91.7, 0.22),
+        _row(bench, "mobilenetv3_large_100", 90.6, 0.23),
+    ]
     good = _row(bench, "a", 92.0, 0.15, "exported")
     half = _row(bench, "b", 91.0, 0.15, "exported")
     assert bench.dominated_baselines(good, base) == ["resnet18", "mobilenetv3_large_100"]
@@ -70,8 +74,9 @@ def exported(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("exported") / "tiny"
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(8, 10)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    ).eval()
     quant.export_fp32_onnx(model, out / "model.fp32.onnx", (1, 1, 28, 28))
     calib = np.random.default_rng(0).standard_normal((16, 1, 28, 28)).astype(np.float32)
     quant.ort_quantize_static(out / "model.fp32.onnx", out / "model.int8.onnx", calib)
@@ -96,32 +101,53 @@ def test_read_exported_ok(bench, exported, tmp_path):
     assert row.info["model_json_accuracy"] == {"int8_test": 10.0, "fp32_test": 10.5, "test_images": None}
     assert row.int8_path.endswith("model.int8.onnx") and row.fp32_path.endswith("model.fp32.onnx")
     # as `nas export` writes it: no arch (a plain module), per-channel normalisation, the data set
-    meta = {"arch_id": None, "input_shape": [1, 28, 28], "accuracy": {"int8_test": 91.5, "fp32_test": None},
-            "normalization": {"mean": [0.28604], "std": [0.35302]},
-            "data": {"name": "fashion_mnist", "test_images": 10000}}
+    meta = {
+        "arch_id": None,
+        "input_shape": [1, 28, 28],
+        "accuracy": {"int8_test": 91.5, "fp32_test": None},
+        "normalization": {"mean": [0.28604], "std": [0.35302]},
+        "data": {"name": "fashion_mnist", "test_images": 10000},
+    }
     row = bench.read_exported(_copy(exported, tmp_path / "noarch", meta))
     assert row.name == "noarch" and row.info["normalization"] == (0.28604, 0.35302)
     assert row.info["model_json_accuracy"] == {"int8_test": 91.5, "fp32_test": None, "test_images": 10000}
 
 
-@pytest.mark.parametrize("meta, drop, message", [
-    (None, "model.json", "no model.json"),
-    (None, "model.int8.onnx", "no model.int8.onnx"),
-    ("{not json", None, "invalid JSON"),
-    ([1, 2], None, "expected a JSON object"),
-    ({"input_shape": [1, 28, 28], "accuracy": {"int8_test": 90.0}}, None, "missing key 'arch_id'"),
-    ({"arch_id": "x", "accuracy": {"int8_test": 90.0}}, None, "missing key 'input_shape'"),
-    ({"arch_id": "x", "input_shape": [1, 28, 28]}, None, "missing key 'accuracy.int8_test'"),
-    ({"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"fp32_test": 90.0}}, None,
-     "missing key 'accuracy.int8_test'"),
-    ({"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"int8_test": "high"}}, None, "expected a number"),
-    ({"arch_id": "x", "input_shape": [3, 32, 32], "accuracy": {"int8_test": 90.0}}, None, "is not Fashion-MNIST's"),
-    ({"arch_id": "x", "input_shape": "1x28x28", "accuracy": {"int8_test": 90.0}}, None, "expected [C, H, W]"),
-    ({"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"int8_test": 90.0}, "data": {"name": "digits"}}, None,
-     "trained on 'digits'"),
-    ({"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"int8_test": 90.0}, "normalization": {"mean": [0.3]}},
-     None, "normalization.std"),
-])
+@pytest.mark.parametrize(
+    "meta, drop, message",
+    [
+        (None, "model.json", "no model.json"),
+        (None, "model.int8.onnx", "no model.int8.onnx"),
+        ("{not json", None, "invalid JSON"),
+        ([1, 2], None, "expected a JSON object"),
+        ({"input_shape": [1, 28, 28], "accuracy": {"int8_test": 90.0}}, None, "missing key 'arch_id'"),
+        ({"arch_id": "x", "accuracy": {"int8_test": 90.0}}, None, "missing key 'input_shape'"),
+        ({"arch_id": "x", "input_shape": [1, 28, 28]}, None, "missing key 'accuracy.int8_test'"),
+        (
+            {"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"fp32_test": 90.0}},
+            None,
+            "missing key 'accuracy.int8_test'",
+        ),
+        ({"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"int8_test": "high"}}, None, "expected a number"),
+        ({"arch_id": "x", "input_shape": [3, 32, 32], "accuracy": {"int8_test": 90.0}}, None, "is not Fashion-MNIST's"),
+        ({"arch_id": "x", "input_shape": "1x28x28", "accuracy": {"int8_test": 90.0}}, None, "expected [C, H, W]"),
+        (
+            {"arch_id": "x", "input_shape": [1, 28, 28], "accuracy": {"int8_test": 90.0}, "data": {"name": "digits"}},
+            None,
+            "trained on 'digits'",
+        ),
+        (
+            {
+                "arch_id": "x",
+                "input_shape": [1, 28, 28],
+                "accuracy": {"int8_test": 90.0},
+                "normalization": {"mean": [0.3]},
+            },
+            None,
+            "normalization.std",
+        ),
+    ],
+)
 def test_bad_exported_folder_is_a_one_line_error(bench, exported, tmp_path, meta, drop, message):
     bad = _copy(exported, tmp_path / "bad", meta, drop)
     with pytest.raises(bench.BenchError) as info:
@@ -143,9 +169,28 @@ def test_cli_reports_a_bad_folder_before_training(bench, tmp_path, capsys):
 # a real run, then a resumed one
 # ----------------------------------------------------------------------------------------------
 def _run(work: Path, out: Path, exported: Path) -> dict:
-    cmd = [sys.executable, str(BENCH), "--train-limit", "256", "--test-limit", "128", "--epochs", "1",
-           "--models", "plain_cnn", "--passes", "1", "--calib", "64", "--work", str(work), "--json", str(out),
-           "--exported", str(exported)]
+    cmd = [
+        sys.executable,
+        str(BENCH),
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--epochs",
+        "1",
+        "--models",
+        "plain_cnn",
+        "--passes",
+        "1",
+        "--calib",
+        "64",
+        "--work",
+        str(work),
+        "--json",
+        str(out),
+        "--exported",
+        str(exported),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "plain_cnn" in proc.stdout and "tiny0" in proc.stdout and "avx512_vnni" in proc.stdout
@@ -204,6 +249,7 @@ def test_new_calibration_reuses_the_trained_model(bench, tmp_path):
     assert other.info["stages_run"] == ["quantize"] and other.info["cached"] is True
     assert other.fp32_path == first.fp32_path and other.int8_path != first.int8_path
     assert train_json.stat().st_mtime_ns == stamp
-    again = bench.prepare_baseline("plain_cnn", BaselineRecipe(epochs=2), x, y, x[:8], tmp_path, 128, 32, "minmax",
-                                   logs.append)
+    again = bench.prepare_baseline(
+        "plain_cnn", BaselineRecipe(epochs=2), x, y, x[:8], tmp_path, 128, 32, "minmax", logs.append
+    )
     assert again.info["stages_run"] == ["train", "export", "quantize"] and again.info["work"] != first.info["work"]

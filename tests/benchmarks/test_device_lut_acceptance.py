@@ -1,4 +1,5 @@
 """The device LUT check's plan: shards cover the validation archs, steps run in order."""
+
 from __future__ import annotations
 
 import importlib.util

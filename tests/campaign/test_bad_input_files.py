@@ -7,6 +7,7 @@ that the whole table stays fast) and asserts exit code 2 and exactly one line on
 names the problem (and the file). An exception escaping ``main`` is a traceback and fails its
 case. ``test_campaign_counts`` prints the counts.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,17 +109,30 @@ class Files:
         from latency_lut.db import open_lut
 
         r = self.root
-        fp = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision": "int8", "threads": 1,
-                          "cpu": {"model": "campaign cpu", "flags": []}}, "cpu-campaign-int8")
+        fp = Fingerprint(
+            {
+                "engine": "onnxruntime",
+                "engine_version": "1.0",
+                "precision": "int8",
+                "threads": 1,
+                "cpu": {"model": "campaign cpu", "flags": []},
+            },
+            "cpu-campaign-int8",
+        )
         good = r / "good.db"
         with open_lut(good, "w") as db:
             db.register_fingerprint(fp)
             run = db.begin_run(fp.id, "campaign")
             for i in range(400):
                 s = 1.0 + i
-                db.insert(fp.id, f"block{i:03d}_c8-8_h8w8_b1", "mbconv", "mbconv relu",
-                          Stats(median_ms=s, mean_ms=s, std_ms=0.0, min_ms=s, count=10, spread=0.01, rounds=3,
-                                stable=True), run)
+                db.insert(
+                    fp.id,
+                    f"block{i:03d}_c8-8_h8w8_b1",
+                    "mbconv",
+                    "mbconv relu",
+                    Stats(median_ms=s, mean_ms=s, std_ms=0.0, min_ms=s, count=10, spread=0.01, rounds=3, stable=True),
+                    run,
+                )
             db.end_run(run, 400)
         data = good.read_bytes()
         out = {"good": good}
@@ -134,7 +148,7 @@ class Files:
         btree = bytearray(data)
         for frac in (0.6, 0.7, 0.8, 0.9):  # garbage into the middle: index and table pages
             off = int(len(data) * frac)
-            btree[off:off + 64] = b"\xde\xad\xbe\xef" * 16
+            btree[off : off + 64] = b"\xde\xad\xbe\xef" * 16
         write("btree", bytes(btree))
         foreign = r / "lut_foreign.db"
         con = sqlite3.connect(foreign)
@@ -158,15 +172,46 @@ class Files:
         outside = self.root / "outside.onnx"
         outside.write_bytes(b"an innocent-looking model outside the folder")
         base = {
-            "format": "hwnas-blocks", "version": 1, "batch": 1, "formats": ["int8_nhwc"],
-            "space": {"name": "tiny", "signature": "tiny-0123456789", "hash": "0123456789abcdef",
-                      "input_shape": [1, 16, 16], "num_classes": 10, "kwargs": {}},
-            "blocks": [{"key": "mbconv_relu_k3_e2_se0_s1_c8-8_h8w8_b1", "op": "mbconv", "params": {"act": "relu"},
-                        "cin": 8, "cout": 8, "h": 8, "w": 8, "files": {"int8_nhwc": "blocks/b0.int8_nhwc.onnx"}}],
-            "extras": [{"key": "overhead_b1", "role": "overhead", "op": "overhead",
-                        "files": {"int8_nhwc": "blocks/overhead.int8_nhwc.onnx"}}],
-            "networks": [{"arch_id": "abc123", "arch": {"stage1.depth": 1}, "keys": ["overhead_b1"],
-                          "files": {"int8_nhwc": "networks/abc123.int8_nhwc.onnx"}}],
+            "format": "hwnas-blocks",
+            "version": 1,
+            "batch": 1,
+            "formats": ["int8_nhwc"],
+            "space": {
+                "name": "tiny",
+                "signature": "tiny-0123456789",
+                "hash": "0123456789abcdef",
+                "input_shape": [1, 16, 16],
+                "num_classes": 10,
+                "kwargs": {},
+            },
+            "blocks": [
+                {
+                    "key": "mbconv_relu_k3_e2_se0_s1_c8-8_h8w8_b1",
+                    "op": "mbconv",
+                    "params": {"act": "relu"},
+                    "cin": 8,
+                    "cout": 8,
+                    "h": 8,
+                    "w": 8,
+                    "files": {"int8_nhwc": "blocks/b0.int8_nhwc.onnx"},
+                }
+            ],
+            "extras": [
+                {
+                    "key": "overhead_b1",
+                    "role": "overhead",
+                    "op": "overhead",
+                    "files": {"int8_nhwc": "blocks/overhead.int8_nhwc.onnx"},
+                }
+            ],
+            "networks": [
+                {
+                    "arch_id": "abc123",
+                    "arch": {"stage1.depth": 1},
+                    "keys": ["overhead_b1"],
+                    "files": {"int8_nhwc": "networks/abc123.int8_nhwc.onnx"},
+                }
+            ],
         }
         folders: dict[str, Path] = {}
 
@@ -191,6 +236,7 @@ class Files:
                 for p in path[:-1]:
                     obj = obj[p]
                 del obj[path[-1]]
+
             return change
 
         folder("non_utf8", raw='{"format": "hwnas-blocks", "note": "caf\xe9"}'.encode("latin-1"))
@@ -292,8 +338,11 @@ _SPACE_KINDS = {
     "binary": (lambda f: f.yaml["binary"], "not UTF-8 text"),
 }
 for reader, build in _SPACE_READERS.items():
-    kinds = _SPACE_KINDS if reader == "spaces-show" else {k: _SPACE_KINDS[k] for k in
-                                                          ("missing", "folder", "non-utf8", "syntax", "duplicate-key")}
+    kinds = (
+        _SPACE_KINDS
+        if reader == "spaces-show"
+        else {k: _SPACE_KINDS[k] for k in ("missing", "folder", "non-utf8", "syntax", "duplicate-key")}
+    )
     for kind, (path, expect) in kinds.items():
         case(f"space-yaml/{kind}/{reader}", lambda f, b=build, p=path: b(f, S(p(f))), expect, names=path)
 
@@ -310,14 +359,31 @@ _TARGET_KINDS = {
     "threads-text": (lambda f: f.targets["threads_text"], "threads: expected a positive integer"),
 }
 for kind, (path, expect) in _TARGET_KINDS.items():
-    case(f"target-yaml/{kind}/profile",
-         lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(p(f)), "--out", S(f.root / "t.db")], expect,
-         names=path)
+    case(
+        f"target-yaml/{kind}/profile",
+        lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(p(f)), "--out", S(f.root / "t.db")],
+        expect,
+        names=path,
+    )
 for kind in ("folder", "non-utf8", "list"):
     path, expect = _TARGET_KINDS[kind]
-    case(f"target-yaml/{kind}/lut-validate",
-         lambda f, p=path: ["lut", "validate", "--lut", S(f.luts["good"]), "--space", S(f.tiny), "--target", S(p(f)),
-                            "--n", "2"], expect, names=path)
+    case(
+        f"target-yaml/{kind}/lut-validate",
+        lambda f, p=path: [
+            "lut",
+            "validate",
+            "--lut",
+            S(f.luts["good"]),
+            "--space",
+            S(f.tiny),
+            "--target",
+            S(p(f)),
+            "--n",
+            "2",
+        ],
+        expect,
+        names=path,
+    )
 
 # 3. arch JSON files (eval-subnet reads --arch before the checkpoint; export with --checkpoint too)
 _ARCH_KINDS = {
@@ -333,14 +399,28 @@ _ARCH_KINDS = {
     "empty": (lambda f: f.json["empty"], "invalid JSON at line 1, column 1"),
 }
 for kind, (path, expect) in _ARCH_KINDS.items():
-    case(f"arch-json/{kind}/eval-subnet",
-         lambda f, p=path: ["eval-subnet", "--checkpoint", S(f.root / "no-ckpt"), "--arch", S(p(f))],
-         expect if kind != "list" else "an arch JSON file holds an object", names=path)
+    case(
+        f"arch-json/{kind}/eval-subnet",
+        lambda f, p=path: ["eval-subnet", "--checkpoint", S(f.root / "no-ckpt"), "--arch", S(p(f))],
+        expect if kind != "list" else "an arch JSON file holds an object",
+        names=path,
+    )
 for kind in ("missing", "non-utf8", "deep", "list"):
     path, expect = _ARCH_KINDS[kind]
-    case(f"arch-json/{kind}/export",
-         lambda f, p=path: ["export", "--checkpoint", S(f.root / "no-ckpt"), "--arch", S(p(f)),
-                            "--out", S(f.root / "ex")], expect, names=path)
+    case(
+        f"arch-json/{kind}/export",
+        lambda f, p=path: [
+            "export",
+            "--checkpoint",
+            S(f.root / "no-ckpt"),
+            "--arch",
+            S(p(f)),
+            "--out",
+            S(f.root / "ex"),
+        ],
+        expect,
+        names=path,
+    )
 
 # 4. run configs
 _CONFIG_KINDS = {
@@ -356,8 +436,12 @@ _CONFIG_KINDS = {
     "lut-path-missing": (lambda f: f.configs["lut_missing"], "no such file"),
 }
 for kind, (path, expect) in _CONFIG_KINDS.items():
-    case(f"run-config/{kind}", lambda f, p=path: ["run", S(p(f)), "--out", S(f.root / "run")], expect,
-         names=(lambda f: f.root / "no-such-lut.db") if kind == "lut-path-missing" else path)
+    case(
+        f"run-config/{kind}",
+        lambda f, p=path: ["run", S(p(f)), "--out", S(f.root / "run")],
+        expect,
+        names=(lambda f: f.root / "no-such-lut.db") if kind == "lut-path-missing" else path,
+    )
 
 # 5. LUT files, through every command that reads one
 _LUT_KINDS = {
@@ -375,18 +459,32 @@ for kind, (path, expect) in _LUT_KINDS.items():
     case(f"lut/{kind}/lut-show", lambda f, p=path: ["lut", "show", S(p(f))], expect, names=path)
 for kind in ("missing", "text", "truncated", "btree", "future-schema"):
     path, expect = _LUT_KINDS[kind]
-    case(f"lut/{kind}/lut-merge-input", lambda f, p=path: ["lut", "merge", S(f.root / "merged.db"), S(p(f))], expect,
-         names=path)
-    case(f"lut/{kind}/lut-validate",
-         lambda f, p=path: ["lut", "validate", "--lut", S(p(f)), "--target", S(f.target), "--n", "2"], expect,
-         names=path)
+    case(
+        f"lut/{kind}/lut-merge-input",
+        lambda f, p=path: ["lut", "merge", S(f.root / "merged.db"), S(p(f))],
+        expect,
+        names=path,
+    )
+    case(
+        f"lut/{kind}/lut-validate",
+        lambda f, p=path: ["lut", "validate", "--lut", S(p(f)), "--target", S(f.target), "--n", "2"],
+        expect,
+        names=path,
+    )
 for kind in ("text", "btree"):
     path, expect = _LUT_KINDS[kind]
-    case(f"lut/{kind}/lut-merge-output", lambda f, p=path: ["lut", "merge", S(p(f)), S(f.luts["good"])], expect,
-         names=path)
-    case(f"lut/{kind}/profile-output",
-         lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(f.target), "--out", S(p(f))], expect,
-         names=path)
+    case(
+        f"lut/{kind}/lut-merge-output",
+        lambda f, p=path: ["lut", "merge", S(p(f)), S(f.luts["good"])],
+        expect,
+        names=path,
+    )
+    case(
+        f"lut/{kind}/profile-output",
+        lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(f.target), "--out", S(p(f))],
+        expect,
+        names=path,
+    )
 
 # 6. block folders and their manifests (nas profile DIR)
 _BLOCK_CASES = {
@@ -429,14 +527,24 @@ _BLOCK_CASES = {
     "symlink_dir": "leads outside the block folder",
 }
 for name, expect in _BLOCK_CASES.items():
-    case(f"block-folder/{name}",
-         lambda f, n=name: ["profile", S(f.blocks[n]), "--target", S(f.target), "--out", S(f.root / f"bf_{n}.db")],
-         expect, names=lambda f, n=name: f.blocks[n])
-case("block-folder/missing", lambda f: ["profile", S(f.root / "no-blocks"), "--target", S(f.target),
-                                        "--out", S(f.root / "bf.db")], "no such folder",
-     names=lambda f: f.root / "no-blocks")
-case("block-folder/is-a-file", lambda f: ["profile", S(f.afile), "--target", S(f.target),
-                                          "--out", S(f.root / "bf.db")], "not a folder", names=lambda f: f.afile)
+    case(
+        f"block-folder/{name}",
+        lambda f, n=name: ["profile", S(f.blocks[n]), "--target", S(f.target), "--out", S(f.root / f"bf_{n}.db")],
+        expect,
+        names=lambda f, n=name: f.blocks[n],
+    )
+case(
+    "block-folder/missing",
+    lambda f: ["profile", S(f.root / "no-blocks"), "--target", S(f.target), "--out", S(f.root / "bf.db")],
+    "no such folder",
+    names=lambda f: f.root / "no-blocks",
+)
+case(
+    "block-folder/is-a-file",
+    lambda f: ["profile", S(f.afile), "--target", S(f.target), "--out", S(f.root / "bf.db")],
+    "not a folder",
+    names=lambda f: f.afile,
+)
 
 # 7. the NAS-Bench-201 table (--table of search and bench)
 _TABLE_KINDS = {
@@ -448,13 +556,32 @@ _TABLE_KINDS = {
     "empty": (lambda f: f.tables["empty"], "not a NAS-Bench-201 table"),
 }
 for kind, (path, expect) in _TABLE_KINDS.items():
-    case(f"nb201-table/{kind}/bench", lambda f, p=path: ["bench", "nb201", "--searcher", "random", "--budget", "2",
-                                                         "--seeds", "1", "--table", S(p(f)), "--quiet"], expect,
-         names=path)
+    case(
+        f"nb201-table/{kind}/bench",
+        lambda f, p=path: [
+            "bench",
+            "nb201",
+            "--searcher",
+            "random",
+            "--budget",
+            "2",
+            "--seeds",
+            "1",
+            "--table",
+            S(p(f)),
+            "--quiet",
+        ],
+        expect,
+        names=path,
+    )
 for kind in ("non-utf8", "bad-gzip"):
     path, expect = _TABLE_KINDS[kind]
-    case(f"nb201-table/{kind}/search", lambda f, p=path: ["search", "--space", "nb201", "--searcher", "random",
-                                                          "--budget", "2", "--table", S(p(f))], expect, names=path)
+    case(
+        f"nb201-table/{kind}/search",
+        lambda f, p=path: ["search", "--space", "nb201", "--searcher", "random", "--budget", "2", "--table", S(p(f))],
+        expect,
+        names=path,
+    )
 
 # 8. output paths: a file in the way, a file on the way, a folder that cannot be written
 _OUT_KINDS = {
@@ -464,11 +591,30 @@ _OUT_KINDS = {
     "sys": (lambda f: f.ro_dirs[1], "not writable"),
 }
 for kind, (path, expect) in _OUT_KINDS.items():
-    case(f"out-dir/{kind}/export-blocks",
-         lambda f, p=path: ["lut", "export-blocks", "--space", S(f.tiny), "--out", S(p(f)), "--archs", "1",
-                            "--networks", "0", "--no-progress"], expect, names=path)
-    case(f"out-dir/{kind}/demo", lambda f, p=path: ["demo", "--quick", "--out", S(p(f)), "--no-progress"], expect,
-         names=path)
+    case(
+        f"out-dir/{kind}/export-blocks",
+        lambda f, p=path: [
+            "lut",
+            "export-blocks",
+            "--space",
+            S(f.tiny),
+            "--out",
+            S(p(f)),
+            "--archs",
+            "1",
+            "--networks",
+            "0",
+            "--no-progress",
+        ],
+        expect,
+        names=path,
+    )
+    case(
+        f"out-dir/{kind}/demo",
+        lambda f, p=path: ["demo", "--quick", "--out", S(p(f)), "--no-progress"],
+        expect,
+        names=path,
+    )
     case(f"out-dir/{kind}/run", lambda f, p=path: ["run", S(f.tiny), "--out", S(p(f))], expect, names=path)
 _LUT_OUT_KINDS = {
     "folder": (lambda f: f.folder, "is a folder"),
@@ -477,42 +623,99 @@ _LUT_OUT_KINDS = {
     "sys": (lambda f: f.ro_dirs[1] / "x" / "lut.db", "not writable"),
 }
 for kind, (path, expect) in _LUT_OUT_KINDS.items():
-    case(f"out-lut/{kind}/profile",
-         lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(f.target), "--out", S(p(f))], expect,
-         names=path)
-    case(f"out-lut/{kind}/lut-merge", lambda f, p=path: ["lut", "merge", S(p(f)), S(f.luts["good"])], expect,
-         names=path)
-case("out-work/file/profile", lambda f: ["profile", "--space", S(f.tiny), "--target", S(f.target),
-                                         "--out", S(f.root / "w.db"), "--work", S(f.afile)],
-     "--work", names=lambda f: f.afile)
+    case(
+        f"out-lut/{kind}/profile",
+        lambda f, p=path: ["profile", "--space", S(f.tiny), "--target", S(f.target), "--out", S(p(f))],
+        expect,
+        names=path,
+    )
+    case(
+        f"out-lut/{kind}/lut-merge", lambda f, p=path: ["lut", "merge", S(p(f)), S(f.luts["good"])], expect, names=path
+    )
+case(
+    "out-work/file/profile",
+    lambda f: [
+        "profile",
+        "--space",
+        S(f.tiny),
+        "--target",
+        S(f.target),
+        "--out",
+        S(f.root / "w.db"),
+        "--work",
+        S(f.afile),
+    ],
+    "--work",
+    names=lambda f: f.afile,
+)
 
 # 9. data sets (train-supernet --data)
-case("data/garbage-npz", lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["garbage_npz"]),
-                                    "--out", S(f.root / "ts1")], "not a readable .npz file",
-     names=lambda f: f.data["garbage_npz"])
-case("data/text-npz", lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["text_npz"]),
-                                 "--out", S(f.root / "ts2")], "not a readable .npz file",
-     names=lambda f: f.data["text_npz"])
-case("data/missing", lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.root / "no-data"),
-                                "--out", S(f.root / "ts3")], "no such file or folder",
-     names=lambda f: f.root / "no-data")
-case("data/empty-folder", lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["empty_folder"]),
-                                     "--out", S(f.root / "ts4")], "not an ImageFolder data set",
-     names=lambda f: f.data["empty_folder"])
+case(
+    "data/garbage-npz",
+    lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["garbage_npz"]), "--out", S(f.root / "ts1")],
+    "not a readable .npz file",
+    names=lambda f: f.data["garbage_npz"],
+)
+case(
+    "data/text-npz",
+    lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["text_npz"]), "--out", S(f.root / "ts2")],
+    "not a readable .npz file",
+    names=lambda f: f.data["text_npz"],
+)
+case(
+    "data/missing",
+    lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.root / "no-data"), "--out", S(f.root / "ts3")],
+    "no such file or folder",
+    names=lambda f: f.root / "no-data",
+)
+case(
+    "data/empty-folder",
+    lambda f: ["train-supernet", "--space", S(f.tiny), "--data", S(f.data["empty_folder"]), "--out", S(f.root / "ts4")],
+    "not an ImageFolder data set",
+    names=lambda f: f.data["empty_folder"],
+)
 
 
 # 10. supernet checkpoints (a damaged safetensors file, alone or in its training folder)
 _CKPT = "not a readable safetensors checkpoint"
-case("checkpoint/garbage-file/eval-subnet", lambda f: ["eval-subnet", "--checkpoint", S(f.ckpt_file), "--arch",
-                                                       "largest"], _CKPT, names=lambda f: f.ckpt_file)
-case("checkpoint/garbage-in-folder/eval-subnet", lambda f: ["eval-subnet", "--checkpoint", S(f.ckpt_dir), "--arch",
-                                                            "smallest"], _CKPT, names=lambda f: f.ckpt_dir)
-case("checkpoint/garbage-in-folder/export", lambda f: ["export", "--checkpoint", S(f.ckpt_dir), "--arch", "largest",
-                                                       "--out", S(f.root / "ex2")], _CKPT, names=lambda f: f.ckpt_dir)
-case("checkpoint/garbage-in-folder/search", lambda f: ["search", "--supernet", S(f.ckpt_dir), "--lut",
-                                                       S(f.luts["good"]), "--target", S(f.target), "--objective",
-                                                       "accuracy", "--constraint", "latency_ms<=1",
-                                                       "--out", S(f.root / "so")], _CKPT, names=lambda f: f.ckpt_dir)
+case(
+    "checkpoint/garbage-file/eval-subnet",
+    lambda f: ["eval-subnet", "--checkpoint", S(f.ckpt_file), "--arch", "largest"],
+    _CKPT,
+    names=lambda f: f.ckpt_file,
+)
+case(
+    "checkpoint/garbage-in-folder/eval-subnet",
+    lambda f: ["eval-subnet", "--checkpoint", S(f.ckpt_dir), "--arch", "smallest"],
+    _CKPT,
+    names=lambda f: f.ckpt_dir,
+)
+case(
+    "checkpoint/garbage-in-folder/export",
+    lambda f: ["export", "--checkpoint", S(f.ckpt_dir), "--arch", "largest", "--out", S(f.root / "ex2")],
+    _CKPT,
+    names=lambda f: f.ckpt_dir,
+)
+case(
+    "checkpoint/garbage-in-folder/search",
+    lambda f: [
+        "search",
+        "--supernet",
+        S(f.ckpt_dir),
+        "--lut",
+        S(f.luts["good"]),
+        "--target",
+        S(f.target),
+        "--objective",
+        "accuracy",
+        "--constraint",
+        "latency_ms<=1",
+        "--out",
+        S(f.root / "so"),
+    ],
+    _CKPT,
+    names=lambda f: f.ckpt_dir,
+)
 
 
 # -- running them -----------------------------------------------------------------------------------
@@ -574,8 +777,10 @@ def test_campaign_counts(capsys):
     if len(_RESULTS) == len(CASES):
         counts = {k: sum(v == k for v in _RESULTS.values()) for k in ("clean", "traceback", "wrong")}
         with capsys.disabled():
-            print(f"\nbad-input files campaign: {len(CASES)} cases, {counts['clean']} clean one-line errors, "
-                  f"{counts['traceback']} tracebacks, {counts['wrong']} wrong exit code / message")
+            print(
+                f"\nbad-input files campaign: {len(CASES)} cases, {counts['clean']} clean one-line errors, "
+                f"{counts['traceback']} tracebacks, {counts['wrong']} wrong exit code / message"
+            )
         assert counts == {"clean": len(CASES), "traceback": 0, "wrong": 0}
 
 

@@ -6,6 +6,7 @@ arch JSON: any input loads or raises an ``HwnasError``, never another exception,
 The cases run in process (``nas.cli.main``), so the table stays fast; the files side of the campaign
 is ``test_bad_input_files.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -110,10 +111,16 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("se-constraint", [*SE, "--constraint", "lat<5"], "METRIC<=VALUE"),
     ("se-constraint-nan", [*SE, "--constraint", "lat<=nan"], "METRIC<=VALUE"),
     ("se-objective-direction", [*SE, "--objective", "acc:sideways"], "direction must be maximize or minimize"),
-    ("se-journal-missing-folder", [*SE, "--searcher", "tpe", "--storage", "journal:{tmp}/no/such/dir/j.log",
-                                   "--study", "s"], "no such folder"),
-    ("se-journal-garbage", [*SE, "--searcher", "tpe", "--storage", "journal:{tmp}/garbage.log", "--study", "s"],
-     "not an Optuna journal"),
+    (
+        "se-journal-missing-folder",
+        [*SE, "--searcher", "tpe", "--storage", "journal:{tmp}/no/such/dir/j.log", "--study", "s"],
+        "no such folder",
+    ),
+    (
+        "se-journal-garbage",
+        [*SE, "--searcher", "tpe", "--storage", "journal:{tmp}/garbage.log", "--study", "s"],
+        "not an Optuna journal",
+    ),
     ("se-space-args", ["search", "--space", "mobilenet", "--space-args", "[1]"], "must be a JSON object"),
     ("se-mobilenet-resolution", ["search", "--space", "mobilenet", "--resolution", "1"], "is too small for space"),
     # bench
@@ -142,13 +149,22 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("sp-space-args", ["spaces", "show", "mobilenet", "--space-args", "[1]"], "must be a JSON object"),
     ("sp-action", ["spaces", "drop"], "invalid choice: 'drop'"),
     # profile / lut: the space options they share
-    ("pr-resolution-below-stride", ["profile", "--space", "mobilenet", "--target", "cpu-ort-int8", "--resolution",
-                                    "1", "--out", "{tmp}/l.db"], "is too small for space"),
+    (
+        "pr-resolution-below-stride",
+        ["profile", "--space", "mobilenet", "--target", "cpu-ort-int8", "--resolution", "1", "--out", "{tmp}/l.db"],
+        "is too small for space",
+    ),
     ("pr-archs-text", ["profile", "--space", "mobilenet", "--archs", "x"], "argument --archs: invalid int value"),
-    ("lut-export-resolution", ["lut", "export-blocks", "--space", "mobilenet", "--resolution", "1", "--out",
-                               "{tmp}/blocks"], "is too small for space"),
-    ("lut-merge-conflict", ["lut", "merge", "{tmp}/a.db", "{tmp}/b.db", "--on-conflict", "maybe"],
-     "argument --on-conflict: invalid choice"),
+    (
+        "lut-export-resolution",
+        ["lut", "export-blocks", "--space", "mobilenet", "--resolution", "1", "--out", "{tmp}/blocks"],
+        "is too small for space",
+    ),
+    (
+        "lut-merge-conflict",
+        ["lut", "merge", "{tmp}/a.db", "{tmp}/b.db", "--on-conflict", "maybe"],
+        "argument --on-conflict: invalid choice",
+    ),
     ("run-from", ["run", "{tmp}/c.yaml", "--from", "train"], "argument --from: invalid choice: 'train'"),
     ("unknown-command", ["trian-supernet"], "invalid choice: 'trian-supernet'"),
 ]
@@ -298,17 +314,72 @@ def test_the_fuzzed_space_is_a_good_one():
     assert space_from_yaml(_GOOD_SPACE).size() == 2 * (4 + 16)
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                     st.text(max_size=12),
-                     st.sampled_from(["choice", "op", "repeat", "sequential", "or", "optional", "ref", "derived",
-                                      "depth", "conv_bn_act", "mbconv", "classifier", "out", "stride", "kernel",
-                                      "body", "9 ** 9 ** 9", "'a' * 10 ** 9", "stage.depth", "1000000"]))
-_keys = st.sampled_from(["name", "body", "constraints", "expr", "sequential", "choice", "op", "repeat", "depth",
-                         "or", "optional", "ref", "derived", "out", "stride", "kernel", "in_chans", "resolution",
-                         "num_classes", "params", "shared", "label", "default", "formatter", "stem", "x"])
-_trees = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                         st.dictionaries(_keys, inner, max_size=5)),
-                      max_leaves=25)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "choice",
+            "op",
+            "repeat",
+            "sequential",
+            "or",
+            "optional",
+            "ref",
+            "derived",
+            "depth",
+            "conv_bn_act",
+            "mbconv",
+            "classifier",
+            "out",
+            "stride",
+            "kernel",
+            "body",
+            "9 ** 9 ** 9",
+            "'a' * 10 ** 9",
+            "stage.depth",
+            "1000000",
+        ]
+    ),
+)
+_keys = st.sampled_from(
+    [
+        "name",
+        "body",
+        "constraints",
+        "expr",
+        "sequential",
+        "choice",
+        "op",
+        "repeat",
+        "depth",
+        "or",
+        "optional",
+        "ref",
+        "derived",
+        "out",
+        "stride",
+        "kernel",
+        "in_chans",
+        "resolution",
+        "num_classes",
+        "params",
+        "shared",
+        "label",
+        "default",
+        "formatter",
+        "stem",
+        "x",
+    ]
+)
+_trees = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=5)),
+    max_leaves=25,
+)
 
 
 def _expect_space_or_hwnas_error(text: str) -> None:
@@ -346,7 +417,7 @@ def test_fuzz_yaml_space_text(text):
 @FUZZ
 @given(st.integers(0, len(_GOOD_SPACE) - 1), st.integers(0, 40), st.text(max_size=20))
 def test_fuzz_yaml_space_mutations(at, cut, insert):
-    _expect_space_or_hwnas_error(_GOOD_SPACE[:at] + insert + _GOOD_SPACE[at + cut:])
+    _expect_space_or_hwnas_error(_GOOD_SPACE[:at] + insert + _GOOD_SPACE[at + cut :])
 
 
 def _nb201():
@@ -355,10 +426,11 @@ def _nb201():
     return create_space("nb201")
 
 
-_json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
-                            lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                    st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                            max_leaves=12)
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _expect_arch_or_hwnas_error(load) -> None:
@@ -389,9 +461,15 @@ def test_fuzz_arch_json_structures(value):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from([f"edge{i}" for i in range(6)] + ["arch", "x"]),
-                       st.one_of(st.sampled_from(["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                                                  "avg_pool_3x3"]), _json_values), max_size=8))
+@given(
+    st.dictionaries(
+        st.sampled_from([f"edge{i}" for i in range(6)] + ["arch", "x"]),
+        st.one_of(
+            st.sampled_from(["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]), _json_values
+        ),
+        max_size=8,
+    )
+)
 def test_fuzz_arch_files(value):
     from nas.cli._common import load_arch_file
 

@@ -1,10 +1,11 @@
 """Engines: onnxruntime measures models; OpenVINO and TensorRT where installed (else skipped
 with the reason); fingerprints are stable and leave out volatile facts."""
+
 from __future__ import annotations
 
 import pytest
 
-from hw_profiles import MeasurementError, create_engine, cpu_info, load_target, target_availability
+from hw_profiles import MeasurementError, cpu_info, create_engine, load_target, target_availability
 from hw_profiles.probe import probe_model_bytes
 from hw_profiles.sysinfo import ISA_FLAGS
 

@@ -1,4 +1,5 @@
 """The measurement harness: statistics, re-measuring wide spreads, the quiet gate, timers."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,8 +7,7 @@ import time
 
 import pytest
 
-from hw_profiles import MeasureConfig, measure, resolve_timer
-from hw_profiles import harness
+from hw_profiles import MeasureConfig, harness, measure, resolve_timer
 from hw_profiles.harness import QuietGate, thread_clock_is_fine
 
 
@@ -27,8 +27,17 @@ class FakeClock:
 
 
 def _cfg(**kw):
-    base = dict(warmup_runs=0, warmup_s=0.0, min_runs=5, min_time_s=0.0, rounds=3, max_rounds=8, target_ci=0.02,
-                min_sample_us=0.0, quiet_gate=False)
+    base = dict(
+        warmup_runs=0,
+        warmup_s=0.0,
+        min_runs=5,
+        min_time_s=0.0,
+        rounds=3,
+        max_rounds=8,
+        target_ci=0.02,
+        min_sample_us=0.0,
+        quiet_gate=False,
+    )
     base.update(kw)
     return MeasureConfig(**base)
 
@@ -36,7 +45,15 @@ def _cfg(**kw):
 def test_statistics_of_steady_runs(monkeypatch):
     monkeypatch.setattr(harness, "_clock", lambda timer: FakeClock(itertools.repeat(2.0)))
     s = measure(lambda: None, "wall", _cfg())
-    assert (s.median_ms, s.mean_ms, s.std_ms, s.min_ms, s.count, s.rounds, s.stable) == (2.0, 2.0, 0.0, 2.0, 15, 3, True)
+    assert (s.median_ms, s.mean_ms, s.std_ms, s.min_ms, s.count, s.rounds, s.stable) == (
+        2.0,
+        2.0,
+        0.0,
+        2.0,
+        15,
+        3,
+        True,
+    )
     assert s.ci_rel == 0.0 and not s.busy and s.batch == 1
 
 

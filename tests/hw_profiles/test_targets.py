@@ -1,4 +1,5 @@
 """Targets: built-ins, YAML files, one-line errors naming the file and key."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,18 +43,24 @@ def test_unknown_target_is_one_line():
         load_target("missing/target.yaml")
 
 
-@pytest.mark.parametrize("text,match", [
-    ("name: x\nengine: onnxruntime\nprecision: int8\ncolour: red\n", "unknown key 'colour'"),
-    ("name: x\nengine: onnxruntime\n", "missing key 'precision'"),
-    ("name: x\nengine: onnxruntime\nprecision: int4\n", "precision: 'int4' is not one of"),
-    ("name: x\nengine: mxnet\nprecision: int8\n", "engine: 'mxnet' is not one of"),
-    ("name: x\nengine: onnxruntime\nprecision: int8\nthreads: 0\n", "threads: expected a positive integer"),
-    ("name: x\nengine: onnxruntime\nprecision: int8\noptions: {turbo: true}\n", "unknown onnxruntime option 'turbo'"),
-    ("name: x\nengine: tensorrt\nprecision: int8\ndevice: cpu\n", "device 'cpu' is not supported"),
-    ("name: x\nengine: onnxruntime\nprecision: int8\nmeasure: {rounds: 0}\n", "rounds and min_runs"),
-    ("name: x\nengine: onnxruntime\nprecision: int8\nmeasure: {laps: 3}\n", "unknown key 'laps'"),
-    ("name: [x\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("name: x\nengine: onnxruntime\nprecision: int8\ncolour: red\n", "unknown key 'colour'"),
+        ("name: x\nengine: onnxruntime\n", "missing key 'precision'"),
+        ("name: x\nengine: onnxruntime\nprecision: int4\n", "precision: 'int4' is not one of"),
+        ("name: x\nengine: mxnet\nprecision: int8\n", "engine: 'mxnet' is not one of"),
+        ("name: x\nengine: onnxruntime\nprecision: int8\nthreads: 0\n", "threads: expected a positive integer"),
+        (
+            "name: x\nengine: onnxruntime\nprecision: int8\noptions: {turbo: true}\n",
+            "unknown onnxruntime option 'turbo'",
+        ),
+        ("name: x\nengine: tensorrt\nprecision: int8\ndevice: cpu\n", "device 'cpu' is not supported"),
+        ("name: x\nengine: onnxruntime\nprecision: int8\nmeasure: {rounds: 0}\n", "rounds and min_runs"),
+        ("name: x\nengine: onnxruntime\nprecision: int8\nmeasure: {laps: 3}\n", "unknown key 'laps'"),
+        ("name: [x\n", "invalid YAML"),
+    ],
+)
 def test_bad_target_files(tmp_path, text, match):
     path = tmp_path / "t.yaml"
     path.write_text(text)
@@ -66,8 +73,9 @@ def test_bad_target_files(tmp_path, text, match):
 
 def test_custom_target_file(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nengine: onnxruntime\nprecision: fp32\nthreads: 2\naffinity: [0]\n"
-                    "measure: {rounds: 5}\n")
+    path.write_text(
+        "name: mine\nengine: onnxruntime\nprecision: fp32\nthreads: 2\naffinity: [0]\nmeasure: {rounds: 5}\n"
+    )
     t = load_target(str(path))
     assert (t.threads, t.affinity, t.measure.rounds, t.timer) == (2, (0,), 5, "auto")
 

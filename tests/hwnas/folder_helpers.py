@@ -1,4 +1,5 @@
 """Tiny image data sets written to disk for the data-loading tests (PNG folders and .npz files)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,17 @@ def write_image(path: Path, array: np.ndarray) -> None:
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
 
 
-def write_folder(root: Path, *, classes: Sequence[str] = ("ant", "bee", "cat"), n_train: int = 4, n_test: int = 2,
-                 size: int | Sequence[int] = 12, rgb: bool = False, test_name: str = "test", seed: int = 0) -> Path:
+def write_folder(
+    root: Path,
+    *,
+    classes: Sequence[str] = ("ant", "bee", "cat"),
+    n_train: int = 4,
+    n_test: int = 2,
+    size: int | Sequence[int] = 12,
+    rgb: bool = False,
+    test_name: str = "test",
+    seed: int = 0,
+) -> Path:
     """An ImageFolder tree: ``root/train/<class>/<i>.png`` and ``root/<test_name>/<class>/<i>.png``.
 
     Each class has its own brightness level plus noise (learnable); ``size`` is one side or a list
@@ -38,8 +48,16 @@ def write_folder(root: Path, *, classes: Sequence[str] = ("ant", "bee", "cat"), 
     return root
 
 
-def write_npz(path: Path, *, n_train: int = 12, n_test: int = 6, shape: tuple[int, ...] = (8, 8), classes: int = 3,
-              seed: int = 0, **extra: np.ndarray) -> Path:
+def write_npz(
+    path: Path,
+    *,
+    n_train: int = 12,
+    n_test: int = 6,
+    shape: tuple[int, ...] = (8, 8),
+    classes: int = 3,
+    seed: int = 0,
+    **extra: np.ndarray,
+) -> Path:
     """An ``.npz`` data set with uint8 images of ``shape`` per image and labels cycling over the classes."""
     rng = np.random.default_rng(seed)
     arrays = {

@@ -78,7 +78,9 @@ def test_fashion_mnist_from_a_given_root_and_the_environment(tmp_path, monkeypat
     assert np.allclose(ds.images[0, 0], expected, atol=1e-5)
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed"
+)
 def test_installed_fashion_mnist() -> None:
     x, y = load_fashion_mnist("test")
     assert x.shape == (10_000, 28, 28) and sorted(set(y.tolist())) == list(range(10))

@@ -2,6 +2,7 @@
 
 Folders are written with PIL into tmp_path (a few dozen tiny PNGs); everything runs in seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,14 @@ def test_data_info_is_json_and_load_data_like_reuses_the_recorded_normalisation(
     root = write_folder(tmp_path / "rgb", rgb=True, size=[10, 14])
     train = load_data(str(root), "train", resolution=12)
     info = json.loads(json.dumps(data_info(train)))
-    assert info == {"data": str(root), "input_shape": [3, 12, 12], "num_classes": 3, "mean": list(train.mean),
-                    "std": list(train.std), "class_names": ["ant", "bee", "cat"]}
+    assert info == {
+        "data": str(root),
+        "input_shape": [3, 12, 12],
+        "num_classes": 3,
+        "mean": list(train.mean),
+        "std": list(train.std),
+        "class_names": ["ant", "bee", "cat"],
+    }
     test = load_data_like(info, "test")
     assert test.input_shape == (3, 12, 12) and test.mean == train.mean
     # the recorded statistics are used as they are, not measured again
@@ -134,7 +141,10 @@ def test_streaming_decodes_in_dataloader_workers(tmp_path, monkeypatch) -> None:
     for (x0, y0), (x1, y1) in zip(in_workers, in_process):
         assert torch.equal(x0, x1) and torch.equal(y0, y1)
     idx = [[17, 2], [5]]
-    assert [y.tolist() for _, y in data.loader(idx, workers=1)] == [data.labels[[17, 2]].tolist(), [int(data.labels[5])]]
+    assert [y.tolist() for _, y in data.loader(idx, workers=1)] == [
+        data.labels[[17, 2]].tolist(),
+        [int(data.labels[5])],
+    ]
 
 
 # -- .npz ------------------------------------------------------------------------------------------
@@ -149,8 +159,7 @@ def test_npz_layouts_classes_and_normalisation(tmp_path) -> None:  # noqa: ANN00
     g = load_data(str(grey), "test", resolution=16)
     assert g.input_shape == (1, 16, 16) and g.class_names == ("0", "1", "2") and len(g) == 6
     x = np.random.default_rng(1).random((6, 3, 8, 8), dtype=np.float32)
-    nchw = write_npz(tmp_path / "nchw.npz", x_train=x, x_test=x[:4], y_train=np.arange(6) % 2,
-                     y_test=np.arange(4) % 2)
+    nchw = write_npz(tmp_path / "nchw.npz", x_train=x, x_test=x[:4], y_train=np.arange(6) % 2, y_test=np.arange(4) % 2)
     n = load_data(str(nchw), "train", 4)
     assert n.input_shape == (3, 8, 8) and n.num_classes == 2 and len(n) == 4
     assert load_data(str(nchw), "train", in_chans=1).input_shape == (1, 8, 8)
@@ -165,7 +174,9 @@ def test_builtins_keep_their_behaviour_and_convert_on_request() -> None:
     assert data_info(plain)["data"] == "digits"
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_keeps_its_fixed_normalisation() -> None:
     d = load_data("fashion-mnist", "test", 50)
     raw, _ = hd.load_fashion_mnist("test")
@@ -259,8 +270,9 @@ def test_npz_labels_out_of_range(tmp_path) -> None:  # noqa: ANN001
 def test_npz_missing_keys_and_bad_shapes(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "partial.npz"
     np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.arange(4) % 2)
-    _one_line_error(r"\.npz lacks x_test, y_test \(needs x_train, y_train, x_test, y_test\)", load_data,
-                    str(path), "train")
+    _one_line_error(
+        r"\.npz lacks x_test, y_test \(needs x_train, y_train, x_test, y_test\)", load_data, str(path), "train"
+    )
     bad = write_npz(tmp_path / "shape.npz", x_train=np.zeros((12, 8, 8, 5), np.uint8))
     _one_line_error(r"x_train has shape \(12, 8, 8, 5\)", load_data, str(bad), "train")
     mixed = write_npz(tmp_path / "mixed.npz", x_test=np.zeros((6, 9, 9), np.uint8))

@@ -1,4 +1,5 @@
 """The bottom layer: errors, seeding and I/O helpers."""
+
 from __future__ import annotations
 
 import random
@@ -120,11 +121,14 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     assert _one_line(info, path).endswith("cannot read (space YAML): permission denied")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("[" * 100_000, "nested too deeply"),
-    ('{"a": ' + "1" * 5000 + "}", "Exceeds the limit (4300 digits)"),
-    ("", "invalid JSON at line 1, column 1"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"a": ' + "1" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+        ("", "invalid JSON at line 1, column 1"),
+    ],
+)
 def test_json_format_errors(tmp_path, text, expected):
     from hwnas.io import FileFormatError
 
@@ -135,15 +139,18 @@ def test_json_format_errors(tmp_path, text, expected):
     assert expected in _one_line(info, path)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("a: [1\n", "invalid YAML at line 2"),
-    ("a: 1\nb: 2\na: 3\n", "invalid YAML at line 3, column 1: duplicate key 'a'"),
-    ("a: 2001-13-45\n", "month must be in 1..12"),
-    ("a: " + "9" * 5000 + "\n", "invalid YAML: Exceeds the limit"),
-    ("[" * 3000 + "]" * 3000, "invalid YAML: nested too deeply"),
-    ("a: !!python/object/apply:os.system ['true']\n", "invalid YAML at line 1"),
-    ("a: *nothing\n", "found undefined alias"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("a: [1\n", "invalid YAML at line 2"),
+        ("a: 1\nb: 2\na: 3\n", "invalid YAML at line 3, column 1: duplicate key 'a'"),
+        ("a: 2001-13-45\n", "month must be in 1..12"),
+        ("a: " + "9" * 5000 + "\n", "invalid YAML: Exceeds the limit"),
+        ("[" * 3000 + "]" * 3000, "invalid YAML: nested too deeply"),
+        ("a: !!python/object/apply:os.system ['true']\n", "invalid YAML at line 1"),
+        ("a: *nothing\n", "found undefined alias"),
+    ],
+)
 def test_yaml_format_errors(tmp_path, text, expected):
     from hwnas.io import FileFormatError
 
@@ -166,7 +173,7 @@ def test_good_files_read_as_before(tmp_path):
     j.write_text('{"a": [1, 2.5, null]}')
     assert read_json_file(j) == {"a": [1, 2.5, None]}
     gz = tmp_path / "t.csv.gz"
-    gz.write_bytes(gzip.compress("a,b\n1,2\n".encode()))
+    gz.write_bytes(gzip.compress(b"a,b\n1,2\n"))
     assert read_text_file(gz) == "a,b\n1,2\n"
 
 

@@ -1,4 +1,5 @@
 """Fixtures for the latency_lut tests: a tiny space, a fast target, an exported folder."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Test helpers shared by the latency_lut, hw_profiles and CLI tests (a tiny space, a fast target)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The learned correction and the agreement metrics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,10 @@ def test_pooled_validation_shards_agree_like_one_run():
     from latency_lut.validation import pool
 
     rng = np.random.default_rng(3)
-    nets = [{"predicted_ms": float(p), "raw_ms": float(p * 0.9), "measured_ms": float(p * f)}
-            for p, f in zip(rng.uniform(1, 5, 40), rng.uniform(0.9, 1.1, 40))]
+    nets = [
+        {"predicted_ms": float(p), "raw_ms": float(p * 0.9), "measured_ms": float(p * f)}
+        for p, f in zip(rng.uniform(1, 5, 40), rng.uniform(0.9, 1.1, 40))
+    ]
     pooled = pool([{"networks": nets[:15]}, {"networks": nets[15:]}])
     measured = [x["measured_ms"] for x in nets]
     assert pooled | {"raw": None} == agreement([x["predicted_ms"] for x in nets], measured) | {"raw": None}

@@ -1,4 +1,5 @@
 """The SQLite LUT: schema, resumable inserts, corruption and fingerprint errors, merge, concurrency."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,16 @@ from hw_profiles import Fingerprint, Stats
 from latency_lut.db import SCHEMA_VERSION, open_lut
 from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
 
-FP = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision": "int8", "threads": 1,
-                  "cpu": {"model": "test cpu", "flags": []}}, "cpu-test-int8")
+FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "1.0",
+        "precision": "int8",
+        "threads": 1,
+        "cpu": {"model": "test cpu", "flags": []},
+    },
+    "cpu-test-int8",
+)
 FP32 = Fingerprint({**FP.info, "precision": "fp32"}, "cpu-test-fp32")
 
 
@@ -145,8 +154,10 @@ def test_concurrent_writers(tmp_path):
                 key = f"k{{(i + 20 * worker) % 100:03d}}"
                 db.insert(fp.id, key, "op", "fam", Stats(worker, worker, 0, worker, 1, 0, 1, True), run)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)], env={**os.environ},
-                              stderr=subprocess.PIPE, text=True) for w in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(w)], env={**os.environ}, stderr=subprocess.PIPE, text=True)
+        for w in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

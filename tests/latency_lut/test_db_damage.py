@@ -1,4 +1,5 @@
 """A damaged LUT, or one that cannot be written, is a one-line error that says which it is."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -10,8 +11,16 @@ from hw_profiles import Fingerprint, Stats
 from latency_lut.db import open_lut
 from latency_lut.errors import CorruptLUTError, LUTError
 
-FP = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision": "int8", "threads": 1,
-                  "cpu": {"model": "test cpu", "flags": []}}, "cpu-test-int8")
+FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "1.0",
+        "precision": "int8",
+        "threads": 1,
+        "cpu": {"model": "test cpu", "flags": []},
+    },
+    "cpu-test-int8",
+)
 
 
 def _filled(path: Path, n: int = 400) -> Path:
@@ -20,9 +29,14 @@ def _filled(path: Path, n: int = 400) -> Path:
         run = db.begin_run(FP.id, "test")
         for i in range(n):
             s = 1.0 + i
-            db.insert(FP.id, f"block{i:03d}_c8-8_h8w8_b1", "mbconv", "mbconv relu",
-                      Stats(median_ms=s, mean_ms=s, std_ms=0.0, min_ms=s, count=10, spread=0.01, rounds=3,
-                            stable=True), run)
+            db.insert(
+                FP.id,
+                f"block{i:03d}_c8-8_h8w8_b1",
+                "mbconv",
+                "mbconv relu",
+                Stats(median_ms=s, mean_ms=s, std_ms=0.0, min_ms=s, count=10, spread=0.01, rounds=3, stable=True),
+                run,
+            )
         db.end_run(run, n)
     return path
 
@@ -41,7 +55,7 @@ def test_garbage_in_the_middle_is_one_line(tmp_path, frac, mode):
     path = _filled(tmp_path / "lut.db")
     data = bytearray(path.read_bytes())
     off = int(len(data) * frac)
-    data[off:off + 64] = b"\xde\xad\xbe\xef" * 16
+    data[off : off + 64] = b"\xde\xad\xbe\xef" * 16
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptLUTError) as info:
         open_lut(path, mode).close()
@@ -65,8 +79,11 @@ def test_damage_met_while_reading_is_one_line(tmp_path):
 def test_unwritable_folder_is_not_called_corrupt(tmp_path, where):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    path = {"under_a_file": afile / "lut.db", "proc": Path("/proc/hwnas-test/lut.db"),
-            "sys": Path("/sys/hwnas-test/lut.db")}[where]
+    path = {
+        "under_a_file": afile / "lut.db",
+        "proc": Path("/proc/hwnas-test/lut.db"),
+        "sys": Path("/sys/hwnas-test/lut.db"),
+    }[where]
     with pytest.raises(LUTError) as info:
         open_lut(path, "w")
     msg = _one_line(info)

@@ -1,4 +1,5 @@
 """Exported block folders and profiling them (folder and one-step modes), resumability."""
+
 from __future__ import annotations
 
 import json
@@ -122,8 +123,9 @@ def test_profile_needs_the_target_format(exported, tmp_path):
 def test_one_step_profile_with_few_archs(tmp_path, tiny_space, fast_fp32_target):
     from latency_lut.profiler import profile_space
 
-    result = profile_space(tiny_space, str(fast_fp32_target), tmp_path / "lut.db", archs=2, seed=3, networks=0,
-                           progress=False)
+    result = profile_space(
+        tiny_space, str(fast_fp32_target), tmp_path / "lut.db", archs=2, seed=3, networks=0, progress=False
+    )
     wanted = {block_key(b) for i in range(2) for b in tiny_space.blocks(tiny_space.sample(3 + i))}
     with open_lut(tmp_path / "lut.db") as db:
         keys = db.done_keys(result.fingerprint)
@@ -146,8 +148,10 @@ def test_torch_engine_profiles_spec_files(tmp_path, tiny_space):
 
     export_blocks(tiny_space, tmp_path / "blocks", formats=("spec",), archs=1, networks=1)
     target = tmp_path / "torch.yaml"
-    target.write_text("name: cpu-torch-fp32\nengine: torch\nprecision: fp32\nthreads: 1\n"
-                      "measure: {warmup_runs: 1, warmup_s: 0, min_runs: 2, min_time_s: 0, rounds: 1}\n")
+    target.write_text(
+        "name: cpu-torch-fp32\nengine: torch\nprecision: fp32\nthreads: 1\n"
+        "measure: {warmup_runs: 1, warmup_s: 0, min_runs: 2, min_time_s: 0, rounds: 1}\n"
+    )
     result = profile_folder(tmp_path / "blocks", str(target), tmp_path / "lut.db", progress=False)
     assert not result.failed and result.networks == 1
     with open_lut(tmp_path / "lut.db") as db:

@@ -1,5 +1,6 @@
 """A profiler stopped by SIGTERM removes its work folder and marks its run ``interrupted``; the
 work folder of a SIGKILLed one is removed by the next profiler; a rerun keeps every finished block."""
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,12 @@ def test_work_folder_is_locked_and_removed(tmp_path):
 
 
 def test_stale_folders_of_dead_processes_are_removed(tmp_path):
-    code = ("import os, sys\nfrom latency_lut.workdir import work_folder\n"
-            "cm = work_folder('hwnas-profile-', sys.argv[1]); p = cm.__enter__()\n"
-            "(p / 'block.onnx').write_bytes(b'x')\n"
-            "print(p, flush=True); os._exit(0)\n")  # exits without cleanup, like a SIGKILL
+    code = (
+        "import os, sys\nfrom latency_lut.workdir import work_folder\n"
+        "cm = work_folder('hwnas-profile-', sys.argv[1]); p = cm.__enter__()\n"
+        "(p / 'block.onnx').write_bytes(b'x')\n"
+        "print(p, flush=True); os._exit(0)\n"
+    )  # exits without cleanup, like a SIGKILL
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     dead = Path(out.stdout.strip())
     assert dead.is_dir()
@@ -71,8 +74,21 @@ def test_sigterm_as_interrupt_restores_the_default():
 
 def _start_profile(lut: Path, space: Path, target: Path, tmpdir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    cmd = [*_nas(), "profile", "--space", str(space), "--target", str(target), "--out", str(lut),
-           "--networks", "0", "--retry-passes", "0", "--no-progress"]
+    cmd = [
+        *_nas(),
+        "profile",
+        "--space",
+        str(space),
+        "--target",
+        str(target),
+        "--out",
+        str(lut),
+        "--networks",
+        "0",
+        "--retry-passes",
+        "0",
+        "--no-progress",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -153,8 +169,10 @@ def test_older_luts_gain_the_status_column(tmp_path):
         run = db.begin_run("fp", "test")
         db.end_run(run, 0)
     con = sqlite3.connect(lut)  # make it look like a LUT written before runs.status existed
-    con.executescript("CREATE TABLE runs2 AS SELECT run_id, fp_id, host, pid, source, started, finished, measured "
-                      "FROM runs; DROP TABLE runs; ALTER TABLE runs2 RENAME TO runs;")
+    con.executescript(
+        "CREATE TABLE runs2 AS SELECT run_id, fp_id, host, pid, source, started, finished, measured "
+        "FROM runs; DROP TABLE runs; ALTER TABLE runs2 RENAME TO runs;"
+    )
     con.close()
     with open_lut(lut) as db:  # read-only: no migration, status unknown
         assert [r["status"] for r in db.runs()] == [None]

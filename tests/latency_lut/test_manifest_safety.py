@@ -1,5 +1,6 @@
 """Block-folder manifests: wrong or missing fields are one-line errors naming the manifest, the
 entry and the field; no path read from a manifest may lead outside its folder (LUT poisoning)."""
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ def _set(path: str, value):
             del obj[index]
         else:
             obj[index] = value
+
     return change
 
 

@@ -1,4 +1,5 @@
 """The package face: every lazily exported name is the documented object, never a submodule."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Vectorised prediction: exact sums, index matrices, corrections, missing blocks, throughput."""
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,17 @@ from latency_lut.keys import block_key, overhead_key, quantize_key
 from latency_lut.manifest import space_record
 from latency_lut.predictor import LatencyPredictor
 
-FP = Fingerprint({"engine": "onnxruntime", "engine_version": "x", "precision": "int8", "threads": 1,
-                  "model_format": "int8", "cpu": {"model": "synthetic"}}, "synthetic-int8")
+FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "x",
+        "precision": "int8",
+        "threads": 1,
+        "model_format": "int8",
+        "cpu": {"model": "synthetic"},
+    },
+    "synthetic-int8",
+)
 
 
 def _synthetic_lut(path, space, skip: set[str] = frozenset(), correction=None):
@@ -59,8 +69,9 @@ def test_prediction_is_the_block_sum(tmp_path, tiny_space):
 
 
 def test_correction_is_applied(tmp_path, tiny_space):
-    lat = _synthetic_lut(tmp_path / "lut.db", tiny_space,
-                         correction={"model": "affine", "coef": [2.0, 0.5], "loo_rel_err": 0.0})
+    lat = _synthetic_lut(
+        tmp_path / "lut.db", tiny_space, correction={"model": "affine", "coef": [2.0, 0.5], "loo_rel_err": 0.0}
+    )
     pred = LatencyPredictor(tmp_path / "lut.db", tiny_space)
     arch = tiny_space.sample(3)
     assert pred.predict(arch) == pytest.approx(2.0 * _expected(tiny_space, arch, lat) + 0.5)

@@ -1,4 +1,5 @@
 """Models measured while the machine was busy are stored at once and measured again later."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,14 +8,23 @@ from hw_profiles import Fingerprint, Stats
 from latency_lut.db import open_lut
 from latency_lut.profiler import Job, _run
 
-FP = Fingerprint({"engine": "onnxruntime", "engine_version": "1.0", "precision": "int8", "threads": 1,
-                  "cpu": {"model": "test cpu", "flags": []}}, "cpu-test-int8")
+FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "1.0",
+        "precision": "int8",
+        "threads": 1,
+        "cpu": {"model": "test cpu", "flags": []},
+    },
+    "cpu-test-int8",
+)
 
 
 def _stats(ms: float, stable: bool) -> Stats:
     """A measurement taken while the machine was quiet (``stable``) or busy."""
-    return Stats(median_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms, count=10, spread=0.0, rounds=7, stable=stable,
-                 busy=not stable)
+    return Stats(
+        median_ms=ms, mean_ms=ms, std_ms=0.0, min_ms=ms, count=10, spread=0.0, rounds=7, stable=stable, busy=not stable
+    )
 
 
 class ScriptedEngine:
@@ -34,7 +44,9 @@ def _jobs(tmp_path, names):
     jobs = []
     for name in names:
         path = tmp_path / f"{name}.onnx"
-        jobs.append(Job(name, "mbconv", "mbconv relu", lambda p=path: (p.write_bytes(b"model"), str(p))[1], cleanup=True))
+        jobs.append(
+            Job(name, "mbconv", "mbconv relu", lambda p=path: (p.write_bytes(b"model"), str(p))[1], cleanup=True)
+        )
     return jobs
 
 
@@ -42,8 +54,18 @@ def _profile(tmp_path, script, retry_passes):
     engine = ScriptedEngine({str(tmp_path / f"{k}.onnx"): v for k, v in script.items()})
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, list(script)), "sig", "test",
-                   False, lambda _m: None, retry_passes=retry_passes)
+        res = _run(
+            engine,
+            SimpleNamespace(name="t"),
+            db,
+            FP,
+            _jobs(tmp_path, list(script)),
+            "sig",
+            "test",
+            False,
+            lambda _m: None,
+            retry_passes=retry_passes,
+        )
         rows = {r["block_key"]: (r["median_ms"], r["stable"]) for r in db.rows(FP.id)}
     return res, rows, engine
 
@@ -77,14 +99,34 @@ def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
     """As `nas lut validate --passes` measures its networks, so that the correction is fitted on
     the statistic validation reports; quiet blocks are still measured once."""
     path = tmp_path / "net.onnx"
-    net = Job("network a1", "network", "network", lambda: (path.write_bytes(b"model"), str(path))[1], cleanup=True,
-              network={"arch_id": "a1", "arch": {"d": 1}, "keys": ["quiet"]})
-    engine = ScriptedEngine({str(path): [_stats(2.0, True), _stats(1.5, True), _stats(1.8, True)],
-                             str(tmp_path / "quiet.onnx"): [_stats(1.0, True)]})
+    net = Job(
+        "network a1",
+        "network",
+        "network",
+        lambda: (path.write_bytes(b"model"), str(path))[1],
+        cleanup=True,
+        network={"arch_id": "a1", "arch": {"d": 1}, "keys": ["quiet"]},
+    )
+    engine = ScriptedEngine(
+        {
+            str(path): [_stats(2.0, True), _stats(1.5, True), _stats(1.8, True)],
+            str(tmp_path / "quiet.onnx"): [_stats(1.0, True)],
+        }
+    )
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, ["quiet"]) + [net], "sig", "test",
-                   False, lambda _m: None, retry_passes=2)
+        res = _run(
+            engine,
+            SimpleNamespace(name="t"),
+            db,
+            FP,
+            _jobs(tmp_path, ["quiet"]) + [net],
+            "sig",
+            "test",
+            False,
+            lambda _m: None,
+            retry_passes=2,
+        )
         (row,) = db.networks(FP.id, "sig")
     assert engine.calls.count(str(path)) == 3 and engine.calls.count(str(tmp_path / "quiet.onnx")) == 1
     assert row["median_ms"] == 1.5 and res.networks == 1 and res.unstable == 0
@@ -114,7 +156,17 @@ def test_a_folder_s_network_models_are_never_deleted(tmp_path):
     engine = ScriptedEngine({str(path): [_stats(2.0, False)], str(tmp_path / "b.onnx"): [_stats(1.0, True)]})
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(engine, SimpleNamespace(name="t"), db, FP, _jobs(tmp_path, ["b"]) + [net], "sig", "test",
-                   False, lambda _m: None, retry_passes=1)
+        res = _run(
+            engine,
+            SimpleNamespace(name="t"),
+            db,
+            FP,
+            _jobs(tmp_path, ["b"]) + [net],
+            "sig",
+            "test",
+            False,
+            lambda _m: None,
+            retry_passes=1,
+        )
     assert path.exists() and res.networks == 1 and res.unstable == 1
     assert engine.calls.count(str(path)) == 3  # 1 + 1 spread over the pass, then once more while still busy

@@ -1,24 +1,34 @@
 """A LUT records the spaces it was made for (canonical YAML and hash); the predictor refuses a
 LUT of another space in one line naming both hashes and the blocks it lacks; older LUTs whose
 space records have no hash still work."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from lut_test_helpers import TINY_SPACE_YAML
 
 from hw_profiles import Fingerprint, Stats
 from latency_lut.db import open_lut
 from latency_lut.keys import block_key, overhead_key, quantize_key
 from latency_lut.manifest import legacy_signature, match_space_record, space_from_record, space_record
 from latency_lut.predictor import LatencyPredictor, LUTSpaceMismatchError
-from lut_test_helpers import TINY_SPACE_YAML
 from spaces import space_hash
 from spaces.identity import SpaceMismatchError
 from spaces.yaml_io import space_from_yaml
 
-FP = Fingerprint({"engine": "onnxruntime", "engine_version": "x", "precision": "int8", "threads": 1,
-                  "model_format": "int8", "cpu": {"model": "synthetic"}}, "synthetic-int8")
+FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "x",
+        "precision": "int8",
+        "threads": 1,
+        "model_format": "int8",
+        "cpu": {"model": "synthetic"},
+    },
+    "synthetic-int8",
+)
 CORRECTION = {"model": "affine", "coef": [2.0, 0.5], "loo_rel_err": 0.0}
 
 
@@ -85,8 +95,9 @@ def test_sub_space_is_refused_unless_allowed_and_then_uncorrected(tmp_path):
     same = LatencyPredictor(tmp_path / "lut.db", space)
     arch = narrow.sample(0)  # an arch of the sub-space is an arch of the space
     assert same.correction is not None
-    assert pred.predict(arch) == pytest.approx(LatencyPredictor(tmp_path / "lut.db", space, correction=False)
-                                               .predict(arch))
+    assert pred.predict(arch) == pytest.approx(
+        LatencyPredictor(tmp_path / "lut.db", space, correction=False).predict(arch)
+    )
 
 
 def test_renamed_copy_of_the_space_is_accepted(tmp_path):
@@ -116,8 +127,18 @@ def test_old_record_without_hash_matches_and_is_upgraded(tmp_path):
     by name, arguments and input); a later profiling run upgrades the record in place."""
     from spaces import create_space
 
-    space = create_space("mobilenet", in_chans=1, num_classes=10, resolution=28, stages=2, depths=[1],
-                         kernels=[3], expands=[2.0], width_mults=[0.5], scale=0.25)
+    space = create_space(
+        "mobilenet",
+        in_chans=1,
+        num_classes=10,
+        resolution=28,
+        stages=2,
+        depths=[1],
+        kernels=[3],
+        expands=[2.0],
+        width_mults=[0.5],
+        scale=0.25,
+    )
     old = {k: v for k, v in space_record(space).items() if k not in ("hash", "yaml")}
     old["signature"] = legacy_signature(old)
     sig = _lut(tmp_path / "lut.db", space, record=old, correction=CORRECTION)
@@ -126,8 +147,18 @@ def test_old_record_without_hash_matches_and_is_upgraded(tmp_path):
     for s in (space, yaml_copy):
         pred = LatencyPredictor(tmp_path / "lut.db", s)
         assert pred.same_space and pred.record["signature"] == old["signature"] and pred.correction is not None
-    other = create_space("mobilenet", in_chans=1, num_classes=10, resolution=28, stages=2, depths=[1],
-                         kernels=[5], expands=[2.0], width_mults=[0.5], scale=0.25)
+    other = create_space(
+        "mobilenet",
+        in_chans=1,
+        num_classes=10,
+        resolution=28,
+        stages=2,
+        depths=[1],
+        kernels=[5],
+        expands=[2.0],
+        width_mults=[0.5],
+        scale=0.25,
+    )
     with pytest.raises(LUTSpaceMismatchError) as info:
         LatencyPredictor(tmp_path / "lut.db", other)
     assert space_hash(space) in str(info.value) and space_hash(other) in str(info.value)

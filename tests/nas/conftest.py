@@ -1,4 +1,5 @@
 """Helpers for tests that run the real ``nas`` command."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,12 @@ def _nas_command() -> list[str]:
 def run_nas():
     """Run ``nas ARGS...`` as a subprocess; returns the CompletedProcess (text mode)."""
 
-    def run(*args: str, timeout: float = 600, cwd: str | os.PathLike[str] | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 600, cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-        return subprocess.run([*_nas_command(), *args], capture_output=True, text=True, timeout=timeout,
-                              cwd=cwd, env=full_env)
+        return subprocess.run(
+            [*_nas_command(), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env
+        )
 
     return run

@@ -1,5 +1,6 @@
 """A tiny trained supernet checkpoint and a synthetic latency LUT for it, for the hardware-aware
 search tests (``tests/nas/search/test_supernet_evaluator.py``, ``tests/nas/test_cli_search_hw.py``)."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,12 @@ def tiny_checkpoint(root: Path) -> Path:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            Trainer(tiny_config(train_limit=TRAIN_LIMIT, test_limit=64, batch_size=50), out, progress=False,
-                    log=lambda _: None).run()
+            Trainer(
+                tiny_config(train_limit=TRAIN_LIMIT, test_limit=64, batch_size=50),
+                out,
+                progress=False,
+                log=lambda _: None,
+            ).run()
         finally:
             torch.set_num_threads(threads)
         _built["ckpt"] = out

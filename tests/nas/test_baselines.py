@@ -1,4 +1,5 @@
 """nas.baselines: the hand-picked Fashion-MNIST baselines and their training recipe."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +8,27 @@ import torch
 import torch.nn as nn
 
 from hwnas.errors import ConfigError, UnknownNameError
-from nas.baselines import (BASELINES, BaselineError, BaselineRecipe, PlainCNN, create_baseline, normalize_fmnist,
-                           train_baseline)
+from nas.baselines import (
+    BASELINES,
+    BaselineError,
+    BaselineRecipe,
+    PlainCNN,
+    create_baseline,
+    normalize_fmnist,
+    train_baseline,
+)
 
 
 def test_plain_cnn_is_the_recipe_network():
     m = PlainCNN()
     convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
-        (1, 32, (3, 3)), (32, 32, (3, 3)), (32, 64, (3, 3)), (64, 64, (3, 3)), (64, 128, (3, 3))]
+        (1, 32, (3, 3)),
+        (32, 32, (3, 3)),
+        (32, 64, (3, 3)),
+        (64, 64, (3, 3)),
+        (64, 128, (3, 3)),
+    ]
     assert all(c.bias is None for c in convs)
     layers = list(m.features)
     for i, layer in enumerate(layers):  # every conv is followed by BatchNorm and ReLU
@@ -55,8 +68,14 @@ class _Stop(Exception):
 
 
 def _tiny() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 10),
+    )
 
 
 def test_training_resumes_from_its_checkpoint_as_if_uninterrupted(tmp_path):

@@ -1,4 +1,5 @@
 """`nas bench nb201`, run as a real command: the JSON contract of the issue."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,11 @@ def _bench(run_nas, *args):
 def test_bench_single_objective(run_nas):
     out = _bench(run_nas, "--searcher", "random,evolution", "--budget", "30", "--seeds", "3")
     assert {k: out[k] for k in ("metric", "latency", "budget", "seeds")} == {
-        "metric": "cifar10_test_acc", "latency": None, "budget": 30, "seeds": 3}
+        "metric": "cifar10_test_acc",
+        "latency": None,
+        "budget": 30,
+        "seeds": 3,
+    }
     assert [r["searcher"] for r in out["results"]] == ["random", "evolution"]
     for r in out["results"]:
         assert {"searcher", "mean", "std", "ri", "median_queries_to_optimum"} <= set(r)
@@ -31,8 +36,9 @@ def test_bench_any_column(run_nas):
 
 
 def test_bench_multi_objective(run_nas):
-    out = _bench(run_nas, "--searcher", "random,nsga2", "--budget", "40", "--seeds", "2",
-                 "--latency", "pixel3_latency_ms")
+    out = _bench(
+        run_nas, "--searcher", "random,nsga2", "--budget", "40", "--seeds", "2", "--latency", "pixel3_latency_ms"
+    )
     assert out["latency"] == "pixel3_latency_ms"
     assert out["reference_point"] == pytest.approx([90.0, 10.6756])
     for r in out["results"]:
@@ -40,8 +46,19 @@ def test_bench_multi_objective(run_nas):
 
 
 def test_bench_constrained(run_nas):
-    out = _bench(run_nas, "--searcher", "random,hhnas", "--budget", "30", "--seeds", "2",
-                 "--latency", "pixel3_latency_ms", "--max-latency", "10")
+    out = _bench(
+        run_nas,
+        "--searcher",
+        "random,hhnas",
+        "--budget",
+        "30",
+        "--seeds",
+        "2",
+        "--latency",
+        "pixel3_latency_ms",
+        "--max-latency",
+        "10",
+    )
     assert out["optimum"] == pytest.approx(93.625)
     for r in out["results"]:
         assert r["infeasible_returned"] == 0 and r["mean"] <= 93.625 + 1e-9
@@ -53,13 +70,16 @@ def test_bench_human_table(run_nas):
     assert "random" in res.stdout and "±" in res.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--searcher", "nope"], "unknown searcher"),
-    (["--metric", "nope"], "unknown NAS-Bench-201 column"),
-    (["--max-latency", "10"], "--max-latency needs --latency"),
-    (["--ref", "1"], "--ref expects ACC,LAT"),
-    (["--set", "x=1"], "SEARCHER.KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--searcher", "nope"], "unknown searcher"),
+        (["--metric", "nope"], "unknown NAS-Bench-201 column"),
+        (["--max-latency", "10"], "--max-latency needs --latency"),
+        (["--ref", "1"], "--ref expects ACC,LAT"),
+        (["--set", "x=1"], "SEARCHER.KEY=VALUE"),
+    ],
+)
 def test_bench_errors(run_nas, args, message):
     res = run_nas("bench", "nb201", "--budget", "5", "--seeds", "1", *args)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1

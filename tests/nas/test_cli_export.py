@@ -1,4 +1,5 @@
 """`nas export`, run as the real command: files, model.json, verification, OpenVINO, TensorRT, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,33 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("export_cli")
     target = write_fast_target(root)
     arch_file, arch = write_arch(root)
-    return {"root": root, "checkpoint": train_supernet(root / "run"), "target": target, "arch_file": arch_file,
-            "arch": arch, "lut": make_lut(root / "lut.db", target)}
+    return {
+        "root": root,
+        "checkpoint": train_supernet(root / "run"),
+        "target": target,
+        "arch_file": arch_file,
+        "arch": arch,
+        "lut": make_lut(root / "lut.db", target),
+    }
 
 
 def _base(work, out, *extra):
-    return ["export", "--checkpoint", str(work["checkpoint"]), "--arch", str(work["arch_file"]), "--out", str(out),
-            "--target", str(work["target"]), "--test-limit", "300", "--calib-batches", "1", *extra]
+    return [
+        "export",
+        "--checkpoint",
+        str(work["checkpoint"]),
+        "--arch",
+        str(work["arch_file"]),
+        "--out",
+        str(out),
+        "--target",
+        str(work["target"]),
+        "--test-limit",
+        "300",
+        "--calib-batches",
+        "1",
+        *extra,
+    ]
 
 
 def _one_line_error(res, *words):
@@ -70,8 +91,10 @@ def test_export_writes_verified_files_and_model_json(work, run_nas, tmp_path):
     assert rec["created"].endswith("Z") and rec["integer_ops"]["all_convs_integer"] is True
 
 
-@pytest.mark.skipif(__import__("nas.export", fromlist=["format_unavailable"]).format_unavailable("openvino") is not None,
-                    reason="OpenVINO is not installed (pip install 'hwnas[openvino]')")
+@pytest.mark.skipif(
+    __import__("nas.export", fromlist=["format_unavailable"]).format_unavailable("openvino") is not None,
+    reason="OpenVINO is not installed (pip install 'hwnas[openvino]')",
+)
 def test_openvino_ir_loads_and_agrees(work, run_nas, tmp_path):
     import openvino as ov
 
@@ -109,8 +132,22 @@ def test_tensorrt_plan_with_the_real_api(work, run_nas, tmp_path):
     import tensorrt as trt
 
     out = tmp_path / "trt"
-    res = run_nas("export", "--checkpoint", str(work["checkpoint"]), "--arch", str(work["arch_file"]), "--out",
-                  str(out), "--format", "onnx-int8,tensorrt", "--test-limit", "300", "--calib-batches", "1", "--json")
+    res = run_nas(
+        "export",
+        "--checkpoint",
+        str(work["checkpoint"]),
+        "--arch",
+        str(work["arch_file"]),
+        "--out",
+        str(out),
+        "--format",
+        "onnx-int8,tensorrt",
+        "--test-limit",
+        "300",
+        "--calib-batches",
+        "1",
+        "--json",
+    )
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
     assert rec["target"] == "gpu-trt-int8" and rec["quantization"]["scheme"]["name"] == "tensorrt"
@@ -131,22 +168,51 @@ def test_tensorrt_without_tensorrt_or_gpu_is_a_one_line_error(work, run_nas, tmp
     if reason is None:
         pytest.skip("TensorRT and a CUDA GPU are present: test_tensorrt_plan_with_the_real_api runs instead")
     out = tmp_path / "trt"
-    res = run_nas("export", "--checkpoint", str(work["checkpoint"]), "--arch", str(work["arch_file"]), "--out",
-                  str(out), "--format", "tensorrt")
+    res = run_nas(
+        "export",
+        "--checkpoint",
+        str(work["checkpoint"]),
+        "--arch",
+        str(work["arch_file"]),
+        "--out",
+        str(out),
+        "--format",
+        "tensorrt",
+    )
     _one_line_error(res, "--format tensorrt: ", reason)
     assert not out.exists()  # refused before any work
 
 
 def test_missing_checkpoint(work, run_nas, tmp_path):
-    res = run_nas("export", "--checkpoint", str(tmp_path / "nothing"), "--arch", str(work["arch_file"]),
-                  "--out", str(tmp_path / "o"))
+    res = run_nas(
+        "export",
+        "--checkpoint",
+        str(tmp_path / "nothing"),
+        "--arch",
+        str(work["arch_file"]),
+        "--out",
+        str(tmp_path / "o"),
+    )
     _one_line_error(res, "no such checkpoint")
     assert not (tmp_path / "o").exists()
 
 
-BAD_CASES = ["unknown format", "arch not in the space", "LUT of another target", "missing LUT", "unwritable --out",
-             "--out is a file", "fp32 target", "unknown target", "negative finetune", "unknown scheme", "bad data",
-             "--space with --checkpoint", "weights that do not fit", "weights without --data"]
+BAD_CASES = [
+    "unknown format",
+    "arch not in the space",
+    "LUT of another target",
+    "missing LUT",
+    "unwritable --out",
+    "--out is a file",
+    "fp32 target",
+    "unknown target",
+    "negative finetune",
+    "unknown scheme",
+    "bad data",
+    "--space with --checkpoint",
+    "weights that do not fit",
+    "weights without --data",
+]
 
 
 def _bad_argv(case, work, tmp_path):
@@ -160,10 +226,22 @@ def _bad_argv(case, work, tmp_path):
     (tmp_path / "a_file").write_text("x")
     save_file({"nope": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
     (tmp_path / "space.yaml").write_text(tiny_space("mobilenet").to_yaml())
-    weights = ["export", "--weights", str(tmp_path / "bad.safetensors"), "--space", str(tmp_path / "space.yaml"),
-               "--arch", str(work["arch_file"]), "--out", str(tmp_path / "out")]
+    weights = [
+        "export",
+        "--weights",
+        str(tmp_path / "bad.safetensors"),
+        "--space",
+        str(tmp_path / "space.yaml"),
+        "--arch",
+        str(work["arch_file"]),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     cases = {
-        "unknown format": (["--format", "onnx-int8,coreml"], "unknown format 'coreml' (formats: onnx-int8, onnx-fp32, "),
+        "unknown format": (
+            ["--format", "onnx-int8,coreml"],
+            "unknown format 'coreml' (formats: onnx-int8, onnx-fp32, ",
+        ),
         "arch not in the space": (["--arch", str(other_space_arch)], None),
         "LUT of another target": (["--lut", str(work["lut"]), "--target", "cpu-ort-int8-2t"], "no measurements for"),
         "missing LUT": (["--lut", str(tmp_path / "none.db")], "no such file"),
@@ -213,10 +291,31 @@ def test_weights_of_a_plain_model(work, run_nas, tmp_path):
     (tmp_path / "space.yaml").write_text(space.to_yaml())
     (tmp_path / "arch.json").write_text(arch.to_json())
     out = tmp_path / "plain"
-    res = run_nas("export", "--weights", str(tmp_path / "w.safetensors"), "--space", str(tmp_path / "space.yaml"),
-                  "--arch", str(tmp_path / "arch.json"), "--data", "fashion-mnist", "--out", str(out),
-                  "--target", str(work["target"]), "--format", "onnx-int8", "--test-limit", "200",
-                  "--calib-batches", "1", "--max-latency", "1e-6", "--strict", "--json")
+    res = run_nas(
+        "export",
+        "--weights",
+        str(tmp_path / "w.safetensors"),
+        "--space",
+        str(tmp_path / "space.yaml"),
+        "--arch",
+        str(tmp_path / "arch.json"),
+        "--data",
+        "fashion-mnist",
+        "--out",
+        str(out),
+        "--target",
+        str(work["target"]),
+        "--format",
+        "onnx-int8",
+        "--test-limit",
+        "200",
+        "--calib-batches",
+        "1",
+        "--max-latency",
+        "1e-6",
+        "--strict",
+        "--json",
+    )
     assert res.returncode == 1, res.stderr  # --strict: the (impossible) latency budget is missed
     rec = json.loads(res.stdout)
     assert rec["source"]["kind"] == "module" and rec["quantization"]["method"] == "ptq"

@@ -3,6 +3,7 @@
 Includes the required resume test: the profiler is killed with SIGKILL mid-run, rerun,
 and the LUT ends complete with no block measured twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,25 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(work):
-    res = subprocess.run([*_cmd(), "lut", "export-blocks", "--space", str(work / "tiny.yaml"),
-                          "--out", str(work / "blocks"), "--archs", "3", "--networks", "1", "--no-progress"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            *_cmd(),
+            "lut",
+            "export-blocks",
+            "--space",
+            str(work / "tiny.yaml"),
+            "--out",
+            str(work / "blocks"),
+            "--archs",
+            "3",
+            "--networks",
+            "1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     manifest = json.loads((work / "blocks" / "manifest.json").read_text())
     assert f"{len(manifest['blocks'])} blocks, 2 pseudo-blocks, 1 networks" in res.stdout
@@ -83,23 +100,58 @@ def test_profile_show_validate(run_nas, work, exported):
     shown = json.loads(run_nas("lut", "show", str(lut), "--json").stdout)
     assert len(shown["fingerprints"]) == 2 and shown["speedup"][0]["rows"][-1]["n"] == total - 2
 
-    res = run_nas("lut", "validate", "--lut", str(lut), "--space", str(work / "tiny.yaml"),
-                  "--target", str(work / "fast-int8.yaml"), "--n", "3", "--seed", "0", "--json", "--no-progress")
+    res = run_nas(
+        "lut",
+        "validate",
+        "--lut",
+        str(lut),
+        "--space",
+        str(work / "tiny.yaml"),
+        "--target",
+        str(work / "fast-int8.yaml"),
+        "--n",
+        "3",
+        "--seed",
+        "0",
+        "--json",
+        "--no-progress",
+    )
     assert res.returncode == 0, res.stderr
     obj = json.loads(res.stdout)
     for key in ("n", "within_5pct", "within_10pct", "rmse_ms", "kendall_tau", "target", "space"):
         assert key in obj
     assert obj["n"] == 3 and obj["space"] == "tiny" and obj["target"] == "fast-int8"
     assert 0.0 <= obj["within_10pct"] <= 1.0 and obj["rmse_ms"] >= 0 and len(obj["networks"]) == 3
-    res = run_nas("lut", "validate", "--lut", str(lut), "--space", str(work / "tiny.yaml"),
-                  "--target", str(work / "fast-int8.yaml"), "--n", "2", "--seed", "1", "--no-progress")
+    res = run_nas(
+        "lut",
+        "validate",
+        "--lut",
+        str(lut),
+        "--space",
+        str(work / "tiny.yaml"),
+        "--target",
+        str(work / "fast-int8.yaml"),
+        "--n",
+        "2",
+        "--seed",
+        "1",
+        "--no-progress",
+    )
     assert res.returncode == 0 and "Kendall's tau" in res.stdout
 
 
 def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
     lut = work / "killed.db"
-    cmd = [*_cmd(), "profile", str(exported), "--target", str(work / "slow-int8.yaml"), "--out", str(lut),
-           "--no-progress"]
+    cmd = [
+        *_cmd(),
+        "profile",
+        str(exported),
+        "--target",
+        str(work / "slow-int8.yaml"),
+        "--out",
+        str(lut),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -118,8 +170,9 @@ def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
     total = _count(exported)
     assert 4 <= len(before) < total
 
-    res = run_nas("profile", str(exported), "--target", str(work / "slow-int8.yaml"), "--out", str(lut), "--json",
-                  "--no-progress")
+    res = run_nas(
+        "profile", str(exported), "--target", str(work / "slow-int8.yaml"), "--out", str(lut), "--json", "--no-progress"
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     after = _rows(lut)
@@ -135,8 +188,22 @@ def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
 def test_one_step_profile_and_merge(run_nas, work):
     a, b, merged = work / "a.db", work / "b.db", work / "merged.db"
     for lut, seed in ((a, "0"), (b, "5")):
-        res = run_nas("profile", "--space", str(work / "tiny.yaml"), "--target", str(work / "fast-int8.yaml"),
-                      "--out", str(lut), "--archs", "1", "--seed", seed, "--networks", "0", "--no-progress")
+        res = run_nas(
+            "profile",
+            "--space",
+            str(work / "tiny.yaml"),
+            "--target",
+            str(work / "fast-int8.yaml"),
+            "--out",
+            str(lut),
+            "--archs",
+            "1",
+            "--seed",
+            seed,
+            "--networks",
+            "0",
+            "--no-progress",
+        )
         assert res.returncode == 0, res.stderr
     rows_a, rows_b = _rows(a), _rows(b)
     res = run_nas("lut", "merge", str(merged), str(a), str(b))
@@ -151,28 +218,49 @@ def test_one_line_errors(run_nas, work, exported, tmp_path):
     tiny = str(work / "tiny.yaml")
     msg = _one_line_error(run_nas("profile", str(exported), "--target", "cpu-nope", "--out", str(tmp_path / "x.db")))
     assert "unknown target 'cpu-nope'" in msg
-    msg = _one_line_error(run_nas("lut", "validate", "--lut", str(lut), "--space", tiny, "--target", "cpu-ort-int8-2t",
-                                  "--n", "3"))
+    msg = _one_line_error(
+        run_nas("lut", "validate", "--lut", str(lut), "--space", tiny, "--target", "cpu-ort-int8-2t", "--n", "3")
+    )
     assert "no measurements for target 'cpu-ort-int8-2t'" in msg  # a LUT from another fingerprint
     bad = tmp_path / "corrupt.db"
     bad.write_bytes(lut.read_bytes()[: lut.stat().st_size // 2])
-    for args in (("lut", "show", str(bad)),
-                 ("lut", "validate", "--lut", str(bad), "--space", tiny, "--target", str(work / "fast-int8.yaml"))):
+    for args in (
+        ("lut", "show", str(bad)),
+        ("lut", "validate", "--lut", str(bad), "--space", tiny, "--target", str(work / "fast-int8.yaml")),
+    ):
         assert "corrupt or truncated LUT" in _one_line_error(run_nas(*args))
     garbage = tmp_path / "garbage.db"
     garbage.write_text("hello")
     assert "not an SQLite database" in _one_line_error(run_nas("lut", "show", str(garbage)))
     partial = work / "a.db"  # one-step LUT of one arch: other archs' blocks are missing
-    msg = _one_line_error(run_nas("lut", "validate", "--lut", str(partial), "--space", tiny,
-                                  "--target", str(work / "fast-int8.yaml"), "--n", "10", "--seed", "7"))
+    msg = _one_line_error(
+        run_nas(
+            "lut",
+            "validate",
+            "--lut",
+            str(partial),
+            "--space",
+            tiny,
+            "--target",
+            str(work / "fast-int8.yaml"),
+            "--n",
+            "10",
+            "--seed",
+            "7",
+        )
+    )
     assert "has no measurement" in msg
-    msg = _one_line_error(run_nas("profile", "--space", "nb201", "--target", "cpu-ort-int8",
-                                  "--out", str(tmp_path / "nb.db")))
+    msg = _one_line_error(
+        run_nas("profile", "--space", "nb201", "--target", "cpu-ort-int8", "--out", str(tmp_path / "nb.db"))
+    )
     assert "tabular benchmark" in msg
-    msg = _one_line_error(run_nas("profile", str(exported), "--space", tiny, "--target", "cpu-ort-int8",
-                                  "--out", str(tmp_path / "x.db")))
+    msg = _one_line_error(
+        run_nas("profile", str(exported), "--space", tiny, "--target", "cpu-ort-int8", "--out", str(tmp_path / "x.db"))
+    )
     assert "either" in msg
-    msg = _one_line_error(run_nas("profile", str(tmp_path), "--target", "cpu-ort-int8", "--out", str(tmp_path / "x.db")))
+    msg = _one_line_error(
+        run_nas("profile", str(tmp_path), "--target", "cpu-ort-int8", "--out", str(tmp_path / "x.db"))
+    )
     assert "no manifest.json" in msg
 
 
@@ -180,8 +268,14 @@ def test_list_targets(run_nas):
     res = run_nas("profile", "--list-targets", "--json")
     assert res.returncode == 0, res.stderr
     names = {t["name"]: t for t in json.loads(res.stdout)["targets"]}
-    assert {"cpu-ort-int8", "cpu-ort-fp32", "cpu-ort-int8-2t", "cpu-openvino-int8", "gpu-trt-int8",
-            "gpu-trt-fp16"} <= set(names)
+    assert {
+        "cpu-ort-int8",
+        "cpu-ort-fp32",
+        "cpu-ort-int8-2t",
+        "cpu-openvino-int8",
+        "gpu-trt-int8",
+        "gpu-trt-fp16",
+    } <= set(names)
     assert names["cpu-ort-int8"]["available"]
     for gpu in ("gpu-trt-int8", "gpu-trt-fp16"):
         assert names[gpu]["available"] or names[gpu]["reason"]

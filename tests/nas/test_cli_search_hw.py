@@ -1,5 +1,6 @@
 """`nas search --supernet ... --lut ... --target ...`, run as the real command: budgeted and Pareto
 searches over a tiny supernet's space, a shared study, output files, and one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,32 @@ def _one_line_error(res: subprocess.CompletedProcess[str], text: str) -> None:
     assert len(lines) == 1 and "Traceback" not in res.stderr and text in lines[0], res.stderr
 
 
-@pytest.mark.parametrize("searcher", ["random", pytest.param("evolution", marks=pytest.mark.slow),
-                                      pytest.param("tpe", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "searcher",
+    ["random", pytest.param("evolution", marks=pytest.mark.slow), pytest.param("tpe", marks=pytest.mark.slow)],
+)
 def test_best_arch_under_a_latency_budget(run_nas, setup, tmp_path, searcher):
     from spaces import space_hash
 
     ckpt, lut, space, budget_ms, _ = setup
     out_dir = tmp_path / "out"
-    res = run_nas(*_hw(setup, "--searcher", searcher, "--constraint", f"latency_ms<={budget_ms}", "--budget", "6",
-                       "--seed", "0", "--out", str(out_dir), "--json", "--quiet"))
+    res = run_nas(
+        *_hw(
+            setup,
+            "--searcher",
+            searcher,
+            "--constraint",
+            f"latency_ms<={budget_ms}",
+            "--budget",
+            "6",
+            "--seed",
+            "0",
+            "--out",
+            str(out_dir),
+            "--json",
+            "--quiet",
+        )
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["queries"] == 6 and out["objectives"] == ["accuracy:max"]
@@ -57,7 +75,9 @@ def test_best_arch_under_a_latency_budget(run_nas, setup, tmp_path, searcher):
     assert summary["supernet"]["validation"]["split"] == "carved from train"
     assert summary["lut"]["path"] == str(lut) and summary["lut"]["target"] == TARGET
     assert summary["constraints"] == [f"latency_ms<={budget_ms:g}"] and summary["budget"] == 6
-    assert len(summary["trials"]) == 6 and all({"accuracy", "latency_ms"} <= set(t["values"]) for t in summary["trials"])
+    assert len(summary["trials"]) == 6 and all(
+        {"accuracy", "latency_ms"} <= set(t["values"]) for t in summary["trials"]
+    )
     feasible = [t for t in summary["trials"] if t["values"]["latency_ms"] <= budget_ms]
     assert best["values"]["accuracy"] == max(t["values"]["accuracy"] for t in feasible)
     assert summary["best"]["arch"] == best["arch"] and summary["pareto_front"] is None
@@ -67,8 +87,23 @@ def test_pareto_front_files_and_human_output(run_nas, setup, tmp_path):
     out_dir = tmp_path / "pareto_run"
     (out_dir / "pareto").mkdir(parents=True)
     (out_dir / "pareto" / "00_stale.json").write_text("{}")  # a rerun replaces an earlier front
-    res = run_nas(*_hw(setup, "--searcher", "nsga2", "--objective", "accuracy", "--objective", "latency_ms:min",
-                       "--budget", "8", "--seed", "1", "--out", str(out_dir)))
+    res = run_nas(
+        *_hw(
+            setup,
+            "--searcher",
+            "nsga2",
+            "--objective",
+            "accuracy",
+            "--objective",
+            "latency_ms:min",
+            "--budget",
+            "8",
+            "--seed",
+            "1",
+            "--out",
+            str(out_dir),
+        )
+    )
     assert res.returncode == 0, res.stderr
     assert "best:" in res.stdout and "Pareto front:" in res.stdout and "summary.json" in res.stdout
     assert res.stderr.count("trial ") == 8 and "latency_ms=" in res.stderr
@@ -97,14 +132,30 @@ def test_shared_study_with_the_supernet_evaluator(run_nas, setup, tmp_path):
 
     _, _, _, budget_ms, _ = setup
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    common = ["--constraint", f"latency_ms<={budget_ms}", "--storage", storage, "--study", "hw", "--budget", "10",
-              "--json", "--quiet"]
+    common = [
+        "--constraint",
+        f"latency_ms<={budget_ms}",
+        "--storage",
+        storage,
+        "--study",
+        "hw",
+        "--budget",
+        "10",
+        "--json",
+        "--quiet",
+    ]
     exe = Path(sys.executable).with_name("nas")
     env = {**os.environ, "COLUMNS": "200"}
-    procs = [subprocess.Popen([str(exe), *_hw(setup, "--searcher", s, "--seed", str(i), "--out",
-                                              str(tmp_path / f"w{i}"), *common)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for i, s in enumerate(("tpe", "evolution"))]
+    procs = [
+        subprocess.Popen(
+            [str(exe), *_hw(setup, "--searcher", s, "--seed", str(i), "--out", str(tmp_path / f"w{i}"), *common)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i, s in enumerate(("tpe", "evolution"))
+    ]
     outs = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=300)
@@ -129,20 +180,23 @@ def test_a_budget_no_arch_meets_is_a_one_line_error(run_nas, setup):
     assert f"{fastest:.4g}" in res.stderr and TARGET in res.stderr
 
 
-@pytest.mark.parametrize("change, text", [
-    ({"--supernet": "/nonexistent/run"}, "no such checkpoint"),
-    ({"--lut": "/nonexistent/lut.db"}, "no such LUT file"),
-    ({"--space": "resnet"}, "hash"),
-    ({"--target": None}, "--lut and --target go together"),
-    ({"--searcher": "darts"}, "cannot search a supernet's space"),
-    ({"--evaluator": "nb201"}, "not the nb201 evaluator's"),
-])
+@pytest.mark.parametrize(
+    "change, text",
+    [
+        ({"--supernet": "/nonexistent/run"}, "no such checkpoint"),
+        ({"--lut": "/nonexistent/lut.db"}, "no such LUT file"),
+        ({"--space": "resnet"}, "hash"),
+        ({"--target": None}, "--lut and --target go together"),
+        ({"--searcher": "darts"}, "cannot search a supernet's space"),
+        ({"--evaluator": "nb201"}, "not the nb201 evaluator's"),
+    ],
+)
 def test_errors_are_one_line(run_nas, setup, change, text):
     args = _hw(setup, "--budget", "2")
     for flag, value in change.items():
         if flag in args:
             i = args.index(flag)
-            del args[i:i + 2]
+            del args[i : i + 2]
         if value is not None:
             args += [flag, value]
     _one_line_error(run_nas(*args), text)

@@ -1,4 +1,5 @@
 """`nas spaces list` / `nas spaces show`, run as real commands."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,20 @@ def test_spaces_show_json(run_nas):
 
 
 def test_spaces_show_with_shape_and_big_size(run_nas):
-    res = run_nas("spaces", "show", "spaceevo", "--in-chans", "1", "--num-classes", "10", "--resolution", "28",
-                  "--sample", "1", "--json")
+    res = run_nas(
+        "spaces",
+        "show",
+        "spaceevo",
+        "--in-chans",
+        "1",
+        "--num-classes",
+        "10",
+        "--resolution",
+        "28",
+        "--sample",
+        "1",
+        "--json",
+    )
     assert res.returncode == 0, res.stderr
     obj = json.loads(res.stdout)
     assert obj["input"] == [1, 28, 28]
@@ -52,12 +65,18 @@ def test_spaces_show_table_and_yaml(run_nas, tmp_path):
     assert json.loads(res2.stdout)["name"] == "mobilenet"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("spaces", "show", "nope"), "unknown space 'nope'"),
-    (("spaces", "show", "nb201", "--sample", "-1"), "argument --sample: must be an integer in [0, 10000], got -1"),
-    (("spaces", "show", "nb201", "--resolution", "0"), "argument --resolution: must be an integer in [1, 8192], got 0"),
-    (("spaces", "show", "missing.yaml"), "missing.yaml: no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("spaces", "show", "nope"), "unknown space 'nope'"),
+        (("spaces", "show", "nb201", "--sample", "-1"), "argument --sample: must be an integer in [0, 10000], got -1"),
+        (
+            ("spaces", "show", "nb201", "--resolution", "0"),
+            "argument --resolution: must be an integer in [1, 8192], got 0",
+        ),
+        (("spaces", "show", "missing.yaml"), "missing.yaml: no such file"),
+    ],
+)
 def test_spaces_errors_are_one_line(run_nas, args, message):
     res = run_nas(*args)
     assert res.returncode == 2

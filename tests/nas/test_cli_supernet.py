@@ -1,4 +1,5 @@
 """`nas train-supernet` and `nas eval-subnet`, run as the real command."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,29 @@ import pytest
 
 from tests.supernet.conftest import TINY_MOBILENET, run_cli
 
-TRAIN = ["--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), "--data", "fashion-mnist",
-         "--epochs", "1", "--qat-epochs", "1", "--batch-size", "32", "--train-limit", "160", "--test-limit", "100",
-         "--bn-calib-batches", "2", "--threads", "1", "--no-progress"]
+TRAIN = [
+    "--space",
+    "mobilenet",
+    "--space-args",
+    json.dumps(TINY_MOBILENET),
+    "--data",
+    "fashion-mnist",
+    "--epochs",
+    "1",
+    "--qat-epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--train-limit",
+    "160",
+    "--test-limit",
+    "100",
+    "--bn-calib-batches",
+    "2",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +57,17 @@ def test_eval_subnet_int8_json(trained, tmp_path):
 
     arch = tiny_space("mobilenet").sample(3)
     arch_file.write_text(arch.to_json())
-    res = run_cli("eval-subnet", "--checkpoint", str(out), "--arch", str(arch_file), "--int8", "--json",
-                  "--onnx", str(tmp_path / "sub.onnx"))
+    res = run_cli(
+        "eval-subnet",
+        "--checkpoint",
+        str(out),
+        "--arch",
+        str(arch_file),
+        "--int8",
+        "--json",
+        "--onnx",
+        str(tmp_path / "sub.onnx"),
+    )
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
     assert rec["arch_id"] == arch.id and rec["precision"] == "int8" and rec["quantization"] == "qat"

@@ -1,4 +1,5 @@
 """Stand-in models and data for the quant tests (no dependency on ``spaces``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,16 @@ from hwnas.datasets import load_dataset
 class ConvBnAct(nn.Module):
     """conv → BN → act, the structure of ``spaces.ops.ConvBnAct``."""
 
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type[nn.Module] | None = nn.ReLU,
-                 bias: bool = False) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: type[nn.Module] | None = nn.ReLU,
+        bias: bool = False,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=bias)
         self.bn = nn.BatchNorm2d(cout)

@@ -1,5 +1,6 @@
 """Empirical bias correction: channel means of the fake-quant model move to the float ones,
 through a conv's bias or the batch norm it feeds, and the INT8 export follows."""
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,10 @@ def _observed(q: nn.Module) -> dict[str, str]:
     """For each quantized layer, the module whose output the correction fixes: the batch norm
     the layer feeds, if any (the correction of a conv without bias goes there), else the layer."""
     names = {id(m): n for n, m in q.named_modules()}
-    return {name: names[id(layer.__dict__["_bn"])] if layer.__dict__.get("_bn") is not None else name
-            for name, layer in quant.quantized_layers(q)}
+    return {
+        name: names[id(layer.__dict__["_bn"])] if layer.__dict__.get("_bn") is not None else name
+        for name, layer in quant.quantized_layers(q)
+    }
 
 
 def _float_means(q: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -65,7 +65,9 @@ def test_exporting_a_float_model_points_to_prepare(tmp_path) -> None:  # noqa: A
         export_onnx(calibrate(prepare(TinyNet()), torch.randn(4, 1, 8, 8)), tmp_path / "m.onnx")
 
 
-def test_qdq_graph_has_int8_weights_int32_biases_and_the_models_own_scales(tmp_path, trained_digits_net, digits) -> None:  # noqa: ANN001
+def test_qdq_graph_has_int8_weights_int32_biases_and_the_models_own_scales(
+    tmp_path, trained_digits_net, digits
+) -> None:  # noqa: ANN001
     xtr, _, _, _ = digits
     q = calibrate(prepare(trained_digits_net), xtr[:256])
     path = export_onnx(q, tmp_path / "ptq.onnx", (1, 1, 8, 8))
@@ -136,7 +138,9 @@ def _check_ort_matches(q: nn.Module, x: torch.Tensor, path) -> None:  # noqa: AN
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_zero_range_weights_and_dead_channels(tmp_path, bias: bool) -> None:  # noqa: ANN001
-    m = randomize_bn(nn.Sequential(ConvBnAct(2, 6, 3, bias=bias), ConvBnAct(6, 6, 3, bias=bias), ConvBnAct(6, 4, 1, bias=bias)))
+    m = randomize_bn(
+        nn.Sequential(ConvBnAct(2, 6, 3, bias=bias), ConvBnAct(6, 6, 3, bias=bias), ConvBnAct(6, 4, 1, bias=bias))
+    )
     with torch.no_grad():
         m[0].conv.weight[2] = 0.0  # one dead channel (its BN shift still gives it a value)
         m[1].conv.weight.fill_(0.05)  # zero-range layer: every weight equal
@@ -163,8 +167,14 @@ def test_all_zero_input_tensor(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_depthwise_and_biased_conv_bn(tmp_path) -> None:  # noqa: ANN001
-    m = randomize_bn(nn.Sequential(ConvBnAct(1, 16, 3, bias=True), ConvBnAct(16, 16, 3, groups=16), ConvBnAct(16, 16, 5, groups=16, bias=True),
-                                   ConvBnAct(16, 8, 1)))
+    m = randomize_bn(
+        nn.Sequential(
+            ConvBnAct(1, 16, 3, bias=True),
+            ConvBnAct(16, 16, 3, groups=16),
+            ConvBnAct(16, 16, 5, groups=16, bias=True),
+            ConvBnAct(16, 8, 1),
+        )
+    )
     q = calibrate(prepare(m, _HOST), torch.randn(16, 1, 9, 9))
     path = export_onnx(q, tmp_path / "dw.onnx", (1, 1, 9, 9))
     rep = integer_op_report(path)
@@ -174,7 +184,9 @@ def test_depthwise_and_biased_conv_bn(tmp_path) -> None:  # noqa: ANN001
 
 def test_static_batch_export(tmp_path) -> None:  # noqa: ANN001
     q = calibrate(prepare(TinyNet()), torch.randn(8, 1, 8, 8))
-    path = export_onnx(q, tmp_path / "s.onnx", torch.randn(2, 1, 8, 8), dynamic_batch=False, input_name="x", output_name="y")
+    path = export_onnx(
+        q, tmp_path / "s.onnx", torch.randn(2, 1, 8, 8), dynamic_batch=False, input_name="x", output_name="y"
+    )
     g = onnx.load(str(path)).graph
     assert g.input[0].name == "x" and g.output[0].name == "y"
     assert g.input[0].type.tensor_type.shape.dim[0].dim_value == 2
@@ -209,7 +221,9 @@ def test_hand_placed_quantizers_export_with_bn_folded(tmp_path) -> None:  # noqa
     _check_ort_matches(m, x, path)
 
 
-def test_a_prepared_model_reloaded_from_a_state_dict_exports_the_same_scales(tmp_path, trained_digits_net, digits) -> None:  # noqa: ANN001
+def test_a_prepared_model_reloaded_from_a_state_dict_exports_the_same_scales(
+    tmp_path, trained_digits_net, digits
+) -> None:  # noqa: ANN001
     xtr, _, _, _ = digits
     q = calibrate(prepare(trained_digits_net, _HOST), xtr[:128])
     fresh = prepare(trained_digits_net, _HOST)

@@ -7,7 +7,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quant.functional import fake_quantize, fake_quantize_op_chain, grad_scale, lsq_grad_factor, qparams_from_range, quantize_weight, round_ste
+from quant.functional import (
+    fake_quantize,
+    fake_quantize_op_chain,
+    grad_scale,
+    lsq_grad_factor,
+    qparams_from_range,
+    quantize_weight,
+    round_ste,
+)
 
 
 def test_forward_matches_torch_fake_quant_kernel() -> None:
@@ -83,7 +91,9 @@ def test_qparams_from_range_includes_zero_and_handles_degenerate_ranges() -> Non
     values=st.lists(st.floats(-200, 200, allow_nan=False, width=32), min_size=1, max_size=40),
     symmetric=st.booleans(),
 )
-def test_fake_quant_output_is_on_the_grid_and_idempotent(lo: float, width: float, values: list[float], symmetric: bool) -> None:
+def test_fake_quant_output_is_on_the_grid_and_idempotent(
+    lo: float, width: float, values: list[float], symmetric: bool
+) -> None:
     qmin, qmax = (-128, 127) if symmetric else (0, 255)
     s, z = qparams_from_range(lo, lo + width, qmin, qmax, symmetric=symmetric)
     x = torch.tensor(values)

@@ -16,8 +16,11 @@ from .conftest import BasicBlock, ConvBnAct, InvertedResidual, TinyNet, randomiz
 
 def _quantized_inputs(gm: fx.GraphModule, node: fx.Node) -> list[bool]:
     modules = dict(gm.named_modules())
-    return [isinstance(modules.get(str(a.target)), ActFakeQuant) if a.op == "call_module" else False
-            for a in node.args if isinstance(a, fx.Node)]
+    return [
+        isinstance(modules.get(str(a.target)), ActFakeQuant) if a.op == "call_module" else False
+        for a in node.args
+        if isinstance(a, fx.Node)
+    ]
 
 
 def _quantizer_after(gm: fx.GraphModule, target: str) -> bool:

@@ -1,4 +1,5 @@
 """quant on the networks ``spaces`` builds (skipped when spaces is not importable)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -77,7 +77,13 @@ def test_distillation_settings_are_checked(digits) -> None:  # noqa: ANN001
     with pytest.raises(QuantError, match=r"distill must lie in \[0, 1\]"):
         train(TinyNet(), xtr[:64], ytr[:64], TrainConfig(epochs=1, distill=1.5), teacher=TinyNet())
     with pytest.raises(QuantError, match="temperature must be positive"):
-        train(TinyNet(), xtr[:64], ytr[:64], TrainConfig(epochs=1, distill=0.5, distill_temperature=0.0), teacher=TinyNet())
+        train(
+            TinyNet(),
+            xtr[:64],
+            ytr[:64],
+            TrainConfig(epochs=1, distill=0.5, distill_temperature=0.0),
+            teacher=TinyNet(),
+        )
 
 
 def test_bn_recalibration_fixes_lagging_running_statistics(digits) -> None:  # noqa: ANN001
@@ -104,10 +110,17 @@ def test_pipeline_measures_every_variant_on_its_onnx_artifact(digits, tmp_path) 
     xtr, ytr, xte, yte = digits
     torch.manual_seed(0)
     res = run_pipeline(
-        TinyNet(width=8), xtr, ytr, xte, yte, workdir=tmp_path, scheme=host_ort_scheme(),
+        TinyNet(width=8),
+        xtr,
+        ytr,
+        xte,
+        yte,
+        workdir=tmp_path,
+        scheme=host_ort_scheme(),
         fp32_config=TrainConfig(epochs=4, lr=0.05, batch_size=64, bn_recalibration_batches=4),
         qat_config=TrainConfig(epochs=0.5, lr=0.005, batch_size=64, weight_decay=0.0, freeze_bn_after=0.0),
-        calib_samples=256, latency_repeat=3,
+        calib_samples=256,
+        latency_repeat=3,
     )
     expected = ["fp32", "ptq", "ort_ptq"] + (["ort_ptq_rr"] if host_ort_scheme().weight_qmax < 127 else []) + ["qat"]
     assert list(res.variants) == expected
@@ -130,8 +143,12 @@ def test_channels_last_convs_feeds_every_conv_nhwc_and_removes_its_hooks() -> No
 
     def run() -> tuple[torch.Tensor, list[bool]]:
         seen: list[bool] = []
-        probes = [m.register_forward_pre_hook(lambda m, a: seen.append(
-            a[0].shape[1] == 1 or a[0].is_contiguous(memory_format=torch.channels_last))) for m in convs]
+        probes = [
+            m.register_forward_pre_hook(
+                lambda m, a: seen.append(a[0].shape[1] == 1 or a[0].is_contiguous(memory_format=torch.channels_last))
+            )
+            for m in convs
+        ]
         out = model(x)
         for p in probes:
             p.remove()
@@ -176,5 +193,7 @@ def test_qat_keeps_every_step_size_positive_at_a_reckless_learning_rate(trained_
 
     xtr, ytr, _, _ = digits
     qat = calibrate(prepare(copy.deepcopy(trained_digits_net), host_ort_scheme()), xtr[:256])
-    qat_finetune(qat, xtr[:512], ytr[:512], TrainConfig(epochs=1, lr=0.5, batch_size=64, weight_decay=0.0, quant_lr=5.0))
+    qat_finetune(
+        qat, xtr[:512], ytr[:512], TrainConfig(epochs=1, lr=0.5, batch_size=64, weight_decay=0.0, quant_lr=5.0)
+    )
     assert all(bool((p > 0).all()) for p in step_size_parameters(qat))

@@ -1,5 +1,6 @@
 """Resource bounds of the DSL: Repeat depth, unfolded size, expression evaluation, constraint names,
 and a size too large to print (issue 19)."""
+
 from __future__ import annotations
 
 import time
@@ -34,16 +35,19 @@ def test_nested_repeats_are_bounded_by_the_unfolded_size():
         Sequential({f"s{i}": Repeat(_conv(out=Choice([8, 16])), 1000) for i in range(60)})
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("9 ** 9 ** 9 > 0", "larger than"),
-    ("2 ** 5000", "larger than"),
-    ("'a' * 10 ** 9", "repeating a str"),
-    ("10 ** 9 * 'ab'", "repeating a str"),
-    ("[1] * 10 ** 9", "repeating a list"),
-    ("(2 ** 1000) * (2 ** 1000)", "more than"),
-    ("'%*d' % (100000000, 1)", "string formatting"),
-    ("abs(-2) ** 100000", "larger than"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("9 ** 9 ** 9 > 0", "larger than"),
+        ("2 ** 5000", "larger than"),
+        ("'a' * 10 ** 9", "repeating a str"),
+        ("10 ** 9 * 'ab'", "repeating a str"),
+        ("[1] * 10 ** 9", "repeating a list"),
+        ("(2 ** 1000) * (2 ** 1000)", "more than"),
+        ("'%*d' % (100000000, 1)", "string formatting"),
+        ("abs(-2) ** 100000", "larger than"),
+    ],
+)
 def test_expression_evaluation_is_bounded(source, problem):
     start = time.perf_counter()
     with pytest.raises(SpaceDefinitionError, match=problem):

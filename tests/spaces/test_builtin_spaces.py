@@ -1,4 +1,5 @@
 """Every built-in space: samples validate, build, run, export to ONNX and match torch."""
+
 from __future__ import annotations
 
 import csv
@@ -56,8 +57,9 @@ def test_fifty_samples_build_run_and_export(name, settle_bn):
         with torch.no_grad():
             ref = model(x).numpy()
         assert ref.shape == (2, space.num_classes)
-        sess = ort.InferenceSession(export_fp32_bytes(model, space.input_shape, dynamic_batch=True), opts,
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            export_fp32_bytes(model, space.input_shape, dynamic_batch=True), opts, providers=["CPUExecutionProvider"]
+        )
         out = sess.run(None, {"input": x.numpy()})[0]
         assert np.abs(out - ref).max() < 1e-4, (name, arch.id)
 
@@ -125,7 +127,9 @@ def test_nb201_arch_str_round_trip_over_the_benchmark():
 
 def test_nb201_network_matches_the_benchmark_layout():
     space = create_space("nb201")
-    arch = nb201_arch_from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    arch = nb201_arch_from_str(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    )
     model = space.build(arch)
     from spaces.nb201_net import NB201Cell
 

@@ -1,4 +1,5 @@
 """The DSL's nodes and space operations on small hand-made spaces."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,22 +26,32 @@ from spaces import (
 def toy_space(constraints=None) -> Space:
     """Exercises every node kind: shared width, per-block kernels, Or, Optional, Derived."""
     stage = Repeat(
-        Block("mbconv", out=Ref("width"), kernel=Choice([3, 5]), expand=Choice([3.0, 6.0]),
-              stride=Derived("2 if index == 0 else 1")),
+        Block(
+            "mbconv",
+            out=Ref("width"),
+            kernel=Choice([3, 5]),
+            expand=Choice([3.0, 6.0]),
+            stride=Derived("2 if index == 0 else 1"),
+        ),
         depth=Choice([1, 2]),
         params={"width": Choice([8, 16])},
     )
-    tail = Or({
-        "res": Block("resnet_basic", out=16, kernel=Choice([3, 5])),
-        "pool": Block("pool", kind=Choice(["avg", "max"])),
-    }, label="block")
-    body = Sequential({
-        "stem": Block("conv_bn_act", out=8, stride=1),
-        "stage1": stage,
-        "tail": tail,
-        "extra": Optional(Block("conv_bn_act", out=Ref("num_classes"), kernel=1), label="on"),
-        "head": Block("classifier", num_classes=Ref("num_classes")),
-    })
+    tail = Or(
+        {
+            "res": Block("resnet_basic", out=16, kernel=Choice([3, 5])),
+            "pool": Block("pool", kind=Choice(["avg", "max"])),
+        },
+        label="block",
+    )
+    body = Sequential(
+        {
+            "stem": Block("conv_bn_act", out=8, stride=1),
+            "stage1": stage,
+            "tail": tail,
+            "extra": Optional(Block("conv_bn_act", out=Ref("num_classes"), kernel=1), label="on"),
+            "head": Block("classifier", num_classes=Ref("num_classes")),
+        }
+    )
     return Space("toy", body, in_chans=1, num_classes=4, resolution=8, constraints=constraints)
 
 
@@ -64,9 +75,15 @@ def test_paths_follow_the_tree():
     space = toy_space()
     paths = [d.path for d in space.decisions()]
     assert paths == [
-        "stage1.width", "stage1.depth",
-        "stage1.b0.kernel", "stage1.b0.expand", "stage1.b1.kernel", "stage1.b1.expand",
-        "tail.block", "tail.res.kernel", "tail.pool.kind",
+        "stage1.width",
+        "stage1.depth",
+        "stage1.b0.kernel",
+        "stage1.b0.expand",
+        "stage1.b1.kernel",
+        "stage1.b1.expand",
+        "tail.block",
+        "tail.res.kernel",
+        "tail.pool.kind",
         "extra.on",
     ]
 
@@ -94,9 +111,19 @@ def test_only_active_decisions_are_in_an_arch():
 
 def test_shared_value_and_derived_stride_reach_the_blocks():
     space = toy_space()
-    arch = space.validate({"stage1.width": 16, "stage1.depth": 2, "stage1.b0.kernel": 3, "stage1.b0.expand": 3.0,
-                           "stage1.b1.kernel": 5, "stage1.b1.expand": 6.0, "tail.block": "pool",
-                           "tail.pool.kind": "max", "extra.on": True})
+    arch = space.validate(
+        {
+            "stage1.width": 16,
+            "stage1.depth": 2,
+            "stage1.b0.kernel": 3,
+            "stage1.b0.expand": 3.0,
+            "stage1.b1.kernel": 5,
+            "stage1.b1.expand": 6.0,
+            "tail.block": "pool",
+            "tail.pool.kind": "max",
+            "extra.on": True,
+        }
+    )
     blocks = space.blocks(arch)
     assert [b.op for b in blocks] == ["conv_bn_act", "mbconv", "mbconv", "pool", "conv_bn_act", "classifier"]
     b0, b1 = blocks[1], blocks[2]
@@ -106,9 +133,12 @@ def test_shared_value_and_derived_stride_reach_the_blocks():
 
 
 def test_shared_repeat_shares_decisions():
-    body = Sequential({"s": Repeat(Block("conv_bn_act", out=8, kernel=Choice([1, 3])), depth=Choice([1, 2, 3]),
-                                   shared=True),
-                       "head": Block("classifier", num_classes=2)})
+    body = Sequential(
+        {
+            "s": Repeat(Block("conv_bn_act", out=8, kernel=Choice([1, 3])), depth=Choice([1, 2, 3]), shared=True),
+            "head": Block("classifier", num_classes=2),
+        }
+    )
     space = Space("shared", body, in_chans=1, num_classes=2, resolution=4)
     assert [d.path for d in space.decisions()] == ["s.depth", "s.kernel"]
     assert space.size() == 3 * 2 == len(list(space.enumerate()))
@@ -235,31 +265,34 @@ def test_default_takes_first_options():
     assert d["stage1.width"] == 8 and d["stage1.depth"] == 1 and d["tail.block"] == "res" and d["extra.on"] is False
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Choice([]), "at least one option"),
-    (lambda: Choice([1, 1]), "unique"),
-    (lambda: Choice([[1]]), "int, float, str or bool"),
-    (lambda: Choice([1, 2], default=3), "default 3"),
-    (lambda: Choice([1], label="a.b"), "identifier"),
-    (lambda: Block("nope"), "unknown op 'nope'"),
-    (lambda: Block("mbconv", kernel=3), "needs parameter 'out'"),
-    (lambda: Block("mbconv", out=8, colour=1), "no parameter 'colour'"),
-    (lambda: Block("mbconv", out=8, act="gelu"), "not one of"),
-    (lambda: Block("mbconv", out=8, kernel=Choice([3, 4])), "kernel"),
-    (lambda: Block("mbconv", out="wide"), "expected int"),
-    (lambda: Repeat(Block("skip"), depth=-1), "non-negative"),
-    (lambda: Repeat(Block("skip"), depth=Choice(["a"])), "non-negative ints"),
-    (lambda: Repeat(Choice([1]), depth=1), "structure node"),
-    (lambda: Sequential({}), "at least one child"),
-    (lambda: Or({}), "non-empty"),
-    (lambda: Or({"a": Block("skip"), "b": 3}), "mix"),
-    (lambda: Derived("__import__('os')"), "unknown function"),
-    (lambda: Derived("x[0]"), "not allowed"),
-    (lambda: Derived("1 +"), "invalid expression"),
-    (lambda: Optional(Block("skip"), default="yes"), "true or false"),
-    (lambda: Space("s", Choice([1])), "structure node"),
-    (lambda: Space("s", Block("skip"), resolution=0), "positive integer"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Choice([]), "at least one option"),
+        (lambda: Choice([1, 1]), "unique"),
+        (lambda: Choice([[1]]), "int, float, str or bool"),
+        (lambda: Choice([1, 2], default=3), "default 3"),
+        (lambda: Choice([1], label="a.b"), "identifier"),
+        (lambda: Block("nope"), "unknown op 'nope'"),
+        (lambda: Block("mbconv", kernel=3), "needs parameter 'out'"),
+        (lambda: Block("mbconv", out=8, colour=1), "no parameter 'colour'"),
+        (lambda: Block("mbconv", out=8, act="gelu"), "not one of"),
+        (lambda: Block("mbconv", out=8, kernel=Choice([3, 4])), "kernel"),
+        (lambda: Block("mbconv", out="wide"), "expected int"),
+        (lambda: Repeat(Block("skip"), depth=-1), "non-negative"),
+        (lambda: Repeat(Block("skip"), depth=Choice(["a"])), "non-negative ints"),
+        (lambda: Repeat(Choice([1]), depth=1), "structure node"),
+        (lambda: Sequential({}), "at least one child"),
+        (lambda: Or({}), "non-empty"),
+        (lambda: Or({"a": Block("skip"), "b": 3}), "mix"),
+        (lambda: Derived("__import__('os')"), "unknown function"),
+        (lambda: Derived("x[0]"), "not allowed"),
+        (lambda: Derived("1 +"), "invalid expression"),
+        (lambda: Optional(Block("skip"), default="yes"), "true or false"),
+        (lambda: Space("s", Choice([1])), "structure node"),
+        (lambda: Space("s", Block("skip"), resolution=0), "positive integer"),
+    ],
+)
 def test_definition_errors_are_one_line(make, message):
     with pytest.raises(SpaceDefinitionError) as info:
         make()

@@ -1,4 +1,5 @@
 """Every op of the catalog builds, runs with the catalog's shape rule, and exports to ONNX."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,11 +36,16 @@ def test_every_op_is_covered():
     assert covered == set(list_ops())
 
 
-ACT_CASES = [(op, {**params, "act": act} if "act" in get_op(op).params else params)
-             for op, params in CASES for act in (ACTIVATIONS if "act" in get_op(op).params else ("relu",))]
+ACT_CASES = [
+    (op, {**params, "act": act} if "act" in get_op(op).params else params)
+    for op, params in CASES
+    for act in (ACTIVATIONS if "act" in get_op(op).params else ("relu",))
+]
 
 
-@pytest.mark.parametrize("op, params", ACT_CASES, ids=[f"{op}-{p.get('act', 'none')}-{i}" for i, (op, p) in enumerate(ACT_CASES)])
+@pytest.mark.parametrize(
+    "op, params", ACT_CASES, ids=[f"{op}-{p.get('act', 'none')}-{i}" for i, (op, p) in enumerate(ACT_CASES)]
+)
 def test_op_shape_and_onnx_export(op, params):
     opdef = get_op(op)
     full = opdef.complete(params)

@@ -1,4 +1,5 @@
 """Property tests (hypothesis) of sample / mutate / crossover / encode / validate."""
+
 from __future__ import annotations
 
 import functools
@@ -11,7 +12,7 @@ from spaces import create_space
 NAMES = ["nb201", "mobilenet", "spaceevo", "resnet", "hhnas"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def space(name):
     return create_space(name) if name == "nb201" else create_space(name, in_chans=1, num_classes=10, resolution=28)
 

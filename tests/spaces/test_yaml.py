@@ -1,4 +1,5 @@
 """The YAML form: round trips with the Python form, and malformed files get one-line errors."""
+
 from __future__ import annotations
 
 import textwrap
@@ -67,9 +68,17 @@ def _replace(old: str, new: str) -> str:
 
 BAD_YAML = [
     ("unknown op", _replace("op: pool,", "op: poool,"), "body.sequential.tail.or.pool: unknown op 'poool'"),
-    ("bad activation", _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: 8, act: gelu}"), "act: 'gelu' is not one of"),
+    (
+        "bad activation",
+        _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: 8, act: gelu}"),
+        "act: 'gelu' is not one of",
+    ),
     ("missing op param", _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act}"), "needs parameter 'out'"),
-    ("unknown op param", _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: 8, colour: red}"), "no parameter 'colour'"),
+    (
+        "unknown op param",
+        _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: 8, colour: red}"),
+        "no parameter 'colour'",
+    ),
     ("wrong type", _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: wide}"), "expected int, got str"),
     ("even kernel", _replace("kernel: {choice: [1, 3]}", "kernel: {choice: [1, 4]}"), "not one of"),
     ("missing body", "name: x\n", "body: missing"),
@@ -91,12 +100,23 @@ BAD_YAML = [
     ("list as node", _replace("kernel: {choice: [3, 5]}", "kernel: [3, 5]"), "a list is not a node"),
     ("null value", _replace("{op: conv_bn_act, out: 8}", "{op: conv_bn_act, out: null}"), "missing value"),
     ("bad label", _replace("label: block", "label: my.block"), "identifier"),
-    ("empty or", _replace("""      or:
+    (
+        "empty or",
+        _replace(
+            """      or:
         conv: {op: conv_bn_act, out: 16, kernel: {choice: [1, 3]}}
         pool: {op: pool, kind: max}
-""", "      or: {}\n"), "non-empty mapping"),
+""",
+            "      or: {}\n",
+        ),
+        "non-empty mapping",
+    ),
     ("bad constraint", _replace('{expr: "stage1.width >= 8", message: wide enough}', "{message: x}"), "constraints[0]"),
-    ("shared not bool", _replace("      depth: {choice: [1, 2]}\n", "      depth: {choice: [1, 2]}\n      shared: maybe\n"), "shared: must be true or false"),
+    (
+        "shared not bool",
+        _replace("      depth: {choice: [1, 2]}\n", "      depth: {choice: [1, 2]}\n      shared: maybe\n"),
+        "shared: must be true or false",
+    ),
     ("value body", GOOD.split("body:")[0] + "body: {choice: [1, 2]}\n", "body: must be a structure node"),
 ]
 
@@ -130,13 +150,27 @@ BAD_ARCHS = [
     ("missing kernel", lambda a: {k: v for k, v in a.items() if k != "stage1.b0.kernel"}, "stage1.b0.kernel: missing"),
     ("unknown path", lambda a: {**a, "stage1.colour": 1}, "stage1.colour: not a decision"),
     ("typo path", lambda a: {**a, "stage1.widht": 8}, "did you mean 'stage1.width'"),
-    ("inactive branch", lambda a: {**a, "tail.conv.kernel": 1} if a["tail.block"] == "pool" else {**a, "tail.block": "pool", "tail.pool.kind": "max"}, ""),
+    (
+        "inactive branch",
+        lambda a: (
+            {**a, "tail.conv.kernel": 1}
+            if a["tail.block"] == "pool"
+            else {**a, "tail.block": "pool", "tail.pool.kind": "max"}
+        ),
+        "",
+    ),
     ("unknown branch", lambda a: {**a, "tail.block": "dense"}, "tail.block: 'dense' is not allowed"),
     ("optional as string", lambda a: {**a, "extra.use": "true"}, "extra.use: 'true' is not allowed"),
     ("optional as int", lambda a: {**a, "extra.use": 1}, "extra.use: 1 is not allowed"),
     ("kernel out of options", lambda a: {**a, "stage1.b0.kernel": 7}, "stage1.b0.kernel: 7 is not allowed"),
     ("deeper than allowed", lambda a: {**a, "stage1.depth": 3}, "stage1.depth: 3 is not allowed"),
-    ("extra repetition", lambda a: {**a, "stage1.depth": 1, "stage1.b1.kernel": 3} if "stage1.b1.kernel" not in a else {**a, "stage1.depth": 1}, "stage1.b1.kernel: inactive"),
+    (
+        "extra repetition",
+        lambda a: (
+            {**a, "stage1.depth": 1, "stage1.b1.kernel": 3} if "stage1.b1.kernel" not in a else {**a, "stage1.depth": 1}
+        ),
+        "stage1.b1.kernel: inactive",
+    ),
     ("empty arch", lambda a: {}, "stage1.width: missing"),
     ("not a mapping", lambda a: [1, 2], "an arch is a mapping"),
     ("none value", lambda a: {**a, "stage1.width": None}, "stage1.width: None is not allowed"),
@@ -171,7 +205,7 @@ def test_at_least_twenty_kinds_of_each():
 
 
 def test_callable_constraints_have_no_yaml_form():
-    from spaces import Constraint, Space, Block, Sequential
+    from spaces import Block, Constraint, Sequential, Space
 
     space = Space("c", Sequential({"a": Block("conv_bn_act", out=8)}), constraints=[Constraint(lambda a: True, "fn")])
     with pytest.raises(HwnasError, match="Python callable"):

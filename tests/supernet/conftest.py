@@ -1,4 +1,5 @@
 """Tiny spaces and training configurations that keep the supernet tests fast on a CPU."""
+
 from __future__ import annotations
 
 import copy
@@ -14,10 +15,15 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_MOBILENET = {"stages": 2, "depths": [1, 2], "kernels": [3, 5], "expands": [2.0, 3.0], "width_mults": [0.5, 1.0],
-                  "scale": 0.25}
-TINY_SPACEEVO = {"block_types": ["mbv2", "resnet_se", "fused"], "kernels": [3, 5], "expands": [2.0, 4.0],
-                 "scale": 0.25}
+TINY_MOBILENET = {
+    "stages": 2,
+    "depths": [1, 2],
+    "kernels": [3, 5],
+    "expands": [2.0, 3.0],
+    "width_mults": [0.5, 1.0],
+    "scale": 0.25,
+}
+TINY_SPACEEVO = {"block_types": ["mbv2", "resnet_se", "fused"], "kernels": [3, 5], "expands": [2.0, 4.0], "scale": 0.25}
 TINY_RESNET = {"base_widths": [8, 16, 16, 32], "depths": [1, 2], "kernels": [3, 5]}
 
 TINY_SPACES = {"mobilenet": TINY_MOBILENET, "spaceevo": TINY_SPACEEVO, "resnet": TINY_RESNET}
@@ -29,7 +35,7 @@ def tiny_space(name: str = "mobilenet", resolution: int = 28):
     return create_space(name, in_chans=1, num_classes=10, resolution=resolution, **TINY_SPACES[name])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_net(name: str, kernel_transform: bool):
     from supernet.model import Supernet
 
@@ -44,10 +50,26 @@ def tiny_net(name: str = "mobilenet", kernel_transform: bool = True):
 def tiny_config(**overrides):
     from supernet.train import TrainConfig
 
-    base = dict(space="mobilenet", space_kwargs=dict(TINY_MOBILENET), data="fashion-mnist", epochs=1, qat_epochs=1,
-                batch_size=32, lr=0.05, qat_lr=0.01, warmup_epochs=0.5, train_limit=192, test_limit=128,
-                bn_calib_batches=2, calib_batch_size=32, qat_calib_batches=1, checkpoint_every=0, threads=1,
-                layout_samples=8, val_fraction=0.0)  # step counts in these tests: every image trains
+    base = dict(
+        space="mobilenet",
+        space_kwargs=dict(TINY_MOBILENET),
+        data="fashion-mnist",
+        epochs=1,
+        qat_epochs=1,
+        batch_size=32,
+        lr=0.05,
+        qat_lr=0.01,
+        warmup_epochs=0.5,
+        train_limit=192,
+        test_limit=128,
+        bn_calib_batches=2,
+        calib_batch_size=32,
+        qat_calib_batches=1,
+        checkpoint_every=0,
+        threads=1,
+        layout_samples=8,
+        val_fraction=0.0,
+    )  # step counts in these tests: every image trains
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -75,5 +97,6 @@ def subprocess_env() -> dict[str, str]:
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*nas_command(), *args], capture_output=True, text=True, timeout=timeout,
-                          env=subprocess_env(), cwd=str(REPO))
+    return subprocess.run(
+        [*nas_command(), *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=str(REPO)
+    )

@@ -1,4 +1,5 @@
 """Largest / smallest subnets derived from the decisions, and the layout that covers every arch."""
+
 from __future__ import annotations
 
 import random
@@ -36,8 +37,12 @@ def test_structure_keeps_the_sub_space():
     struct = {d.path: d.options[-1] for d in space.decisions() if is_structural(d) and d.path.endswith(".block")}
     big = largest_arch(space, struct)
     assert all(big[p] == v for p, v in struct.items())
-    assert all(p.startswith(tuple(f"stage{i}.{v}" for i, v in enumerate(struct.values(), 1)))
-               or is_structural(space.decision(p)) or ".w" in p for p in big)
+    assert all(
+        p.startswith(tuple(f"stage{i}.{v}" for i, v in enumerate(struct.values(), 1)))
+        or is_structural(space.decision(p))
+        or ".w" in p
+        for p in big
+    )
 
 
 @pytest.mark.parametrize("name", ["mobilenet", "spaceevo", "resnet"])

@@ -1,4 +1,5 @@
 """BN recalibration and safetensors checkpoints (never unpickled; one-line errors)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Supernet training on your own data: streamed folders keep the deterministic batch order,
 checkpoints record the data, resume and older checkpoints load."""
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,19 @@ def test_epoch_order_of_streamed_data_equals_in_memory_and_resumes_anywhere(rgb_
 
 
 def _folder_config(folder, **overrides):  # noqa: ANN001, ANN202
-    base = dict(data=str(folder), space_kwargs={**TINY_MOBILENET, "resolution": 16}, epochs=1, qat_epochs=1,
-                batch_size=8, train_limit=None, test_limit=None, eval_every=0, bn_calib_batches=1,
-                calib_batch_size=8, warmup_epochs=0.5)
+    base = dict(
+        data=str(folder),
+        space_kwargs={**TINY_MOBILENET, "resolution": 16},
+        epochs=1,
+        qat_epochs=1,
+        batch_size=8,
+        train_limit=None,
+        test_limit=None,
+        eval_every=0,
+        bn_calib_batches=1,
+        calib_batch_size=8,
+        warmup_epochs=0.5,
+    )
     base.update(overrides)
     return tiny_config(**base)
 
@@ -94,20 +105,29 @@ def test_npz_data_and_a_checkpoint_without_a_data_record(tmp_path) -> None:  # n
     assert torch.equal(again.train_data.images, tr.train_data.images)
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_runs_read_as_before(tmp_path) -> None:  # noqa: ANN001
-    tr = Trainer(tiny_config(train_limit=64, test_limit=32, epochs=1, qat_epochs=0, eval_every=0, val_fraction=0.0),
-                 tmp_path, progress=False, log=_quiet)
+    tr = Trainer(
+        tiny_config(train_limit=64, test_limit=32, epochs=1, qat_epochs=0, eval_every=0, val_fraction=0.0),
+        tmp_path,
+        progress=False,
+        log=_quiet,
+    )
     from hwnas.datasets import load_fashion_mnist
 
     raw, labels = load_fashion_mnist("train")
     x = (torch.from_numpy(raw[:64].astype("float32")) / 255.0 - 0.2860405969887955) / 0.35302424451492254
-    assert torch.equal(tr.train_data.images, x.unsqueeze(1)) and torch.equal(tr.train_data.labels,
-                                                                              torch.from_numpy(labels[:64].copy()))
+    assert torch.equal(tr.train_data.images, x.unsqueeze(1)) and torch.equal(
+        tr.train_data.labels, torch.from_numpy(labels[:64].copy())
+    )
     assert data_info(tr.train_data)["data"] == "fashion-mnist" and np.isclose(tr.test_data.mean[0], 0.28604, atol=1e-5)
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed"
+)
 def test_val_fraction_is_held_out_of_training(tmp_path) -> None:  # noqa: ANN001
     """The searchers' validation images (split_validation of the same training set, same seed) are
     never trained on; a checkpoint from before val_fraction reads as having held nothing out."""
@@ -128,19 +148,54 @@ def test_val_fraction_is_held_out_of_training(tmp_path) -> None:  # noqa: ANN001
 def test_cli_trains_and_evaluates_on_an_rgb_folder(rgb_folder, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     space_args = json.dumps({**TINY_MOBILENET, "resolution": 16})
-    r = run_cli("train-supernet", "--data", str(rgb_folder), "--space", "mobilenet", "--space-args", space_args,
-                "--epochs", "1", "--qat-epochs", "1", "--batch-size", "8", "--max-steps", "4", "--eval-every", "0",
-                "--bn-calib-batches", "1", "--threads", "1", "--no-progress", "--out", str(out), timeout=300)
+    r = run_cli(
+        "train-supernet",
+        "--data",
+        str(rgb_folder),
+        "--space",
+        "mobilenet",
+        "--space-args",
+        space_args,
+        "--epochs",
+        "1",
+        "--qat-epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "4",
+        "--eval-every",
+        "0",
+        "--bn-calib-batches",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     meta, _ = read_checkpoint(out)
     assert meta["data_info"]["input_shape"] == [3, 16, 16]
-    r = run_cli("eval-subnet", "--checkpoint", str(out), "--arch", "smallest", "--bn-batches", "1", "--json",
-                timeout=300)
+    r = run_cli(
+        "eval-subnet", "--checkpoint", str(out), "--arch", "smallest", "--bn-batches", "1", "--json", timeout=300
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["num_test"] == 9 and 0.0 <= res["accuracy"] <= 100.0
-    r = run_cli("eval-subnet", "--checkpoint", str(out), "--arch", "largest", "--bn-batches", "1", "--int8",
-                "--json", timeout=300)
+    r = run_cli(
+        "eval-subnet",
+        "--checkpoint",
+        str(out),
+        "--arch",
+        "largest",
+        "--bn-batches",
+        "1",
+        "--int8",
+        "--json",
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["precision"] == "int8"
     (rgb_folder / "test" / "cat").rename(rgb_folder / "test" / "cow")  # bad data: one line, exit 2

@@ -1,4 +1,5 @@
 """`torchrun --nproc_per_node=2` (gloo) computes what one process computes at the same global batch."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,32 @@ import torch
 from supernet.checkpoint import read_checkpoint
 from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, subprocess_env
 
-ARGS = ["train-supernet", "--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), "--epochs", "1",
-        "--batch-size", "32", "--train-limit", "192", "--eval-every", "0", "--checkpoint-every", "0",
-        "--max-steps", "3", "--threads", "1", "--no-progress", "--memory-format", "contiguous",
-        "--val-fraction", "0"]  # the tolerance below was set on every one of these 192 images
+ARGS = [
+    "train-supernet",
+    "--space",
+    "mobilenet",
+    "--space-args",
+    json.dumps(TINY_MOBILENET),
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--train-limit",
+    "192",
+    "--eval-every",
+    "0",
+    "--checkpoint-every",
+    "0",
+    "--max-steps",
+    "3",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--memory-format",
+    "contiguous",
+    "--val-fraction",
+    "0",
+]  # the tolerance below was set on every one of these 192 images
 
 # Three SGD steps of four subnets each; the only difference between the runs is the order of
 # floating-point sums (gradients all-reduced over two shards, batch-norm statistics summed over
@@ -27,11 +50,33 @@ TOLERANCE = 1e-5
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path):
     procs = [
-        subprocess.Popen([*nas_command(), *ARGS, "--out", str(tmp_path / "single")], cwd=str(REPO),
-                         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-        subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "nas.cli", *ARGS, "--out", str(tmp_path / "ddp")], cwd=str(REPO),
-                         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        subprocess.Popen(
+            [*nas_command(), *ARGS, "--out", str(tmp_path / "single")],
+            cwd=str(REPO),
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                "-m",
+                "nas.cli",
+                *ARGS,
+                "--out",
+                str(tmp_path / "ddp"),
+            ],
+            cwd=str(REPO),
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
     ]
     for p in procs:
         _, err = p.communicate(timeout=900)

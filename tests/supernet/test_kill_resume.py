@@ -1,4 +1,5 @@
 """SIGKILL mid-epoch, ``--resume``: the run ends exactly where an uninterrupted run ends."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,30 @@ import torch
 from supernet.checkpoint import read_checkpoint
 from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, run_cli, subprocess_env
 
-ARGS = ["train-supernet", "--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), "--epochs", "2",
-        "--batch-size", "32", "--train-limit", "320", "--test-limit", "200", "--bn-calib-batches", "2",
-        "--checkpoint-every", "2", "--seed", "7", "--threads", "1", "--no-progress"]
+ARGS = [
+    "train-supernet",
+    "--space",
+    "mobilenet",
+    "--space-args",
+    json.dumps(TINY_MOBILENET),
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--train-limit",
+    "320",
+    "--test-limit",
+    "200",
+    "--bn-calib-batches",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--seed",
+    "7",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 def _checkpoint_state(out):
@@ -30,10 +52,21 @@ def _checkpoint_state(out):
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     env = subprocess_env()
-    reference = subprocess.Popen([*nas_command(), *ARGS, "--out", str(ref)], cwd=str(REPO), env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen([*nas_command(), *ARGS, "--out", str(cut)], cwd=str(REPO), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reference = subprocess.Popen(
+        [*nas_command(), *ARGS, "--out", str(ref)],
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = subprocess.Popen(
+        [*nas_command(), *ARGS, "--out", str(cut)],
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 900
     state = None
     while time.time() < deadline and victim.poll() is None:

@@ -1,4 +1,5 @@
 """The elastic supernet: slices, crops, equivalence with the extracted standalone subnet."""
+
 from __future__ import annotations
 
 import random
@@ -111,8 +112,11 @@ def test_reorder_channels_keeps_the_largest_and_sorts_importance():
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     big = net.largest()
     rng = random.Random(4)
-    small = next(a for a in (net.space.sample(rng) for _ in range(50)) if any(
-        isinstance(v, float) and v < 4.0 for k, v in a.items() if k.endswith("expand")))
+    small = next(
+        a
+        for a in (net.space.sample(rng) for _ in range(50))
+        if any(isinstance(v, float) and v < 4.0 for k, v in a.items() if k.endswith("expand"))
+    )
     opt = torch.optim.SGD(list(net.parameters()), lr=0.1, momentum=0.9)
     net.train()
     net(x, big).sum().backward()
@@ -144,8 +148,12 @@ def test_channels_last_reaches_every_conv_of_a_one_channel_input():
 
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     net(x, net.largest())  # builds the block programs
-    handles = [m.register_forward_hook(hook) for plan in net._plans.values()
-               for m in plan.module.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles = [
+        m.register_forward_hook(hook)
+        for plan in net._plans.values()
+        for m in plan.module.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
     try:
         out = net(x, net.largest())
     finally:

@@ -1,5 +1,6 @@
 """Quantized-for-all: the fake-quantized supernet equals the extracted quantized subnet, which
 exports to QDQ ONNX with the learned scales."""
+
 from __future__ import annotations
 
 import random

@@ -1,5 +1,6 @@
 """Supernet checkpoints record their space (canonical YAML and hash) and rebuild exactly it;
 YAML spaces train; checkpoints written before the YAML was recorded still load and resume."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,8 +49,7 @@ def test_yaml_space_trains_and_is_rebuilt_from_the_checkpoint(tmp_path, yaml_fil
     try:
         net, _ = load_supernet(tmp_path)
         assert net.space.name == "tinymb" and space_hash(net.space) == meta["space"]["hash"]
-        tr = Trainer(_short(space=str(yaml_file), space_kwargs={}), tmp_path, resume=True, progress=False,
-                     log=_quiet)
+        tr = Trainer(_short(space=str(yaml_file), space_kwargs={}), tmp_path, resume=True, progress=False, log=_quiet)
         assert tr.global_step == 1 and tr.space.name == "tinymb"
     finally:
         yaml_file.with_suffix(".moved").rename(yaml_file)
@@ -64,8 +64,7 @@ def test_yaml_space_of_another_input_is_refused(tmp_path, yaml_file):
     msg = str(info.value)
     assert "5 classes" in msg and "10 classes" in msg and "fashion-mnist" in msg and "\n" not in msg
     with pytest.raises(ConfigError, match="takes no space arguments"):
-        Trainer(_short(space=str(yaml_file), space_kwargs={"stages": 2}), tmp_path / "run", progress=False,
-                log=_quiet)
+        Trainer(_short(space=str(yaml_file), space_kwargs={"stages": 2}), tmp_path / "run", progress=False, log=_quiet)
 
 
 def test_old_checkpoint_without_yaml_loads_and_resumes(tmp_path):
@@ -78,8 +77,9 @@ def test_old_checkpoint_without_yaml_loads_and_resumes(tmp_path):
     write_checkpoint(tmp_path / "checkpoint.safetensors", tensors, meta)
     net, _ = load_supernet(tmp_path)
     assert space_hash(net.space) == expected
-    Trainer(_short(max_steps=2), tmp_path, resume=True, progress=False, log=_quiet,
-            config_override=_short(max_steps=2)).run()
+    Trainer(
+        _short(max_steps=2), tmp_path, resume=True, progress=False, log=_quiet, config_override=_short(max_steps=2)
+    ).run()
     meta, _ = read_checkpoint(tmp_path)
     assert meta["space"]["hash"] == expected and meta["space"]["yaml"]  # upgraded on the next save
     assert meta["state"]["global_step"] == 2

@@ -1,4 +1,5 @@
 """Training: sandwich steps, schedule, metrics, checkpoints and bit-exact resume (in process)."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def test_schedule_warms_up_then_decays_to_zero(tmp_path):
     lrs = [tr.lr_at(e, s) for e in range(2) for s in range(spe)]
     warm = int(round(0.5 * spe))
     assert lrs[0] < lrs[warm - 1] == pytest.approx(0.05)
-    assert all(a >= b for a, b in zip(lrs[warm - 1:], lrs[warm:]))
+    assert all(a >= b for a, b in zip(lrs[warm - 1 :], lrs[warm:]))
     assert lrs[-1] < 0.05 * lrs[warm - 1]
     assert tr.lr_at(2, 0) == pytest.approx(0.01) and tr.lr_at(2, spe - 1) < tr.lr_at(2, 0)
     assert tr.stage(1) == "fp32" and tr.stage(2) == "qat"
@@ -102,8 +103,12 @@ def test_whole_qat_epochs_stay_integers():
 
 def test_interrupt_message_counts_epochs_like_the_progress_lines(tmp_path):
     lines: list[str] = []
-    tr = Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=160, batch_size=32, eval_every=0), tmp_path,
-                 progress=False, log=lines.append)
+    tr = Trainer(
+        tiny_config(epochs=1, qat_epochs=0, train_limit=160, batch_size=32, eval_every=0),
+        tmp_path,
+        progress=False,
+        log=lines.append,
+    )
     step = tr._train_step
 
     def stop_after_two(*args, **kwargs):
@@ -122,31 +127,38 @@ def test_interrupt_message_counts_epochs_like_the_progress_lines(tmp_path):
 
 def test_training_leaves_subnormal_floats_working(tmp_path):
     # flushing denormals is a process-wide CPU flag: a run must not leave it on for other code
-    Trainer(tiny_config(epochs=1, qat_epochs=0, train_limit=64, batch_size=32, eval_every=0), tmp_path,
-            progress=False, log=_quiet).run()
+    Trainer(
+        tiny_config(epochs=1, qat_epochs=0, train_limit=64, batch_size=32, eval_every=0),
+        tmp_path,
+        progress=False,
+        log=_quiet,
+    ).run()
     assert float(torch.tensor([1e-38]) / 100) != 0.0
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("lr", float("nan"), "lr must be finite"),
-    ("lr", 0.0, "lr must be > 0"),
-    ("qat_lr", float("inf"), "qat_lr must be finite"),
-    ("kd_temperature", 0.0, "kd_temperature must be > 0"),
-    ("warmup_epochs", -1.0, "warmup_epochs must be >= 0"),
-    ("label_smoothing", 2.0, r"label_smoothing must be in \[0, 1\)"),
-    ("weight_decay", -1e-4, "weight_decay must be >= 0"),
-    ("batch_size", 0, "batch_size must be >= 1"),
-    ("num_random", -1, "num_random must be >= 0"),
-    ("val_fraction", 1.0, r"val_fraction must be in \[0, 1\)"),
-    ("test_limit", 0, "test_limit must be >= 1"),
-    ("train_limit", -5, "train_limit must be >= 1"),
-    ("bn_calib_batches", -1, "bn_calib_batches must be >= 1"),
-    ("epochs", 1.5, "epochs must be an integer"),
-    ("seed", -1, "seed must be >= 0"),
-    ("scheme", "bogus", "unknown quantization scheme 'bogus'"),
-    ("device", "gpu", "unknown device 'gpu'"),
-    ("device", "cpu:1", "unknown device"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lr", float("nan"), "lr must be finite"),
+        ("lr", 0.0, "lr must be > 0"),
+        ("qat_lr", float("inf"), "qat_lr must be finite"),
+        ("kd_temperature", 0.0, "kd_temperature must be > 0"),
+        ("warmup_epochs", -1.0, "warmup_epochs must be >= 0"),
+        ("label_smoothing", 2.0, r"label_smoothing must be in \[0, 1\)"),
+        ("weight_decay", -1e-4, "weight_decay must be >= 0"),
+        ("batch_size", 0, "batch_size must be >= 1"),
+        ("num_random", -1, "num_random must be >= 0"),
+        ("val_fraction", 1.0, r"val_fraction must be in \[0, 1\)"),
+        ("test_limit", 0, "test_limit must be >= 1"),
+        ("train_limit", -5, "train_limit must be >= 1"),
+        ("bn_calib_batches", -1, "bn_calib_batches must be >= 1"),
+        ("epochs", 1.5, "epochs must be an integer"),
+        ("seed", -1, "seed must be >= 0"),
+        ("scheme", "bogus", "unknown quantization scheme 'bogus'"),
+        ("device", "gpu", "unknown device 'gpu'"),
+        ("device", "cpu:1", "unknown device"),
+    ],
+)
 def test_config_ranges_are_checked_up_front(field, value, message):
     """The Python API refuses what the CLI refuses, before any data is read or any epoch trained."""
     from supernet.errors import TrainingConfigError
@@ -156,8 +168,17 @@ def test_config_ranges_are_checked_up_front(field, value, message):
 
 
 def test_fractional_qat_epochs_and_good_values_are_kept():
-    c = TrainConfig(epochs=2, qat_epochs=0.25, lr=0.5, label_smoothing=0.0, warmup_epochs=0, device="cuda:0",
-                    scheme="tensorrt", test_limit=None, threads=0)
+    c = TrainConfig(
+        epochs=2,
+        qat_epochs=0.25,
+        lr=0.5,
+        label_smoothing=0.0,
+        warmup_epochs=0,
+        device="cuda:0",
+        scheme="tensorrt",
+        test_limit=None,
+        threads=0,
+    )
     assert c.qat_epochs == 0.25 and c.device == "cuda:0" and c.total_epochs == 3
     assert TrainConfig(qat_epochs=2.0).qat_epochs == 2 and isinstance(TrainConfig(qat_epochs=2.0).qat_epochs, int)
 

@@ -1,4 +1,5 @@
 """``nas demo``: ``nas run`` on the bundled demo config (Fashion-MNIST, INT8 on this CPU)."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,19 +8,25 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     from nas.pipeline.config import STAGES
 
-    p = sub.add_parser("demo", help="the whole pipeline on this CPU with offline data (`nas run` on the bundled "
-                                    "demo config)",
-                       description="`nas run` on the bundled demo config (print it with --print-config; copy it to "
-                                   "start your own experiment): a latency LUT of a small ResNet-like space on this "
-                                   "CPU (INT8 and FP32, onnxruntime), a quantized-for-all supernet on Fashion-MNIST, "
-                                   "one search per latency budget, INT8 export + verification of each chosen "
-                                   "subnet, and a report. Rerun to resume.")
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on this CPU with offline data (`nas run` on the bundled demo config)",
+        description="`nas run` on the bundled demo config (print it with --print-config; copy it to "
+        "start your own experiment): a latency LUT of a small ResNet-like space on this "
+        "CPU (INT8 and FP32, onnxruntime), a quantized-for-all supernet on Fashion-MNIST, "
+        "one search per latency budget, INT8 export + verification of each chosen "
+        "subnet, and a report. Rerun to resume.",
+    )
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="the run folder (default runs/demo)")
-    p.add_argument("--quick", action="store_true",
-                   help="the same pipeline at toy scale (a tiny space, 1,024 training images): a minute or two, "
-                        "accuracies meaningless")
-    p.add_argument("--from", dest="from_stage", choices=STAGES, default=None,
-                   help="redo this stage and the stages after it")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the same pipeline at toy scale (a tiny space, 1,024 training images): a minute or two, "
+        "accuracies meaningless",
+    )
+    p.add_argument(
+        "--from", dest="from_stage", choices=STAGES, default=None, help="redo this stage and the stages after it"
+    )
     p.add_argument("--print-config", action="store_true", help="print the bundled config and exit")
     p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bars")
     p.set_defaults(func=_demo)

@@ -1,4 +1,5 @@
 """``nas eval-subnet``: test accuracy of one subnet of a trained supernet, FP32 or INT8."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,28 @@ def register(subparsers: Any) -> None:
     p.add_argument("--arch", required=True, help="arch JSON file, or 'largest' / 'smallest'")
     p.add_argument("--int8", action="store_true", help="INT8: export QDQ ONNX and run it with onnxruntime")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--data", help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or "
-                   "an .npz file, read at the supernet's input size with its training normalisation and classes "
-                   "(default: the data set it was trained on)")
-    p.add_argument("--test-limit", type=int_range(1), help="evaluate on the first N test images (default: the whole test set)")
-    p.add_argument("--bn-batches", type=int_range(1, 100_000), help="training batches of 256 for BN recalibration [checkpoint's, 8]")
+    p.add_argument(
+        "--data",
+        help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or "
+        "an .npz file, read at the supernet's input size with its training normalisation and classes "
+        "(default: the data set it was trained on)",
+    )
+    p.add_argument(
+        "--test-limit", type=int_range(1), help="evaluate on the first N test images (default: the whole test set)"
+    )
+    p.add_argument(
+        "--bn-batches",
+        type=int_range(1, 100_000),
+        help="training batches of 256 for BN recalibration [checkpoint's, 8]",
+    )
     p.add_argument("--onnx", metavar="PATH", help="also keep the exported INT8 ONNX model at PATH")
     p.add_argument("--threads", type=int_range(1, 4096), default=1, help="onnxruntime / torch threads [1]")
-    add_space_arguments(p, required=False,
-                        help="the space the supernet must have been trained on (default: the checkpoint's own; "
-                             "another space is refused)")
+    add_space_arguments(
+        p,
+        required=False,
+        help="the space the supernet must have been trained on (default: the checkpoint's own; "
+        "another space is refused)",
+    )
     p.set_defaults(func=_handler)
 
 
@@ -84,12 +97,21 @@ def _handler(args: argparse.Namespace) -> int:
     precision = "int8" if args.int8 else "fp32"
     res = evaluate_arch(net, arch, test, calib, precision=precision, onnx_path=args.onnx, threads=args.threads)
     state = meta.get("state", {})
-    res.update({"space": net.space.name, "arch": arch.to_dict(), "describe": net.space.describe(arch),
-                "checkpoint": str(Path(args.checkpoint)), "epochs_trained": state.get("epoch"),
-                "accuracy": round(res["accuracy"], 3)})
+    res.update(
+        {
+            "space": net.space.name,
+            "arch": arch.to_dict(),
+            "describe": net.space.describe(arch),
+            "checkpoint": str(Path(args.checkpoint)),
+            "epochs_trained": state.get("epoch"),
+            "accuracy": round(res["accuracy"], 3),
+        }
+    )
     if args.json:
         print(json.dumps(res, sort_keys=True))
     else:
-        print(f"{res['arch_id']} ({net.space.name}): {precision} test accuracy {res['accuracy']:.2f}% "
-              f"on {res['num_test']} images, {res['params']:,} parameters")
+        print(
+            f"{res['arch_id']} ({net.space.name}): {precision} test accuracy {res['accuracy']:.2f}% "
+            f"on {res['num_test']} images, {res['params']:,} parameters"
+        )
     return 0

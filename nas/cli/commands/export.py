@@ -1,4 +1,5 @@
 """``nas export``: a trained subnet to deployable INT8 files, verified on the target."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,34 @@ def register(subparsers: Any) -> None:
     src.add_argument("--weights", help="a plain model's weights (safetensors state dict) for --space / --arch")
     p.add_argument("--arch", help="arch JSON file (or 'largest' / 'smallest' with --checkpoint)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", default=None, metavar="LIST",
-                   help=f"comma-separated formats: {', '.join(FORMATS)} [onnx-int8,onnx-fp32]; onnx-int8 is always "
-                        "written")
-    p.add_argument("--target", default=None,
-                   help="target name or YAML file (`nas profile --list-targets`) [cpu-ort-int8; gpu-trt-int8 with "
-                        "--format tensorrt]")
+    p.add_argument(
+        "--format",
+        default=None,
+        metavar="LIST",
+        help=f"comma-separated formats: {', '.join(FORMATS)} [onnx-int8,onnx-fp32]; onnx-int8 is always written",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        help="target name or YAML file (`nas profile --list-targets`) [cpu-ort-int8; gpu-trt-int8 with "
+        "--format tensorrt]",
+    )
     p.add_argument("--lut", help="LUT measured for --target on this machine: the predicted latency")
-    p.add_argument("--finetune-epochs", type=float, default=0.0,
-                   help="QAT fine-tune of the extracted model before export, in epochs of the training data [0]")
-    p.add_argument("--data", help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an "
-                   ".npz file, read at the model's input size with its training normalisation and classes [the checkpoint's]")
+    p.add_argument(
+        "--finetune-epochs",
+        type=float,
+        default=0.0,
+        help="QAT fine-tune of the extracted model before export, in epochs of the training data [0]",
+    )
+    p.add_argument(
+        "--data",
+        help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an "
+        ".npz file, read at the model's input size with its training normalisation and classes [the checkpoint's]",
+    )
     p.add_argument("--test-limit", type=int, help="verify on the first N test images [all]")
-    p.add_argument("--calib-batches", type=int,
-                   help="training batches for BN recalibration and PTQ [the checkpoint's, 8]")
+    p.add_argument(
+        "--calib-batches", type=int, help="training batches for BN recalibration and PTQ [the checkpoint's, 8]"
+    )
     p.add_argument("--scheme", help="quantization scheme (ort_cpu, ort_cpu_avx2, tensorrt) [the target's]")
     p.add_argument("--max-latency", type=float, metavar="MS", help="latency budget: checked against the measurement")
     p.add_argument("--timing-cache", metavar="PATH", help="TensorRT timing cache [OUT/tensorrt.timing.cache]")
@@ -95,17 +110,32 @@ def _handler(args: argparse.Namespace) -> int:
     if args.calib_batches is not None and args.calib_batches < 1:
         raise ConfigError(f"--calib-batches must be positive, got {args.calib_batches}")
     log = (lambda msg: None) if args.json else (lambda msg: print(f"nas export: {msg}", file=sys.stderr, flush=True))
-    common = dict(out=args.out, formats=args.format, target=args.target, calibration=args.calib_batches,
-                  lut=args.lut, finetune_epochs=args.finetune_epochs, scheme=args.scheme, test_limit=args.test_limit,
-                  max_latency_ms=args.max_latency, timing_cache=args.timing_cache, threads=args.threads, log=log)
+    common = dict(
+        out=args.out,
+        formats=args.format,
+        target=args.target,
+        calibration=args.calib_batches,
+        lut=args.lut,
+        finetune_epochs=args.finetune_epochs,
+        scheme=args.scheme,
+        test_limit=args.test_limit,
+        max_latency_ms=args.max_latency,
+        timing_cache=args.timing_cache,
+        threads=args.threads,
+        log=log,
+    )
     if args.checkpoint is not None:
         if args.arch is None:
             raise ConfigError("--arch is required (an arch JSON file, or largest / smallest)")
-        given = [o for o in ("space", "space_args", "in_chans", "num_classes", "resolution")
-                 if getattr(args, o, None) is not None]
+        given = [
+            o
+            for o in ("space", "space_args", "in_chans", "num_classes", "resolution")
+            if getattr(args, o, None) is not None
+        ]
         if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} goes with --weights: a supernet checkpoint carries "
-                              f"its own space")
+            raise ConfigError(
+                f"--{given[0].replace('_', '-')} goes with --weights: a supernet checkpoint carries its own space"
+            )
         arch: Any = args.arch if args.arch in ("largest", "smallest") else dict(load_arch_file(args.arch))
         res = export(args.checkpoint, arch, data=args.data, **common)
     else:
@@ -135,28 +165,41 @@ def _print_summary(rec: dict[str, Any], out: Any) -> None:
     acc, lat, checks = rec["accuracy"], rec["latency_ms"], rec["checks"]
     name = rec["arch_id"] or rec["source"].get("module", "model")
     space = rec["space"]["name"] if rec["space"] else "-"
-    print(f"{name} ({space}) -> {out} for {rec['target']} [{rec['quantization']['method']}, scheme "
-          f"{rec['quantization']['scheme']['name']}]")
+    print(
+        f"{name} ({space}) -> {out} for {rec['target']} [{rec['quantization']['method']}, scheme "
+        f"{rec['quantization']['scheme']['name']}]"
+    )
     for fmt, rel in rec["files"].items():
         print(f"  {fmt:<10} {rel}  sha256 {rec['sha256'][rel][:16]}")
-    line = (f"  accuracy ({rec['data']['test_images']} test images): fp32 {_fmt(acc['fp32_test'], unit='%')}, "
-            f"fake-quant {_fmt(acc['fakequant_test'], unit='%')}, int8 {_fmt(acc['int8_test'], unit='%')}; "
-            f"int8 vs fake-quant agreement {_fmt(acc['int8_vs_fakequant_agreement'], unit='%')}")
+    line = (
+        f"  accuracy ({rec['data']['test_images']} test images): fp32 {_fmt(acc['fp32_test'], unit='%')}, "
+        f"fake-quant {_fmt(acc['fakequant_test'], unit='%')}, int8 {_fmt(acc['int8_test'], unit='%')}; "
+        f"int8 vs fake-quant agreement {_fmt(acc['int8_vs_fakequant_agreement'], unit='%')}"
+    )
     print(line)
     for engine in ("openvino", "tensorrt"):
         if f"{engine}_test" in acc:
-            print(f"  {engine}: test {_fmt(acc[f'{engine}_test'], unit='%')}, agreement with fake-quant "
-                  f"{_fmt(acc[f'{engine}_vs_fakequant_agreement'], unit='%')}")
+            print(
+                f"  {engine}: test {_fmt(acc[f'{engine}_test'], unit='%')}, agreement with fake-quant "
+                f"{_fmt(acc[f'{engine}_vs_fakequant_agreement'], unit='%')}"
+            )
     if rec.get("finetune"):
         ft = rec["finetune"]
-        print(f"  QAT fine-tune {ft['epochs']:g} epochs: fake-quant test {ft['fakequant_test_before']:.2f}% -> "
-              f"{ft['fakequant_test_after']:.2f}%")
+        print(
+            f"  QAT fine-tune {ft['epochs']:g} epochs: fake-quant test {ft['fakequant_test_before']:.2f}% -> "
+            f"{ft['fakequant_test_after']:.2f}%"
+        )
     ratio = f", ratio {lat['ratio']:.3f}" if lat["ratio"] is not None else ""
-    print(f"  latency on {rec['target']}: measured {_fmt(lat['measured'], '.4f', ' ms')} (fp32 "
-          f"{_fmt(lat['measured_fp32'], '.4f', ' ms')}), predicted {_fmt(lat['predicted'], '.4f', ' ms')}{ratio}"
-          + (f", budget {lat['budget']:g} ms" if lat["budget"] is not None else ""))
+    print(
+        f"  latency on {rec['target']}: measured {_fmt(lat['measured'], '.4f', ' ms')} (fp32 "
+        f"{_fmt(lat['measured_fp32'], '.4f', ' ms')}), predicted {_fmt(lat['predicted'], '.4f', ' ms')}{ratio}"
+        + (f", budget {lat['budget']:g} ms" if lat["budget"] is not None else "")
+    )
     names = [k for k in checks if k not in ("passed", "agreement_threshold", "latency_tolerance")]
     failed = [k for k in names if checks[k] is False]
     ran = [k for k in names if checks[k] is not None]
-    print(f"  checks: {len(ran) - len(failed)}/{len(ran)} passed" + (f", FAILED: {', '.join(failed)}" if failed else "")
-          + (f" ({len(names) - len(ran)} not applicable)" if len(ran) < len(names) else ""))
+    print(
+        f"  checks: {len(ran) - len(failed)}/{len(ran)} passed"
+        + (f", FAILED: {', '.join(failed)}" if failed else "")
+        + (f" ({len(names) - len(ran)} not applicable)" if len(ran) < len(names) else "")
+    )

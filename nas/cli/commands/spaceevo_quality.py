@@ -1,4 +1,5 @@
 """``nas spaceevo-quality``: block-wise quality (INT8 NSR) of a hyper-space's candidate stages."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,22 +36,47 @@ def register(subparsers: Any) -> None:
         "them in a SQLite quality file (the Q-T score of `nas evolve-space` reads it). Resumable: rerun the same "
         "command after an interruption; finished candidate stages are never redone.",
     )
-    p.add_argument("--hyperspace", default="spaceevo", metavar="SPACE",
-                   help="the hyper-space: a registered name or a space YAML file [spaceevo]")
-    p.add_argument("--space-args", metavar="JSON", help="hyper-space arguments, e.g. '{\"scale\": 0.25}' "
-                   "(input channels, resolution and classes are the teacher's)")
-    p.add_argument("--teacher", required=True, metavar="CKPT|timm:NAME",
-                   help="a QFA supernet checkpoint (training folder or checkpoint.safetensors: its largest subnet, "
-                   "batch norms recalibrated, is the teacher; its data record and held-out split are used), or "
-                   "timm:NAME with --teacher-weights and --teacher-stages (a timm model trained on --data)")
-    p.add_argument("--teacher-weights", metavar="FILE", help="timm teacher: its trained weights (safetensors, or a "
-                   "state dict torch.load reads with weights_only=True)")
-    p.add_argument("--teacher-stages", metavar="JSON", help="timm teacher: the submodule that is each hyper-space "
-                   "stage, e.g. '{\"2\": \"layer1\", \"3\": \"layer2\"}'")
-    p.add_argument("--data", help="training data (default: the supernet checkpoint's); fashion-mnist, digits, an "
-                   "ImageFolder tree or an .npz file")
-    p.add_argument("--out", required=True, metavar="QUALITY.db", help="the quality file (created or resumed; put it "
-                   "beside the LUT); checkpoints go to QUALITY.db.work/")
+    p.add_argument(
+        "--hyperspace",
+        default="spaceevo",
+        metavar="SPACE",
+        help="the hyper-space: a registered name or a space YAML file [spaceevo]",
+    )
+    p.add_argument(
+        "--space-args",
+        metavar="JSON",
+        help="hyper-space arguments, e.g. '{\"scale\": 0.25}' "
+        "(input channels, resolution and classes are the teacher's)",
+    )
+    p.add_argument(
+        "--teacher",
+        required=True,
+        metavar="CKPT|timm:NAME",
+        help="a QFA supernet checkpoint (training folder or checkpoint.safetensors: its largest subnet, "
+        "batch norms recalibrated, is the teacher; its data record and held-out split are used), or "
+        "timm:NAME with --teacher-weights and --teacher-stages (a timm model trained on --data)",
+    )
+    p.add_argument(
+        "--teacher-weights",
+        metavar="FILE",
+        help="timm teacher: its trained weights (safetensors, or a state dict torch.load reads with weights_only=True)",
+    )
+    p.add_argument(
+        "--teacher-stages",
+        metavar="JSON",
+        help='timm teacher: the submodule that is each hyper-space stage, e.g. \'{"2": "layer1", "3": "layer2"}\'',
+    )
+    p.add_argument(
+        "--data",
+        help="training data (default: the supernet checkpoint's); fashion-mnist, digits, an "
+        "ImageFolder tree or an .npz file",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="QUALITY.db",
+        help="the quality file (created or resumed; put it beside the LUT); checkpoints go to QUALITY.db.work/",
+    )
     p.add_argument("--stages", metavar="LIST", help="only these stages, e.g. 2,3")
     p.add_argument("--block-types", metavar="LIST", help="only these block types, e.g. mbv2,fused")
     p.add_argument("--windows", metavar="LIST", help="only these width windows (names w0,w1 or indices 0,1)")
@@ -61,12 +87,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, help="Adam learning rate of the FP32 phase [0.002]")
     p.add_argument("--qat-lr", type=float, help="Adam learning rate of the INT8 phase [0.0005]")
     p.add_argument("--num-random", type=int, help="random sub-stages per step besides largest and smallest [2]")
-    p.add_argument("--eval-samples", type=int, help="random sub-stages measured per candidate stage, besides the "
-                   "smallest and the largest [16]")
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        help="random sub-stages measured per candidate stage, besides the smallest and the largest [16]",
+    )
     p.add_argument("--eval-images", type=int, help="held-out training images the NSR is measured on [1024]")
     p.add_argument("--train-limit", type=int, help="use the first N training images")
-    p.add_argument("--val-fraction", type=float, help="share of training images held out when the teacher held "
-                   "none out [0.1]")
+    p.add_argument(
+        "--val-fraction", type=float, help="share of training images held out when the teacher held none out [0.1]"
+    )
     p.add_argument("--scheme", help="quantization scheme: ort_cpu or tensorrt [ort_cpu]")
     p.add_argument("--seed", type=int, help="seed [0]")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps of a candidate stage [50]")
@@ -78,8 +108,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_handler)
 
 
-_FIELDS = ("epochs", "qat_epochs", "batch_size", "lr", "qat_lr", "num_random", "eval_samples", "eval_images",
-           "train_limit", "val_fraction", "scheme", "seed", "checkpoint_every", "threads")
+_FIELDS = (
+    "epochs",
+    "qat_epochs",
+    "batch_size",
+    "lr",
+    "qat_lr",
+    "num_random",
+    "eval_samples",
+    "eval_images",
+    "train_limit",
+    "val_fraction",
+    "scheme",
+    "seed",
+    "checkpoint_every",
+    "threads",
+)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -135,12 +179,17 @@ def _timm_teacher(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any,
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ConfigError(f"{args.teacher_weights}: not weights of timm {name} for this data "
-                          f"({str(exc).strip().splitlines()[0]})") from None
+        raise ConfigError(
+            f"{args.teacher_weights}: not weights of timm {name} for this data ({str(exc).strip().splitlines()[0]})"
+        ) from None
     train, val = split_validation(data, config.val_fraction, config.seed)
     model.to(args.device)
-    teacher = Teacher.from_module(model, data.input_shape, stages, {
-        "kind": "timm", "model": name, "path": str(Path(args.teacher_weights).resolve()), "stages": stages_raw})
+    teacher = Teacher.from_module(
+        model,
+        data.input_shape,
+        stages,
+        {"kind": "timm", "model": name, "path": str(Path(args.teacher_weights).resolve()), "stages": stages_raw},
+    )
     return teacher, train, val, data_info(data)
 
 
@@ -176,8 +225,9 @@ def _checkpoint_input(path: str) -> tuple[tuple[int, ...], int]:
     try:
         return tuple(int(v) for v in info["input_shape"]), int(info["num_classes"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{checkpoint_path(path)}: the checkpoint records no data set; it cannot serve as a "
-                          f"teacher") from None
+        raise ConfigError(
+            f"{checkpoint_path(path)}: the checkpoint records no data set; it cannot serve as a teacher"
+        ) from None
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -216,14 +266,17 @@ def _handler(args: argparse.Namespace) -> int:
     QualityStore(out).close()  # a file that is not a quality file is refused before any work
     if not timm_teacher:
         teacher, train, val, record = _supernet_teacher(args, config)
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
-    kd = BlockKD(space, teacher, train, val, out, config, candidates=cands, data_record=record,
-                 progress=args.progress, log=log)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    kd = BlockKD(
+        space, teacher, train, val, out, config, candidates=cands, data_record=record, progress=args.progress, log=log
+    )
     summary = kd.run()
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
         per = summary["seconds_per_candidate"]
-        print(f"{summary['trained']} candidate stages measured, {summary['skipped']} already done "
-              f"({per if per is not None else '-'} s each) -> {out} (fingerprint {summary['fingerprint']})")
+        print(
+            f"{summary['trained']} candidate stages measured, {summary['skipped']} already done "
+            f"({per if per is not None else '-'} s each) -> {out} (fingerprint {summary['fingerprint']})"
+        )
     return 0

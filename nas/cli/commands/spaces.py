@@ -1,9 +1,9 @@
 """``nas spaces list`` and ``nas spaces show``."""
+
 from __future__ import annotations
 
 import argparse
 import json
-
 from typing import Any
 
 from nas.cli._common import add_space_arguments, print_json, space_from_args
@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sp = ssub.add_parser("show", help="decisions, size and sample archs of a space")
     add_space_arguments(sp, positional=True)
-    sp.add_argument("--sample", type=int_range(0, 10_000), default=3, metavar="N",
-                    help="number of sample archs (default 3)")
+    sp.add_argument(
+        "--sample", type=int_range(0, 10_000), default=3, metavar="N", help="number of sample archs (default 3)"
+    )
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("--yaml", action="store_true", help="print the space's declarative YAML form")
@@ -35,8 +36,15 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_spaces():
         space = create_space(name)
-        rows.append({"name": name, "size": space.size(), "decisions": len(space.decisions()),
-                     "input": list(space.input_shape), "description": space.description})
+        rows.append(
+            {
+                "name": name,
+                "size": space.size(),
+                "decisions": len(space.decisions()),
+                "input": list(space.input_shape),
+                "description": space.description,
+            }
+        )
     if args.json:
         print_json({"spaces": [{**r, "size": str(r["size"])} for r in rows]})
         return 0
@@ -47,8 +55,13 @@ def _list(args: argparse.Namespace) -> int:
     for col in ("name", "size", "decisions", "default input", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], f"{r['size']:.3g}" if r["size"] > 10**6 else str(r["size"]), str(r["decisions"]),
-                      "×".join(map(str, r["input"])), r["description"])
+        table.add_row(
+            r["name"],
+            f"{r['size']:.3g}" if r["size"] > 10**6 else str(r["size"]),
+            str(r["decisions"]),
+            "×".join(map(str, r["input"])),
+            r["description"],
+        )
     Console().print(table)
     return 0
 
@@ -75,24 +88,30 @@ def _show(args: argparse.Namespace) -> int:
     samples = [space.sample(args.seed + i) for i in range(args.sample)]
     size, size_text = _size(space)
     if args.json:
-        print_json({
-            "name": space.name,
-            "size": size if size is not None and size < 2**53 else size_text,
-            "input": list(space.input_shape),
-            "num_classes": space.num_classes,
-            "decisions": [{"path": d.path, "kind": d.kind, "options": list(d.options), "default": d.default}
-                          for d in space.decisions()],
-            "samples": [json.loads(a.to_json()) for a in samples],
-            "sample_ids": [a.id for a in samples],
-        })
+        print_json(
+            {
+                "name": space.name,
+                "size": size if size is not None and size < 2**53 else size_text,
+                "input": list(space.input_shape),
+                "num_classes": space.num_classes,
+                "decisions": [
+                    {"path": d.path, "kind": d.kind, "options": list(d.options), "default": d.default}
+                    for d in space.decisions()
+                ],
+                "samples": [json.loads(a.to_json()) for a in samples],
+                "sample_ids": [a.id for a in samples],
+            }
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     console.print(f"[bold]{space.name}[/bold]: {space.description}")
-    console.print(f"input {'×'.join(map(str, space.input_shape))}, {space.num_classes} classes, "
-                  f"size {size_text} ({len(space.decisions())} decisions)")
+    console.print(
+        f"input {'×'.join(map(str, space.input_shape))}, {space.num_classes} classes, "
+        f"size {size_text} ({len(space.decisions())} decisions)"
+    )
     table = Table()
     table.add_column("decision")
     table.add_column("kind")

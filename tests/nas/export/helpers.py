@@ -1,4 +1,5 @@
 """Shared pieces of the export tests: a tiny trained supernet, a fast INT8 target and a LUT for it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,15 @@ from typing import Any
 
 from tests.supernet.conftest import tiny_space
 
-__all__ = ["ARCH_SEED", "FAST_TARGET_YAML", "make_lut", "tiny_space", "train_supernet", "write_arch",
-           "write_fast_target"]
+__all__ = [
+    "ARCH_SEED",
+    "FAST_TARGET_YAML",
+    "make_lut",
+    "tiny_space",
+    "train_supernet",
+    "write_arch",
+    "write_fast_target",
+]
 
 #: the exported arch is ``tiny_space().sample(ARCH_SEED)``; the LUT profiles exactly its blocks
 ARCH_SEED = 3
@@ -24,14 +32,19 @@ options: {providers: [CPUExecutionProvider], graph_optimization_level: all, exec
 measure: {warmup_runs: 5, warmup_s: 0.0, min_runs: 20, min_time_s: 0.0, rounds: 3, max_rounds: 3, quiet_gate: false}
 """
 
+
 def train_supernet(out: Path) -> Path:
     """A tiny quantized-for-all supernet checkpoint (``ort_cpu`` scheme), trained in this process
     (``nas train-supernet`` has its own tests; these test what is done with its checkpoints)."""
     from supernet.train import Trainer
     from tests.supernet.conftest import tiny_config
 
-    Trainer(tiny_config(train_limit=256, test_limit=64, bn_calib_batches=1, eval_every=0), out, progress=False,
-            log=lambda _msg: None).run()
+    Trainer(
+        tiny_config(train_limit=256, test_limit=64, bn_calib_batches=1, eval_every=0),
+        out,
+        progress=False,
+        log=lambda _msg: None,
+    ).run()
     return out
 
 
@@ -52,6 +65,7 @@ def make_lut(path: Path, target: Path, seed: int = ARCH_SEED) -> Path:
     """A LUT of the blocks of ``tiny_space().sample(seed)`` measured on ``target``."""
     from latency_lut.profiler import profile_space
 
-    profile_space(tiny_space("mobilenet"), str(target), path, archs=1, seed=seed, networks=0, progress=False,
-                  retry_passes=0)
+    profile_space(
+        tiny_space("mobilenet"), str(target), path, archs=1, seed=seed, networks=0, progress=False, retry_passes=0
+    )
     return path

@@ -1,5 +1,6 @@
 """``nas.export(...)``: a plain module (PTQ), a supernet checkpoint whose scheme differs from the
 target's (re-quantized, said in model.json), the QAT fine-tune, and the record's invariants."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,17 @@ def test_plain_module_is_quantized_with_ptq(export_work, tmp_path):
     model = space.build(arch)
     train, test = _small_data()
     out = tmp_path / "plain"
-    res = nas.export(model, arch, out, space=space, data=(train, test), calibration=1, target=str(export_work["target"]),
-                     formats="onnx-int8,onnx-fp32", class_names=[f"c{i}" for i in range(10)])
+    res = nas.export(
+        model,
+        arch,
+        out,
+        space=space,
+        data=(train, test),
+        calibration=1,
+        target=str(export_work["target"]),
+        formats="onnx-int8,onnx-fp32",
+        class_names=[f"c{i}" for i in range(10)],
+    )
     rec = res.record
     _common_record_checks(rec, out)
     assert res.passed and res.files["onnx-fp32"] == out / "model.fp32.onnx"
@@ -65,8 +75,11 @@ def test_export_package_is_the_callable_api(export_work, tmp_path):
     with pytest.raises(nas.HwnasError, match="already prepared"):
         import quant
 
-        nas.export(quant.prepare(tiny_space("mobilenet").build(tiny_space("mobilenet").sample(0))), out=tmp_path,
-                   data="fashion-mnist")
+        nas.export(
+            quant.prepare(tiny_space("mobilenet").build(tiny_space("mobilenet").sample(0))),
+            out=tmp_path,
+            data="fashion-mnist",
+        )
 
 
 def test_checkpoint_of_another_scheme_is_requantized(export_work, tmp_path):
@@ -75,8 +88,16 @@ def test_checkpoint_of_another_scheme_is_requantized(export_work, tmp_path):
     import nas
 
     out = tmp_path / "sym"
-    res = nas.export(export_work["checkpoint"], export_work["arch_file"], out, scheme="tensorrt", test_limit=200,
-                     target=str(export_work["target"]), formats="onnx-int8", calibration=1)
+    res = nas.export(
+        export_work["checkpoint"],
+        export_work["arch_file"],
+        out,
+        scheme="tensorrt",
+        test_limit=200,
+        target=str(export_work["target"]),
+        formats="onnx-int8",
+        calibration=1,
+    )
     q = res.record["quantization"]
     assert q["requantized"] is True and q["method"] == "ptq" and q["scheme"]["name"] == "tensorrt"
     assert "the checkpoint's scheme ort_cpu has uint8 activations, the target needs symmetric int8" in q["reason"]
@@ -91,8 +112,16 @@ def test_checkpoint_of_another_scheme_is_requantized(export_work, tmp_path):
 def test_finetune_reports_accuracy_before_and_after(export_work, tmp_path):
     import nas
 
-    res = nas.export(export_work["checkpoint"], "largest", tmp_path / "ft", finetune_epochs=0.5, test_limit=200,
-                     target=str(export_work["target"]), formats="onnx-int8", calibration=1)
+    res = nas.export(
+        export_work["checkpoint"],
+        "largest",
+        tmp_path / "ft",
+        finetune_epochs=0.5,
+        test_limit=200,
+        target=str(export_work["target"]),
+        formats="onnx-int8",
+        calibration=1,
+    )
     ft, acc = res.record["finetune"], res.record["accuracy"]
     assert res.record["quantization"]["method"] == "qat+finetune"
     assert ft["epochs"] == 0.5 and ft["steps"] >= 1 and ft["fakequant_test_after"] == acc["fakequant_test"]

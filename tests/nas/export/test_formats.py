@@ -1,4 +1,5 @@
 """nas.export's building blocks: formats, schemes, the output folder, static-batch copies (no training)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,6 +85,7 @@ def test_static_batch_copy_fixes_the_batch(tmp_path):
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
     assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 4
     x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
-    np.testing.assert_allclose(ort_predict(dst, x, batch_size=4), model(torch.from_numpy(x)).detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ort_predict(dst, x, batch_size=4), model(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+    )
     assert sha256_file(src) != sha256_file(dst)

@@ -1,5 +1,6 @@
 """`report.baselines` of `nas run`: the report stage trains, quantizes, scores and times each
 baseline on the run's data and targets, puts it in the report, and never redoes a finished one."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 
 # few timed runs and no quiet gate (the built-in targets' fingerprints, faster measurement)
-_MEASURE = ("measure: {warmup_runs: 3, warmup_s: 0.0, min_runs: 10, min_time_s: 0.0, rounds: 2, max_rounds: 2, "
-            "quiet_gate: false}")
+_MEASURE = (
+    "measure: {warmup_runs: 3, warmup_s: 0.0, min_runs: 10, min_time_s: 0.0, rounds: 2, max_rounds: 2, "
+    "quiet_gate: false}"
+)
 _TARGET = """\
 name: test-baselines-{precision}
 engine: onnxruntime
@@ -29,8 +32,10 @@ def _config(tmp: Path) -> dict:
         targets[precision] = str(path)
     return {
         "name": "baselines",
-        "space": {"name": "resnet", "args": {"base_widths": [8, 16], "depths": [1], "kernels": [3],
-                                             "width_mults": [0.5, 1.0]}},
+        "space": {
+            "name": "resnet",
+            "args": {"base_widths": [8, 16], "depths": [1], "kernels": [3], "width_mults": [0.5, 1.0]},
+        },
         "data": {"name": "fashion-mnist", "train_limit": 256, "test_limit": 128},
         "target": {"name": targets["int8"], "fp32": targets["fp32"]},
         "supernet": {"epochs": 1, "qat_epochs": 0, "threads": 1},
@@ -126,8 +131,9 @@ def test_prepare_baseline_redoes_work_of_another_recipe(tmp_path, stale):
     x, y = rng.standard_normal((128, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 128)
     old, new = BaselineRecipe(epochs=1), BaselineRecipe(epochs=1, peak_lr=0.05)
     folder = tmp_path / "plain_cnn"
-    first = prepare_baseline("plain_cnn", old, x, y, x[:4], folder,
-                             train_key=train_recipe("plain_cnn", old, 128), calib=8)
+    first = prepare_baseline(
+        "plain_cnn", old, x, y, x[:4], folder, train_key=train_recipe("plain_cnn", old, 128), calib=8
+    )
     assert first.stages_run == ["train", "export", "quantize"] and not first.cached
     if stale == "checkpoint":  # as if a run of the old recipe had been stopped mid-training
         import torch
@@ -136,9 +142,19 @@ def test_prepare_baseline_redoes_work_of_another_recipe(tmp_path, stale):
         torch.save({}, folder / "checkpoint.pt")
         (folder / "checkpoint.json").write_text(json.dumps({"recipe": train_recipe("plain_cnn", old, 128)}))
     logs: list[str] = []
-    second = prepare_baseline("plain_cnn", new, x, y, x[:4], folder,
-                              train_key=train_recipe("plain_cnn", new, 128), calib=8, test_x=x[:32], test_y=y[:32],
-                              log=logs.append)
+    second = prepare_baseline(
+        "plain_cnn",
+        new,
+        x,
+        y,
+        x[:4],
+        folder,
+        train_key=train_recipe("plain_cnn", new, 128),
+        calib=8,
+        test_x=x[:32],
+        test_y=y[:32],
+        log=logs.append,
+    )
     assert second.stages_run == ["train", "export", "quantize"]
     assert second.int8_path == first.int8_path and second.int8_path.is_file()  # same calibration key: redone
     assert 0.0 <= second.int8_acc <= 100.0 and 0.0 <= second.fp32_acc <= 100.0

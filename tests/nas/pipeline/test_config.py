@@ -1,4 +1,5 @@
 """`nas run` configs: defaults, the commented default text, and one-line errors naming the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,36 +30,39 @@ def test_partial_config_keeps_defaults():
     assert cfg["supernet"] == default_config()["supernet"]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"serach": {}}, "unknown key 'serach' (did you mean search?)"),
-    ({"search": {"budgt": 3}}, "unknown key search.budgt (did you mean budget?)"),
-    ({"search": {"budget": "ten"}}, 'search.budget: expected an integer >= 1, got "ten"'),
-    ({"search": {"budget": 0}}, "search.budget: expected an integer >= 1, got 0"),
-    ({"supernet": {"epochs": 1.5}}, "supernet.epochs: expected an integer >= 0"),
-    ({"supernet": {"lr": -0.1}}, "supernet.lr: expected a number > 0"),
-    ({"data": {"val_fraction": 1.5}}, "data.val_fraction: expected a number in (0, 1)"),
-    ({"search": {"latency_budgets": ["150%"]}}, "item 0: a percentage budget must lie in 0%..100%"),
-    ({"search": {"latency_budgets": [0.2, -1]}}, "item 1: a latency budget in ms must be positive"),
-    ({"search": {"latency_budgets": []}}, "search.latency_budgets: expected a non-empty list"),
-    ({"search": {"latency_budgets": ["fast"]}}, "expected milliseconds (e.g. 0.2) or a percentage"),
-    ({"search": {"searcher": "evolutoin"}}, "unknown searcher (did you mean evolution?)"),
-    ({"search": {"searcher": "darts"}}, "it cannot search a supernet's space"),
-    ({"search": {"precision": "int4"}}, "search.precision: expected one of fakequant, fp32, int8"),
-    ({"export": {"formats": ["onnx-int4"]}}, "export.formats: unknown format 'onnx-int4'"),
-    ({"target": {"name": "cpu-ort-fp32"}}, "target.name: 'cpu-ort-fp32' measures fp32, not int8"),
-    ({"target": {"fp32": "cpu-ort-int8"}}, "target.fp32: 'cpu-ort-int8' measures int8, not fp32"),
-    ({"target": {"name": "no-such-target"}}, "target.name:"),
-    ({"space": {"name": "resnett"}}, "space.name: unknown space 'resnett' (did you mean resnet?)"),
-    ({"space": "resnet"}, "space: expected a section"),
-    ({"lut": {"path": "/no/such/lut.db"}}, "lut.path: /no/such/lut.db: no such file or folder"),
-    ({"supernet": {"epochs": 0, "qat_epochs": 0}}, "supernet.epochs + supernet.qat_epochs must be at least 1"),
-    ({"supernet": {"epochs": 0, "qat_epochs": 0.5}}, "supernet.qat_epochs below 1 needs FP32 epochs"),
-    ({"supernet": {"qat_epochs": -0.5}}, "supernet.qat_epochs: expected a number >= 0"),
-    ({"report": {"baselines": ["vgg16"]}}, "unknown baseline 'vgg16'"),
-    ({"seed": -1}, "seed: expected an integer >= 0"),
-    ({"search": {"options": [1, 2]}}, "search.options: expected a mapping"),
-    ([1, 2], "expected a mapping of sections"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"serach": {}}, "unknown key 'serach' (did you mean search?)"),
+        ({"search": {"budgt": 3}}, "unknown key search.budgt (did you mean budget?)"),
+        ({"search": {"budget": "ten"}}, 'search.budget: expected an integer >= 1, got "ten"'),
+        ({"search": {"budget": 0}}, "search.budget: expected an integer >= 1, got 0"),
+        ({"supernet": {"epochs": 1.5}}, "supernet.epochs: expected an integer >= 0"),
+        ({"supernet": {"lr": -0.1}}, "supernet.lr: expected a number > 0"),
+        ({"data": {"val_fraction": 1.5}}, "data.val_fraction: expected a number in (0, 1)"),
+        ({"search": {"latency_budgets": ["150%"]}}, "item 0: a percentage budget must lie in 0%..100%"),
+        ({"search": {"latency_budgets": [0.2, -1]}}, "item 1: a latency budget in ms must be positive"),
+        ({"search": {"latency_budgets": []}}, "search.latency_budgets: expected a non-empty list"),
+        ({"search": {"latency_budgets": ["fast"]}}, "expected milliseconds (e.g. 0.2) or a percentage"),
+        ({"search": {"searcher": "evolutoin"}}, "unknown searcher (did you mean evolution?)"),
+        ({"search": {"searcher": "darts"}}, "it cannot search a supernet's space"),
+        ({"search": {"precision": "int4"}}, "search.precision: expected one of fakequant, fp32, int8"),
+        ({"export": {"formats": ["onnx-int4"]}}, "export.formats: unknown format 'onnx-int4'"),
+        ({"target": {"name": "cpu-ort-fp32"}}, "target.name: 'cpu-ort-fp32' measures fp32, not int8"),
+        ({"target": {"fp32": "cpu-ort-int8"}}, "target.fp32: 'cpu-ort-int8' measures int8, not fp32"),
+        ({"target": {"name": "no-such-target"}}, "target.name:"),
+        ({"space": {"name": "resnett"}}, "space.name: unknown space 'resnett' (did you mean resnet?)"),
+        ({"space": "resnet"}, "space: expected a section"),
+        ({"lut": {"path": "/no/such/lut.db"}}, "lut.path: /no/such/lut.db: no such file or folder"),
+        ({"supernet": {"epochs": 0, "qat_epochs": 0}}, "supernet.epochs + supernet.qat_epochs must be at least 1"),
+        ({"supernet": {"epochs": 0, "qat_epochs": 0.5}}, "supernet.qat_epochs below 1 needs FP32 epochs"),
+        ({"supernet": {"qat_epochs": -0.5}}, "supernet.qat_epochs: expected a number >= 0"),
+        ({"report": {"baselines": ["vgg16"]}}, "unknown baseline 'vgg16'"),
+        ({"seed": -1}, "seed: expected an integer >= 0"),
+        ({"search": {"options": [1, 2]}}, "search.options: expected a mapping"),
+        ([1, 2], "expected a mapping of sections"),
+    ],
+)
 def test_bad_configs_name_the_key(raw, message):
     with pytest.raises(RunConfigError) as err:
         validate_config(raw, "exp.yaml")

@@ -1,4 +1,5 @@
 """nas.pipeline.report: report.json, report.md and the two figures of ``nas run``."""
+
 from __future__ import annotations
 
 import copy
@@ -8,56 +9,140 @@ import re
 
 import pytest
 
-from nas.pipeline.report import (BASELINES_LABEL, CLOUD_LABEL, EXPORTS_LABEL, FRONT_LABEL, convergence_figure,
-                                 pareto_figure, render_markdown, write_report)
+from nas.pipeline.report import (
+    BASELINES_LABEL,
+    CLOUD_LABEL,
+    EXPORTS_LABEL,
+    FRONT_LABEL,
+    convergence_figure,
+    pareto_figure,
+    render_markdown,
+    write_report,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
 def data() -> dict:
-    cloud = [{"arch_id": f"c{i:02d}", "latency_ms": 0.08 + 0.01 * (i % 13), "accuracy": 80.0 + (i * 7) % 10}
-             for i in range(40)]
+    cloud = [
+        {"arch_id": f"c{i:02d}", "latency_ms": 0.08 + 0.01 * (i % 13), "accuracy": 80.0 + (i * 7) % 10}
+        for i in range(40)
+    ]
     return {
         "title": "hwnas run: demo",
         "run_dir": "runs/demo",
-        "host": {"cpu": "AMD EPYC", "cores": 2, "flags": {"avx2": True, "avx512_vnni": True, "amx_int8": False},
-                 "engine": "onnxruntime 1.32.0", "threads": 1, "target": "cpu-ort-int8", "fp32_target": "cpu-ort-fp32"},
+        "host": {
+            "cpu": "AMD EPYC",
+            "cores": 2,
+            "flags": {"avx2": True, "avx512_vnni": True, "amx_int8": False},
+            "engine": "onnxruntime 1.32.0",
+            "threads": 1,
+            "target": "cpu-ort-int8",
+            "fp32_target": "cpu-ort-fp32",
+        },
         "space": {"name": "resnet", "hash": "164d8b629c101ef0", "size": 13824},
         "data": {"name": "fashion-mnist", "train_images": 54000, "val_images": 6000, "test_images": 10000},
-        "supernet": {"epochs": 3, "qat_epochs": 1, "test_acc": {"largest": 91.2, "smallest": 88.0},
-                     "params_largest": 691834, "params_smallest": 9562},
-        "budgets": [{"name": "b0", "budget_ms": 0.1234, "spec": "25%"},
-                    {"name": "b1", "budget_ms": 0.2, "spec": 0.2}],
+        "supernet": {
+            "epochs": 3,
+            "qat_epochs": 1,
+            "test_acc": {"largest": 91.2, "smallest": 88.0},
+            "params_largest": 691834,
+            "params_smallest": 9562,
+        },
+        "budgets": [{"name": "b0", "budget_ms": 0.1234, "spec": "25%"}, {"name": "b1", "budget_ms": 0.2, "spec": 0.2}],
         "searches": [
-            {"budget": "b0", "budget_ms": 0.1234, "searcher": "evolution", "seed": 0, "queries": 6,
-             "best": {"arch_id": "ab12cd34ef56", "accuracy": 90.1, "latency_ms": 0.12},
-             "convergence": [None, 85.0, 85.0, 88.2, 90.1, 90.1]},
-            {"budget": "b1", "budget_ms": 0.2, "searcher": "evolution", "seed": 0, "queries": 6,
-             "best": {"arch_id": "ff00ee11dd22", "accuracy": 91.0, "latency_ms": 0.19},
-             "convergence": [86.0, 86.0, 89.5, 91.0, 91.0, 91.0]},
+            {
+                "budget": "b0",
+                "budget_ms": 0.1234,
+                "searcher": "evolution",
+                "seed": 0,
+                "queries": 6,
+                "best": {"arch_id": "ab12cd34ef56", "accuracy": 90.1, "latency_ms": 0.12},
+                "convergence": [None, 85.0, 85.0, 88.2, 90.1, 90.1],
+            },
+            {
+                "budget": "b1",
+                "budget_ms": 0.2,
+                "searcher": "evolution",
+                "seed": 0,
+                "queries": 6,
+                "best": {"arch_id": "ff00ee11dd22", "accuracy": 91.0, "latency_ms": 0.19},
+                "convergence": [86.0, 86.0, 89.5, 91.0, 91.0, 91.0],
+            },
         ],
         # deliberately not sorted by latency
-        "front": [{"arch_id": "f2", "latency_ms": 0.19, "accuracy": 91.0},
-                  {"arch_id": "f0", "latency_ms": 0.09, "accuracy": 86.5},
-                  {"arch_id": "f1", "latency_ms": 0.12, "accuracy": 90.1}],
+        "front": [
+            {"arch_id": "f2", "latency_ms": 0.19, "accuracy": 91.0},
+            {"arch_id": "f0", "latency_ms": 0.09, "accuracy": 86.5},
+            {"arch_id": "f1", "latency_ms": 0.12, "accuracy": 90.1},
+        ],
         "cloud": cloud,
         "exports": [
-            {"budget": "b0", "budget_ms": 0.1234, "arch_id": "ab12cd34ef56", "describe": "stem:16 | stage1:basic x2",
-             "params": 123456, "predicted_int8_ms": 0.12, "measured_int8_ms": 0.118, "measured_fp32_ms": 0.2,
-             "int8_speedup": 1.69, "int8_test_acc": 90.0, "fp32_test_acc": 90.2, "agreement": 99.9,
-             "meets_budget": True, "within_10pct": True, "folder": "export/b0", "passed": True},
-            {"budget": "b1", "budget_ms": 0.2, "arch_id": "ff00ee11dd22", "describe": "stem:24 | stage1:basic x3",
-             "params": 234567, "predicted_int8_ms": 0.19, "measured_int8_ms": 0.2113, "measured_fp32_ms": 0.35,
-             "int8_speedup": 1.656, "int8_test_acc": 90.9, "fp32_test_acc": 91.0, "agreement": 99.5,
-             "meets_budget": False, "within_10pct": True, "folder": "export/b1", "passed": True},
+            {
+                "budget": "b0",
+                "budget_ms": 0.1234,
+                "arch_id": "ab12cd34ef56",
+                "describe": "stem:16 | stage1:basic x2",
+                "params": 123456,
+                "predicted_int8_ms": 0.12,
+                "measured_int8_ms": 0.118,
+                "measured_fp32_ms": 0.2,
+                "int8_speedup": 1.69,
+                "int8_test_acc": 90.0,
+                "fp32_test_acc": 90.2,
+                "agreement": 99.9,
+                "meets_budget": True,
+                "within_10pct": True,
+                "folder": "export/b0",
+                "passed": True,
+            },
+            {
+                "budget": "b1",
+                "budget_ms": 0.2,
+                "arch_id": "ff00ee11dd22",
+                "describe": "stem:24 | stage1:basic x3",
+                "params": 234567,
+                "predicted_int8_ms": 0.19,
+                "measured_int8_ms": 0.2113,
+                "measured_fp32_ms": 0.35,
+                "int8_speedup": 1.656,
+                "int8_test_acc": 90.9,
+                "fp32_test_acc": 91.0,
+                "agreement": 99.5,
+                "meets_budget": False,
+                "within_10pct": True,
+                "folder": "export/b1",
+                "passed": True,
+            },
         ],
         "baselines": [{"name": "resnet18", "int8_ms": 0.216, "fp32_ms": 0.32, "int8_acc": 91.5, "fp32_acc": 91.7}],
-        "op_speedups": {"int8_target": "cpu-ort-int8", "fp32_target": "cpu-ort-fp32", "rows": [
-            {"family": "resnet_basic_relu", "n": 12, "fp32_ms": 0.05, "int8_ms": 0.02, "speedup": 2.5,
-             "speedup_min": 1.8, "speedup_max": 3.1, "speedup_large": 2.9},
-            {"family": "all", "n": 12, "fp32_ms": 0.05, "int8_ms": 0.02, "speedup": 2.5,
-             "speedup_min": 1.8, "speedup_max": 3.1, "speedup_large": 2.9}]},
+        "op_speedups": {
+            "int8_target": "cpu-ort-int8",
+            "fp32_target": "cpu-ort-fp32",
+            "rows": [
+                {
+                    "family": "resnet_basic_relu",
+                    "n": 12,
+                    "fp32_ms": 0.05,
+                    "int8_ms": 0.02,
+                    "speedup": 2.5,
+                    "speedup_min": 1.8,
+                    "speedup_max": 3.1,
+                    "speedup_large": 2.9,
+                },
+                {
+                    "family": "all",
+                    "n": 12,
+                    "fp32_ms": 0.05,
+                    "int8_ms": 0.02,
+                    "speedup": 2.5,
+                    "speedup_min": 1.8,
+                    "speedup_max": 3.1,
+                    "speedup_large": 2.9,
+                },
+            ],
+        },
         "timings": {"lut": 30.1, "supernet": 400.2, "search": 60.0, "export": 90.0, "report": 1.0, "total": 581.3},
     }
 
@@ -89,7 +174,9 @@ def test_write_report_writes_four_files(tmp_path, data):
         blob = paths[key].read_bytes()
         assert blob.startswith(PNG_SIGNATURE) and len(blob) > 5_000, key
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == {
-        **data, "figures": {"pareto": "pareto.png", "convergence": "convergence.png", "md": "report.md"}}
+        **data,
+        "figures": {"pareto": "pareto.png", "convergence": "convergence.png", "md": "report.md"},
+    }
     assert sorted(p.name for p in out.iterdir()) == ["convergence.png", "pareto.png", "report.json", "report.md"]
     assert "![Pareto](pareto.png)" in paths["md"].read_text(encoding="utf-8")
 
@@ -132,8 +219,7 @@ def test_pareto_series(data):
     assert {"b0", "b1", "resnet18"} <= set(texts)
     legend = fig.axes[0].get_legend()
     assert legend is not None and EXPORTS_LABEL in [t.get_text() for t in legend.get_texts()]
-    assert "AMD EPYC (avx512_vnni, no amx_int8), onnxruntime 1.32.0, 1 thread, cpu-ort-int8" == \
-        fig.axes[0].get_title()
+    assert "AMD EPYC (avx512_vnni, no amx_int8), onnxruntime 1.32.0, 1 thread, cpu-ort-int8" == fig.axes[0].get_title()
 
 
 def test_pareto_without_baselines_has_no_baseline_series(data):
@@ -155,8 +241,10 @@ def test_convergence_series(data):
 
 def test_convergence_labels_tell_seeds_apart(data):
     data["searches"][1].update(budget="b0", budget_ms=0.1234, seed=1)
-    assert _labels(convergence_figure(data)) == ["b0 ≤ 0.123 ms (evolution, seed 0)",
-                                                 "b0 ≤ 0.123 ms (evolution, seed 1)"]
+    assert _labels(convergence_figure(data)) == [
+        "b0 ≤ 0.123 ms (evolution, seed 0)",
+        "b0 ≤ 0.123 ms (evolution, seed 1)",
+    ]
 
 
 def test_markdown_results_table(data):
@@ -179,8 +267,16 @@ def test_markdown_results_table(data):
 def test_markdown_sections_in_order(data):
     md = render_markdown(data)
     heads = [line for line in md.splitlines() if line.startswith("## ")]
-    assert heads == ["## Results", "## Figures", "## Search", "## Supernet", "## INT8 speed-up per op type on "
-                     "cpu-ort-int8", "## Baselines", "## Chosen architectures", "## Timings"]
+    assert heads == [
+        "## Results",
+        "## Figures",
+        "## Search",
+        "## Supernet",
+        "## INT8 speed-up per op type on cpu-ort-int8",
+        "## Baselines",
+        "## Chosen architectures",
+        "## Timings",
+    ]
     assert "![Pareto](pareto.png)" in md and "![Convergence](convergence.png)" in md
     assert "stem:16 \\| stage1" not in md.split("```text")[1]  # code block: not escaped
     assert "stem:16 | stage1:basic x2" in md
@@ -207,8 +303,23 @@ def test_markdown_op_speedups_accept_the_speedup_table_list(data):
     assert "| resnet_basic_relu | 12 |" in render_markdown(data)
 
 
-@pytest.mark.parametrize("missing", ["baselines", "op_speedups", "cloud", "front", "timings", "supernet",
-                                     "searches", "exports", "budgets", "host", "space", "data"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "baselines",
+        "op_speedups",
+        "cloud",
+        "front",
+        "timings",
+        "supernet",
+        "searches",
+        "exports",
+        "budgets",
+        "host",
+        "space",
+        "data",
+    ],
+)
 def test_missing_sections_still_render(missing, data):
     data[missing] = None
     md = render_markdown(data)
@@ -220,13 +331,38 @@ def test_missing_sections_still_render(missing, data):
 
 
 def test_sparse_data_still_writes_everything(tmp_path):
-    data = {"title": "hwnas run: sparse", "host": {"cpu": "x", "flags": ["avx2"]}, "baselines": [], "cloud": [],
-            "op_speedups": None, "timings": None, "supernet": None,
-            "budgets": [{"name": "b0", "budget_ms": 0.1, "spec": "0.1"}],
-            "searches": [{"budget": "b0", "budget_ms": 0.1, "searcher": "random", "seed": 0, "queries": 3,
-                          "best": None, "convergence": [None, None, None]}],
-            "exports": [{"budget": "b0", "arch_id": "a1", "predicted_int8_ms": None, "measured_int8_ms": 0.09,
-                         "measured_fp32_ms": None, "int8_test_acc": 85.0, "fp32_test_acc": None}]}
+    data = {
+        "title": "hwnas run: sparse",
+        "host": {"cpu": "x", "flags": ["avx2"]},
+        "baselines": [],
+        "cloud": [],
+        "op_speedups": None,
+        "timings": None,
+        "supernet": None,
+        "budgets": [{"name": "b0", "budget_ms": 0.1, "spec": "0.1"}],
+        "searches": [
+            {
+                "budget": "b0",
+                "budget_ms": 0.1,
+                "searcher": "random",
+                "seed": 0,
+                "queries": 3,
+                "best": None,
+                "convergence": [None, None, None],
+            }
+        ],
+        "exports": [
+            {
+                "budget": "b0",
+                "arch_id": "a1",
+                "predicted_int8_ms": None,
+                "measured_int8_ms": 0.09,
+                "measured_fp32_ms": None,
+                "int8_test_acc": 85.0,
+                "fp32_test_acc": None,
+            }
+        ],
+    }
     paths = write_report(data, tmp_path)
     md = paths["md"].read_text(encoding="utf-8")
     assert "## Baselines" not in md and "## Timings" not in md

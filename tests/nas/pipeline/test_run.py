@@ -1,5 +1,6 @@
 """`nas run` end to end at toy scale, as the real command: stages, resumption, change detection,
 --from, determinism, the report against the exports, and `nas demo --quick`."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,10 @@ pytestmark = pytest.mark.slow
 
 TINY = {
     "name": "tiny",
-    "space": {"name": "resnet", "args": {"base_widths": [8, 16], "depths": [1], "kernels": [3], "width_mults": [0.5, 1.0]}},
+    "space": {
+        "name": "resnet",
+        "args": {"base_widths": [8, 16], "depths": [1], "kernels": [3], "width_mults": [0.5, 1.0]},
+    },
     "data": {"name": "fashion-mnist", "train_limit": 512, "test_limit": 128, "val_fraction": 0.25},
     "lut": {"networks": 2, "retry_passes": 0},
     "supernet": {"epochs": 1, "qat_epochs": 1, "batch_size": 128, "lr": 0.1, "num_random": 1, "threads": 1},
@@ -26,8 +30,9 @@ def _completed(res) -> bool:
     """``nas run`` ran every stage: exit 0, or exit 1 because an export failed its verification on
     this machine (a measured latency off the LUT's prediction by more than 10 %: a legitimate
     outcome of the tiny, unretried LUT on a shared host, reported, not a crash)."""
-    return res.returncode == 0 or (res.returncode == 1 and ": verification failed for" in res.stderr
-                                   and "Traceback" not in res.stderr)
+    return res.returncode == 0 or (
+        res.returncode == 1 and ": verification failed for" in res.stderr and "Traceback" not in res.stderr
+    )
 
 
 def _write(path: Path, cfg: dict) -> Path:
@@ -46,8 +51,13 @@ def finished_run(tmp_path_factory):
     out = root / "run"
     exe = Path(sys.executable).with_name("nas")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nas.cli"]
-    res = subprocess.run([*cmd, "run", str(cfg), "--out", str(out), "--no-progress"], capture_output=True, text=True,
-                         timeout=900, env={**__import__("os").environ, "COLUMNS": "200"})
+    res = subprocess.run(
+        [*cmd, "run", str(cfg), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
     assert _completed(res), res.stderr[-3000:]
     return cfg, out, res
 
@@ -165,8 +175,9 @@ def test_same_config_and_seed_give_the_same_archs_and_accuracies(finished_run, r
     a, b = _report(out), _report(tmp_path / "run2")
     assert a["supernet"]["test_acc"] == b["supernet"]["test_acc"]
     assert a["searches"] == b["searches"] and a["cloud"] == b["cloud"]
-    assert [(e["arch_id"], e["int8_test_acc"], e["fp32_test_acc"]) for e in a["exports"]] == \
-           [(e["arch_id"], e["int8_test_acc"], e["fp32_test_acc"]) for e in b["exports"]]
+    assert [(e["arch_id"], e["int8_test_acc"], e["fp32_test_acc"]) for e in a["exports"]] == [
+        (e["arch_id"], e["int8_test_acc"], e["fp32_test_acc"]) for e in b["exports"]
+    ]
 
 
 def test_print_config_and_bad_invocations(run_nas, tmp_path):
@@ -185,8 +196,14 @@ def test_print_config_and_bad_invocations(run_nas, tmp_path):
 
 def test_budget_no_arch_meets_is_refused_before_training(finished_run, run_nas, tmp_path):
     cfg, out, _ = finished_run
-    tight = _write(tmp_path / "tight.yaml", {**TINY, "lut": {"path": str(out / "lut" / "lut.db")},
-                                             "search": {**TINY["search"], "latency_budgets": [0.0001]}})
+    tight = _write(
+        tmp_path / "tight.yaml",
+        {
+            **TINY,
+            "lut": {"path": str(out / "lut" / "lut.db")},
+            "search": {**TINY["search"], "latency_budgets": [0.0001]},
+        },
+    )
     res = run_nas("run", str(tight), "--out", str(tmp_path / "r"), "--no-progress")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "search.latency_budgets item 0 (0.0001): no arch of space 'resnet' meets" in res.stderr

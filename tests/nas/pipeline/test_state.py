@@ -1,4 +1,5 @@
 """A run folder's stage records: change detection naming the key, and --from."""
+
 from __future__ import annotations
 
 import pytest

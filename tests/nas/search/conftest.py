@@ -1,4 +1,5 @@
 """Fixtures for the searcher tests: the nb201 space and table, synthetic evaluators, PostgreSQL."""
+
 from __future__ import annotations
 
 import glob
@@ -96,8 +97,10 @@ def postgres_url():
             pwd.getpwnam("postgres")
         except KeyError:
             shutil.rmtree(base, ignore_errors=True)
-            pytest.skip("running as root without a 'postgres' user: cannot start PostgreSQL "
-                        "(install the postgresql package or set HWNAS_TEST_POSTGRES_URL)")
+            pytest.skip(
+                "running as root without a 'postgres' user: cannot start PostgreSQL "
+                "(install the postgresql package or set HWNAS_TEST_POSTGRES_URL)"
+            )
         if shutil.which("runuser") is None:
             shutil.rmtree(base, ignore_errors=True)
             pytest.skip("running as root and runuser is missing: cannot start PostgreSQL")
@@ -112,8 +115,19 @@ def postgres_url():
 
     try:
         pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start", "-o",
-           f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
+        pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+        )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"could not start PostgreSQL: {exc.stderr.strip() or exc.stdout.strip()}")

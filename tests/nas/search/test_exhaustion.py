@@ -1,4 +1,5 @@
 """A budget larger than the space ends once every arch is known, with what was found (issue 19)."""
+
 from __future__ import annotations
 
 import time
@@ -12,10 +13,10 @@ from spaces import Block, Choice, Constraint, Sequential, Space
 
 
 def _tiny(constrained: bool = False) -> Space:
-    body = Sequential({"a": Block("conv_bn_act", out=Choice([8, 16, 24])),
-                       "b": Block("conv_bn_act", out=Choice([8, 16]))})
-    return Space("tiny", body, resolution=8,
-                 constraints=[Constraint("b.out <= a.out")] if constrained else None)
+    body = Sequential(
+        {"a": Block("conv_bn_act", out=Choice([8, 16, 24])), "b": Block("conv_bn_act", out=Choice([8, 16]))}
+    )
+    return Space("tiny", body, resolution=8, constraints=[Constraint("b.out <= a.out")] if constrained else None)
 
 
 def _score(arch):
@@ -85,12 +86,15 @@ def test_bench_budget_beyond_the_table_finishes(table, monkeypatch):
     assert out["exhausted_runs"] == 1 and out["results"][0]["per_seed"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(budget=5, horizon=2), "--horizon 2 is below --budget 5"),
-    (dict(budget=5, horizon=10, latency="pixel3_latency_ms"), "--horizon applies to single-objective"),
-    (dict(budget=5, latency="pixel3_latency_ms", ref=(float("nan"), float("nan"))), "two finite numbers"),
-    (dict(budget=5, latency="pixel3_latency_ms", ref=(100.0, 0.0)), "dominated by no arch"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(budget=5, horizon=2), "--horizon 2 is below --budget 5"),
+        (dict(budget=5, horizon=10, latency="pixel3_latency_ms"), "--horizon applies to single-objective"),
+        (dict(budget=5, latency="pixel3_latency_ms", ref=(float("nan"), float("nan"))), "two finite numbers"),
+        (dict(budget=5, latency="pixel3_latency_ms", ref=(100.0, 0.0)), "dominated by no arch"),
+    ],
+)
 def test_bench_refuses_what_it_used_to_change_silently(kwargs, message, nb201_csv):
     from nas.search.bench import nb201_benchmark
 

@@ -1,4 +1,5 @@
 """The searcher interface: objectives, constraints, tell normalisation, best() and the front."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The benchmark harness in-process: modes, RI, honesty of the scoring."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,12 +33,12 @@ def test_horizon_measures_queries_past_the_budget(nb201_csv):
 
 
 def test_constrained_and_multi(nb201_csv):
-    out = nb201_benchmark("mcts", budget=25, seeds=2, latency="pixel3_latency_ms", max_latency=10,
-                          table=str(nb201_csv))
+    out = nb201_benchmark("mcts", budget=25, seeds=2, latency="pixel3_latency_ms", max_latency=10, table=str(nb201_csv))
     assert out["optimum"] == pytest.approx(93.625)
     assert all(r["infeasible_returned"] == 0 for r in out["results"])
-    out = nb201_benchmark("random", budget=25, seeds=2, latency="pixel3_latency_ms", ref=(85.0, 20.0),
-                          table=str(nb201_csv))
+    out = nb201_benchmark(
+        "random", budget=25, seeds=2, latency="pixel3_latency_ms", ref=(85.0, 20.0), table=str(nb201_csv)
+    )
     assert out["reference_point"] == [85.0, 20.0]
     assert 0 < out["results"][0]["hypervolume_fraction"] < 1
     with pytest.raises(ConfigError):

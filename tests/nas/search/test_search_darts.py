@@ -1,4 +1,5 @@
 """DARTS: schedules, Max-W, genotype rules, and a tiny real search on Fashion-MNIST."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,14 @@ def _weights(best: dict[str, str], strength: dict[str, float] | None = None):
 
 
 def test_genotype_rules():
-    best = {"e1_0": "nor_conv_3x3", "e2_0": "none", "e2_1": "skip_connect", "e3_0": "skip_connect",
-            "e3_1": "nor_conv_1x1", "e3_2": "avg_pool_3x3"}
+    best = {
+        "e1_0": "nor_conv_3x3",
+        "e2_0": "none",
+        "e2_1": "skip_connect",
+        "e3_0": "skip_connect",
+        "e3_1": "nor_conv_1x1",
+        "e3_2": "avg_pool_3x3",
+    }
     w = _weights(best, {"e3_0": 0.9, "e3_1": 0.3, "e3_2": 0.6})
     argmax = derive_genotype(w, "argmax")
     assert argmax["cell.e2_0"] == "none" and argmax["cell.e1_0"] == "nor_conv_3x3"
@@ -63,8 +70,17 @@ def test_max_w_weighting():
 
 @pytest.mark.parametrize("order, max_w, schedule", [(1, False, "cosine"), (2, True, "cosine_power")])
 def test_tiny_darts_search(order, max_w, schedule, nb201_space, table):
-    res = run_darts(train_size=128, batch_size=32, epochs=2, channels=4, order=order, max_w=max_w,
-                    schedule=schedule, threads=1, seed=0)
+    res = run_darts(
+        train_size=128,
+        batch_size=32,
+        epochs=2,
+        channels=4,
+        order=order,
+        max_w=max_w,
+        schedule=schedule,
+        threads=1,
+        seed=0,
+    )
     assert nb201_space.contains(res.arch) and nb201_space.contains(res.arch_argmax)
     assert len(res.history) == 2 and all(0 <= h["val_acc"] <= 100 for h in res.history)
     assert len(res.weights) == 6 and all(abs(sum(w) - 1) < 1e-5 for w in res.weights)
@@ -76,8 +92,17 @@ def test_tiny_darts_search(order, max_w, schedule, nb201_space, table):
 def test_darts_searcher_interface(nb201_space):
     from nas.search import SearchExhausted
 
-    s = create_searcher("darts", nb201_space, objectives=["cifar10_test_acc"], seed=1, train_size=64, batch_size=32,
-                        epochs=1, channels=4, threads=1)
+    s = create_searcher(
+        "darts",
+        nb201_space,
+        objectives=["cifar10_test_acc"],
+        seed=1,
+        train_size=64,
+        batch_size=32,
+        epochs=1,
+        channels=4,
+        threads=1,
+    )
     arch = s.ask()
     assert nb201_space.contains(arch)
     with pytest.raises(SearchExhausted):

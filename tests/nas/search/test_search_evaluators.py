@@ -1,4 +1,5 @@
 """Evaluators: the NAS-Bench-201 table, LUT latency adapters, composition, proxy training."""
+
 from __future__ import annotations
 
 import pytest
@@ -73,7 +74,9 @@ def test_proxy_training_is_real_and_deterministic():
     assert 0 <= a["proxy_acc"] <= 100 and a["params_m"] > 0
     assert a["proxy_acc"] == b["proxy_acc"]
     with pytest.raises(ConfigError, match="in_chans=1, resolution=28"):
-        ProxyTrainingEvaluator(create_space("resnet"), train_size=8, val_size=8).evaluate(create_space("resnet").default())
+        ProxyTrainingEvaluator(create_space("resnet"), train_size=8, val_size=8).evaluate(
+            create_space("resnet").default()
+        )
 
 
 def test_proxy_data_never_touches_the_test_split(monkeypatch):

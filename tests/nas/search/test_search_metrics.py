@@ -1,4 +1,5 @@
 """Scoring definitions agree with nas/data/nb201/anchors.py (shipped beside the table)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,7 +32,7 @@ def anchors(nb201_csv):
 
 def test_hypervolume_matches_anchors(anchors):
     rng = random.Random(0)
-    for trial in range(30):
+    for _trial in range(30):
         pts = [(rng.uniform(80, 95), rng.uniform(1, 20)) for _ in range(rng.randrange(1, 40))]
         ref = (90.0, 10.0)
         assert hypervolume_2d(pts, ref) == pytest.approx(anchors.hypervolume(pts, ref), abs=1e-9)

@@ -1,4 +1,5 @@
 """Shared Optuna studies: storages, resuming, concurrent workers (SQLite, journal, PostgreSQL)."""
+
 from __future__ import annotations
 
 import json
@@ -72,13 +73,22 @@ def test_directions_must_match(tmp_path, nb201_space, table):
 
 def test_constrained_study_records_constraints(tmp_path, nb201_space, table):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    s = create_searcher("tpe", nb201_space, objectives=["cifar10_test_acc"], constraints=["pixel3_latency_ms<=8"],
-                        seed=0, storage=make_storage(url), study_name="c")
+    s = create_searcher(
+        "tpe",
+        nb201_space,
+        objectives=["cifar10_test_acc"],
+        constraints=["pixel3_latency_ms<=8"],
+        seed=0,
+        storage=make_storage(url),
+        study_name="c",
+    )
     out = run_study_worker(s, table.evaluate, storage=url, study_name="c", n_trials=12)
     assert out["best"] is None or out["best"]["values"]["pixel3_latency_ms"] <= 8
     study = _load(make_storage(url), "c")
     for t in study.trials:
-        assert t.user_attrs["hwnas:constraints"][0] == pytest.approx(t.user_attrs["hwnas:values"]["pixel3_latency_ms"] - 8)
+        assert t.user_attrs["hwnas:constraints"][0] == pytest.approx(
+            t.user_attrs["hwnas:values"]["pixel3_latency_ms"] - 8
+        )
 
 
 # -- real processes ---------------------------------------------------------------------------
@@ -117,7 +127,8 @@ def _two_workers_then_resume(url, nas_cmd, tmp_path, searcher):
         try:
             st = _load(storage, "resume")
             if sum(t.state.name == "COMPLETE" for t in st.trials) >= 3 and any(
-                    t.state.name == "RUNNING" and "hwnas:worker" in t.user_attrs for t in st.trials):
+                t.state.name == "RUNNING" and "hwnas:worker" in t.user_attrs for t in st.trials
+            ):
                 time.sleep(0.1)  # inside the evaluation
                 break
         except KeyError:
@@ -128,8 +139,12 @@ def _two_workers_then_resume(url, nas_cmd, tmp_path, searcher):
     st = _load(storage, "resume")
     running = [t.number for t in st.trials if t.state.name == "RUNNING"]
     done = sum(t.state.name == "COMPLETE" for t in st.trials)
-    res = subprocess.run([*nas_cmd, *common, "--study", "resume", "--budget", str(done + 4), "--seed", "4"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [*nas_cmd, *common, "--study", "resume", "--budget", str(done + 4), "--seed", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert running and out["recovered"] == running  # the killed worker's trial was failed ...

@@ -1,4 +1,5 @@
 """Every registered searcher: works on every space, deterministic, honest budget, constraints."""
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,7 @@ def test_multi_objective_front(name, nb201_space, table):
     pts = [(t.values["cifar10_test_acc"], -t.values["pixel3_latency_ms"]) for t in res.trials]
     for f in front:  # nothing queried dominates a front member
         fa, fl = f.values["cifar10_test_acc"], -f.values["pixel3_latency_ms"]
-        assert not any(a >= fa and l >= fl and (a > fa or l > fl) for a, l in pts)
+        assert not any(a >= fa and lat >= fl and (a > fa or lat > fl) for a, lat in pts)
 
 
 @pytest.mark.parametrize("name", QUERY_SEARCHERS)
@@ -72,11 +73,19 @@ def test_constrained_never_returns_infeasible(name, nb201_space, table):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["random", "evolution", "mcts", "hhnas", "tpe", "bo"]),
-       bound=st.floats(min_value=1.0, max_value=30.0), seed=st.integers(0, 1000))
+@given(
+    name=st.sampled_from(["random", "evolution", "mcts", "hhnas", "tpe", "bo"]),
+    bound=st.floats(min_value=1.0, max_value=30.0),
+    seed=st.integers(0, 1000),
+)
 def test_property_constrained_best_is_feasible(name, bound, seed, nb201_space, table):
-    s = make(name, nb201_space, objectives=["cifar10_test_acc", "pixel3_latency_ms:min"] if seed % 2 else
-             ["cifar10_test_acc"], constraints=[f"pixel3_latency_ms<={bound}"], seed=seed)
+    s = make(
+        name,
+        nb201_space,
+        objectives=["cifar10_test_acc", "pixel3_latency_ms:min"] if seed % 2 else ["cifar10_test_acc"],
+        constraints=[f"pixel3_latency_ms<={bound}"],
+        seed=seed,
+    )
     for _ in range(12):
         arch = s.ask()
         s.tell(arch, table.evaluate(arch))

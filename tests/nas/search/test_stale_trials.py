@@ -1,5 +1,6 @@
 """A worker SIGKILLed right after ``study.ask()`` leaves no trial RUNNING once a worker resumes, even at
 once (Optuna's heartbeat, started with the trial); journal files that cannot work are one-line errors."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,13 @@ from spaces import Block, Choice, Sequential, Space
 
 
 def _space() -> Space:
-    return Space("tiny", Sequential({"a": Block("conv_bn_act", out=Choice([8, 16, 24, 32])),
-                                     "b": Block("conv_bn_act", out=Choice([8, 16, 24]))}), resolution=8)
+    return Space(
+        "tiny",
+        Sequential(
+            {"a": Block("conv_bn_act", out=Choice([8, 16, 24, 32])), "b": Block("conv_bn_act", out=Choice([8, 16, 24]))}
+        ),
+        resolution=8,
+    )
 
 
 def _kill_after_ask(url: str, tmp_path) -> None:
@@ -49,8 +55,9 @@ def test_trial_of_a_worker_killed_after_ask_is_reclaimed_on_an_immediate_resume(
     study = optuna.load_study(study_name="s", storage=storage)
     assert [t.state.name for t in study.trials] == ["RUNNING"]  # restarted at once: not yet stale
     searcher = create_searcher("random", _space(), objectives=["accuracy"], seed=0)
-    out = run_study_worker(searcher, lambda a: {"accuracy": float(a["a.out"] + a["b.out"])}, storage=storage,
-                           study_name="s", budget=5)
+    out = run_study_worker(
+        searcher, lambda a: {"accuracy": float(a["a.out"] + a["b.out"])}, storage=storage, study_name="s", budget=5
+    )
     study = optuna.load_study(study_name="s", storage=storage)
     states = [t.state.name for t in study.trials]
     assert states.count("RUNNING") == 0 and states.count("COMPLETE") == 5
@@ -91,15 +98,24 @@ def _journal(tmp_path, name: str, content: bytes | None) -> str:
     return str(p)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda t: str(t / "missing" / "j.log"), "no such folder"),
-    (lambda t: str(t), "is a folder"),
-    (lambda t: _journal(t, "g.log", b"garbage\n"), "line 1 is not a JSON record"),
-    (lambda t: _journal(t, "n.log", b"[1, 2]\n"), "line 1 has no op_code"),
-    (lambda t: _journal(t, "b.log", b"\xff\xfe\x00\n"), "not UTF-8"),
-    (lambda t: _journal(t, "h.log", b'{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n'
-                                    b'{"op_code": 4, "wor'), "incomplete"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda t: str(t / "missing" / "j.log"), "no such folder"),
+        (lambda t: str(t), "is a folder"),
+        (lambda t: _journal(t, "g.log", b"garbage\n"), "line 1 is not a JSON record"),
+        (lambda t: _journal(t, "n.log", b"[1, 2]\n"), "line 1 has no op_code"),
+        (lambda t: _journal(t, "b.log", b"\xff\xfe\x00\n"), "not UTF-8"),
+        (
+            lambda t: _journal(
+                t,
+                "h.log",
+                b'{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n{"op_code": 4, "wor',
+            ),
+            "incomplete",
+        ),
+    ],
+)
 def test_bad_journal_files_are_one_line_errors(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(ConfigError, match=message) as err:

@@ -1,5 +1,6 @@
 """SupernetEvaluator (validation accuracy of inherited subnets) and the LUT latency evaluator's
 fastest-arch bound, on a tiny trained supernet and a synthetic LUT of its space."""
+
 from __future__ import annotations
 
 import hashlib
@@ -117,8 +118,11 @@ def test_foreign_arch_and_bad_options_are_one_line_errors(checkpoint, evaluator)
     with pytest.raises(HwnasError) as info:
         evaluator.evaluate(tiny_space("resnet").sample(0))
     assert "\n" not in str(info.value)
-    for kwargs, text in (({"precision": "int4"}, "unknown precision"), ({"val_fraction": 1.5}, "between 0 and 1"),
-                         ({"val_limit": 0}, "val_limit must be >= 1")):
+    for kwargs, text in (
+        ({"precision": "int4"}, "unknown precision"),
+        ({"val_fraction": 1.5}, "between 0 and 1"),
+        ({"val_limit": 0}, "val_limit must be >= 1"),
+    ):
         with pytest.raises(ConfigError, match=text):
             SupernetEvaluator(checkpoint, **kwargs)
     with pytest.raises(HwnasError, match="no such checkpoint"):
@@ -171,12 +175,30 @@ def test_benchmark_script_runs_tiny(checkpoint, lut, tmp_path, capsys):
     spec.loader.exec_module(bench)
     common = ["--checkpoint", str(checkpoint), "--lut", str(lut), "--target", TARGET, "--threads", "1", "--no-progress"]
     out = tmp_path / "res.json"
-    assert bench.main([*common, "--budget", "3", "--seeds", "2", "--searchers", "evolution", "--out", str(out),
-                       "--cache", str(tmp_path / "evals.jsonl")]) == 0
+    assert (
+        bench.main(
+            [
+                *common,
+                "--budget",
+                "3",
+                "--seeds",
+                "2",
+                "--searchers",
+                "evolution",
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "evals.jsonl"),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert [r["searcher"] for r in res["results"]] == ["random", "evolution"]  # random is always the yardstick
     assert len(res["runs"]) == 4 and all(r["queries"] == 3 for r in res["runs"])
-    assert res["max_latency_source"].startswith("p25") and res["evaluator"]["validation"]["split"] == "carved from train"
+    assert (
+        res["max_latency_source"].startswith("p25") and res["evaluator"]["validation"]["split"] == "carved from train"
+    )
     for r in res["runs"]:
         if r["best_latency_ms"] is not None:
             assert r["best_latency_ms"] <= res["max_latency_ms"]
@@ -205,5 +227,12 @@ def test_every_applicable_searcher_runs_on_supernet_and_lut(searcher, evaluator,
         assert res.best.values["latency_ms"] <= budget_ms
     m = create_searcher(searcher, space, objectives=["accuracy", "latency_ms:min"], seed=0)
     front = run_search(m, both, 5).front
-    assert front and all(not any(b is not a and b.values["accuracy"] >= a.values["accuracy"]
-                                 and b.values["latency_ms"] < a.values["latency_ms"] for b in front) for a in front)
+    assert front and all(
+        not any(
+            b is not a
+            and b.values["accuracy"] >= a.values["accuracy"]
+            and b.values["latency_ms"] < a.values["latency_ms"]
+            for b in front
+        )
+        for a in front
+    )

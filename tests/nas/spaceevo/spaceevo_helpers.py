@@ -1,5 +1,6 @@
 """Shared pieces of the SpaceEvo tests: a small hyper-space, an in-memory fake of the block-wise
 quality (:class:`nas.spaceevo.score.StageQuality`) and a synthetic LUT for it."""
+
 from __future__ import annotations
 
 import random
@@ -21,8 +22,17 @@ def small_hyper(block_types: tuple[str, ...] = BLOCK_TYPES) -> HyperSpace:
     """``spaceevo`` for 1x28x28 inputs, 10 classes, restricted to ``block_types``, kernels 3/5."""
     from spaces import create_space
 
-    return HyperSpace(create_space("spaceevo", in_chans=1, num_classes=10, resolution=28,
-                                   block_types=block_types, kernels=(3, 5), expands=(3.0, 6.0)))
+    return HyperSpace(
+        create_space(
+            "spaceevo",
+            in_chans=1,
+            num_classes=10,
+            resolution=28,
+            block_types=block_types,
+            kernels=(3, 5),
+            expands=(3.0, 6.0),
+        )
+    )
 
 
 class FakeQuality:

@@ -1,4 +1,5 @@
 """Block-wise distillation: the NSR loss, candidate stages, a tiny end-to-end run, resume, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ from nas.spaceevo.quality import QualityStore, load_quality
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = {"block_types": ["mbv2", "fused"], "kernels": [3, 5], "expands": [2.0, 4.0], "scale": 0.25}
-FAST = dict(epochs=1, qat_epochs=1, batch_size=16, eval_samples=2, eval_images=32, bn_batches=1, threads=1,
-            checkpoint_every=2)
+FAST = dict(
+    epochs=1, qat_epochs=1, batch_size=16, eval_samples=2, eval_images=32, bn_batches=1, threads=1, checkpoint_every=2
+)
 
 
 @pytest.fixture(autouse=True)
@@ -121,8 +123,10 @@ def test_candidate_stages_and_their_spaces():
 # ----------------------------------------------------------------------------------------------
 def _values(path):
     with QualityStore(path, readonly=True) as store:
-        return sorted((s.stage, s.block_type, s.window, json.dumps(s.choices, sort_keys=True), s.nsr, s.role)
-                      for s in store.query())
+        return sorted(
+            (s.stage, s.block_type, s.window, json.dumps(s.choices, sort_keys=True), s.nsr, s.role)
+            for s in store.query()
+        )
 
 
 def test_tiny_end_to_end_stores_samples(tmp_path, setup):
@@ -167,8 +171,17 @@ def test_interrupted_run_resumes_to_the_same_values(tmp_path, setup):
     with QualityStore(cut, readonly=True) as store:
         assert len(store.candidates()) == 1  # the first candidate stage is finished and stored
     resumed: list[tuple[str, int]] = []
-    summary = BlockKD(hs, teacher, train, val, cut, cfg, candidates=cands, progress=False,
-                      on_step=lambda c, s, l: resumed.append((c.block_type, s))).run()
+    summary = BlockKD(
+        hs,
+        teacher,
+        train,
+        val,
+        cut,
+        cfg,
+        candidates=cands,
+        progress=False,
+        on_step=lambda c, s, _loss: resumed.append((c.block_type, s)),
+    ).run()
     assert summary["skipped"] == 1 and summary["trained"] == 1
     assert all(bt == cands[1].block_type for bt, _ in resumed)  # the finished stage was not redone
     assert resumed[0][1] == 4  # continued after the checkpoint written at step 3
@@ -220,16 +233,50 @@ def teacher_ckpt(tmp_path_factory):
     from supernet.train import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("teacher")
-    cfg = TrainConfig(space="spaceevo", space_kwargs=dict(TINY), data="digits", epochs=1, batch_size=16,
-                      train_limit=160, test_limit=32, threads=1, layout_samples=4, val_fraction=0.25,
-                      bn_calib_batches=1, calib_batch_size=16)
+    cfg = TrainConfig(
+        space="spaceevo",
+        space_kwargs=dict(TINY),
+        data="digits",
+        epochs=1,
+        batch_size=16,
+        train_limit=160,
+        test_limit=32,
+        threads=1,
+        layout_samples=4,
+        val_fraction=0.25,
+        bn_calib_batches=1,
+        calib_batch_size=16,
+    )
     Trainer(cfg, out, progress=False, log=lambda s: None).save_checkpoint()
     return out
 
 
-CLI = ["spaceevo-quality", "--space-args", json.dumps(TINY), "--stages", "2", "--windows", "w0", "--epochs", "1",
-       "--qat-epochs", "1", "--batch-size", "16", "--eval-samples", "2", "--eval-images", "32", "--threads", "1",
-       "--no-progress", "--seed", "5", "--train-limit", "48"]
+CLI = [
+    "spaceevo-quality",
+    "--space-args",
+    json.dumps(TINY),
+    "--stages",
+    "2",
+    "--windows",
+    "w0",
+    "--epochs",
+    "1",
+    "--qat-epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--eval-samples",
+    "2",
+    "--eval-images",
+    "32",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--seed",
+    "5",
+    "--train-limit",
+    "48",
+]
 
 
 @pytest.mark.slow
@@ -247,16 +294,19 @@ def test_cli_runs_and_resumes(tmp_path, teacher_ckpt):
     assert res.returncode == 0 and json.loads(res.stdout)["skipped"] == 1
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--teacher", "/nonexistent/ckpt"], "no such checkpoint"),
-    (["--stages", "9"], "no searchable stage 9"),
-    (["--block-types", "mbv3"], "no block type 'mbv3'"),
-    (["--epochs", "0", "--qat-epochs", "0"], "must be positive"),
-    (["--batch-size", "0"], "positive integer"),
-    (["--space-args", "{not json"], "not valid JSON"),
-    (["--resolution", "32"], "the teacher takes 8x8"),
-    (["--teacher", "timm:resnet18"], "needs --teacher-weights"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--teacher", "/nonexistent/ckpt"], "no such checkpoint"),
+        (["--stages", "9"], "no searchable stage 9"),
+        (["--block-types", "mbv3"], "no block type 'mbv3'"),
+        (["--epochs", "0", "--qat-epochs", "0"], "must be positive"),
+        (["--batch-size", "0"], "positive integer"),
+        (["--space-args", "{not json"], "not valid JSON"),
+        (["--resolution", "32"], "the teacher takes 8x8"),
+        (["--teacher", "timm:resnet18"], "needs --teacher-weights"),
+    ],
+)
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, teacher_ckpt, extra, message, capsys):
     from nas.cli import main
 
@@ -286,8 +336,13 @@ def test_cli_sigkill_then_rerun_matches_uninterrupted(tmp_path, teacher_ckpt):
     ref, cut = tmp_path / "ref.db", tmp_path / "cut.db"
     res = _run(*args, "--out", str(ref))
     assert res.returncode == 0, res.stderr
-    victim = subprocess.Popen([*_nas(), *args, "--out", str(cut)], cwd=str(REPO), env=_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [*_nas(), *args, "--out", str(cut)],
+        cwd=str(REPO),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     work = work_dir_for(cut)
     deadline = time.time() + 900
     killed_at = None

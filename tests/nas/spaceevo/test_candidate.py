@@ -1,9 +1,10 @@
 """Candidate spaces of a hyper-space: validation, ids, mutation, and the DSL space they write."""
+
 from __future__ import annotations
 
 import pytest
 
-from nas.spaceevo.candidate import Candidate, HyperSpace, SpaceEvoError, stage_choices
+from nas.spaceevo.candidate import HyperSpace, SpaceEvoError, stage_choices
 from spaces import create_space, load_space, space_hash
 from tests.nas.spaceevo.spaceevo_helpers import small_hyper
 
@@ -22,7 +23,7 @@ def test_spaceevo_stages_are_found():
     assert s2.windows == ((16, 20, 24), (20, 24, 28), (24, 28, 32))
     assert s2.window_names == ("w0", "w1", "w2")
     assert s2.depth_options("resnet") == (1, 2, 3)
-    assert h.size() == 6 ** 5 * 2 * 3 ** 4
+    assert h.size() == 6**5 * 2 * 3**4
 
 
 def test_a_space_without_marked_stages_is_refused():
@@ -102,8 +103,18 @@ def test_written_yaml_is_usable_by_the_cli(hyper, tmp_path, run_nas):
 
 def test_sub_stage_choices_are_normalised(hyper):
     win = hyper.stages[1].windows[1]
-    full = stage_choices(hyper, 1, "resnet", win, {"stage2.resnet.depth": 1, "stage2.w1.width": 24,
-                                                  "stage2.resnet.b0.kernel": 3, "stage2.resnet.b0.expand": 0.25})
+    full = stage_choices(
+        hyper,
+        1,
+        "resnet",
+        win,
+        {
+            "stage2.resnet.depth": 1,
+            "stage2.w1.width": 24,
+            "stage2.resnet.b0.kernel": 3,
+            "stage2.resnet.b0.expand": 0.25,
+        },
+    )
     short = stage_choices(hyper, 1, "resnet", win, {"depth": 1, "width": 24, "b0.kernel": 3, "resnet.b0.expand": 0.25})
     assert full == short
     assert full["stage2.block"] == "resnet" and full["stage2.window"] == "w1"

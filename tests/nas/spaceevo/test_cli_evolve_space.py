@@ -1,4 +1,5 @@
 """``nas evolve-space``: the evolved space, its report and state, and one-line input errors."""
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,32 @@ def files(tmp_path_factory) -> dict[str, Path]:
         for spec in hyper.stages:
             for bt in spec.block_types:
                 for win in spec.windows:
-                    store.put("fake", spec.number, bt, win,
-                              [(c, v, "random") for c, v in fake.samples(spec.number, bt, win)])
+                    store.put(
+                        "fake", spec.number, bt, win, [(c, v, "random") for c, v in fake.samples(spec.number, bt, win)]
+                    )
     return {"root": root, "lut": lut}
 
 
 def _args(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["evolve-space", "--hyperspace", "spaceevo", "--space-args", SPACE_ARGS, "--data", "fashion-mnist",
-            "--lut", str(files["lut"]), "--target", TARGET, "--budgets", "1,2", "--out", str(out), *SMALL, *extra]
+    return [
+        "evolve-space",
+        "--hyperspace",
+        "spaceevo",
+        "--space-args",
+        SPACE_ARGS,
+        "--data",
+        "fashion-mnist",
+        "--lut",
+        str(files["lut"]),
+        "--target",
+        TARGET,
+        "--budgets",
+        "1,2",
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def test_evolve_space_writes_the_space_report_and_state(files, tmp_path, run_nas):
@@ -59,20 +78,26 @@ def test_evolve_space_writes_the_space_report_and_state(files, tmp_path, run_nas
     assert "stage1:" in again.stdout and "report:" in again.stdout
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"--budgets": "1,x"}, "--budgets: 'x' is not a number of ms"),
-    ({"--budgets": "0"}, "--budgets: '0' must be a positive number of ms"),
-    ({"--sample": "20"}, "--sample 20 exceeds --population 10"),
-    ({"--cycles": "-1"}, "--cycles must be >= 0"),
-    ({"--out": "evolved.txt"}, "the evolved space is a YAML file"),
-    ({"--lut": "missing.db"}, "--lut missing.db: no such LUT file"),
-    ({"--target": "no-such-target"}, "no-such-target"),
-    ({"--quality": "nothing.db"}, "nothing.db: no block-wise quality file; measure the sub-stages of hyper-space "
-                                  "'spaceevo' first by block-wise distillation"),
-    ({"--hyperspace": "mobilenet", "--space-args": "{}"}, "is not a hyper-space"),
-    ({"--space-args": '{"resolution": 32}'}, "--space-args: resolution comes from the data"),
-    ({"--data": "no/such/folder"}, "no/such/folder: no such file or folder"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--budgets": "1,x"}, "--budgets: 'x' is not a number of ms"),
+        ({"--budgets": "0"}, "--budgets: '0' must be a positive number of ms"),
+        ({"--sample": "20"}, "--sample 20 exceeds --population 10"),
+        ({"--cycles": "-1"}, "--cycles must be >= 0"),
+        ({"--out": "evolved.txt"}, "the evolved space is a YAML file"),
+        ({"--lut": "missing.db"}, "--lut missing.db: no such LUT file"),
+        ({"--target": "no-such-target"}, "no-such-target"),
+        (
+            {"--quality": "nothing.db"},
+            "nothing.db: no block-wise quality file; measure the sub-stages of hyper-space "
+            "'spaceevo' first by block-wise distillation",
+        ),
+        ({"--hyperspace": "mobilenet", "--space-args": "{}"}, "is not a hyper-space"),
+        ({"--space-args": '{"resolution": 32}'}, "--space-args: resolution comes from the data"),
+        ({"--data": "no/such/folder"}, "no/such/folder: no such file or folder"),
+    ],
+)
 def test_bad_inputs_fail_in_one_line(files, tmp_path, capsys, monkeypatch, change, message):
     monkeypatch.chdir(tmp_path)
     args = _args(files, tmp_path / "evolved.yaml")
@@ -106,8 +131,13 @@ def test_missing_quality_measurements_are_named(files, tmp_path, capsys):
     with QualityStore(partial) as store:
         store.register_run("fake", {"hyperspace": hyper.name})
         spec = hyper.stages[0]
-        store.put("fake", spec.number, "mbv2", spec.windows[0],
-                  [(c, v, "random") for c, v in fake.samples(spec.number, "mbv2", spec.windows[0])])
+        store.put(
+            "fake",
+            spec.number,
+            "mbv2",
+            spec.windows[0],
+            [(c, v, "random") for c, v in fake.samples(spec.number, "mbv2", spec.windows[0])],
+        )
     assert main(_args(files, tmp_path / "evolved.yaml", "--quality", str(partial))) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "has no quality measurements yet" in err

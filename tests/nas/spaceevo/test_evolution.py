@@ -1,4 +1,5 @@
 """Aging evolution over candidate spaces: determinism, resumption, and the report."""
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,7 @@ def test_evolution_improves_on_the_initial_population(setup):
     assert res.curve[-1]["best_ever"] >= res.curve[0]["best_ever"]
     assert all(b["best_ever"] >= a["best_ever"] for a, b in zip(res.curve, res.curve[1:]))
     uniform = {c.id for c in hyper.uniform_candidates()}
-    assert uniform <= set(_ids(res)[:CONFIG.population])  # the population starts with them
+    assert uniform <= set(_ids(res)[: CONFIG.population])  # the population starts with them
     assert res.best.score.score == max(i.score.score for i in res.history)
     # children differ from their parent in one stage's block type or one stage's window
     assert len(set(_ids(res))) == len(res.history)

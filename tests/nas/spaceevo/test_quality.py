@@ -1,4 +1,5 @@
 """The block-wise quality file: put / query / candidates, load_quality, bad files."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -15,16 +16,31 @@ from nas.spaceevo.quality import (
     window_key,
 )
 
-CHOICES_A = {"stage2.block": "mbv2", "stage2.mbv2.depth": 1, "stage2.mbv2.b0.kernel": 3, "stage2.w0.width": 8,
-             "stage2.window": "w0", "stage2.mbv2.b0.expand": 2.0}
+CHOICES_A = {
+    "stage2.block": "mbv2",
+    "stage2.mbv2.depth": 1,
+    "stage2.mbv2.b0.kernel": 3,
+    "stage2.w0.width": 8,
+    "stage2.window": "w0",
+    "stage2.mbv2.b0.expand": 2.0,
+}
 CHOICES_B = {**CHOICES_A, "stage2.w0.width": 12}
 
 
 def _filled(path, fingerprint="fp1"):
     with QualityStore(path) as store:
         store.register_run(fingerprint, {"teacher": {"fingerprint": "t"}})
-        n = store.put(fingerprint, 2, "mbv2", (8, 12, 16), [(CHOICES_A, 0.5, "smallest"), (CHOICES_B, 0.25, "largest")],
-                      window_name="w0", steps=10, seconds=1.5, train_loss=0.4)
+        n = store.put(
+            fingerprint,
+            2,
+            "mbv2",
+            (8, 12, 16),
+            [(CHOICES_A, 0.5, "smallest"), (CHOICES_B, 0.25, "largest")],
+            window_name="w0",
+            steps=10,
+            seconds=1.5,
+            train_loss=0.4,
+        )
         assert n == 2
     return path
 
@@ -36,7 +52,13 @@ def test_put_query_candidates_and_samples(tmp_path):
         assert not store.is_done("fp1", 2, "mbv2", (12, 16, 20))
         assert not store.is_done("fp2", 2, "mbv2", (8, 12, 16))
         (cand,) = store.candidates()
-        assert (cand.stage, cand.block_type, cand.window, cand.window_name, cand.n_samples) == (2, "mbv2", (8, 12, 16), "w0", 2)
+        assert (cand.stage, cand.block_type, cand.window, cand.window_name, cand.n_samples) == (
+            2,
+            "mbv2",
+            (8, 12, 16),
+            "w0",
+            2,
+        )
         rows = store.query(stage=2, block_type="mbv2", window=(8, 12, 16))
         assert sorted(r.nsr for r in rows) == [0.25, 0.5]
         assert store.query(stage=3) == []

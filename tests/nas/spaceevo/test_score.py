@@ -1,4 +1,5 @@
 """The Q-T score: the formula on a hand-computed example, and candidate sampling from the LUT."""
+
 from __future__ import annotations
 
 import random
@@ -98,10 +99,15 @@ def test_missing_quality_is_named(setup):
     hyper, _, model = setup
     win = hyper.stages[2].windows[1]
     scorer = QTScorer(hyper, model, FakeQuality(hyper, missing=[(3, "mbv3", win)]), [1.0], samples=100)
-    cand = hyper.candidate(["mbv2", "mbv2", "mbv3", "mbv2", "mbv2"],
-                           [s.windows[0] for s in hyper.stages[:2]] + [win] + [s.windows[0] for s in hyper.stages[3:]])
-    with pytest.raises(MissingQualityError, match=r"stage3 block type 'mbv3' window \[40, 48, 56\] has no quality "
-                                                  r"measurements yet"):
+    cand = hyper.candidate(
+        ["mbv2", "mbv2", "mbv3", "mbv2", "mbv2"],
+        [s.windows[0] for s in hyper.stages[:2]] + [win] + [s.windows[0] for s in hyper.stages[3:]],
+    )
+    with pytest.raises(
+        MissingQualityError,
+        match=r"stage3 block type 'mbv3' window \[40, 48, 56\] has no quality "
+        r"measurements yet",
+    ):
         scorer.score(cand)
     with pytest.raises(MissingQualityError, match=r"\(1 of the hyper-space's \d+ stage/block type/window"):
         scorer.check_coverage()
