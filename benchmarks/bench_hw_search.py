@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from hwnas.errors import HwnasError  # noqa: E402
 from hwnas.io import atomic_write_text, json_safe  # noqa: E402
+from hwnas.progress import ProgressBar  # noqa: E402
 
 DEFAULT_SEARCHERS = "random,evolution,tpe,bo"
 #: every registered searcher that searches an arbitrary space ask/tell (darts trains its own nb201 model)
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     evaluator = CompositeEvaluator(supernet, latency)
     total = len(names) * args.seeds * args.budget
-    bar = _Bar(not args.no_progress, total)
+    bar = ProgressBar(not args.no_progress, "queries", total, stderr=True)
     runs: list[dict[str, Any]] = []
     try:
         for name in names:
@@ -160,7 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 searcher = create_searcher(
                     name, space, objectives=["accuracy"], constraints=[constraint], seed=seed, **options.get(name, {})
                 )
-                res = run_search(searcher, evaluator, args.budget, callback=lambda t: bar.advance(name, seed))  # noqa: B023 (called in this iteration)
+                step = f"{name} seed {seed}"
+                res = run_search(searcher, evaluator, args.budget, callback=lambda t: bar.advance(description=step))  # noqa: B023 (called in this iteration)
                 best = res.best
                 feasible = sum(1 for t in res.trials if t.feasible)
                 runs.append(
@@ -178,7 +180,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "seconds": round(time.perf_counter() - start, 2),
                     }
                 )
-                bar.skip_to(name, seed, (names.index(name) * args.seeds + seed + 1) * args.budget)
+                # a run that stopped early (exhausted a small space) still counts whole
+                bar.update(
+                    completed=(names.index(name) * args.seeds + seed + 1) * args.budget,
+                    description=f"{name} seed {seed}",
+                )
     finally:
         bar.close()
     results = []
@@ -249,40 +255,6 @@ def _oracle(space: Any, evaluator: Any, latency: Any, max_latency: float) -> dic
         "best_accuracy": best_acc if best is not None else None,
         "best_arch": best.to_dict() if best is not None else None,
     }
-
-
-class _Bar:
-    """A rich progress bar over all queries of all runs (on stderr)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.progress = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.task = self.progress.add_task("queries", total=total)
-        self.progress.start()
-
-    def advance(self, name: str, seed: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, description=f"{name} seed {seed}")
-
-    def skip_to(self, name: str, seed: int, done: int) -> None:
-        if self.progress is not None:  # a run that stopped early (exhausted a small space) still counts whole
-            self.progress.update(self.task, completed=done, description=f"{name} seed {seed}")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def format_table(out: dict[str, Any]) -> str:

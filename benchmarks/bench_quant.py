@@ -23,6 +23,10 @@ import torch
 import quant
 from hwnas.datasets import load_dataset
 from hwnas.seeding import seed_everything
+from quant.ort import compare_latency
+from quant.ort_baseline import ort_quantize_static
+from quant.pipeline import run_pipeline
+from quant.training import QAT_CONFIG, TrainConfig
 
 
 def _log(msg: str) -> None:
@@ -41,7 +45,7 @@ def pick_arch(space, seeds: int, workdir: Path, pick: int | None = None):  # noq
         quant.export_fp32_onnx(space.build(a).eval(), workdir / f"pick_{seed}.onnx", shape)
         for seed, a in enumerate(archs)
     ]
-    lat = quant.compare_latency(paths, shape, warmup=5, repeat=300)
+    lat = compare_latency(paths, shape, warmup=5, repeat=300)
     seed = min(range(seeds), key=lambda i: lat[i].median_ms)
     return seed, archs[seed]
 
@@ -60,7 +64,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
         f"\n== {name}: sample {seed}, {params / 1e6:.2f} M parameters, arch id {arch.id if hasattr(arch, 'id') else ''}"
     )
     tx, ty = train.images[: args.train_limit], train.labels[: args.train_limit]
-    fp32_cfg = quant.TrainConfig(
+    fp32_cfg = TrainConfig(
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -69,7 +73,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
         seed=args.seed,
         bn_recalibration_batches=20,
     )
-    qat_cfg = quant.TrainConfig(
+    qat_cfg = TrainConfig(
         epochs=args.qat_epochs,
         lr=args.qat_lr,
         batch_size=args.batch_size,
@@ -78,7 +82,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
         freeze_bn_after=0.0,
         distill=args.distill,
     )
-    res = quant.run_pipeline(
+    res = run_pipeline(
         model,
         tx,
         ty,
@@ -130,9 +134,9 @@ def bench_resnet224(args: argparse.Namespace, scheme: quant.QuantScheme, out: Pa
         fp32 = quant.export_fp32_onnx(model, work / "fp32.onnx", shape)
         q = quant.calibrate(quant.prepare(model, scheme), calib, batch_size=4)
         int8 = quant.export_onnx(q, work / "int8.onnx", shape)
-        ort_int8 = quant.ort_quantize_static(fp32, work / "ort_int8.onnx", calib.numpy(), batch_size=4)
+        ort_int8 = ort_quantize_static(fp32, work / "ort_int8.onnx", calib.numpy(), batch_size=4)
         rep = quant.integer_op_report(int8)
-        lat = quant.compare_latency([fp32, int8, ort_int8], shape, warmup=3, repeat=args.latency_repeat_224)
+        lat = compare_latency([fp32, int8, ort_int8], shape, warmup=3, repeat=args.latency_repeat_224)
         row = {
             "model": name,
             "fp32_ms": lat[0].median_ms,
@@ -167,8 +171,8 @@ def remeasure(folder: Path, repeat: int) -> int:
     for d in spaces:
         paths = {v: p for v in VARIANTS if (p := d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()}
         names = list(paths)
-        fwd = quant.compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
-        rev = quant.compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
+        fwd = compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
+        rev = compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
         mean = {v: 0.5 * (a.median_ms + b.median_ms) for v, a, b in zip(names, fwd, rev)}
         _log(
             f"{d.name}: "
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--distill",
         type=float,
-        default=quant.QAT_CONFIG.distill,
+        default=QAT_CONFIG.distill,
         help="QAT loss weight of distilling the FP32 model (0: labels only)",
     )
     p.add_argument(

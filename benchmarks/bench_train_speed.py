@@ -8,7 +8,7 @@ measured in interleaved rounds so that machine load affects every variant alike:
 * ``supernet qat``: the same step in the quantized-for-all stage (NHWC);
 * ``standalone``: one SGD step of the largest subnet as a plain ``nn.Module``, NCHW and under
   :func:`quant.training.channels_last_convs`;
-* ``fake-quant op``: forward + backward of :func:`quant.fake_quantize` on one activation of
+* ``fake-quant op``: forward + backward of :func:`quant.functional.fake_quantize` on one activation of
   the largest subnet's size, against the same computation written as a chain of torch ops.
 
 Example::

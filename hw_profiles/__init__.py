@@ -13,7 +13,10 @@ otherwise, so that profiling runs on an edge board without it.
 
 from __future__ import annotations
 
-from hw_profiles.engines import MODEL_FORMATS, Engine, Runner, create_engine, engine_class, list_engines
+import os
+from typing import Any
+
+from hw_profiles.engines import MODEL_FORMATS, Engine, Runner, check_target, create_engine, engine_class, list_engines
 from hw_profiles.errors import (
     EngineUnavailableError,
     HwProfileError,
@@ -22,9 +25,9 @@ from hw_profiles.errors import (
     UnknownTargetError,
 )
 from hw_profiles.fingerprint import Fingerprint, fingerprint_id
-from hw_profiles.harness import Stats, measure, resolve_timer
+from hw_profiles.harness import MeasureConfig, Stats, measure, resolve_timer
 from hw_profiles.sysinfo import cpu_info
-from hw_profiles.targets import MeasureConfig, Target, list_targets, load_target, target_from_dict
+from hw_profiles.targets import Target, list_targets, parse_target, read_target
 
 __all__ = [
     "MODEL_FORMATS",
@@ -39,6 +42,7 @@ __all__ = [
     "Target",
     "TargetConfigError",
     "UnknownTargetError",
+    "check_target",
     "cpu_info",
     "create_engine",
     "engine_class",
@@ -52,6 +56,25 @@ __all__ = [
     "target_availability",
     "target_fingerprint",
 ]
+
+
+def load_target(name_or_path: str | os.PathLike[str] | Target) -> Target:
+    """A built-in target by name, or a target YAML file by path, checked by its engine too, so
+    that a bad file fails when it is loaded, not when the first model is measured.
+
+    Unknown names raise :class:`UnknownTargetError`, malformed files :class:`TargetConfigError`
+    (one line, naming the file and key). Imports no engine library. A :class:`Target` is
+    returned as it is (an engine checks it when it is created).
+    """
+    if isinstance(name_or_path, Target):
+        return name_or_path
+    return check_target(read_target(name_or_path))
+
+
+def target_from_dict(data: Any, where: str = "<target>") -> Target:
+    """A target mapping (as read from YAML), parsed and checked by its engine; errors name
+    ``where`` and the key."""
+    return check_target(parse_target(data, where), where)
 
 
 def target_availability(target: Target) -> str | None:

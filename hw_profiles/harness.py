@@ -31,6 +31,7 @@ Noise model (:class:`QuietGate`)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -38,9 +39,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hw_profiles.targets import MeasureConfig
+from hw_profiles.errors import TargetConfigError
 
 __all__ = [
+    "MeasureConfig",
     "NoiseModel",
     "QuietGate",
     "Stats",
@@ -53,6 +55,75 @@ __all__ = [
 
 #: 1.4826 × MAD estimates the standard deviation of normal data
 MAD_TO_SD = 1.4826
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How one model is timed (see :func:`measure`); a target's ``measure:`` section.
+
+    Warm-up runs ``warmup_runs`` times and at least ``warmup_s`` seconds. Then timed rounds,
+    each of at least ``min_runs`` samples and ``min_time_s`` seconds (at most ``max_runs``),
+    until the 95 % confidence interval of the median reaches ``target_ci`` (relative half-width)
+    after at least ``rounds`` rounds, or ``max_rounds`` rounds / ``max_time_s`` seconds are
+    spent: large blocks stop early, tiny ones get more samples. A sample is ``k`` back-to-back
+    runs (the per-run figure divides by ``k``), ``k`` chosen so that one sample lasts at least
+    ``min_sample_us`` microseconds and 100 timer ticks.
+
+    ``quiet_gate``: before each round, time a small fixed probe model and compare it with the
+    host's noise model (calibrated when the engine starts: the probe's median and robust
+    spread); a reading more than ``gate_sigmas`` robust deviations (and ``gate_tolerance``
+    relatively) above the probe's recent median means the machine is busy, and the gate waits
+    (at most ``gate_max_wait_s`` per measured model in all). Rounds still taken while busy
+    flag the model as busy, and the profiler measures it again in a later pass.
+    """
+
+    warmup_runs: int = 10
+    warmup_s: float = 0.03
+    min_runs: int = 5
+    min_time_s: float = 0.01
+    max_runs: int = 5000
+    rounds: int = 3
+    max_rounds: int = 15
+    target_ci: float = 0.02
+    max_time_s: float = 1.5
+    min_sample_us: float = 20.0
+    quiet_gate: bool = True
+    gate_sigmas: float = 3.0
+    gate_tolerance: float = 0.08
+    gate_max_wait_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("warmup_runs", "min_runs", "max_runs", "rounds", "max_rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise TargetConfigError(f"measure.{name}: expected a non-negative integer, got {value!r}")
+        if not isinstance(self.quiet_gate, bool):
+            raise TargetConfigError(f"measure.quiet_gate: expected true or false, got {self.quiet_gate!r}")
+        for name in (
+            "warmup_s",
+            "min_time_s",
+            "target_ci",
+            "max_time_s",
+            "min_sample_us",
+            "gate_sigmas",
+            "gate_tolerance",
+            "gate_max_wait_s",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise TargetConfigError(f"measure.{name}: expected a non-negative number, got {value!r}")
+        if self.rounds < 1 or self.min_runs < 1:
+            raise TargetConfigError("measure: rounds and min_runs must be at least 1")
+        if self.max_rounds < self.rounds:
+            raise TargetConfigError(f"measure.max_rounds ({self.max_rounds}) is below rounds ({self.rounds})")
+        if self.max_runs < self.min_runs:
+            raise TargetConfigError(f"measure.max_runs ({self.max_runs}) is below min_runs ({self.min_runs})")
+
+    def replace(self, **changes: Any) -> MeasureConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -416,9 +487,9 @@ def measure(
     while len(rounds) < cfg.max_rounds:
         calm = True
         if gate is not None:
-            t0 = time.perf_counter()
+            waited_from = time.perf_counter()
             calm = gate.wait(max(gate_budget, 0.0))
-            gate_budget -= time.perf_counter() - t0
+            gate_budget -= time.perf_counter() - waited_from
         samples = _round(call, clock, cfg, batch)
         if gate is not None and calm:
             calm = gate.quiet()  # still quiet at the end of the round

@@ -14,7 +14,13 @@ A target is a small YAML file::
     measure: {rounds: 3, min_time_s: 0.1}          # optional harness settings
 
 Built-in targets live in :mod:`hw_profiles.builtin` (one ``<name>.yaml`` each); any other
-YAML file is loaded by path. Loading a target never imports an engine library.
+YAML file is loaded by path.
+
+This module parses: it checks the target's own keys (the engine name against the one engine
+registry, :mod:`hw_profiles.engines.registry`) and knows no engine. What an engine accepts
+(precision, device, options) is checked by the engine, when one is created
+(:func:`hw_profiles.create_engine`) and by :func:`hw_profiles.load_target`, which is
+:func:`read_target` followed by that check.
 """
 
 from __future__ import annotations
@@ -26,94 +32,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hw_profiles.engines.registry import engine_names
 from hw_profiles.errors import TargetConfigError, UnknownTargetError
+from hw_profiles.harness import MeasureConfig
 from hwnas.io import load_yaml_file
 
 __all__ = [
-    "ENGINES",
     "PRECISIONS",
     "TIMERS",
     "MeasureConfig",
     "Target",
     "builtin_target_dir",
     "list_targets",
-    "load_target",
-    "target_from_dict",
+    "parse_target",
+    "read_target",
 ]
 
-ENGINES: tuple[str, ...] = ("onnxruntime", "openvino", "tensorrt", "torch")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8", "fp16")
 TIMERS: tuple[str, ...] = ("auto", "wall", "thread_cpu")
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class MeasureConfig:
-    """How one model is timed (see :func:`hw_profiles.harness.measure`).
-
-    Warm-up runs ``warmup_runs`` times and at least ``warmup_s`` seconds. Then timed rounds,
-    each of at least ``min_runs`` samples and ``min_time_s`` seconds (at most ``max_runs``),
-    until the 95 % confidence interval of the median reaches ``target_ci`` (relative half-width)
-    after at least ``rounds`` rounds, or ``max_rounds`` rounds / ``max_time_s`` seconds are
-    spent: large blocks stop early, tiny ones get more samples. A sample is ``k`` back-to-back
-    runs (the per-run figure divides by ``k``), ``k`` chosen so that one sample lasts at least
-    ``min_sample_us`` microseconds and 100 timer ticks.
-
-    ``quiet_gate``: before each round, time a small fixed probe model and compare it with the
-    host's noise model (calibrated when the engine starts: the probe's median and robust
-    spread); a reading more than ``gate_sigmas`` robust deviations (and ``gate_tolerance``
-    relatively) above the probe's recent median means the machine is busy, and the gate waits
-    (at most ``gate_max_wait_s`` per measured model in all). Rounds still taken while busy
-    flag the model as busy, and the profiler measures it again in a later pass.
-    """
-
-    warmup_runs: int = 10
-    warmup_s: float = 0.03
-    min_runs: int = 5
-    min_time_s: float = 0.01
-    max_runs: int = 5000
-    rounds: int = 3
-    max_rounds: int = 15
-    target_ci: float = 0.02
-    max_time_s: float = 1.5
-    min_sample_us: float = 20.0
-    quiet_gate: bool = True
-    gate_sigmas: float = 3.0
-    gate_tolerance: float = 0.08
-    gate_max_wait_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("warmup_runs", "min_runs", "max_runs", "rounds", "max_rounds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise TargetConfigError(f"measure.{name}: expected a non-negative integer, got {value!r}")
-        if not isinstance(self.quiet_gate, bool):
-            raise TargetConfigError(f"measure.quiet_gate: expected true or false, got {self.quiet_gate!r}")
-        for name in (
-            "warmup_s",
-            "min_time_s",
-            "target_ci",
-            "max_time_s",
-            "min_sample_us",
-            "gate_sigmas",
-            "gate_tolerance",
-            "gate_max_wait_s",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise TargetConfigError(f"measure.{name}: expected a non-negative number, got {value!r}")
-        if self.rounds < 1 or self.min_runs < 1:
-            raise TargetConfigError("measure: rounds and min_runs must be at least 1")
-        if self.max_rounds < self.rounds:
-            raise TargetConfigError(f"measure.max_rounds ({self.max_rounds}) is below rounds ({self.rounds})")
-        if self.max_runs < self.min_runs:
-            raise TargetConfigError(f"measure.max_runs ({self.max_runs}) is below min_runs ({self.min_runs})")
-
-    def replace(self, **changes: Any) -> MeasureConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -178,8 +115,10 @@ _KEYS = {
 }
 
 
-def target_from_dict(data: Any, where: str = "<target>") -> Target:
-    """Validate a target mapping (as read from YAML); errors name ``where`` and the key."""
+def parse_target(data: Any, where: str = "<target>") -> Target:
+    """Validate a target mapping (as read from YAML); errors name ``where`` and the key.
+
+    The target's own keys only; :func:`hw_profiles.target_from_dict` adds the engine's check."""
     if not isinstance(data, Mapping):
         raise TargetConfigError(
             f"{where}: a target is a mapping of keys (name, engine, precision, ...), got {type(data).__name__}"
@@ -206,7 +145,7 @@ def target_from_dict(data: Any, where: str = "<target>") -> Target:
         return value
 
     name = text("name")
-    engine = text("engine", ENGINES)
+    engine = text("engine", engine_names())
     precision = text("precision", PRECISIONS)
     device = text("device", DEVICES, "gpu" if engine == "tensorrt" else "cpu")
     timer = text("timer", TIMERS, "auto")
@@ -236,7 +175,7 @@ def target_from_dict(data: Any, where: str = "<target>") -> Target:
         measure = MeasureConfig(**dict(measure_data))
     except TargetConfigError as exc:
         raise TargetConfigError(f"{where}: {exc}") from None
-    target = Target(
+    return Target(
         name=name,
         engine=engine,
         precision=precision,
@@ -250,10 +189,6 @@ def target_from_dict(data: Any, where: str = "<target>") -> Target:
         description=description,
         source=where,
     )
-    from hw_profiles.engines import engine_class
-
-    engine_class(engine).check_target(target, where)
-    return target
 
 
 def builtin_target_dir() -> Path:
@@ -265,10 +200,11 @@ def list_targets() -> list[str]:
     return sorted(p.stem for p in builtin_target_dir().glob("*.yaml"))
 
 
-def load_target(name_or_path: str | os.PathLike[str] | Target) -> Target:
-    """A built-in target by name, or a target YAML file by path.
+def read_target(name_or_path: str | os.PathLike[str] | Target) -> Target:
+    """A built-in target by name, or a target YAML file by path, parsed (:func:`parse_target`).
 
     Unknown names raise :class:`UnknownTargetError` (one line, listing the built-ins).
+    :func:`hw_profiles.load_target` adds the engine's check.
     """
     if isinstance(name_or_path, Target):
         return name_or_path
@@ -278,13 +214,13 @@ def load_target(name_or_path: str | os.PathLike[str] | Target) -> Target:
     if looks_like_file or (path.is_file() and not (builtin_target_dir() / f"{text}.yaml").is_file()):
         if not path.exists():
             raise UnknownTargetError(f"target file {text!r} does not exist")
-        return target_from_dict(load_yaml_file(path, "target YAML"), str(path))
+        return parse_target(load_yaml_file(path, "target YAML"), str(path))
     builtin = builtin_target_dir() / f"{text}.yaml"
     if not builtin.is_file():
         raise UnknownTargetError(
             f"unknown target {text!r} (built-in targets: {', '.join(list_targets())}; or give a YAML file path)"
         )
-    target = target_from_dict(load_yaml_file(builtin), f"builtin:{text}")
+    target = parse_target(load_yaml_file(builtin), f"builtin:{text}")
     if target.name != text:  # pragma: no cover - guarded by tests over the built-ins
         raise UnknownTargetError(f"built-in target file {builtin.name} names itself {target.name!r}")
     return target

@@ -33,7 +33,7 @@ import functools
 import gzip
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError, UnknownNameError
+from hwnas.errors import HwnasError, UnknownNameError, one_line
 
 __all__ = [
     "DATASETS",
@@ -104,9 +104,9 @@ _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_IDX_DTYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
@@ -137,7 +137,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DatasetError(f"{p}: cannot read ({exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DatasetError(f"{p}: not an IDX file")
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    dtype = _IDX_DTYPES[data[2]]
     ndim = data[3]
     header = 4 + 4 * ndim
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
@@ -147,9 +147,13 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise DatasetError(f"unknown split {split!r} (known: train, test)")
+def _check_split(split: str) -> Split:
+    """``split``, once it is one of the known splits."""
+    if split == "train":
+        return "train"
+    if split == "test":
+        return "test"
+    raise DatasetError(f"unknown split {split!r} (known: train, test)")
 
 
 def _fashion_root(root: str | os.PathLike[str] | None) -> Path:
@@ -247,14 +251,15 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class ImageData:
+class ImageData(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     """Normalised images ``float32 (C, H, W)`` and labels ``int64`` of one split.
 
     In memory (``images`` is an ``(N, C, H, W)`` tensor) or streamed (``files`` lists one image
     file per label; ``images`` is ``None`` and images are decoded on demand, through DataLoader
     workers by :meth:`loader` and :meth:`batches`). Either way it is a map-style torch dataset:
     ``data[i]`` is ``(image, label)``. ``mean`` / ``std`` are the per-channel normalisation applied
-    (pixels scaled to [0, 1] first), ``spec`` the data set as it was named.
+    (pixels scaled to [0, 1] first; none given: 0 and 1), ``class_names`` the classes' names (none
+    given: their numbers), ``spec`` the data set as it was named (none given: ``name``).
     """
 
     name: str
@@ -262,13 +267,13 @@ class ImageData:
     images: torch.Tensor | None
     labels: torch.Tensor
     num_classes: int
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    class_names: tuple[str, ...] | None = None
-    spec: str | None = None
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    class_names: tuple[str, ...] = ()
+    spec: str = ""
     files: tuple[str, ...] | None = None
     shape: tuple[int, int, int] | None = None
-    """``(C, H, W)`` of streamed images (in-memory data take it from ``images``)."""
+    """``(C, H, W)`` of streamed images (in-memory data take it from ``images``); set by then."""
     resize: bool = False
     """Streamed images: resize to ``shape`` (else an image of another size is an error)."""
     workers: int | None = field(default=None, compare=False)
@@ -283,25 +288,20 @@ class ImageData:
             if self.images.dim() != 4 or len(self.images) != len(self.labels):
                 raise DatasetError(f"{self.name}: images must be (N, C, H, W) with one label each")
             c, h, w = (int(s) for s in self.images.shape[1:])
-            object.__setattr__(self, "shape", (c, h, w))
         else:
-            if self.shape is None or len(self.files) != len(self.labels):  # type: ignore[arg-type]
-                raise DatasetError(f"{self.name}: streamed data needs a shape and one label per file")
-            object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        c = self.shape[0]  # type: ignore[index]
-        if self.mean is None:
-            object.__setattr__(self, "mean", (0.0,) * c)
-        if self.std is None:
-            object.__setattr__(self, "std", (1.0,) * c)
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))  # type: ignore[union-attr]
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))  # type: ignore[union-attr]
-        if len(self.mean) != c or len(self.std) != c:  # type: ignore[arg-type]
-            raise DatasetError(f"{self.name}: normalisation has {len(self.mean)} channels, images {c}")  # type: ignore[arg-type]
-        if self.class_names is None:
-            object.__setattr__(self, "class_names", tuple(str(i) for i in range(self.num_classes)))
-        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))  # type: ignore[union-attr]
-        if self.spec is None:
-            object.__setattr__(self, "spec", self.name)
+            if self.shape is None or len(self.shape) != 3 or self.files is None or len(self.files) != len(self.labels):
+                raise DatasetError(f"{self.name}: streamed data needs a (C, H, W) shape and one label per file")
+            c, h, w = (int(s) for s in self.shape)
+        object.__setattr__(self, "shape", (c, h, w))
+        mean = tuple(float(v) for v in self.mean) if self.mean else (0.0,) * c
+        std = tuple(float(v) for v in self.std) if self.std else (1.0,) * c
+        if len(mean) != c or len(std) != c:
+            raise DatasetError(f"{self.name}: normalisation has {len(mean)} channels, images {c}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        names = self.class_names or range(self.num_classes)
+        object.__setattr__(self, "class_names", tuple(str(n) for n in names))
+        object.__setattr__(self, "spec", self.spec or self.name)
 
     # -- basics ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -310,7 +310,8 @@ class ImageData:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
-        return self.shape  # type: ignore[return-value]
+        assert self.shape is not None  # set by __post_init__
+        return self.shape
 
     @property
     def streamed(self) -> bool:
@@ -323,8 +324,9 @@ class ImageData:
         return self._decode(int(i)), int(self.labels[i])
 
     def _decode(self, i: int) -> torch.Tensor:
-        x = _read_image(self.files[i], self.shape, self.resize)  # type: ignore[index, arg-type]
-        return _normalise(x, self.mean, self.std)  # type: ignore[arg-type]
+        assert self.files is not None  # only streamed data are decoded
+        x = _read_image(self.files[i], self.input_shape, self.resize)
+        return _normalise(x, self.mean, self.std)
 
     # -- batches ---------------------------------------------------------------------------------
     def take(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,9 +340,10 @@ class ImageData:
 
     def loader(
         self, index_batches: Iterable[Sequence[int] | torch.Tensor], *, workers: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         """``(images, labels)`` for each list of indices, in order. Streamed data are decoded by a
-        ``DataLoader`` with ``workers`` processes (default :func:`default_workers`) reading ahead."""
+        ``DataLoader`` with ``workers`` processes (default :func:`default_workers`) reading ahead;
+        closing the generator early stops them."""
         if self.images is not None:
             return (self.take(idx) for idx in index_batches)
         n_workers = (
@@ -349,7 +352,9 @@ class ImageData:
         batches = [torch.as_tensor(b, dtype=torch.long).tolist() for b in index_batches]
         return _stream(self, batches, n_workers)
 
-    def batches(self, batch_size: int, *, workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, *, workers: int | None = None
+    ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         """All examples in order, ``batch_size`` at a time, the last batch possibly smaller (evaluation)."""
         if batch_size < 1:
             raise DatasetError(f"batch size must be positive, got {batch_size}")
@@ -395,8 +400,8 @@ class ImageData:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Images ``float32 (N, C, H, W)`` and labels ``int64 (N,)`` as numpy arrays."""
-        data = self.in_memory()
-        return data.images.numpy(), data.labels.numpy()  # type: ignore[union-attr]
+        images, labels = self.tensors()
+        return images.numpy(), labels.numpy()
 
     def to_arrays(self) -> ArrayDataset:
         """The numpy view (:class:`ArrayDataset`) of these examples."""
@@ -408,15 +413,20 @@ class ImageData:
             y,
             self.num_classes,
             self.mean,
-            self.std,  # type: ignore[arg-type]
+            self.std,
             self.class_names,
             self,
-        )  # type: ignore[arg-type]
+        )
 
     def to_torch(self) -> torch.utils.data.TensorDataset:
         """A ``torch.utils.data.TensorDataset`` of ``(image, label)`` tensors."""
-        data = self.in_memory()
-        return torch.utils.data.TensorDataset(data.images, data.labels)  # type: ignore[arg-type]
+        return torch.utils.data.TensorDataset(*self.tensors())
+
+    def tensors(self, *, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images ``(N, C, H, W)`` and labels ``(N,)`` as tensors (streamed data decoded once)."""
+        data = self.in_memory(workers=workers)
+        assert data.images is not None  # held in memory
+        return data.images, data.labels
 
 
 @dataclass(frozen=True, eq=False)
@@ -464,7 +474,7 @@ class ArrayDataset:
             self.num_classes,
             self.mean,
             self.std,
-            self.class_names or None,
+            self.class_names,
         )
 
 
@@ -489,7 +499,7 @@ def _open_image(path: str) -> Any:
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file vanished") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({_one_line(exc)})") from None
+        raise DatasetError(f"{path}: cannot read image ({one_line(exc)})") from None
     return img
 
 
@@ -515,17 +525,12 @@ def _read_image(path: str, shape: tuple[int, int, int], resize: bool) -> torch.T
             raise DatasetError(
                 f"{path}: image is {img.size[1]}x{img.size[0]}, the others {h}x{w} (give a resolution to resize them)"
             )
-        img = img.resize((w, h), Image.BILINEAR)
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
     a = np.asarray(img, dtype=np.float32)
     if a.ndim == 2:
         a = a[:, :, None]
     x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
     return x / scale if scale != 1.0 else x
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def _worker_message(exc: BaseException) -> str:
@@ -539,14 +544,16 @@ def _worker_message(exc: BaseException) -> str:
     return last.split(marker, 1)[1] if marker in last else last
 
 
-def _stream(data: ImageData, batches: list[list[int]], workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _stream(
+    data: ImageData, batches: list[list[int]], workers: int
+) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
     from torch.utils.data import DataLoader
 
     if not batches:
         return
     # its own generator: a DataLoader otherwise draws its workers' base seed from the global torch RNG,
     # which training runs (and resumed runs) must find exactly as they left it
-    loader = DataLoader(
+    loader: DataLoader[tuple[torch.Tensor, int]] = DataLoader(
         data,
         batch_sampler=batches,
         num_workers=workers,
@@ -585,7 +592,7 @@ def _signature(folder: Path) -> tuple[tuple[str, int], ...]:
             (e.name, e.stat().st_mtime_ns) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")
         )
     except OSError as exc:
-        raise DatasetError(f"{folder}: cannot list ({_one_line(exc)})") from None
+        raise DatasetError(f"{folder}: cannot list ({one_line(exc)})") from None
     return tuple(entries)
 
 
@@ -663,7 +670,7 @@ def _format_cached(
                 sizes.setdefault(img.size, f)
                 colour = colour or img.mode not in _GREY_MODES
         except (OSError, ValueError, SyntaxError) as exc:
-            raise DatasetError(f"{f}: cannot read image ({_one_line(exc)})") from None
+            raise DatasetError(f"{f}: cannot read image ({one_line(exc)})") from None
     c = in_chans if in_chans is not None else (3 if colour else 1)
     if resolution is not None:
         return (c, resolution, resolution), True
@@ -724,7 +731,7 @@ def _stats_cached(
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     classes, files, labels = _scan_cached(train, signature)
     raw = ImageData(
-        train, "train", None, torch.tensor(labels), len(classes), None, None, classes, train, files, shape, resize
+        train, "train", None, torch.tensor(labels), len(classes), (), (), classes, train, files, shape, resize
     )
     _check_size(raw)
     idx = _stats_sample(len(raw))
@@ -777,9 +784,9 @@ def _read_npz(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:  # 
                 f"{path}: holds object arrays, which would need unpickling (never done); save "
                 "numeric arrays and class_names as a string array"
             ) from None
-        raise DatasetError(f"{path}: cannot read .npz ({_one_line(exc)})") from None
+        raise DatasetError(f"{path}: cannot read .npz ({one_line(exc)})") from None
     except (OSError, EOFError, KeyError) as exc:
-        raise DatasetError(f"{path}: not a readable .npz file ({_one_line(exc)})") from None
+        raise DatasetError(f"{path}: not a readable .npz file ({one_line(exc)})") from None
     return out
 
 
@@ -924,15 +931,16 @@ def _load_builtin(
     root: str | None,
     limit: int | None,
 ) -> ImageData:
-    _check_split(split)
+    known = _check_split(split)
+    names: tuple[str, ...]
     if key == "fashion_mnist":
-        raw, labels = load_fashion_mnist(split, root=root)  # type: ignore[arg-type]
+        raw, labels = load_fashion_mnist(known, root=root)
         if limit is not None:
             raw, labels = raw[:limit], labels[:limit]
         x = torch.from_numpy(raw.astype(np.float32)) / 255.0
         mean, std, names = FASHION_MNIST_MEAN, FASHION_MNIST_STD, FASHION_MNIST_CLASSES
     else:
-        raw, labels = load_digits(split)  # type: ignore[arg-type]
+        raw, labels = load_digits(known)
         if limit is not None:
             raw, labels = raw[:limit], labels[:limit]
         x = torch.from_numpy(raw / 16.0)
@@ -949,8 +957,8 @@ def _load_builtin(
         _normalise(x, *norm).contiguous(),
         torch.from_numpy(np.array(labels, dtype=np.int64)),
         DATASETS[key],
-        norm[0],
-        norm[1],
+        tuple(norm[0]),
+        tuple(norm[1]),
         names,
         spec,
     )
@@ -1047,7 +1055,7 @@ def data_info(data: ImageData) -> dict[str, Any]:
         "mean": list(data.mean),
         "std": list(data.std),
         "class_names": list(data.class_names),
-    }  # type: ignore[arg-type]
+    }
 
 
 def load_data_like(
@@ -1065,7 +1073,7 @@ def load_data_like(
         names = tuple(str(n) for n in info["class_names"])
         source = spec or str(info["data"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"incomplete data record ({_one_line(exc)}); expected the keys of data_info") from None
+        raise DatasetError(f"incomplete data record ({one_line(exc)}); expected the keys of data_info") from None
     data = load_data(source, split, limit, resolution=h, in_chans=c, normalization=norm)
     if data.class_names != names:
         if len(data.class_names) != len(names):

@@ -12,6 +12,9 @@ __all__ = [
     "InvalidArchError",
     "SpaceDefinitionError",
     "UnknownNameError",
+    "first_line",
+    "one_line",
+    "os_reason",
 ]
 
 
@@ -36,3 +39,26 @@ class SpaceDefinitionError(ConfigError):
 
 class InvalidArchError(HwnasError, ValueError):
     """An architecture does not belong to its search space."""
+
+
+# -- one-line messages from other libraries' exceptions ---------------------------------------------
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (a traceback or a long explanation from a library cut
+    off), or its type's name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def one_line(exc: object) -> str:
+    """``exc``'s whole message folded onto one line (runs of white space, newlines included,
+    become one space); for an exception with an empty message its type's name. ``exc`` may also be
+    a plain message (a string), which is folded alike."""
+    text = " ".join(str(exc).split())
+    return text or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an OS call failed, lower case: ``no such file or directory``, ``permission denied``."""
+    return (exc.strerror or one_line(exc)).lower()

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line, one_line, os_reason
 
 __all__ = [
     "FileAccessError",
@@ -101,14 +101,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _os_reason(exc: OSError) -> str:
-    return (exc.strerror or _one_line(exc) or type(exc).__name__).lower()
-
-
 # -- reading ------------------------------------------------------------------------------------
 def _role(what: str) -> str:
     return "" if what == "file" else f" ({what})"
@@ -126,7 +118,7 @@ def read_bytes_file(path: str | os.PathLike[str], what: str = "file") -> bytes:
     except NotADirectoryError:
         raise FileAccessError(f"{p}: no such file{role}: a parent of it is a file, not a folder") from None
     except OSError as exc:
-        raise FileAccessError(f"{p}: cannot read{role}: {_os_reason(exc)}") from None
+        raise FileAccessError(f"{p}: cannot read{role}: {os_reason(exc)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise FileAccessError(f"{p}: is a folder, not a file{role}")
     if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
@@ -135,7 +127,7 @@ def read_bytes_file(path: str | os.PathLike[str], what: str = "file") -> bytes:
         with open(p, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise FileAccessError(f"{p}: cannot read{role}: {_os_reason(exc)}") from None
+        raise FileAccessError(f"{p}: cannot read{role}: {os_reason(exc)}") from None
 
 
 def read_text_file(path: str | os.PathLike[str], what: str = "file") -> str:
@@ -153,9 +145,7 @@ def read_text_file(path: str | os.PathLike[str], what: str = "file") -> str:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
-            raise FileDecodeError(
-                f"{p}: not a valid gzip file{_role(what)}: {_one_line(exc) or type(exc).__name__}"
-            ) from None
+            raise FileDecodeError(f"{p}: not a valid gzip file{_role(what)}: {one_line(exc)}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -179,7 +169,7 @@ def read_json_file(path: str | os.PathLike[str], what: str = "file") -> Any:
     except RecursionError:
         raise FileFormatError(f"{p}: invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
-        raise FileFormatError(f"{p}: invalid JSON: {_one_line(exc).split(';')[0]}") from None
+        raise FileFormatError(f"{p}: invalid JSON: {one_line(exc).split(';')[0]}") from None
 
 
 def _yaml_loader() -> type:
@@ -229,12 +219,12 @@ def parse_yaml_text(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FileFormatError(f"{source}: invalid YAML{where}: {_one_line(problem)}") from None
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise FileFormatError(f"{source}: invalid YAML{where}: {one_line(problem)}") from None
     except RecursionError:
         raise FileFormatError(f"{source}: invalid YAML: nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as exc:  # a bad timestamp, an integer beyond the digit limit
-        raise FileFormatError(f"{source}: invalid YAML: {_one_line(exc).split(';')[0]}") from None
+        raise FileFormatError(f"{source}: invalid YAML: {one_line(exc).split(';')[0]}") from None
 
 
 def load_yaml_file(path: str | os.PathLike[str], what: str = "file") -> Any:
@@ -249,7 +239,7 @@ def _writable(folder: Path, label: str) -> None:
     try:  # tried for real: root ignores permission bits, and they do not show a read-only mount
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".hwnas-write-test-")
     except OSError as exc:
-        raise OutputPathError(f"{label}: the folder {folder} is not writable ({_os_reason(exc)})") from None
+        raise OutputPathError(f"{label}: the folder {folder} is not writable ({os_reason(exc)})") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -275,7 +265,7 @@ def _make_dir(p: Path, label: str) -> None:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputPathError(f"{label}: cannot create the folder {p} ({_os_reason(exc)})") from None
+        raise OutputPathError(f"{label}: cannot create the folder {p} ({os_reason(exc)})") from None
     _writable(p, label)
 
 

@@ -11,9 +11,7 @@ Names are re-exported lazily so that ``import latency_lut`` imports nothing heav
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hwnas.lazy import lazy_exports
 from latency_lut.errors import (
     BlockExportError,
     CorruptLUTError,
@@ -61,8 +59,4 @@ _LAZY = {
     "validate": "latency_lut.validation",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'latency_lut' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

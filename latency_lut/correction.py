@@ -68,7 +68,7 @@ def fit_correction(raw: Sequence[float], n: Sequence[int], measured: Sequence[fl
     y = np.asarray(measured, dtype=np.float64)
     count = len(y)
     raw_err = float(np.mean(np.abs(raw_a - y) / y)) if count else float("nan")
-    best = {
+    best: dict[str, Any] = {
         "model": "none",
         "coef": [],
         "loo_rel_err": raw_err,

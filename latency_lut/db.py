@@ -36,9 +36,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
+from hwnas.errors import one_line, os_reason
 from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
 
 __all__ = ["RUN_STATUSES", "SCHEMA_VERSION", "LatencyDB", "open_lut"]
@@ -115,7 +116,7 @@ class LatencyDB:
             try:
                 problem = _header_problem(self.path)
             except OSError as exc:
-                raise LUTError(f"{self.path}: cannot read the LUT ({_reason(exc)})") from None
+                raise LUTError(f"{self.path}: cannot read the LUT ({os_reason(exc)})") from None
             if problem:
                 raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({problem})")
         if writable:
@@ -132,10 +133,14 @@ class LatencyDB:
                 uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
                 raw = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
-            raise LUTError(f"{self.path}: cannot open the LUT ({_one_line(exc)})") from None
+            raise LUTError(f"{self.path}: cannot open the LUT ({one_line(exc)})") from None
         self.conn = _Conn(raw, self.path)
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if not fresh and create and not self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                # an SQLite file without any table: another writer has just created the file and is
+                # creating the schema (profilers started together on a new LUT): create it with it
+                fresh = True
             if fresh:
                 self._create()
             else:
@@ -697,12 +702,13 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
+        """Translate a sqlite3 error (raising another); never swallows one."""
         if exc is None or not isinstance(exc, sqlite3.Error):
             return False
         if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError)):
             return False
-        msg = _one_line(exc)
+        msg = one_line(exc)
         low = msg.lower()
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in low or "busy" in low):
             raise LUTBusyError(f"{self.path}: the LUT stayed locked by another writer ({msg})") from None
@@ -715,14 +721,6 @@ class _translated:
         ):
             raise CorruptLUTError(f"{self.path}: corrupt LUT ({msg})") from None
         raise LUTError(f"{self.path}: cannot use the LUT ({msg})") from None
-
-
-def _one_line(exc: object) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or _one_line(exc)).lower()
 
 
 def _pid_alive(pid: int) -> bool:

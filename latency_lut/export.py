@@ -13,24 +13,24 @@ engine) to run ``nas profile DIR --target T``:
     and output are the *uint8 tensors* the block reads and writes inside a whole INT8
     network (the head keeps its float output). ``int8_nhwc``: the same with NHWC uint8 I/O
     (see :mod:`latency_lut.formats`). ``int8_sym``: symmetric QDQ with float I/O
-    (TensorRT). ``<key>.spec.json``: the block's spec (the ``torch`` engine rebuilds it).
-``networks/<arch id>.<format>.onnx``
+    (TensorRT). ``<key>.pt2``: the block's ``torch.export`` program (the ``torch`` engine).
+``networks/<arch id>.<format>.onnx`` (``<arch id>.pt2``)
     whole networks, exported and quantized exactly like validation networks.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas.errors import first_line
 from hwnas.io import atomic_write_text
 from latency_lut.errors import BlockExportError, UnsupportedSpaceError
 from latency_lut.formats import ALL_FORMATS as _ALL_FORMATS
-from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS
+from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS, model_filename
 from latency_lut.formats import ONNX_FORMATS as _ONNX_FORMATS
 from latency_lut.formats import QUANT_RECIPE as _QUANT_RECIPE
 from latency_lut.keys import block_key, overhead_key, quantize_key
@@ -50,6 +50,8 @@ __all__ = [
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(formats))
     bad = [f for f in out if f not in _ALL_FORMATS]
+    if "spec" in bad:  # the JSON spec files of earlier versions
+        raise BlockExportError("model format 'spec' is now 'pt2' (torch.export programs, for the torch engine)")
     if bad:
         raise BlockExportError(f"unknown model format {bad[0]!r} (formats: {', '.join(_ALL_FORMATS)})")
     return out
@@ -91,12 +93,30 @@ def calibration_archs(space: Any, n: int, seed: int = 0) -> list[Any]:
 
 
 def _fp32_bytes(module: Any, shape: Sequence[int], batch: int) -> bytes:
-    from spaces.onnx_export import export_fp32_bytes
+    from quant.export import export_fp32_bytes
 
     try:
         return export_fp32_bytes(module, shape, batch=batch)
-    except Exception as exc:  # HwnasError from the exporter, or anything torch raises
-        raise BlockExportError(str(exc).splitlines()[0]) from None
+    except Exception as exc:  # ExportError from the exporter, or anything torch raises
+        raise BlockExportError(first_line(exc)) from None
+
+
+def _program_bytes(module: Any, shape: Sequence[int], batch: int) -> bytes:
+    """The ``torch.export`` program of ``module`` (put in eval mode) for inputs ``[batch, *shape]``,
+    as :func:`torch.export.save` writes it: graph, weights and input shape in one file, which the
+    ``torch`` engine runs without the space's code."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    try:
+        with torch.no_grad():
+            program = torch.export.export(module.eval(), (torch.zeros(batch, *shape),))
+        torch.export.save(program, buf)
+    except Exception as exc:  # anything torch.export raises on a module it cannot trace
+        raise BlockExportError(f"torch.export failed for {type(module).__name__}: {first_line(exc)}") from None
+    return buf.getvalue()
 
 
 def _serialize(model: Any) -> bytes:
@@ -104,7 +124,7 @@ def _serialize(model: Any) -> bytes:
 
 
 def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
-    """ONNX bytes of ``block`` in each of ``formats`` (``spec`` gives the JSON spec)."""
+    """The model bytes of ``block`` in each of ``formats``: ONNX, or a torch.export program (``pt2``)."""
     import onnx
 
     from spaces._builder import build_block
@@ -112,17 +132,16 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
     formats = _check_formats(formats)
     out: dict[str, bytes] = {}
     shape = (block.cin, block.h, block.w)
-    fp32 = None
-    if any(f in formats for f in _ONNX_FORMATS):
-        fp32 = _fp32_bytes(build_block(block).eval(), shape, batch)
+    # the FP32 model every ONNX format starts from (only they read it)
+    fp32 = _fp32_bytes(build_block(block).eval(), shape, batch) if any(f in formats for f in _ONNX_FORMATS) else b""
     from latency_lut.quantize import quantize_model
 
     quantized: dict[str, Any] = {}  # recipe -> model, shared by int8 and int8_nhwc
     for fmt in formats:
         if fmt == "fp32":
-            out[fmt] = fp32  # type: ignore[assignment]
-        elif fmt == "spec":
-            out[fmt] = json.dumps(block_spec(block, batch), sort_keys=True).encode()
+            out[fmt] = fp32
+        elif fmt == "pt2":
+            out[fmt] = _program_bytes(build_block(block), shape, batch)
         else:
             recipe = _QUANT_RECIPE[fmt]
             if recipe not in quantized:
@@ -141,7 +160,8 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
     return out
 
 
-def block_spec(block: Any, batch: int = 1) -> dict[str, Any]:
+def block_entry(block: Any, batch: int = 1) -> dict[str, Any]:
+    """The manifest's record of ``block`` (without its files)."""
     return {
         "kind": "block",
         "key": block_key(block, batch),
@@ -159,31 +179,19 @@ def block_spec(block: Any, batch: int = 1) -> dict[str, Any]:
 
 
 def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
-    """ONNX bytes of the whole network of ``arch`` in each format (float input and output)."""
+    """The model bytes of the whole network of ``arch`` in each format (float input and output)."""
     import onnx
 
     from latency_lut.quantize import quantize_model
 
     formats = _check_formats(formats)
     out: dict[str, bytes] = {}
-    fp32 = None
-    if any(f in formats for f in _ONNX_FORMATS):
-        fp32 = _fp32_bytes(space.build(arch), space.input_shape, batch)
+    fp32 = _fp32_bytes(space.build(arch), space.input_shape, batch) if any(f in formats for f in _ONNX_FORMATS) else b""
     for fmt in formats:
         if fmt == "fp32":
-            out[fmt] = fp32  # type: ignore[assignment]
-        elif fmt == "spec":
-            out[fmt] = json.dumps(
-                {
-                    "kind": "network",
-                    "space": space_record(space),
-                    "arch": dict(arch),
-                    "input_shape": list(space.input_shape),
-                    "batch": batch,
-                    "blocks": [block_spec(b, batch) for b in space.blocks(arch)],
-                },
-                sort_keys=True,
-            ).encode()
+            out[fmt] = fp32
+        elif fmt == "pt2":
+            out[fmt] = _program_bytes(space.build(arch), space.input_shape, batch)
         else:  # whole networks keep float I/O in every INT8 format
             out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), _QUANT_RECIPE[fmt], seed=seed))
     return out
@@ -202,7 +210,7 @@ def extra_models(space: Any, formats: Sequence[str], batch: int = 1) -> list[dic
         extras.append({"key": quantize_key(c, h, w, batch), "role": "quantize", "op": "quantize", "models": quantize})
     models: dict[str, bytes] = {}
     for fmt in formats:
-        if fmt == "spec":
+        if fmt == "pt2":  # the torch engine has no per-call overhead model
             continue
         models[fmt] = _serialize(make_overhead_model("uint8" if fmt in UINT8_IO_FORMATS else "float32"))
     extras.append({"key": overhead_key(batch), "role": "overhead", "op": "overhead", "models": models})
@@ -251,19 +259,19 @@ def export_blocks(
     total = len(blocks) + networks
     for i, block in enumerate(blocks):
         key = block_key(block, batch)
-        files = {fmt: f"blocks/{key}.{'spec.json' if fmt == 'spec' else fmt + '.onnx'}" for fmt in formats}
+        files = {fmt: f"blocks/{model_filename(key, fmt)}" for fmt in formats}
         missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]
         if missing:
             for fmt, data in block_models(block, missing, batch, seed=i).items():
                 _write_bytes(out / files[fmt], data)
-        entries.append({**block_spec(block, batch), "files": files})
+        entries.append({**block_entry(block, batch), "files": files})
         if progress:
             progress(i + 1, total, key)
     extras = []
     for extra in extra_models(space, formats, batch):
         files = {}
         for fmt, data in extra.pop("models").items():
-            rel = f"blocks/{extra['key']}.{fmt}.onnx"
+            rel = f"blocks/{model_filename(extra['key'], fmt)}"
             _write_bytes(out / rel, data)
             files[fmt] = rel
         extras.append({**extra, "files": files})
@@ -271,7 +279,7 @@ def export_blocks(
     if networks:
         prepare_out_dir(out / "networks", "--out")
         for j, arch in enumerate(calib):
-            files = {fmt: f"networks/{arch.id}.{'spec.json' if fmt == 'spec' else fmt + '.onnx'}" for fmt in formats}
+            files = {fmt: f"networks/{model_filename(arch.id, fmt)}" for fmt in formats}
             missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]
             if missing:
                 for fmt, data in network_models(space, arch, missing, batch, seed=j).items():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, one_line
 from hwnas.io import canonical_json, read_json_file
 from latency_lut.errors import ManifestError
 
@@ -91,7 +91,7 @@ def record_hash(record: Mapping[str, Any]) -> str | None:
         return None
 
 
-def match_space_record(records: list[Mapping[str, Any]], record: Mapping[str, Any]) -> dict[str, Any] | None:
+def match_space_record(records: Sequence[Mapping[str, Any]], record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The record among ``records`` (a LUT's) of the same space as ``record``: same hash; an
     older record without a hash matches by its signature (same name, arguments and input) or by
     the hash of the space it rebuilds. ``None`` when the LUT recorded no such space."""
@@ -174,7 +174,7 @@ def contained_path(root: str | os.PathLike[str], rel: Any, where: str) -> Path:
         real_root = base.resolve()
         real = (base / rel).resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop
-        raise ManifestError(f"{where}: {rel!r} cannot be resolved ({' '.join(str(exc).split())})") from None
+        raise ManifestError(f"{where}: {rel!r} cannot be resolved ({one_line(exc)})") from None
     if real != real_root and real_root not in real.parents:
         raise ManifestError(f"{where}: {rel!r} leads outside the block folder {base} (to {real}); refused")
     return base / rel

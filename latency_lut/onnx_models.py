@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["channels_last_io", "make_overhead_model", "make_quantize_model", "model_io", "strip_quant_io"]
+from hwnas.opset import DEFAULT_OPSET
 
-OPSET = 17
+__all__ = ["channels_last_io", "make_overhead_model", "make_quantize_model", "model_io", "strip_quant_io"]
 
 
 def _onnx() -> Any:
@@ -27,7 +27,8 @@ def _onnx() -> Any:
 
 
 def _make_model(graph: Any) -> Any:
-    """A model of ``graph`` at opset :data:`OPSET` with the lowest IR version that opset allows.
+    """A model of ``graph`` at :data:`hwnas.opset.DEFAULT_OPSET` (the exporter's opset) with the
+    lowest IR version that opset allows.
 
     ``helper.make_model`` stamps the IR version of the installed ``onnx``, which an older
     onnxruntime on the device refuses ("Unsupported model IR version") although it runs the
@@ -35,7 +36,7 @@ def _make_model(graph: Any) -> Any:
     """
     from onnx import helper
 
-    opsets = [helper.make_opsetid("", OPSET)]
+    opsets = [helper.make_opsetid("", DEFAULT_OPSET)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
 
 

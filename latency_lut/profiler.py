@@ -16,6 +16,7 @@ run's own row only when it is lower. Whole networks (for the learned correction)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -30,10 +31,10 @@ from hw_profiles.errors import MeasurementError
 from latency_lut.correction import fit_correction
 from latency_lut.db import open_lut
 from latency_lut.errors import LUTError, ManifestError
-from latency_lut.formats import UINT8_IO_FORMATS
+from latency_lut.formats import UINT8_IO_FORMATS, model_filename
 from latency_lut.keys import block_family
 from latency_lut.manifest import load_manifest
-from latency_lut.progress import Progress
+from latency_lut.progress import progress_bar
 from latency_lut.workdir import sigterm_as_interrupt, work_folder
 
 #: passes over the models measured while the machine was busy (see :func:`profile_folder`)
@@ -60,6 +61,11 @@ class Job:
     path: Callable[[], str]  # produces the model file (exporting it when needed)
     network: dict[str, Any] | None = None  # {"arch_id", "arch", "keys"} for whole networks
     cleanup: bool = False  # delete the file after measuring
+
+
+def _file_at(path: str | os.PathLike[str]) -> Callable[[], str]:
+    """A :attr:`Job.path` for a model file that exists already."""
+    return functools.partial(os.fspath, path)
 
 
 @dataclass
@@ -192,17 +198,17 @@ def _run(
         if job.cleanup and os.path.exists(path):
             os.remove(path)
 
-    bar = Progress(len(schedule), "models", enabled=show_progress)
+    bar = progress_bar(len(schedule), "models", enabled=show_progress)
     status = "failed"
     try:
         for job, first in schedule:
             n = job.network
             if n is None and db.has(fp.id, job.key):  # another writer finished it meanwhile
                 result.skipped += 1
-                bar.update(note=job.key)
+                bar.advance(note=job.key)
                 continue
             if n is not None and net_left[job.key] <= 0:  # its first measurement failed, or another writer had it
-                bar.update(note=job.key)
+                bar.advance(note=job.key)
                 continue
             if n is not None and job.key not in net_paths:
                 net_paths[job.key] = job.path()
@@ -216,7 +222,7 @@ def _run(
                 result.skipped += stats is not None and not stored
                 if stats is not None:
                     effort.append(stats)
-                if stored and stats.busy:
+                if stored and stats is not None and stats.busy:
                     pending.append((job, path))
                 else:
                     cleanup(job, path)
@@ -239,7 +245,7 @@ def _run(
                         pending.append((job, path))
                     else:
                         cleanup(job, path)
-            bar.update(note=job.key)
+            bar.advance(note=job.key)
         bar.close()
         if gate is not None and retry_passes:
             # the gate's quiet level fell during the pass (it started inside a disturbed spell):
@@ -261,7 +267,7 @@ def _run(
                 f"measuring again {len(pending)} models that were measured while the machine was busy "
                 f"(pass {attempt + 1} of {retry_passes})"
             )
-            bar = Progress(len(pending), "re-measured", enabled=show_progress)
+            bar = progress_bar(len(pending), "re-measured", enabled=show_progress)
             still: list[tuple[Job, str]] = []
             for job, path in pending:
                 stats = measure(job, path)
@@ -278,7 +284,7 @@ def _run(
                     cleanup(job, path)
                 else:
                     still.append((job, path))
-                bar.update(note=job.key)
+                bar.advance(note=job.key)
             bar.close()
             pending = still
         result.unstable = len(pending)
@@ -386,7 +392,7 @@ def _profile_folder(
                     entry["key"],
                     entry.get("op", "?"),
                     block_family(entry.get("op", "?"), entry.get("params", {})),
-                    lambda p=str(path): p,
+                    _file_at(path),
                 )
             )
         for net in manifest.networks:
@@ -398,7 +404,7 @@ def _profile_folder(
                     f"network {net['arch_id']}",
                     "network",
                     "network",
-                    lambda p=str(path): p,
+                    _file_at(path),
                     network={"arch_id": net["arch_id"], "arch": net["arch"], "keys": net["keys"]},
                 )
             )
@@ -479,13 +485,13 @@ def _profile_space(
             data = extra["models"].get(fmt)
             if data is None:
                 continue
-            p = tmp / f"{extra['key']}.{fmt}.onnx"
+            p = tmp / model_filename(extra["key"], fmt)
             p.write_bytes(data)
-            jobs.append(Job(extra["key"], extra["op"], extra["op"], lambda p=str(p): p))
+            jobs.append(Job(extra["key"], extra["op"], extra["op"], _file_at(p)))
 
         def block_path(b: Any, key: str) -> Callable[[], str]:
             def make() -> str:
-                p = tmp / f"{key}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
+                p = tmp / model_filename(key, fmt)
                 p.write_bytes(block_models(b, [fmt], batch)[fmt])
                 return str(p)
 
@@ -497,7 +503,7 @@ def _profile_space(
 
         def net_path(arch: Any) -> Callable[[], str]:
             def make() -> str:
-                p = tmp / f"network-{arch.id}.{fmt}{'.json' if fmt == 'spec' else '.onnx'}"
+                p = tmp / model_filename(f"network-{arch.id}", fmt)
                 p.write_bytes(network_models(space, arch, [fmt], batch)[fmt])
                 return str(p)
 

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from hwnas.errors import first_line
 from latency_lut.errors import BlockExportError
 
 __all__ = ["QUANTIZATION_NOTE", "fold_constant_identities", "quantize_model"]
@@ -201,7 +202,7 @@ def quantize_model(
                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": fmt == "int8_sym"},
             )
         except Exception as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            msg = first_line(exc)
             raise BlockExportError(f"onnxruntime quantize_static failed: {msg}") from None
         quantized = onnx.load(dst)
     if quantize_outputs:

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
+from latency_lut.formats import model_filename
 from latency_lut.metrics import agreement
 from latency_lut.profiler import DEFAULT_RETRY_PASSES
-from latency_lut.progress import Progress
+from latency_lut.progress import progress_bar
 from latency_lut.workdir import sigterm_as_interrupt, work_folder
 
 #: Each network is measured in this many passes over all networks, minutes apart, keeping its
@@ -79,20 +80,20 @@ def validate(
         stack.enter_context(sigterm_as_interrupt())
         measured: list[float] = [float("inf")] * len(archs)
         unstable: list[bool] = [True] * len(archs)
+        bar = progress_bar(len(archs) * max(passes, 1), "networks", enabled=progress)
         try:
             paths = []
-            bar = Progress(len(archs) * max(passes, 1), "networks", enabled=progress)
             for p in range(max(passes, 1)):
                 for i, arch in enumerate(archs):
                     if p == 0:
-                        path = os.path.join(tmp, f"{arch.id}.{fmt}.{'json' if fmt == 'spec' else 'onnx'}")
+                        path = os.path.join(tmp, model_filename(arch.id, fmt))
                         with open(path, "wb") as fh:
                             fh.write(network_models(space, arch, [fmt], target.batch, seed=i)[fmt])
                         paths.append(path)
                     stats = engine.measure_file(paths[i])
                     measured[i] = min(measured[i], stats.median_ms)
                     unstable[i] = unstable[i] and stats.busy if p else stats.busy
-                    bar.update(note=arch.id)
+                    bar.advance(note=arch.id)
             bar.close()
             for _ in range(remeasure):  # networks measured while the machine was busy: try again
                 for i in [i for i, u in enumerate(unstable) if u]:
@@ -101,6 +102,7 @@ def validate(
                     unstable[i] = stats.busy
             result_unstable = sum(unstable)
         finally:
+            bar.close()
             engine.close()
             stack.close()
         result: dict[str, Any] = {

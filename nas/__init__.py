@@ -5,10 +5,8 @@ Everything is re-exported lazily so that ``import nas`` stays cheap (no torch un
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from hwnas import HwnasError, __version__
+from hwnas.lazy import lazy_exports
 
 __all__ = [
     "Arch",
@@ -46,13 +44,4 @@ _LAZY = {
     "run": "nas.pipeline",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nas' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -437,6 +437,7 @@ def prepare_baseline(
     import torch
 
     import quant
+    from quant.ort_baseline import ort_quantize_static
 
     say = log or (lambda _msg: None)
     if calib_method not in CALIB_METHODS:
@@ -512,7 +513,7 @@ def prepare_baseline(
     if quantized is None:
         rng = np.random.default_rng(recipe.seed)
         idx = np.sort(rng.choice(len(x), size=min(calib, len(x)), replace=False))
-        quant.ort_quantize_static(fp32, int8, x[idx], per_channel=True, method=calib_method)  # type: ignore[arg-type]
+        ort_quantize_static(fp32, int8, x[idx], per_channel=True, method=calib_method)  # type: ignore[arg-type]
         quantized = {"recipe": qkey, "calibration_images": int(len(idx))}
         _write_json(qdir / "quant.json", quantized)
         ran.append("quantize")

@@ -88,11 +88,14 @@ def _leaf_activation_types() -> dict[type[nn.Module], str]:
 _ACT_MODULES.update(_leaf_activation_types())
 
 
+#: A module class that sets this class attribute true is a leaf of the tracer (called, not traced
+#: through): the fake quantizers of :mod:`quant.fake_quant` do, so that this module need not import them.
+FX_LEAF_ATTR = "fx_leaf"
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        from quant.fake_quant import ActFakeQuant, WeightFakeQuant
-
-        if type(m) in _ACT_MODULES or isinstance(m, (nn.Conv2d, nn.Linear, ActFakeQuant, WeightFakeQuant)):
+        if type(m) in _ACT_MODULES or isinstance(m, (nn.Conv2d, nn.Linear)) or getattr(type(m), FX_LEAF_ATTR, False):
             return True  # conv / linear subclasses too: prepare must see them, not their functional body
         return super().is_leaf_module(m, module_qualified_name)
 

@@ -83,7 +83,7 @@ def _shift_bias(layer: QuantConv2d | QuantLinear, delta: torch.Tensor) -> None:
         return
     bn = layer.__dict__.get("_bn")
     if bn is not None and bn.bias is not None:
-        from quant.fold import bn_fold_factors
+        from quant.functional import bn_fold_factors
 
         f, _ = bn_fold_factors(bn)
         bn.bias.data.sub_(f.detach() * delta)

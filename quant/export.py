@@ -15,11 +15,13 @@ onnxruntime then fuses ``DQ → Conv → Q`` into ``QLinearConv`` (see
 from __future__ import annotations
 
 import copy
+import io
 import os
 import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -28,6 +30,8 @@ import torch.fx as fx
 import torch.nn as nn
 from onnx import helper, numpy_helper
 
+from hwnas.errors import first_line
+from hwnas.opset import DEFAULT_OPSET
 from quant._graph import symbolic_trace
 from quant.calibrate import check_calibrated, quantized_layers
 from quant.errors import ExportError, QuantError, UnsupportedModelError
@@ -36,9 +40,8 @@ from quant.fold import fold_bn, fold_bn_graph
 from quant.functional import quantize_weight
 from quant.prepare import is_prepared
 
-__all__ = ["DEFAULT_OPSET", "export_fp32_onnx", "export_onnx", "finalize_qdq"]
+__all__ = ["DEFAULT_OPSET", "export_fp32_bytes", "export_fp32_onnx", "export_onnx", "finalize_qdq"]
 
-DEFAULT_OPSET = 17
 _INT32_MAX = 2**31 - 1
 
 
@@ -52,18 +55,27 @@ def _example(model: nn.Module, example_input: torch.Tensor | Sequence[int] | Non
 
 
 def _torch_export(
-    model: nn.Module, x: torch.Tensor, path: Path, *, opset: int, dynamic_batch: bool, input_name: str, output_name: str
+    model: nn.Module,
+    x: torch.Tensor,
+    path: Path | io.BytesIO,
+    *,
+    opset: int,
+    dynamic_batch: bool,
+    input_name: str,
+    output_name: str,
 ) -> None:
     """torch's TorchScript-based exporter (``dynamo=False``): it maps torch's fake-quant ops to
-    ``QuantizeLinear``/``DequantizeLinear``; the torch.export-based exporter of torch 2.14 does not."""
+    ``QuantizeLinear``/``DequantizeLinear``; the torch.export-based exporter of torch 2.14 does not.
+    The one call of ``torch.onnx.export`` (to a file, or to ``path`` as a buffer)."""
     axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    target: Any = str(path) if isinstance(path, Path) else path  # the TorchScript exporter writes to buffers too
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
                 model,
                 (x,),
-                str(path),
+                target,
                 opset_version=opset,
                 dynamo=False,
                 input_names=[input_name],
@@ -72,8 +84,26 @@ def _torch_export(
                 do_constant_folding=True,
             )
         except Exception as exc:  # noqa: BLE001 - report any exporter failure as one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"torch.onnx.export failed for {type(model).__name__}: {first}") from exc
+            raise ExportError(f"torch.onnx.export failed for {type(model).__name__}: {first_line(exc)}") from exc
+
+
+def export_fp32_bytes(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch: int = 1,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+) -> bytes:
+    """The FP32 ONNX bytes of ``model`` (put in eval mode) as it is, for inputs
+    ``[batch, *input_shape]``: no batch-norm folding of ours (the exporter's constant folding
+    still fuses eval-mode batch norms). The per-block models of a latency table are made this way.
+    Raises :class:`~quant.errors.ExportError` (one line) when the exporter fails."""
+    buf = io.BytesIO()
+    x = torch.zeros(batch, *input_shape)
+    _torch_export(
+        model.eval(), x, buf, opset=opset, dynamic_batch=dynamic_batch, input_name="input", output_name="output"
+    )
+    return buf.getvalue()
 
 
 def export_fp32_onnx(
@@ -90,6 +120,7 @@ def export_fp32_onnx(
     if is_prepared(model):
         raise QuantError("export_fp32_onnx got a prepared (fake-quantized) model; pass the float model")
     x = _example(model, example_input)
+    m: nn.Module
     try:
         m = fold_bn(model.cpu()).eval()
     except UnsupportedModelError:
@@ -345,5 +376,5 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"exported QDQ model is invalid: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"exported QDQ model is invalid: {first_line(exc)}") from None
     return model

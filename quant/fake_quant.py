@@ -13,11 +13,20 @@ turns into ``QuantizeLinear``/``DequantizeLinear`` pairs carrying exactly these 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quant.functional import MIN_SCALE, fake_quantize, lsq_grad_factor, qparams_from_range, quantize_weight
+from quant.functional import (
+    MIN_SCALE,
+    bn_fold_factors,
+    fake_quantize,
+    lsq_grad_factor,
+    qparams_from_range,
+    quantize_weight,
+)
 from quant.observers import Observer, create_observer, weight_scales
 from quant.scheme import QuantScheme
 
@@ -27,6 +36,10 @@ __all__ = ["ActFakeQuant", "QuantConv2d", "QuantLinear", "WeightFakeQuant"]
 class _InitFlag(nn.Module):
     """An ``initialized`` buffer (saved in state dicts) mirrored by a Python bool, so that the
     forward pass never synchronises with an accelerator just to read it."""
+
+    #: the quantizers are leaves of :func:`quant._graph.symbolic_trace` (see ``FX_LEAF_ATTR`` there)
+    fx_leaf: ClassVar[bool] = True
+    initialized: torch.Tensor  # a buffer
 
     def __init__(self) -> None:
         super().__init__()
@@ -158,11 +171,11 @@ class ActFakeQuant(_InitFlag):
             with torch.no_grad():
                 self.set_range(*_batch_range(x))
         if not (torch.is_grad_enabled() and (self.scale.requires_grad or x.requires_grad)):
-            scale, zero = self.qparams()
-            return torch.fake_quantize_per_tensor_affine(x, scale, zero, self.qmin, self.qmax)
+            qscale, qzero = self.qparams()
+            return torch.fake_quantize_per_tensor_affine(x, qscale, qzero, self.qmin, self.qmax)
         zp: torch.Tensor | float = self.zero_point if self.learn_zero_point else float(self.effective_zero_point())
         g = lsq_grad_factor(x[0].numel() if x.dim() > 1 else x.numel(), self.qmax)
-        s = self.scale
+        s: torch.Tensor = self.scale
         if self.max_value is not None:
             s = torch.minimum(s, self.effective_scale().detach())
         return fake_quantize(x, s, zp, self.qmin, self.qmax, grad_factor=g)
@@ -257,7 +270,7 @@ class _DeployedBias:
     """
 
     weight_quant: WeightFakeQuant
-    bias: nn.Parameter | None
+    bias: torch.Tensor | None  # as nn.Conv2d / nn.Linear declare it (a Parameter or None)
 
     def bind(self, input_quant: ActFakeQuant | None, bn: nn.modules.batchnorm._BatchNorm | None = None) -> None:
         """Declare the quantizer feeding this layer and the batch norm it feeds (or ``None``)."""
@@ -289,8 +302,6 @@ class _DeployedBias:
             alive = w_q.detach().reshape(c, -1).abs().amax(dim=1) > 0  # dead channels export an exact bias
             b = self.bias.detach() if self.bias is not None else torch.zeros(c, device=w_q.device)
             if bn is not None:
-                from quant.fold import bn_fold_factors
-
                 f, shift = bn_fold_factors(bn)
                 folded = b * f + shift
                 fstep = step * f.abs()
@@ -329,7 +340,8 @@ class QuantConv2d(_DeployedBias, nn.Conv2d):
         return self._conv_forward(x, w_q, self._emulated_bias(w_q))
 
 
-class QuantLinear(_DeployedBias, nn.Linear):
+# torch infers nn.Linear.bias as a Parameter (it may be None, as _DeployedBias and nn.Conv2d declare)
+class QuantLinear(_DeployedBias, nn.Linear):  # type: ignore[misc]
     """``nn.Linear`` whose weight passes through a :class:`WeightFakeQuant` (bias as in :class:`QuantConv2d`)."""
 
     weight_quant: WeightFakeQuant

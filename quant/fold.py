@@ -16,22 +16,9 @@ import torch.nn as nn
 
 from quant._graph import module_of, symbolic_trace
 from quant.fake_quant import QuantConv2d
+from quant.functional import bn_fold_factors  # the pure maths; re-exported here
 
 __all__ = ["bn_fold_factors", "fold_bn", "fold_bn_into_conv"]
-
-
-@torch.no_grad()
-def bn_fold_factors(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(f, shift)`` with ``BN(y) = y·f + shift`` per channel (BN in evaluation mode)."""
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("batch norm without running statistics cannot be folded")
-    f = torch.rsqrt(bn.running_var.float() + bn.eps)
-    if bn.weight is not None:
-        f = f * bn.weight.float()
-    shift = -bn.running_mean.float() * f
-    if bn.bias is not None:
-        shift = shift + bn.bias.float()
-    return f, shift
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ import math
 import torch
 
 __all__ = [
+    "bn_fold_factors",
     "fake_quantize",
     "fake_quantize_op_chain",
     "grad_scale",
@@ -133,7 +134,7 @@ class _LsqFakeQuantize(torch.autograd.Function):
         x: torch.Tensor,
         scale: torch.Tensor,
         zp: torch.Tensor | None,
-        z_const: float,  # type: ignore[override]
+        z_const: float,
         qmin: int,
         qmax: int,
         axis: int | None,
@@ -163,7 +164,7 @@ class _LsqFakeQuantize(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, dy: torch.Tensor):
         inside, grad_s, scale, z_rounded, s = ctx.saved_tensors
         axis, g = ctx.axis, ctx.g
         dims = [d for d in range(dy.dim()) if axis is None or d != axis % dy.dim()]
@@ -232,3 +233,18 @@ def qparams_from_range(
         zero = torch.clamp(torch.round(qmin - lo_t / scale), qmin, qmax)
         zero = torch.where(degenerate, torch.full_like(zero, float(qmin if qmin >= 0 else 0)), zero)
     return scale, zero
+
+
+@torch.no_grad()
+def bn_fold_factors(bn: torch.nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(f, shift)`` with ``BN(y) = y·f + shift`` per channel (BN in evaluation mode): the factors
+    that batch-norm folding (:mod:`quant.fold`) and the deployed bias of a quantized conv use."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("batch norm without running statistics cannot be folded")
+    f = torch.rsqrt(bn.running_var.float() + bn.eps)
+    if bn.weight is not None:
+        f = f * bn.weight.float()
+    shift = -bn.running_mean.float() * f
+    if bn.bias is not None:
+        shift = shift + bn.bias.float()
+    return f, shift

@@ -36,6 +36,9 @@ __all__ = [
 class Observer(nn.Module, ABC):
     """Base class: call it on float tensors, then ask :meth:`compute_range`."""
 
+    min_val: torch.Tensor  # buffers
+    max_val: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("min_val", torch.tensor(float("inf")))
@@ -83,6 +86,10 @@ class SamplingObserver(Observer):
     histogram bins, whose width (a fraction of the largest outlier) can exceed the very range
     being searched for. Each batch contributes in proportion to its size.
     """
+
+    samples: torch.Tensor  # buffers: the kept values, their random keys, how many values were seen
+    keys: torch.Tensor
+    seen: torch.Tensor
 
     def __init__(self, max_samples: int = 200_000, seed: int = 0) -> None:
         super().__init__()

@@ -7,10 +7,10 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import onnx
@@ -112,12 +112,21 @@ def ort_session(
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def ort_predict(model: object, x: np.ndarray, *, batch_size: int = 256, threads: int = 1) -> np.ndarray:
+class OrtSession(Protocol):
+    """What :func:`ort_predict` uses of an ``onnxruntime.InferenceSession``."""
+
+    def get_inputs(self) -> Sequence[Any]: ...
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, np.ndarray]) -> list[Any]: ...
+
+
+def ort_predict(
+    model: str | os.PathLike[str] | OrtSession, x: np.ndarray, *, batch_size: int = 256, threads: int = 1
+) -> np.ndarray:
     """Outputs of an ONNX model (a path or a session) for ``x``, computed in batches."""
-    sess = model if hasattr(model, "run") else ort_session(model, threads=threads)  # type: ignore[arg-type]
-    name = sess.get_inputs()[0].name  # type: ignore[union-attr]
+    sess: OrtSession = ort_session(model, threads=threads) if isinstance(model, (str, os.PathLike)) else model
+    name = sess.get_inputs()[0].name
     x = np.ascontiguousarray(x, dtype=np.float32)
-    outs = [sess.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]  # type: ignore[union-attr]
+    outs = [sess.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(outs, axis=0)
 
 

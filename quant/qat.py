@@ -84,7 +84,8 @@ def qat_param_groups(
     """Optimiser groups: weights (with decay; none on biases and norms) and quantizer parameters
     (no decay, learning rate ``quant_lr``, default ``lr``)."""
     qids = {id(p) for p in quant_parameters(model)}
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if id(p) in qids or not p.requires_grad:
             continue

@@ -5,6 +5,8 @@ Importing this package does not import torch; :meth:`Space.build` does, lazily.
 
 from __future__ import annotations
 
+from hwnas.lazy import lazy_exports
+from spaces import builtin  # noqa: F401  (the built-in spaces register themselves; the registry imports none)
 from spaces._expr import make_divisible
 from spaces._nodes import (
     Block,
@@ -23,6 +25,7 @@ from spaces._registry import create_space, get_space_factory, list_spaces, regis
 from spaces._space import Constraint, Space
 from spaces.arch import Arch
 from spaces.catalog import ACTIVATIONS, NB201_OPS, OpDef, ParamDef, get_op, list_ops, register_op
+from spaces.formatters import register_formatter
 from spaces.identity import SpaceMismatchError, check_same_space, space_from_identity, space_hash, space_identity
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "list_spaces",
     "load_space",
     "make_divisible",
+    "register_formatter",
     "register_op",
     "register_space",
     "space_from_dict",
@@ -63,10 +67,7 @@ __all__ = [
     "space_to_yaml",
 ]
 
-
-def __getattr__(name: str):  # lazy: YAML helpers import PyYAML only when used
-    if name in ("load_space", "space_from_dict", "space_to_dict", "space_to_yaml"):
-        from spaces import yaml_io
-
-        return getattr(yaml_io, name)
-    raise AttributeError(f"module 'spaces' has no attribute {name!r}")
+# lazy: the YAML helpers import PyYAML only when used
+__getattr__, __dir__ = lazy_exports(
+    __name__, dict.fromkeys(("load_space", "space_from_dict", "space_to_dict", "space_to_yaml"), "spaces.yaml_io")
+)

@@ -202,6 +202,7 @@ Branches = list[tuple[Any, _State]]
 def _dedupe(items: Branches) -> Branches:
     seen: dict[Any, tuple[Any, _State]] = {}
     for value, state in items:
+        k: tuple[object, object]
         try:
             k = (repr(value), state.key())
         except TypeError:  # pragma: no cover - unhashable values never reach here

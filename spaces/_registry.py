@@ -1,4 +1,9 @@
-"""A registry of space factories in the style of timm's ``register_model`` / ``create_model``."""
+"""A registry of space factories in the style of timm's ``register_model`` / ``create_model``.
+
+The registry imports no space: the built-in spaces register themselves when the package face
+(``spaces/__init__.py``) imports :mod:`spaces.builtin`, as timm's ``timm.models`` imports its
+model modules, so they are registered before any ``spaces.*`` module can be used.
+"""
 
 from __future__ import annotations
 
@@ -35,18 +40,12 @@ def register_space(fn: F | None = None, *, name: str | None = None) -> Any:
     return deco(fn) if fn is not None else deco
 
 
-def _ensure_builtins() -> None:
-    import spaces.builtin  # noqa: F401  (registers the built-in spaces)
-
-
 def list_spaces() -> list[str]:
     """Names of the registered spaces, sorted."""
-    _ensure_builtins()
     return sorted(_REGISTRY)
 
 
 def get_space_factory(name: str) -> SpaceFactory:
-    _ensure_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -74,7 +74,7 @@ class Constraint:
         if callable(expr):
             self.expr: Expression | None = None
             self.func: Callable[[Arch], bool] | None = expr
-            self.message = message or getattr(expr, "__name__", "constraint")
+            self.message: str = message or str(getattr(expr, "__name__", "constraint"))
         else:
             self.expr = Expression(expr)
             self.func = None
@@ -488,12 +488,14 @@ class Space:
 
     # -- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form of the space (what :func:`spaces.space_to_yaml` writes)."""
-        from spaces.yaml_io import space_to_dict
+        """The declarative form of the space: :func:`spaces.space_to_dict` (what
+        :func:`spaces.space_to_yaml` writes)."""
+        from spaces._dump import space_to_dict
 
         return space_to_dict(self)
 
     def to_yaml(self) -> str:
-        from spaces.yaml_io import space_to_yaml
+        """The YAML text of the space: :func:`spaces.space_to_yaml`."""
+        from spaces._dump import space_to_yaml
 
         return space_to_yaml(self)

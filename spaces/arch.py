@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hwnas.errors import InvalidArchError
+from hwnas.errors import InvalidArchError, first_line
 from hwnas.io import canonical_json
 
 __all__ = ["Arch", "Value"]
@@ -93,7 +93,7 @@ class Arch(Mapping[str, Value]):
         except RecursionError:
             raise InvalidArchError("arch JSON is nested too deeply") from None
         except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            raise InvalidArchError(f"arch JSON is invalid: {str(exc).splitlines()[0]}") from None
+            raise InvalidArchError(f"arch JSON is invalid: {first_line(exc)}") from None
         if not isinstance(data, dict):
             raise InvalidArchError(f"arch JSON must be an object of decision values, got {type(data).__name__}")
         return cls(data)

@@ -69,6 +69,7 @@ class NB201Cell(nn.Module):
                 y = self.ops[k](nodes[_j])
                 total = y if total is None else total + y
                 k += 1
+            assert total is not None  # node i sums the edges from nodes 0 .. i-1
             nodes.append(total)
         return nodes[3]
 

@@ -22,6 +22,8 @@ Node forms (exactly one kind key each): ``{choice: [...], label, default}``,
 ``{op: name, <param>: value}``, ``{sequential: {child: node}, params}``,
 ``{repeat: node, depth, params, shared}``, ``{optional: node, label, default}``; plain
 scalars are literals. Every error names the YAML path of the offending entry.
+
+This module reads the declarative form; :mod:`spaces._dump` writes it (re-exported here).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError, SpaceDefinitionError, UnknownNameError
 from hwnas.io import load_yaml_file, parse_yaml_text
-from spaces._nodes import Block, Choice, Derived, Node, Optional, Or, Ref, Repeat, Sequential, index_of
+from spaces._dump import space_to_dict, space_to_yaml
+from spaces._nodes import Block, Choice, Derived, Node, Optional, Or, Ref, Repeat, Sequential
 from spaces._space import Constraint, Space
+from spaces.formatters import get_formatter
 
 __all__ = ["load_space", "space_from_dict", "space_from_yaml", "space_to_dict", "space_to_yaml"]
 
@@ -50,110 +54,6 @@ _ALLOWED_KEYS = {
 }
 _TOP_KEYS = {"name", "description", "in_chans", "num_classes", "resolution", "body", "constraints", "formatter"}
 _LITERALS = (int, float, str, bool)
-
-
-# ---------------------------------------------------------------------------------------
-# Python form -> dict
-# ---------------------------------------------------------------------------------------
-def _params_to_data(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _node_to_data(v) for k, v in params.items()}
-
-
-def _node_to_data(node: Any) -> Any:
-    if not isinstance(node, Node):
-        return node
-    if isinstance(node, Choice):
-        d: dict[str, Any] = {"choice": list(node.options)}
-        if node.label:
-            d["label"] = node.label
-        if index_of(node.options, node.default) != 0:
-            d["default"] = node.default
-        return d
-    if isinstance(node, Ref):
-        return {"ref": node.name}
-    if isinstance(node, Derived):
-        return {"expr": node.expr.source}
-    if isinstance(node, Or):
-        d = {"or": {k: _node_to_data(v) for k, v in node.branches.items()}}
-        if node.label:
-            d["label"] = node.label
-        if node.default != next(iter(node.branches)):
-            d["default"] = node.default
-        if node.params:
-            d["params"] = _params_to_data(node.params)
-        return d
-    if isinstance(node, Block):
-        return {"op": node.op, **{k: _node_to_data(v) for k, v in node.params.items()}}
-    if isinstance(node, Sequential):
-        d = {"sequential": {name: _node_to_data(c) for name, c in node.children}}
-        if node.params:
-            d["params"] = _params_to_data(node.params)
-        return d
-    if isinstance(node, Repeat):
-        d = {"repeat": _node_to_data(node.body), "depth": _node_to_data(node.depth)}
-        if node.params:
-            d["params"] = _params_to_data(node.params)
-        if node.shared:
-            d["shared"] = True
-        return d
-    if isinstance(node, Optional):
-        d = {"optional": _node_to_data(node.body), "label": node.label}
-        if node.default:
-            d["default"] = True
-        return d
-    raise SpaceDefinitionError(f"{type(node).__name__} has no YAML form")
-
-
-_FORMATTERS: dict[str, Any] = {}
-
-
-def _formatter_name(space: Space) -> str | None:
-    if space.formatter is None:
-        return None
-    from spaces.builtin import nb201 as _nb201
-
-    if space.formatter is _nb201._format:
-        return "nb201"
-    raise SpaceDefinitionError(f"space {space.name!r}: its custom formatter has no YAML form")
-
-
-def _formatter_from_name(name: str, where: str) -> Any:
-    if name == "nb201":
-        from spaces.builtin import nb201 as _nb201
-
-        return _nb201._format
-    raise ConfigError(f"{where}: unknown formatter {name!r} (known: nb201)")
-
-
-def space_to_dict(space: Space) -> dict[str, Any]:
-    """The declarative form of ``space`` (raises for callables, which have no YAML form)."""
-    data: dict[str, Any] = {"name": space.name}
-    if space.description:
-        data["description"] = space.description
-    data.update(in_chans=space.in_chans, num_classes=space.num_classes, resolution=space.resolution)
-    if space.constraints:
-        cons = []
-        for c in space.constraints:
-            if c.expr is None:
-                raise SpaceDefinitionError(
-                    f"space {space.name!r}: constraint {c.message!r} is a Python callable and has no YAML form"
-                )
-            entry = {"expr": c.expr.source}
-            if c.message != c.expr.source:
-                entry["message"] = c.message
-            cons.append(entry)
-        data["constraints"] = cons
-    fmt = _formatter_name(space)
-    if fmt:
-        data["formatter"] = fmt
-    data["body"] = _node_to_data(space.body)
-    return data
-
-
-def space_to_yaml(space: Space) -> str:
-    import yaml
-
-    return yaml.safe_dump(space_to_dict(space), sort_keys=False, default_flow_style=None, width=100)
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,7 +213,10 @@ def space_from_dict(data: Any, source: str = "<space>") -> Space:
             raise w.err(where, str(exc)) from None
     formatter = None
     if data.get("formatter") is not None:
-        formatter = _formatter_from_name(str(data["formatter"]), f"{source}: formatter")
+        try:
+            formatter = get_formatter(str(data["formatter"]))
+        except UnknownNameError as exc:
+            raise ConfigError(f"{source}: formatter: {exc}") from None
     try:
         return Space(
             name,
@@ -335,6 +238,10 @@ def space_from_yaml(text: str, source: str = "<yaml>") -> Space:
 
 
 def load_space(path: str | os.PathLike[str]) -> Space:
-    """Load a space from a YAML file."""
+    """Load a space from a YAML file; its ``resolution:`` must suit its strides (one-line error)."""
+    from spaces.resolution import check_resolution
+
     p = Path(path)
-    return space_from_dict(load_yaml_file(p, "space YAML"), str(p))
+    space = space_from_dict(load_yaml_file(p, "space YAML"), str(p))
+    check_resolution(space, f"{p}: resolution:")
+    return space

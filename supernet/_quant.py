@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
@@ -27,7 +28,7 @@ from quant.fake_quant import ActFakeQuant
 from quant.prepare import prepare
 from quant.scheme import QuantScheme
 
-__all__ = ["INPUT_KEY", "act_quantizer_keys", "network_split", "prepare_block", "probe_split"]
+__all__ = ["INPUT_KEY", "PreparedBlock", "act_quantizer_keys", "network_split", "prepare_block", "probe_split"]
 
 INPUT_KEY = "@input"
 Split = Callable[[str], "tuple[int | None, str]"]
@@ -107,11 +108,23 @@ def act_quantizer_keys(gm: fx.GraphModule, split: Split) -> dict[str, tuple[int 
     out: dict[str, tuple[int | None, str]] = {}
     for n in gm.graph.nodes:
         if n.op == "call_module" and isinstance(modules.get(str(n.target)), ActFakeQuant):
-            out[str(n.target)] = describe(n.args[0])  # type: ignore[arg-type]
+            out[str(n.target)] = describe(n.args[0])
     return out
 
 
-def prepare_block(block: nn.Module, scheme: QuantScheme, *, first: bool, last: bool) -> fx.GraphModule:
+@dataclass(frozen=True)
+class PreparedBlock:
+    """One block prepared by :func:`prepare_block`."""
+
+    module: fx.GraphModule
+    #: the dropped quantizers of the block's input: uncalled submodules, which the supernet feeds
+    #: with the tensors of the quantizer that produced the input
+    input_quants: tuple[str, ...]
+    #: the quantizer of the block's output (None: the block's output is not quantized)
+    output_quant: str | None
+
+
+def prepare_block(block: nn.Module, scheme: QuantScheme, *, first: bool, last: bool) -> PreparedBlock:
     """The fake-quantized form of one block as it sits in a network (see the module docstring)."""
     gm = prepare(_Probe(block, sink=not last), scheme, inplace=True)
     modules = dict(gm.named_modules())
@@ -148,6 +161,4 @@ def prepare_block(block: nn.Module, scheme: QuantScheme, *, first: bool, last: b
         else None
     )
     gm.recompile()
-    gm.hwnas_input_quants = tuple(dropped)  # type: ignore[attr-defined]
-    gm.hwnas_output_quant = output_quant  # type: ignore[attr-defined]
-    return gm
+    return PreparedBlock(gm, tuple(dropped), output_quant)

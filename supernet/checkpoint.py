@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from hwnas.errors import first_line
 from supernet.errors import CheckpointError
 
 __all__ = ["CHECKPOINT_NAME", "FORMAT", "checkpoint_path", "read_checkpoint", "write_checkpoint"]
@@ -66,8 +67,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{p}: not a readable safetensors checkpoint ({first})") from None
+        raise CheckpointError(f"{p}: not a readable safetensors checkpoint ({first_line(exc)})") from None
     if raw is None:
         raise CheckpointError(f"{p}: not a supernet checkpoint (no {_META_KEY} metadata)")
     try:

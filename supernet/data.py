@@ -14,7 +14,7 @@ memory or decoded from files by workers (which read the same index lists ahead).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import torch
 
@@ -81,7 +81,7 @@ class EpochOrder:
 
     def batches(
         self, start: int = 0, rank: int = 0, world: int = 1, *, workers: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         """Batches ``start, start + 1, ...`` to the end of the epoch (this process's shares), equal
         to :meth:`batch` of each step. Streamed data are decoded by DataLoader workers reading ahead
         (``workers``: see :func:`hwnas.datasets.default_workers`)."""
@@ -96,7 +96,7 @@ class EpochOrder:
             for idx, (x, y) in zip(index_lists, loaded):
                 yield self._flip(x, idx), y
         finally:
-            loaded.close()  # type: ignore[attr-defined]  # stops the workers when the epoch ends early
+            loaded.close()  # stops the workers when the epoch ends early
 
     def _flip(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if self.flips is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -29,6 +29,9 @@ from spaces import Arch, ResolvedBlock, Space
 from supernet._archs import extreme_structure, largest_arch, sample_structure, smallest_arch, structure_of
 from supernet._layout import Layout, TensorSpec, block_key, meta_block
 from supernet.errors import SupernetError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from quant.fake_quant import ActFakeQuant, WeightFakeQuant
 
 __all__ = ["Supernet"]
 
@@ -43,10 +46,10 @@ class _Plan:
     entries: list[tuple[str, str, tuple[int, ...]]]  # (name in module, store key, shape)
     # quantizers of the module with the store key of their ``initialized`` flag: the module is
     # shared by every path with the same block, so its Python-side "ready" mirror is set per call
-    flags: list[tuple[nn.Module, str]] = field(default_factory=list)
+    flags: list[tuple[ActFakeQuant | WeightFakeQuant, str]] = field(default_factory=list)
     # quantizers standing for the block's input (non-first blocks), fed with the tensors of the
     # quantizer that produced the input: (quantizer module, name prefix in the module)
-    inputs: list[tuple[nn.Module, str]] = field(default_factory=list)
+    inputs: list[tuple[ActFakeQuant, str]] = field(default_factory=list)
     output: str | None = None  # store key prefix of the quantizer of the block's output
 
 
@@ -77,7 +80,8 @@ class Supernet(nn.Module):
         self._chains: dict[str, list[tuple[int, int, str | None]]] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
         self._resolved: OrderedDict[Arch, list[ResolvedBlock]] = OrderedDict()
-        self._extremes: dict[tuple[str, tuple[tuple[str, Any], ...]], Arch] = {}
+        # (largest | smallest, the structure's items or None for the space's extreme one) -> arch
+        self._extremes: dict[tuple[str, tuple[tuple[str, Any], ...] | None], Arch] = {}
         self._new_params: list[tuple[str, nn.Parameter]] = []
         self._ready: set[str] = set()  # keys of quantizer ``initialized`` flags that are True
         self.quant_scheme: Any = None
@@ -230,7 +234,7 @@ class Supernet(nn.Module):
         return self.space.validate(arch)
 
     def _extreme(self, which: str, structure: Mapping[str, Any] | None) -> Arch:
-        k = (which, tuple(sorted((structure or {}).items())) if structure is not None else None)
+        k = (which, tuple(sorted(structure.items())) if structure is not None else None)
         if k not in self._extremes:
             if structure is None:
                 structure = extreme_structure(self.space, which)
@@ -291,12 +295,11 @@ class Supernet(nn.Module):
 
     def _make_plan(self, rb: ResolvedBlock, first: bool, last: bool, quantized: bool) -> _Plan:
         scheme = self.quant_scheme if quantized else None
-        module, template = _block_program(rb, scheme, first and quantized, last and quantized, self.sync_bn)
+        module, template, out_name = _block_program(rb, scheme, first and quantized, last and quantized, self.sync_bn)
         self.layout.check_block(rb, meta_block(rb))
         entries: list[tuple[str, str, tuple[int, ...]]] = []
-        inputs: dict[str, nn.Module] = {}
+        inputs: dict[str, ActFakeQuant] = {}
         output: str | None = None
-        out_name = getattr(module, "hwnas_output_quant", None)
         for name, kind, rel, local, shape, q in template:
             if kind == "in":
                 inputs[name.rsplit(".", 1)[0]] = q
@@ -314,12 +317,14 @@ class Supernet(nn.Module):
             entries.append((name, key, shape))
             if kind == "aq" and name.rsplit(".", 1)[0] == out_name:
                 output = key.rsplit(".", 1)[0]
+        from quant.fake_quant import ActFakeQuant, WeightFakeQuant  # the modules with an ``initialized`` flag
+
         modules = dict(module.named_modules())
-        flags = [
-            (modules[name[: -len(".initialized")]], key)
-            for name, key, _ in entries
-            if name.endswith(".initialized") and name[: -len(".initialized")] in modules
-        ]
+        flags: list[tuple[ActFakeQuant | WeightFakeQuant, str]] = []
+        for name, key, _ in entries:
+            owner = modules.get(name.removesuffix(".initialized")) if name.endswith(".initialized") else None
+            if isinstance(owner, (ActFakeQuant, WeightFakeQuant)):
+                flags.append((owner, key))
         return _Plan(module, entries, flags, [(q, prefix) for prefix, q in inputs.items()], output)
 
     @staticmethod
@@ -330,13 +335,13 @@ class Supernet(nn.Module):
             return f"@net/aq[{INPUT_KEY}].{local}"
         return f"{path}/aq[{rel}].{local}"
 
-    def _create_aq(self, key: str, q: nn.Module, local: str) -> None:
+    def _create_aq(self, key: str, q: ActFakeQuant, local: str) -> None:
         device = self._device()
         if local == "scale":
             self._register(key, torch.tensor(1.0, device=device), True)
         elif local == "zero_point":
-            zp = q.pinned_zero_point if q.pinned_zero_point is not None else 0.0  # type: ignore[attr-defined]
-            self._register(key, torch.tensor(float(zp), device=device), True, bool(q.learn_zero_point))  # type: ignore[attr-defined]
+            zp = q.pinned_zero_point if q.pinned_zero_point is not None else 0.0
+            self._register(key, torch.tensor(float(zp), device=device), True, bool(q.learn_zero_point))
         else:
             self._register(key, torch.tensor(False, device=device), False)
 
@@ -575,12 +580,16 @@ class Supernet(nn.Module):
         )
 
 
-_PROGRAMS: OrderedDict[tuple[Any, ...], tuple[nn.Module, list[tuple[Any, ...]]]] = OrderedDict()
+class _Program(NamedTuple):
+    module: nn.Module
+    template: list[tuple[Any, ...]]
+    output_quant: str | None  # the quantizer of the block's output (quantized blocks)
 
 
-def _block_program(
-    rb: ResolvedBlock, scheme: Any, first: bool, last: bool, sync_bn: bool
-) -> tuple[nn.Module, list[tuple[Any, ...]]]:
+_PROGRAMS: OrderedDict[tuple[Any, ...], _Program] = OrderedDict()
+
+
+def _block_program(rb: ResolvedBlock, scheme: Any, first: bool, last: bool, sync_bn: bool) -> _Program:
     """The module that runs a block (meta tensors; fake-quantized when ``scheme`` is given) and
     where its tensors come from: ``(name, "block" | "aq", name in block | quantized tensor,
     tensor of the quantizer, shape, quantizer)``. Cached across supernets: it does not depend on
@@ -598,6 +607,7 @@ def _block_program(
             if type(m) is nn.BatchNorm2d:
                 m.__class__ = SyncBatchNorm2d
     template: list[tuple[Any, ...]] = []
+    output_quant: str | None = None
     if scheme is None:
         for name, t in list(module.named_parameters()) + list(module.named_buffers()):
             template.append((name, "block", name, "", tuple(t.shape), None))
@@ -605,10 +615,10 @@ def _block_program(
         from quant.fake_quant import ActFakeQuant
         from supernet._quant import act_quantizer_keys, prepare_block, probe_split
 
-        module = prepare_block(module, scheme, first=first, last=last)
-        qkeys = act_quantizer_keys(module, probe_split)
+        prepared = prepare_block(module, scheme, first=first, last=last)
+        module, output_quant, dropped = prepared.module, prepared.output_quant, set(prepared.input_quants)
+        qkeys = act_quantizer_keys(prepared.module, probe_split)
         aq = {name: m for name, m in module.named_modules() if isinstance(m, ActFakeQuant)}
-        dropped = set(getattr(module, "hwnas_input_quants", ()))
         for name, t in list(module.named_parameters()) + list(module.named_buffers()):
             head, _, local = name.partition(".")
             if head in dropped:
@@ -619,10 +629,11 @@ def _block_program(
                     template.append((name, "aq", qkeys[head][1], local, tuple(t.shape), aq[head]))
             elif head == "block":
                 template.append((name, "block", local, "", tuple(t.shape), None))
-    _PROGRAMS[k] = (module, template)
+    program = _Program(module, template, output_quant)
+    _PROGRAMS[k] = program
     if len(_PROGRAMS) > 4096:
         _PROGRAMS.popitem(last=False)
-    return module, template
+    return program
 
 
 def _split_net(name: str) -> tuple[int, str]:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.errors import ConfigError
+from hwnas.progress import ProgressBar
 from hwnas.seeding import seed_everything
 from quant.qat import step_keeping_scales_positive
 from spaces import Arch, Space, create_space
@@ -353,6 +354,8 @@ class Trainer:
         self.global_step = int(state.get("global_step", 0))
         self.acc: dict[str, float] = dict(state.get("acc", {}))
         self.history: list[dict[str, Any]] = list(state.get("history", []))
+        if resume:
+            self._sync_metrics()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop = False
         self._structural = _has_structure(self.net)
@@ -545,6 +548,26 @@ class Trainer:
         tensors["rng/torch"] = torch.get_rng_state()
         return write_checkpoint(self.out_dir / "checkpoint.safetensors", tensors, self._meta())
 
+    def _sync_metrics(self) -> None:
+        """Make ``metrics.jsonl`` hold one line per epoch of the checkpoint's history, no more, no less:
+        a run killed after an epoch's checkpoint and before its line (or in the middle of writing the
+        line, or, before this order, after the line and before the checkpoint, so that the epoch ran
+        again) would otherwise lose, cut or repeat a line."""
+        if not self.dist.is_main:
+            return
+        from hwnas.io import atomic_write_text
+
+        path = self.out_dir / METRICS_NAME
+        want = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+        try:
+            have: str | None = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            have = ""
+        except (OSError, UnicodeDecodeError):
+            have = None
+        if have != want:
+            atomic_write_text(path, want)
+
     def _write_metrics(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
@@ -635,11 +658,13 @@ class Trainer:
         order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
         steps = self.epoch_steps(epoch, len(order))
         batches = order.batches(self.step_in_epoch, self.dist.rank, self.dist.world_size)  # workers read ahead
-        bar = _Bar(
+        bar = ProgressBar(
             self.progress and self.dist.is_main,
             f"epoch {epoch + 1}/{c.total_epochs} [{stage}]",
             steps,
-            self.step_in_epoch,
+            completed=self.step_in_epoch,
+            columns=("loss {task.fields[loss]:.4f}", "{task.fields[ips]:.0f} img/s", "lr {task.fields[lr]:.3g}"),
+            fields={"loss": float("nan"), "ips": 0.0, "lr": 0.0},
         )
         self.net.train()
         try:
@@ -659,7 +684,9 @@ class Trainer:
                 self.step_in_epoch += 1
                 self.global_step += 1
                 ips = stats["images"] / dt if dt > 0 else 0.0
-                bar.update(self.step_in_epoch, stats["loss_largest"] / max(1.0, stats["images"]), ips, lr)
+                bar.update(
+                    completed=self.step_in_epoch, loss=stats["loss_largest"] / max(1.0, stats["images"]), ips=ips, lr=lr
+                )
                 if not self.progress and self.dist.is_main and (self.step_in_epoch % max(1, steps // 10) == 0):
                     self._log(
                         f"epoch {epoch + 1} [{stage}] step {self.step_in_epoch}/{steps} "
@@ -697,6 +724,12 @@ class Trainer:
         if c.reorder_channels and stage == "fp32" and epoch + 1 < c.epochs:
             record["reordered_groups"] = self.net.reorder_channels(self.optimizer)
         self.history.append(record)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.acc = {}
+        # the epoch is finished once its checkpoint is: its metrics line follows (a run killed in between
+        # gets the line from the checkpoint's history on resume, see _sync_metrics)
+        self.save_checkpoint()
         self._write_metrics(record)
         if self.dist.is_main:
             acc = record.get("test_acc", {})
@@ -705,10 +738,6 @@ class Trainer:
                 f"{record['train_acc_largest']:.2f}% {record['images_per_s']:.0f} img/s"
                 + (f" | test largest {acc['largest']:.2f}% smallest {acc['smallest']:.2f}%" if acc else "")
             )
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.acc = {}
-        self.save_checkpoint()
         if self.dist.distributed:
             import torch.distributed as dist
 
@@ -733,34 +762,3 @@ def _has_structure(net: Supernet) -> bool:
     from supernet._archs import is_structural
 
     return any(is_structural(d) for d in net.space.decisions())
-
-
-class _Bar:
-    """A rich progress bar with loss and throughput (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, title: str, total: int, done: int) -> None:
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[ips]:.0f} img/s"),
-            TextColumn("lr {task.fields[lr]:.3g}"),
-            TimeRemainingColumn(),
-            transient=False,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(title, total=total, completed=done, loss=float("nan"), ips=0.0, lr=0.0)
-
-    def update(self, done: int, loss: float, ips: float, lr: float) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=done, loss=loss, ips=ips, lr=lr)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -17,3 +17,16 @@ def _private_noise_cache(tmp_path_factory):
         os.environ.pop("HWNAS_CACHE_DIR", None)
     else:
         os.environ["HWNAS_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def one_thread():
+    """torch computes on one thread during the test (the number is restored after it): results
+    that do not depend on the machine's core count, and no oversubscription of a shared CPU.
+    Opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

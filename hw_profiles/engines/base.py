@@ -146,6 +146,8 @@ class Engine(ABC):
 
     # -- instance ----------------------------------------------------------------------
     def __init__(self, target: Target) -> None:
+        # targets are checked where an engine is made (target parsing knows no engine)
+        self.check_target(target, target.source or f"target {target.name!r}")
         self.require(target)
         self.target = target
 
@@ -197,6 +199,9 @@ class Engine(ABC):
 
     #: whether :meth:`gate` may load the probe model (engines that run ONNX files)
     supports_probe: ClassVar[bool] = True
+    #: the quiet gate and the probe model it runs: made by :meth:`gate`, freed by :meth:`close`
+    _gate: QuietGate | None = None
+    _probe_runner: Runner | None = None
 
     def gate(self) -> QuietGate | None:
         """The quiet-machine gate of this engine (created once, on first use), or None."""

@@ -149,7 +149,7 @@ class TensorRtEngine(Engine):
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise MeasurementError(f"{path}: TensorRT could not build an engine for precision {self.target.precision}")
-        if cache is not None:
+        if cache is not None and timing_cache is not None:
             tmp = f"{os.fspath(timing_cache)}.tmp"
             with open(tmp, "wb") as fh:
                 fh.write(memoryview(config.get_timing_cache().serialize()))

@@ -1,20 +1,25 @@
 """torch eager mode (FP32 on CPU; FP32/FP16 on CUDA): a baseline engine.
 
-torch cannot run ONNX files, so this engine measures *spec* files: the small JSON files
-that ``nas lut export-blocks`` writes beside each block's ONNX models (op, parameters,
-input shape; or a space and an arch for a whole network). The module is rebuilt from the
-spec with freshly initialised weights, which does not change its latency. This engine is
-the one device-side engine that needs torch (and :mod:`spaces`).
+torch cannot run ONNX files, so this engine measures *pt2* files: the ``torch.export``
+programs (:func:`torch.export.save`) that ``nas lut export-blocks --formats pt2`` writes beside
+each block's ONNX models, one per block or whole network. A program is self-contained (graph,
+weights and input shape), so this engine needs torch only: no search-space code. Its module
+(:meth:`torch.export.ExportedProgram.module`) runs the block's ATen ops eagerly.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hw_profiles.engines.base import Engine, OptionSpec, Runner, TensorSpec
-from hw_profiles.errors import MeasurementError
+from hw_profiles.errors import MeasurementError, TargetConfigError
+from hwnas.errors import first_line
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from hw_profiles.targets import Target
 
 __all__ = ["TorchEngine"]
 
@@ -31,15 +36,13 @@ class TorchEngine(Engine):
     }
 
     @classmethod
-    def check_target(cls, target: Any, where: str) -> None:
+    def check_target(cls, target: Target, where: str) -> None:
         super().check_target(target, where)
         if target.precision == "fp16" and target.device != "gpu":
-            from hw_profiles.errors import TargetConfigError
-
             raise TargetConfigError(f"{where}: engine torch runs fp16 on a GPU only (device: gpu)")
 
     @classmethod
-    def availability(cls, target: Any = None) -> str | None:
+    def availability(cls, target: Target | None = None) -> str | None:
         try:
             import torch
         except ImportError:
@@ -48,7 +51,7 @@ class TorchEngine(Engine):
             return "no CUDA GPU is visible to torch"
         return None
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Target) -> None:
         super().__init__(target)
         import torch
 
@@ -58,7 +61,7 @@ class TorchEngine(Engine):
         return str(self._torch.__version__).split("+")[0]
 
     def model_format(self) -> str:
-        return "spec"
+        return "pt2"
 
     def runs_in_caller_thread(self) -> bool:
         return self.target.device == "cpu" and self.target.threads == 1
@@ -73,50 +76,41 @@ class TorchEngine(Engine):
         return _TorchRunner(self, os.fspath(path))
 
 
-def _resolved(spec: dict[str, Any]) -> Any:
-    from spaces import ResolvedBlock
+def load_program(path: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """The runnable module and input shape (with batch) of the ``torch.export`` program saved
+    at ``path``; :class:`MeasurementError` (one line) for a file that is not one, or a program
+    that does not take exactly one tensor."""
+    import torch
 
-    params = tuple(sorted((k, v) for k, v in spec["params"].items()))
-    return ResolvedBlock(
-        spec.get("path", "block"),
-        spec["op"],
-        params,
-        spec["cin"],
-        spec["h"],
-        spec["w"],
-        spec["cout"],
-        spec["h_out"],
-        spec["w_out"],
-    )
-
-
-def build_from_spec(spec: dict[str, Any]) -> tuple[Any, tuple[int, ...]]:
-    """The torch module and input shape (with batch) a spec file describes: one block, or a
-    whole network given by its resolved blocks."""
-    from spaces._builder import build_block, build_network
-
-    batch = int(spec.get("batch", 1))
-    if spec.get("kind") == "network":
-        shape = tuple(spec["input_shape"])
-        return build_network([_resolved(b) for b in spec["blocks"]], shape), (batch, *shape)
-    return build_block(_resolved(spec)).eval(), (batch, spec["cin"], spec["h"], spec["w"])
+    try:
+        program = torch.export.load(path)
+        user_inputs = set(program.graph_signature.user_inputs)
+        shapes = [
+            tuple(int(d) for d in node.meta["val"].shape)
+            for node in program.graph.nodes
+            if node.op == "placeholder" and node.name in user_inputs
+        ]
+        try:  # the runner makes its input to the program's shape: no per-call shape guards to time
+            module = program.module(check_guards=False)
+        except TypeError:  # a torch whose ExportedProgram.module() takes no check_guards
+            module = program.module()
+    except Exception as exc:  # a zip that is no program, a truncated file, a newer format...
+        raise MeasurementError(f"{path}: not a torch.export program file ({first_line(exc)})") from None
+    if len(shapes) != 1:
+        raise MeasurementError(f"{path}: the program takes {len(shapes)} tensors; a block or network takes one")
+    return module, shapes[0]
 
 
 class _TorchRunner(Runner):
     def __init__(self, engine: TorchEngine, path: str) -> None:
         torch = engine._torch
-        try:
-            with open(path, encoding="utf-8") as fh:
-                spec = json.load(fh)
-            module, shape = build_from_spec(spec)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise MeasurementError(f"{path}: not a block or network spec file ({exc})") from None
+        module, shape = load_program(path)  # exported in eval mode (its module refuses .eval())
         torch.set_num_threads(engine.target.threads)
         device = torch.device(
             f"cuda:{int(engine.target.options.get('gpu', 0))}" if engine.target.device == "gpu" else "cpu"
         )
         dtype = torch.float16 if engine.target.precision == "fp16" else torch.float32
-        self.module = module.to(device=device, dtype=dtype).eval()
+        self.module = module.to(device=device, dtype=dtype)
         self.x = torch.randn(shape, device=device, dtype=dtype)
         if engine.target.options.get("channels_last"):
             self.module = self.module.to(memory_format=torch.channels_last)
@@ -141,4 +135,4 @@ class _TorchRunner(Runner):
         if getattr(self, "_ctx", None) is not None:
             self._ctx.__exit__(None, None, None)
             self._ctx = None
-        self.module = None
+        self.module = self._torch.nn.Identity()  # drops the program and its weights

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line
 
 __all__ = [
     "SHAPE_OPTIONS",
@@ -178,7 +178,7 @@ def space_from_args(args: argparse.Namespace, *, defaults: Any = None, **overrid
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConfigError(f"--space-args: space {name!r} rejects {json.dumps(kwargs, default=str)}: {first}") from None
     if "resolution" in shape or "resolution" in kwargs and "resolution" not in overrides:
         check_resolution(space, "--resolution" if "resolution" in shape else "--space-args resolution")
@@ -186,21 +186,11 @@ def space_from_args(args: argparse.Namespace, *, defaults: Any = None, **overrid
 
 
 def check_resolution(space: Any, option: str = "--resolution") -> None:
-    """Refuse an input resolution the space cannot take: one of its blocks would downsample an input
-    smaller than its stride (a 1×1 map "downsampled" again), so every later block would be measured,
-    trained or searched at a size that does not exist in any real network of the space."""
-    total = 1
-    for b in space.blocks(space.default()) if not space.constraints else []:
-        stride = dict(b.params).get("stride", 1)
-        total *= stride if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1 else 1
-    for b in space.enumerate_blocks():
-        stride = dict(b.params).get("stride", 1)
-        if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1 and min(b.h, b.w) < stride:
-            need = f" (its default arch downsamples by {total}: give at least {total})" if total > 1 else ""
-            raise ConfigError(
-                f"{option} {space.resolution} is too small for space {space.name!r}: block "
-                f"{b.path or '<root>'} ({b.op}, stride {stride}) would get a {b.h}x{b.w} input{need}"
-            )
+    """Refuse an input resolution the space cannot take (:func:`spaces.resolution.check_resolution`:
+    one of its blocks would downsample an input smaller than its stride)."""
+    from spaces.resolution import check_resolution as check
+
+    check(space, option)
 
 
 def resolve_space_for(args: argparse.Namespace, reference: Any, what: str):

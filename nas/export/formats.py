@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hwnas.errors import first_line
 from nas.export.errors import ExportConfigError, FormatUnavailableError
 
 __all__ = [
@@ -140,7 +141,7 @@ def to_openvino(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[st
         model = ov.convert_model(os.fspath(onnx_path))
         ov.save_model(model, os.fspath(xml), compress_to_fp16=False)
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ExportConfigError(f"{onnx_path}: OpenVINO cannot convert the model: {first}") from None
     return xml
 

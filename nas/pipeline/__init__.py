@@ -16,10 +16,9 @@ Each stage can be run alone on a run folder (the stages before it finished)::
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
+from hwnas.lazy import lazy_exports
 from nas.pipeline.config import STAGES, RunConfigError, default_config, default_config_text, load_config
 
 __all__ = [
@@ -50,8 +49,4 @@ def demo_config_path() -> Path:
     return Path(__file__).with_name("configs") / "demo.yaml"
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nas.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nas.pipeline.state import BASELINE_RECORD, baselines_dir
+
 __all__ = ["collect_report_data", "pareto_front"]
 
 
@@ -86,8 +88,6 @@ def _op_speedups(exp: Any) -> dict[str, Any] | None:
 def _baselines(exp: Any) -> list[dict[str, Any]]:
     """The finished baseline records of ``report.baselines`` (``report/baselines/<name>/baseline.json``),
     in config order; a baseline without its record is left out."""
-    from nas.pipeline.stages import BASELINE_RECORD, baselines_dir
-
     out = []
     for name in exp.config["report"]["baselines"]:
         rec = _read(baselines_dir(exp) / name / BASELINE_RECORD)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +38,7 @@ CONFIG_NAME = "config.yaml"
 LOG_NAME = "run.log"
 
 
-class RunResult(dict):  # type: ignore[type-arg]
+class RunResult(dict[str, Any]):
     """What :func:`run` returns: ``{"out", "report", "exports", "stages", "passed"}``."""
 
 
@@ -299,11 +298,3 @@ def run(
 ) -> RunResult:
     """Run (or resume) the experiment of ``config`` in the folder ``out``; see :class:`Experiment`."""
     return Experiment(config, out, progress=progress, log=log).run(from_stage=from_stage, until=until)
-
-
-def copy_file(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` atomically (a temp name, then a rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

@@ -568,7 +568,8 @@ def _supernet(data: Mapping[str, Any]) -> list[str]:
     epochs = _text(sn.get("epochs"))
     if sn.get("qat_epochs"):
         epochs += f" (+ {sn['qat_epochs']} QAT)"
-    acc = sn.get("test_acc") if isinstance(sn.get("test_acc"), Mapping) else {}
+    test_acc = sn.get("test_acc")
+    acc: Mapping[str, Any] = test_acc if isinstance(test_acc, Mapping) else {}
     lines += [
         f"- epochs: {epochs}",
         f"- test accuracy: largest subnet {_acc(acc.get('largest'))} %, smallest subnet {_acc(acc.get('smallest'))} %",

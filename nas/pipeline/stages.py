@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError
+from hwnas.progress import ProgressBar
+from nas.pipeline.state import BASELINE_RECORD, baselines_dir, copy_file
 
 __all__ = ["baselines_dir", "run_baselines", "run_export", "run_lut", "run_report", "run_search", "run_supernet"]
 
@@ -141,8 +143,6 @@ def run_supernet(exp: Any) -> dict[str, Any]:
     out = exp.supernet_dir
     given = exp.config["supernet"]["checkpoint"]
     if given is not None:
-        from nas.pipeline.experiment import copy_file
-
         src = checkpoint_path(given)
         if not src.is_file():
             raise ConfigError(f"supernet.checkpoint: {src}: no such checkpoint")
@@ -180,37 +180,6 @@ def run_supernet(exp: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # 3. search
 # ------------------------------------------------------------------------------------------------
-
-
-class _Bar:
-    """A rich progress bar with ETA (nothing when progress is off)."""
-
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.progress = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(description, total=total)
-
-    def advance(self, description: str | None = None) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, **({"description": description} if description else {}))
-
-    def describe(self, description: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, description=description)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 #: population-based searchers: (population option, its default, the tournament option or None)
@@ -285,7 +254,9 @@ def run_search(exp: Any) -> dict[str, Any]:
             except TypeError as exc:
                 raise ConfigError(f"search.options: searcher {s['searcher']!r}: {exc}") from None
             start = time.perf_counter()
-            bar = _Bar(exp.progress, f"search {b['name']} ≤ {b['budget_ms']:.4g} ms", s["budget"])
+            bar = ProgressBar(
+                exp.progress, f"search {b['name']} ≤ {b['budget_ms']:.4g} ms", s["budget"], transient=True
+            )
             try:
                 res = run_budget(searcher, evaluator, s["budget"], callback=lambda t: bar.advance())  # noqa: B023 (called in this iteration)
             finally:
@@ -299,7 +270,8 @@ def run_search(exp: Any) -> dict[str, Any]:
                     f"[search] {b['name']}: none of {len(res.trials)} queries met {b['budget_ms']:.4g} ms; "
                     f"the fastest arch of the space stands in (raise search.budget for a real search)"
                 )
-            if searcher.best() is None:
+            best = searcher.best()
+            if best is None:
                 raise HwnasError(
                     f"search {b['name']}: no arch under {b['budget_ms']:.4g} ms in {len(res.trials)} "
                     f"queries: raise the budget or search.budget"
@@ -324,7 +296,6 @@ def run_search(exp: Any) -> dict[str, Any]:
                     "seconds": round(time.perf_counter() - start, 3),
                 },
             )
-            best = searcher.best()
             exp.log(
                 f"[search] {b['name']} (≤ {b['budget_ms']:.4g} ms): best {best.arch.id}, validation accuracy "
                 f"{best.values['accuracy']:.2f} %, predicted {best.values['latency_ms']:.4g} ms "
@@ -347,7 +318,7 @@ def run_search(exp: Any) -> dict[str, Any]:
     cloud = _read_json(cloud_path)
     if n and not (isinstance(cloud, list) and len(cloud) == len(exp.random_archs(n))):
         archs = exp.random_archs(n)
-        bar = _Bar(exp.progress, "random subnets", len(archs))
+        bar = ProgressBar(exp.progress, "random subnets", len(archs), transient=True)
         rows = []
         try:
             for a in archs:
@@ -442,16 +413,8 @@ def run_export(exp: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-BASELINE_RECORD = "baseline.json"
-"""The file that finishes a baseline of the report (``report/baselines/<name>/``), written last."""
-
 BASELINE_CALIB = 512
 """Training images that calibrate a baseline's onnxruntime PTQ (as ``bench_pipeline.py``'s default)."""
-
-
-def baselines_dir(exp: Any) -> Path:
-    """``report/baselines/``: one folder per ``report.baselines`` network."""
-    return exp.root / "report" / "baselines"
 
 
 def _baseline_data(exp: Any) -> tuple[Any, Any, dict[str, Any]]:
@@ -543,7 +506,7 @@ def run_baselines(exp: Any) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     threads = exp.config["supernet"]["threads"] or cpu_count()
     before = torch.get_num_threads()
-    bar = _Bar(exp.progress, "baselines", total=len(names))
+    bar = ProgressBar(exp.progress, "baselines", len(names), transient=True)
     try:
         for name in names:
             folder = root / name
@@ -562,7 +525,7 @@ def run_baselines(exp: Any) -> list[dict[str, Any]]:
                 records.append({k: v for k, v in done.items() if k != "recipe"})
                 bar.advance()
                 continue
-            bar.describe(f"baseline {name}")
+            bar.update(description=f"baseline {name}")
             exp.log(
                 f"[report] baseline {name}: {recipe.epochs} epoch(s) on {len(train)} images, onnxruntime PTQ, "
                 f"{len(test)} test images, timed on {int8_target.name} / {fp32_target.name}"

@@ -11,6 +11,7 @@ the stages after it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -20,9 +21,25 @@ from typing import Any
 from hwnas.errors import ConfigError
 from nas.pipeline.config import STAGES
 
-__all__ = ["RunFolder", "StageChangedError", "first_difference"]
+__all__ = ["BASELINE_RECORD", "RunFolder", "StageChangedError", "baselines_dir", "copy_file", "first_difference"]
 
 RECORD = "stage.json"
+
+BASELINE_RECORD = "baseline.json"
+"""The file that finishes a baseline of the report (``report/baselines/<name>/``), written last."""
+
+
+def baselines_dir(exp: Any) -> Path:
+    """``report/baselines/``: one folder per ``report.baselines`` network."""
+    return exp.root / "report" / "baselines"
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (a temp name, then a rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 class StageChangedError(ConfigError):
@@ -51,7 +68,7 @@ def first_difference(old: Any, new: Any) -> tuple[str, Any, Any] | None:
 class RunFolder:
     """The folder of one ``nas run`` experiment."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out {self.root}: exists and is not a folder")

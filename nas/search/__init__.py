@@ -45,6 +45,7 @@ __all__ = [
     "SearchExhausted",
     "SearchResult",
     "Searcher",
+    "StudyWorker",
     "SupernetEvaluator",
     "TabularEvaluator",
     "Trial",
@@ -55,6 +56,7 @@ __all__ = [
     "register_searcher",
     "run_darts",
     "run_search",
+    "run_study_worker",
 ]
 
 _LAZY = {
@@ -72,11 +74,13 @@ _LAZY = {
     "RandomSearcher": "nas.search.random_search",
     "SMBOSearcher": "nas.search.mcts",
     "SearchResult": "nas.search.runner",
+    "StudyWorker": "nas.search.study_worker",
     "SupernetEvaluator": "nas.search.evaluators",
     "TabularEvaluator": "nas.search.evaluators",
     "nb201_benchmark": "nas.search.bench",
     "run_darts": "nas.search.darts",
     "run_search": "nas.search.runner",
+    "run_study_worker": "nas.search.study_worker",
 }
 
 

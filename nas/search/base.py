@@ -17,15 +17,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.seeding import make_rng
 from spaces.arch import Arch
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-
     from spaces import Space
 
 __all__ = [
@@ -34,6 +32,7 @@ __all__ = [
     "SearchError",
     "SearchExhausted",
     "Searcher",
+    "StudyLink",
     "Trial",
     "dominates",
     "non_dominated",
@@ -185,6 +184,28 @@ def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
 Values = float | int | Sequence[float] | Mapping[str, float]
 
 
+class StudyLink(Protocol):
+    """How a study worker (:class:`nas.search.study_worker.StudyWorker`) asks and tells the
+    trials of a shared Optuna study through a searcher (see :meth:`Searcher.join_study`)."""
+
+    #: the ``optuna.Study`` the worker records trials in
+    study: Any
+    #: its storage (heartbeats are recorded through it); ``None`` in memory
+    storage: Any
+
+    def ask(self) -> tuple[Arch, Any]:
+        """The next arch and the study's RUNNING ``optuna.Trial`` that holds it."""
+        ...
+
+    def tell(self, arch: Arch, values: Mapping[str, float], trial: Any) -> None:
+        """Tell the searcher ``arch``'s values and finish ``trial`` in the study with them."""
+        ...
+
+    def observe(self, arch: Arch, values: Mapping[str, float]) -> None:
+        """Tell the searcher a finished trial of the study that it did not ask (another worker's)."""
+        ...
+
+
 class Searcher(ABC):
     """Base class of every searcher.
 
@@ -255,6 +276,13 @@ class Searcher(ABC):
     def _after_tell(self, trial: Trial) -> None:
         """Learn from a newly told trial (default: nothing)."""
 
+    def join_study(self, study_name: str) -> StudyLink | None:
+        """Hook of :class:`~nas.search.study_worker.StudyWorker`: a searcher that keeps its own Optuna
+        study returns the :class:`StudyLink` through which a worker asks and tells the trials of
+        ``study_name``; ``None`` (the default) has the worker open the study and replay this
+        searcher's proposals into it."""
+        return None
+
     def _after_repeat(self, trial: Trial) -> None:
         """Called when an already-told arch is told again (default: nothing)."""
 
@@ -280,88 +308,10 @@ class Searcher(ABC):
         pts = [self.oriented(t) for t in feasible]
         return [feasible[i] for i in non_dominated(pts)]
 
-    # -- helpers for subclasses ------------------------------------------------------
+    # -- helpers for subclasses (selection: :mod:`nas.search.selection`) --------------------
     def oriented(self, trial: Trial) -> tuple[float, ...]:
         """The trial's objectives, each signed so that larger is better."""
         return tuple(o.sign * v for o, v in zip(self.objectives, trial.objectives))
-
-    def tournament(
-        self,
-        population: Sequence[Trial],
-        size: int,
-        weights: Sequence[float] | None = None,
-        ranges: tuple[list[float], list[float]] | None = None,
-    ) -> Trial:
-        """Tournament selection: the fittest of ``size`` members drawn with replacement."""
-        members = list(population)
-        picks = [members[self.rng.randrange(len(members))] for _ in range(size)]
-        return max(picks, key=lambda t: self.fitness(t, weights, ranges))
-
-    def fitness(
-        self,
-        trial: Trial,
-        weights: Sequence[float] | None = None,
-        ranges: tuple[list[float], list[float]] | None = None,
-    ) -> tuple[float, float]:
-        """A total order for selection: feasible first (Deb's rules), then the (scalarised) objective.
-
-        With several objectives, ``weights`` (default: equal) scalarise the objectives
-        after min-max normalisation over the history (augmented Chebyshev); ``ranges``
-        (from :meth:`objective_ranges`) saves recomputing the normalisation.
-        """
-        if not trial.feasible:
-            return (-trial.violation, -math.inf)
-        if len(self.objectives) == 1:
-            return (0.0, self.objectives[0].sign * trial.objectives[0])
-        return (0.0, self.scalarise(trial, weights, ranges))
-
-    def scalarise(
-        self,
-        trial: Trial,
-        weights: Sequence[float] | None = None,
-        ranges: tuple[list[float], list[float]] | None = None,
-    ) -> float:
-        """Augmented Chebyshev scalarisation of the objectives normalised over the history."""
-        k = len(self.objectives)
-        w = list(weights) if weights is not None else [1.0 / k] * k
-        lo, hi = ranges if ranges is not None else self.objective_ranges()
-        z = [(v - a) / (b - a) if b > a else 0.0 for v, a, b in zip(self.oriented(trial), lo, hi)]
-        return min(wi * zi for wi, zi in zip(w, z)) + 0.05 * sum(wi * zi for wi, zi in zip(w, z))
-
-    def objective_ranges(self) -> tuple[list[float], list[float]]:
-        """Per objective (oriented to maximisation), the lowest and highest value told so far."""
-        return self._ranges()
-
-    def _ranges(self) -> tuple[list[float], list[float]]:
-        pts = [self.oriented(t) for t in self.history if all(math.isfinite(v) for v in t.objectives)]
-        if not pts:
-            k = len(self.objectives)
-            return [0.0] * k, [1.0] * k
-        return [min(c) for c in zip(*pts)], [max(c) for c in zip(*pts)]
-
-    def random_weights(self) -> list[float]:
-        """Weights drawn uniformly from the simplex (for multi-objective scalarisation)."""
-        raw = [-math.log(1.0 - self.rng.random()) for _ in self.objectives]
-        s = sum(raw)
-        return [r / s for r in raw]
-
-    def utilities(self) -> np.ndarray:
-        """Each trial's utility in [0, 1] (rank-normalised fitness; infeasible trials lowest)."""
-        import numpy as np
-
-        if not self.history:
-            return np.zeros(0)
-        weights = self.random_weights() if len(self.objectives) > 1 else None
-        ranges = self.objective_ranges() if len(self.objectives) > 1 else None
-        keys = [self.fitness(t, weights, ranges) for t in self.history]
-        order = sorted(range(len(keys)), key=lambda i: keys[i])
-        out = np.zeros(len(keys))
-        rank = 0
-        for pos, i in enumerate(order):
-            if pos > 0 and keys[i] != keys[order[pos - 1]]:
-                rank = pos
-            out[i] = rank
-        return out / max(len(keys) - 1, 1)
 
     def sample_unseen(self, tries: int = 50) -> Arch:
         """A random arch not told yet (a told one after ``tries`` failed attempts)."""

@@ -23,6 +23,7 @@ import numpy as np
 from hwnas.errors import ConfigError, HwnasError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, Trial
+from nas.search.selection import fitness, objective_ranges
 from nas.search.surrogate import ArchModel
 from spaces.arch import Arch
 
@@ -101,8 +102,10 @@ class BayesOptSearcher(Searcher):
         cands: dict[Arch, None] = {}
         for _ in range(self.n_random):
             cands[self.space.sample(self.rng)] = None
-        ranges = self.objective_ranges() if len(self.objectives) > 1 else None
-        ranked = sorted(self.history, key=lambda t: self.fitness(t, None, ranges), reverse=True)[: self.top_k]
+        ranges = objective_ranges(self.objectives, self.history) if len(self.objectives) > 1 else None
+        ranked = sorted(self.history, key=lambda t: fitness(self.objectives, t, None, ranges), reverse=True)[
+            : self.top_k
+        ]
         try:
             for t in ranked:
                 for j in range(self.n_mutants):

@@ -106,7 +106,10 @@ def _one_run(
     at_budget: dict[str, Any] = {}
 
     def feasible(t: Any) -> bool:
-        return mode != "constrained" or t.values[latency] <= max_latency  # type: ignore[index,operator]
+        if mode != "constrained":
+            return True
+        assert latency is not None and max_latency is not None  # the constrained mode has both
+        return bool(t.values[latency] <= max_latency)
 
     def callback(trial: Any) -> None:
         if searcher.n_trials >= budget and "best" not in at_budget:
@@ -121,10 +124,13 @@ def _one_run(
         return len(result_trials) >= budget and (reached[0] or mode == "multi")
 
     result_trials: list[Any] = []
+
+    def record(trial: Any) -> None:
+        result_trials.append(trial)
+        callback(trial)
+
     start = time.perf_counter()
-    result = run_search(
-        searcher, evaluator, horizon, callback=lambda t: (result_trials.append(t), callback(t)), stop=stop
-    )
+    result = run_search(searcher, evaluator, horizon, callback=record, stop=stop)
     seconds = time.perf_counter() - start
     trials = result.trials
     best_at_budget = at_budget.get("best", searcher.best() if len(trials) <= budget else None)
@@ -212,17 +218,17 @@ def nb201_benchmark(
         optimum = float(np.nanmax(acc[ok]))
     else:
         assert lat is not None
-        ref = tuple(ref) if ref is not None else default_reference(metric, acc, lat)  # type: ignore[assignment]
-        true_hv = hypervolume_2d(zip(acc.tolist(), lat.tolist()), ref)  # type: ignore[arg-type]
+        ref = (float(ref[0]), float(ref[1])) if ref is not None else default_reference(metric, acc, lat)
+        true_hv = hypervolume_2d(zip(acc.tolist(), lat.tolist()), ref)
         if not true_hv > 0:
             raise ConfigError(
-                f"reference point {tuple(ref)} ({metric}, {latency}) is dominated by no arch of the "
+                f"reference point {ref} ({metric}, {latency}) is dominated by no arch of the "
                 f"table (hypervolume 0): choose a lower accuracy or a higher latency"
             )
     horizon = max(budget, horizon or budget) if mode != "multi" else budget
     options = dict(searcher_options or {})
     jobs_list = [(n, seed_start + s) for n in names for s in range(seeds)]
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(  # the keyword arguments of _one_run shared by every run
         mode=mode,
         metric=metric,
         latency=latency,

@@ -167,11 +167,11 @@ def _build_supernet(cfg: DartsConfig, in_chans: int, num_classes: int) -> Any:
         def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
             nodes = [x]
             k = 0
-            for i in range(1, 4):
-                total = 0
-                for j in range(i):
-                    total = total + self.edges[k](nodes[j], weights[k])
-                    k += 1
+            for i in range(1, 4):  # node i sums the edges from nodes 0 .. i-1
+                total = self.edges[k](nodes[0], weights[k])
+                for j in range(1, i):
+                    total = total + self.edges[k + j](nodes[j], weights[k + j])
+                k += i
                 nodes.append(total)
             return nodes[3]
 
@@ -237,7 +237,7 @@ def _second_order_alpha_grad(model: Any, xt: Any, yt: Any, xv: Any, yv: Any, eta
     out = torch.autograd.grad(lv, [model.alpha, *params], allow_unused=True)
     dalpha = out[0]
     dw = [g if g is not None else torch.zeros_like(p) for g, p in zip(out[1:], params)]
-    norm = torch.sqrt(sum((g * g).sum() for g in dw))
+    norm = torch.sqrt(sum(((g * g).sum() for g in dw), torch.zeros((), device=dw[0].device)))
     eps = 0.01 / (float(norm) + 1e-12)
     hv = []
     for sign in (1.0, -1.0):

@@ -319,12 +319,13 @@ def check_latency_budget(
     bounds = [c for c in constraints if getattr(c, "name", None) == metric and getattr(c, "upper", None) is not None]
     if not bounds:
         return None
-    arch, ms, exact = latency.fastest(candidates=candidates)
+    arch, ms, exact = latency.fastest(candidates=candidates)  # (which needs the space)
     tightest = min(float(c.upper) for c in bounds)
     if tightest < ms:
         how = "over every arch of the space" if exact else "the fastest arch found"
+        name = latency.space.name if latency.space is not None else "?"
         raise ConfigError(
-            f"no arch of space {latency.space.name!r} meets {metric}<={tightest:g}{where}: the minimum "
+            f"no arch of space {name!r} meets {metric}<={tightest:g}{where}: the minimum "
             f"{how} is {ms:.4g} ms; use a budget of at least {ms:.4g}"
         )
     return {"arch": arch.to_dict(), metric: ms, "exact": exact}

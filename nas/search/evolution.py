@@ -16,6 +16,7 @@ from typing import Any
 from hwnas.errors import ConfigError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, Trial
+from nas.search.selection import objective_ranges, random_weights, tournament
 from spaces.arch import Arch
 
 __all__ = ["AgingEvolution"]
@@ -58,13 +59,14 @@ class AgingEvolution(Searcher):
         self._asked += 1
         if len(self.population) < self.population_size or self._asked <= self.population_size:
             return self.sample_unseen()
-        weights = self.random_weights() if len(self.objectives) > 1 else None
-        ranges = self.objective_ranges() if len(self.objectives) > 1 else None
+        multi = len(self.objectives) > 1
+        weights = random_weights(self.rng, len(self.objectives)) if multi else None
+        ranges = objective_ranges(self.objectives, self.history) if multi else None
         child: Arch | None = None
         for _ in range(50):
-            parent = self.tournament(self.population, self.sample_size, weights, ranges).arch
+            parent = tournament(self.rng, self.objectives, self.population, self.sample_size, weights, ranges).arch
             if self.crossover_prob and self.rng.random() < self.crossover_prob:
-                other = self.tournament(self.population, self.sample_size, weights, ranges).arch
+                other = tournament(self.rng, self.objectives, self.population, self.sample_size, weights, ranges).arch
                 if other != parent:
                     parent = self.space.crossover(parent, other, self.rng)
             child = self.space.mutate(parent, self.rng, n=self.mutations)

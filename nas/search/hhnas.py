@@ -22,6 +22,7 @@ from typing import Any
 from hwnas.errors import ConfigError, HwnasError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, Trial
+from nas.search.selection import objective_ranges, random_weights, tournament, utilities
 from spaces.arch import Arch
 
 __all__ = ["HHNASSearcher", "decision_groups"]
@@ -140,11 +141,12 @@ class HHNASSearcher(Searcher):
         self._asked += 1
         if len(self.population) < self.population_size or self._asked <= self.population_size:
             return self.sample_unseen()
-        weights = self.random_weights() if len(self.objectives) > 1 else None
-        ranges = self.objective_ranges() if len(self.objectives) > 1 else None
+        multi = len(self.objectives) > 1
+        weights = random_weights(self.rng, len(self.objectives)) if multi else None
+        ranges = objective_ranges(self.objectives, self.history) if multi else None
         child: Arch | None = None
         for _ in range(50):
-            parent = self.tournament(self.population, self.sample_size, weights, ranges)
+            parent = tournament(self.rng, self.objectives, self.population, self.sample_size, weights, ranges)
             state = self.state(parent.arch)
             action = self._choose(state, self.actions(parent.arch))
             child = self._mutate_group(parent.arch, action)
@@ -162,7 +164,7 @@ class HHNASSearcher(Searcher):
         if origin is None:
             return
         state, action, parent_number = origin
-        util = self.utilities()
+        util = utilities(self.rng, self.objectives, self.history)
         reward = float(util[trial.number] - util[parent_number])
         next_state = self.state(trial.arch)
         next_actions = self.actions(trial.arch)

@@ -29,6 +29,7 @@ import numpy as np
 from hwnas.errors import ConfigError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, Trial
+from nas.search.selection import utilities
 from spaces.arch import Arch
 
 __all__ = ["MCTSSearcher", "SMBOSearcher"]
@@ -134,7 +135,7 @@ class MCTSSearcher(Searcher):
             path.append(node)
 
     def _refresh_utilities(self) -> None:
-        self._util = self.utilities()
+        self._util = utilities(self.rng, self.objectives, self.history)
 
     def ask(self) -> Arch:
         self._refresh_utilities()

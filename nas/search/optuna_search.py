@@ -24,7 +24,7 @@ from nas.search._registry import register_searcher
 from nas.search.base import Searcher, SearchError, Trial, Values
 from spaces.arch import Arch
 
-__all__ = ["OptunaSearcher", "constraint_values", "make_sampler", "record_constraints"]
+__all__ = ["OptunaSearcher", "constraint_values", "make_sampler", "record_constraints", "tell_study"]
 
 CONSTRAINTS_ATTR = "hwnas:constraints"
 VALUES_ATTR = "hwnas:values"
@@ -64,6 +64,20 @@ def record_constraints(optuna_trial: Any, constraints: Sequence[Any], values: Ma
     if _native_constraints():
         for c, v in zip(constraints, cv):
             optuna_trial.set_constraint(str(c), v if math.isfinite(v) else 1e30)
+
+
+def tell_study(study: Any, optuna_trial: Any, trial: Trial, constraints: Sequence[Any] = ()) -> None:
+    """Finish the running ``optuna_trial`` of ``study`` with the values of the told ``trial``: the values
+    and constraint values are recorded on it, and it is told FAIL when an objective is NaN."""
+    import optuna
+
+    optuna_trial.set_user_attr(VALUES_ATTR, dict(trial.values))
+    if constraints:
+        record_constraints(optuna_trial, constraints, trial.values)
+    if any(math.isnan(v) for v in trial.objectives):
+        study.tell(optuna_trial, state=optuna.trial.TrialState.FAIL)
+    else:
+        study.tell(optuna_trial, list(trial.objectives))
 
 
 def make_sampler(kind: str, seed: int | None, constrained: bool, **kwargs: Any) -> Any:
@@ -121,13 +135,14 @@ class OptunaSearcher(Searcher):
         elif sampler_kwargs:
             raise ConfigError(f"sampler options {sorted(sampler_kwargs)} need a sampler name, not a sampler object")
         self.sampler = sampler
+        self.storage = make_storage(storage)
         directions = [o.direction for o in self.objectives]
         try:
             self.study = optuna.create_study(
-                storage=make_storage(storage),
+                storage=self.storage,
                 sampler=sampler,
                 study_name=study_name,
-                directions=directions,
+                directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
                 load_if_exists=load_if_exists,
             )
         except ValueError as exc:
@@ -162,28 +177,26 @@ class OptunaSearcher(Searcher):
         )
 
     def tell(self, arch: Mapping[str, Any], values: Values) -> Trial:
+        return self._tell(arch, values, forward=self.forward_external)
+
+    def _tell(self, arch: Mapping[str, Any], values: Values, *, forward: bool) -> Trial:
         arch = arch if isinstance(arch, Arch) else Arch(arch)
         was_told = self.is_told(arch)
         trial = super().tell(arch, values)
         queue = self._pending.get(arch)
         if queue:  # the Optuna trial that proposed it (a repeat is told the known values)
-            self._tell_study(queue.pop(0), trial, trial.values)
+            tell_study(self.study, queue.pop(0), trial, self.constraints)
             if not queue:
                 del self._pending[arch]
-        elif self.forward_external and not was_told:
+        elif forward and not was_told:
             self._add_to_study(trial)
         return trial
 
-    def _tell_study(self, optuna_trial: Any, trial: Trial, vals: Mapping[str, float]) -> None:
-        import optuna
-
-        optuna_trial.set_user_attr(VALUES_ATTR, dict(vals))
-        if self.constraints:
-            record_constraints(optuna_trial, self.constraints, vals)
-        if any(math.isnan(v) for v in trial.objectives):
-            self.study.tell(optuna_trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(optuna_trial, list(trial.objectives))
+    def join_study(self, study_name: str) -> _OwnStudy:
+        """A study worker asks and tells through this searcher's own study (it must be ``study_name``)."""
+        if self.study.study_name != study_name:
+            raise ConfigError("the Optuna searcher was opened on another study")
+        return _OwnStudy(self)
 
     def _add_to_study(self, trial: Trial) -> None:
         import optuna
@@ -197,7 +210,7 @@ class OptunaSearcher(Searcher):
             attrs[CONSTRAINTS_ATTR] = cv
             if _native_constraints():
                 extra["constraints"] = {str(c): (v if math.isfinite(v) else 1e30) for c, v in zip(self.constraints, cv)}
-        dists = {
+        dists: dict[str, optuna.distributions.BaseDistribution] = {
             d.path: optuna.distributions.CategoricalDistribution(list(d.options))
             for d in self.space.active_decisions(trial.arch)
         }
@@ -220,6 +233,27 @@ class OptunaSearcher(Searcher):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sampler": type(self.sampler).__name__, "study": self.study.study_name}
+
+
+class _OwnStudy:
+    """The :class:`~nas.search.base.StudyLink` of an Optuna searcher: trials are the ones its sampler
+    proposes in its own study; the study's trials from other workers are told to the searcher
+    without adding them to the study again."""
+
+    def __init__(self, searcher: OptunaSearcher) -> None:
+        self.searcher = searcher
+        self.study = searcher.study
+        self.storage = searcher.storage
+
+    def ask(self) -> tuple[Arch, Any]:
+        return self.searcher.ask_trial()
+
+    def tell(self, arch: Arch, values: Mapping[str, float], trial: Any) -> None:
+        self.searcher.tell(arch, values)  # tells the pending trial ``trial`` that proposed ``arch``
+
+    def observe(self, arch: Arch, values: Mapping[str, float]) -> None:
+        if not self.searcher.is_told(arch):
+            self.searcher._tell(arch, values, forward=False)
 
 
 def _factory(kind: str, cls_name: str, multi: bool = True) -> type[OptunaSearcher]:

@@ -217,6 +217,8 @@ class MatchKernelGP:
         """Posterior mean and standard deviation (in the units of ``y``) of each row of ``Xs``."""
         from scipy.linalg import solve_triangular
 
+        if self._theta is None:
+            raise RuntimeError("MatchKernelGP.predict before fit")
         Xs = np.asarray(Xs, dtype=np.float64)
         table = self._table(self._theta)
         means, stds = [], []
@@ -354,14 +356,15 @@ class ArchModel:
             m, s = gp.predict(P)
             pof = pof * probability_feasible(m, s, upper, lower)
 
-        Y, raw = [], []
+        cols: list[np.ndarray] = []  # each objective, copula-transformed (maximised)
+        raw: list[np.ndarray] = []
         for j, o in enumerate(self.objectives):
             v = np.array([o.sign * t.objectives[j] for t in history], dtype=float)
             finite = np.isfinite(v)
             v = np.where(finite, v, np.min(v[finite]) - 1.0 if finite.any() else 0.0)
             raw.append(v)
-            Y.append(copula_transform(v))
-        Y = np.stack(Y, axis=1)
+            cols.append(copula_transform(v))
+        Y = np.stack(cols, axis=1)
 
         if self.constraints and not feasible.any():
             return pof

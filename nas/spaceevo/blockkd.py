@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.io import canonical_json
+from hwnas.progress import ProgressBar
 from nas.spaceevo.quality import QualityStore
 from spaces import Arch, Space
 
@@ -105,9 +106,8 @@ class NSRMeter:
     teacher's over every image, not a per-batch average)."""
 
     def __init__(self) -> None:
-        self.err: torch.Tensor | None = None
-        self.s1: torch.Tensor | None = None
-        self.s2: torch.Tensor | None = None
+        #: per channel: the summed squared error, and the sums of the teacher's values and squares
+        self.sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.n = 0
 
     @torch.no_grad()
@@ -118,18 +118,20 @@ class NSRMeter:
         t = teacher.double()
         e = (student.double() - t).pow(2).sum(dim=dims)
         a, b = t.sum(dim=dims), t.pow(2).sum(dim=dims)
-        if self.err is None:
-            self.err, self.s1, self.s2 = e, a, b
+        if self.sums is None:
+            self.sums = (e, a, b)
         else:
-            self.err, self.s1, self.s2 = self.err + e, self.s1 + a, self.s2 + b  # type: ignore[operator]
+            err, s1, s2 = self.sums
+            self.sums = (err + e, s1 + a, s2 + b)
         self.n += teacher.numel() // teacher.shape[1]
 
     def value(self) -> float:
-        if self.err is None or self.n == 0:
+        if self.sums is None or self.n == 0:
             raise BlockKDError("NSR of an empty evaluation set")
-        mean = self.s1 / self.n  # type: ignore[operator]
-        var = (self.s2 / self.n - mean.pow(2)).clamp_min(0.0)  # type: ignore[operator]
-        return float(_nsr_from_stats(self.err / self.n, var))
+        err, s1, s2 = self.sums
+        mean = s1 / self.n
+        var = (s2 / self.n - mean.pow(2)).clamp_min(0.0)
+        return float(_nsr_from_stats(err / self.n, var))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,7 +556,8 @@ class _OutAdapter(nn.Module):
 
 
 def _in_adapter(cin: int, cout: int, generator: torch.Generator) -> nn.Conv2d:
-    conv = nn.Conv2d(cin, cout, 1)
+    conv = nn.Conv2d(cin, cout, 1, bias=True)
+    assert conv.bias is not None
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (1.0 / cin) ** 0.5)
         conv.bias.zero_()
@@ -693,7 +696,7 @@ class BlockKD:
         """Distil and measure every unfinished candidate stage; returns a summary. Interrupted
         (SIGINT / SIGTERM), it checkpoints the current candidate and raises ``KeyboardInterrupt``."""
         torch.set_num_threads(self.config.threads or usable_cores())
-        old: dict[int, Any] = {}
+        old: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, self._on_signal)
@@ -911,8 +914,8 @@ class BlockKD:
             save()
             raise
         samples = self._measure(cand, net, inp, outp, cand_seed)
-        loss = sum(state.recent) / len(state.recent) if state.recent else None
-        return samples, total, loss
+        recent_loss = sum(state.recent) / len(state.recent) if state.recent else None
+        return samples, total, recent_loss
 
     @torch.no_grad()
     def _measure(
@@ -948,44 +951,26 @@ def _rng(seed: int, step: int) -> Any:
 
 
 class _Bar:
-    """Rich progress: candidate stages done, and the steps of the current one with its loss."""
+    """Progress on stderr: candidate stages done, and the steps of the current one with its loss."""
 
     def __init__(self, enabled: bool | None, n: int) -> None:
         import sys
 
-        self.progress = None
         if enabled is None:
             enabled = sys.stderr.isatty()
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
+        self.bar = ProgressBar(
+            enabled, "candidate stages", n, columns=("{task.fields[info]}",), fields={"info": ""}, stderr=True
         )
-        self.progress.start()
-        self.all = self.progress.add_task("candidate stages", total=n, info="")
-        self.cur = self.progress.add_task("", total=1, info="", visible=False)
+        self.cur = self.bar.add_task("", total=1, info="", visible=False)
 
     def start_candidate(self, cand: CandidateStage, total: int, done: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.cur, description=cand.name, total=total, completed=done, info="", visible=True)
+        self.bar.update(self.cur, description=cand.name, total=total, completed=done, info="", visible=True)
 
     def step(self, done: int, loss: float) -> None:
-        if self.progress is not None:
-            self.progress.update(self.cur, completed=done, info=f"NSR {loss:.4f}")
+        self.bar.update(self.cur, completed=done, info=f"NSR {loss:.4f}")
 
     def candidate_done(self) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.all)
+        self.bar.advance()
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        self.bar.close()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.io import atomic_write_text, json_safe
+from hwnas.progress import ProgressBar
 from nas.spaceevo.candidate import Candidate, HyperSpace, SpaceEvoError
 from nas.spaceevo.score import QTScore, QTScorer
 
@@ -98,39 +99,6 @@ class EvolutionResult:
             if len(out) == n:
                 break
         return out
-
-
-class _Bar:
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.progress = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("evolve-space", total=total, completed=done)
-
-    def advance(self, description: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, description=description)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 class AgingEvolution:
@@ -257,8 +225,13 @@ class AgingEvolution:
             population, history, curve = collections.deque(), [], []
             cycle = resumed = 0
         seen = {ind.candidate.id for ind in history}
-        bar = _Bar(
-            self.progress, cfg.population + cfg.cycles, min(len(history), cfg.population) + min(cycle, cfg.cycles)
+        bar = ProgressBar(
+            self.progress,
+            "evolve-space",
+            cfg.population + cfg.cycles,
+            completed=min(len(history), cfg.population) + min(cycle, cfg.cycles),
+            elapsed=True,
+            transient=True,
         )
         try:
             if loaded is None:
@@ -269,7 +242,7 @@ class AgingEvolution:
                     population.append(ind)
                     history.append(ind)
                     seen.add(cand.id)
-                    bar.advance(f"population {len(population)}/{cfg.population}")
+                    bar.advance(description=f"population {len(population)}/{cfg.population}")
                 best_ever = max(i.score.score for i in history)
                 curve.append(self._point(0, population, best_ever))
                 self._save(0, rng, population, history, curve)
@@ -295,7 +268,7 @@ class AgingEvolution:
                     population.popleft()
                     best_ever = max(best_ever, ind.score.score)
                 curve.append(self._point(cycle, population, best_ever))
-                bar.advance(f"cycle {cycle}/{cfg.cycles} best {best_ever:.4g}")
+                bar.advance(description=f"cycle {cycle}/{cfg.cycles} best {best_ever:.4g}")
                 if cycle % cfg.checkpoint_every == 0 or cycle == cfg.cycles:
                     self._save(cycle, rng, population, history, curve)
             if loaded is not None and cycle == resumed:

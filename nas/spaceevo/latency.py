@@ -174,7 +174,8 @@ class StageLatencyModel:
         """The latency of a sub-stage of stage ``index`` fed ``input_shape``: ``arch`` holds its
         choices as hyper-space arch entries (see :func:`nas.spaceevo.candidate.stage_choices`).
         Cached; the same sub-stage on an input of other channels only re-keys its first block."""
-        shape = tuple(int(x) for x in input_shape)
+        c, h, w = input_shape
+        shape = (int(c), int(h), int(w))
         choices = tuple(sorted((str(k), v) for k, v in arch.items()))
         key = (index, block_type, tuple(window), choices)
         known = self._subs.setdefault(key, {})

@@ -137,7 +137,7 @@ def build_report(
     lo, hi = scorer.latency_range(best.candidate)
     uniform_ids = {c.id for c in scorer.hyper.uniform_candidates()}
     seen: set[str] = set()
-    uniform = []
+    uniform: list[dict[str, Any]] = []
     for ind in result.history:
         if ind.candidate.id in uniform_ids and ind.candidate.id not in seen:
             seen.add(ind.candidate.id)

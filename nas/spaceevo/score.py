@@ -306,19 +306,19 @@ class QTScorer:
         import numpy as np
 
         stage_of = {s.child: s.index for s in self.hyper.stages}
-        shapes = [tuple(self.hyper.space.input_shape)]
+        shapes: list[tuple[int, int, int]] = [self.hyper.space.input_shape]
         out: list[_Segment] = []
         for child in range(len(self.hyper.children)):
             idx = stage_of.get(child)
             cols_lat, cols_out, nb, loss = [], [], None, None
             for shape in shapes:
                 if idx is None:
-                    part = self.latency.fixed(child, shape)  # type: ignore[arg-type]
+                    part = self.latency.fixed(child, shape)
                     cols_lat.append(np.array([part.latency_ms]))
                     cols_out.append([part.out_shape])
                     nb = np.array([part.n_blocks], dtype=np.int64)
                 else:
-                    lat, outs, nb = self.stage_table(idx, cand.blocks[idx], cand.windows[idx], shape)  # type: ignore[arg-type]
+                    lat, outs, nb = self.stage_table(idx, cand.blocks[idx], cand.windows[idx], shape)
                     cols_lat.append(lat)
                     cols_out.append(outs)
             if idx is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spaces._nodes import Block, Choice, Optional, Or, Ref, Repeat, Sequential
+from spaces._nodes import Block, Choice, Node, Optional, Or, Ref, Repeat, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.builtin._common import first_stride, head, is_small, scaled, stem
@@ -52,7 +52,7 @@ def hhnas(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224, sca
     scale = scale if scale is not None else (0.5 if small else 1.0)
     templates = {}
     for name, stages in HHNAS_TEMPLATES.items():
-        stage_nodes: dict[str, object] = {}
+        stage_nodes: dict[str, Node] = {}
         for i, (family, base, s_big, s_small) in enumerate(stages, start=1):
             widths = sorted({scaled(base * m, scale) for m in (0.75, 1.0)})
             body = Sequential(
@@ -64,7 +64,7 @@ def hhnas(in_chans: int = 3, num_classes: int = 1000, resolution: int = 224, sca
             )
             stage_nodes[f"stage{i}"] = body
         templates[name] = Sequential(stage_nodes, params={"act": Choice(("relu", "hardswish"))})
-    children = {
+    children: dict[str, Node] = {
         "stem": stem(scaled(16, scale), resolution),
         "macro": Or(templates, label="template"),
         "head": head(),

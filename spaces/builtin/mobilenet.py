@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spaces._nodes import Block, Choice, Ref, Repeat, Sequential
+from spaces._nodes import Block, Choice, Node, Ref, Repeat, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.builtin._common import first_stride, head, is_small, scaled, stem
@@ -39,7 +39,7 @@ def mobilenet(
     (``scale``) so that 28×28 inputs train quickly."""
     small = is_small(resolution)
     scale = scale if scale is not None else (0.5 if small else 1.0)
-    children: dict[str, object] = {
+    children: dict[str, Node] = {
         "stem": stem(scaled(16, scale), resolution, "hardswish"),
         "first": Block("mbconv", out=scaled(16, scale), kernel=3, stride=1, expand=1.0, act="relu"),
     }

@@ -11,6 +11,7 @@ from spaces._registry import register_space
 from spaces._space import Space
 from spaces.arch import Arch
 from spaces.catalog import NB201_EDGES, NB201_OPS
+from spaces.formatters import register_formatter
 
 __all__ = ["arch_str_from_edges", "edges_from_arch_str", "nb201", "nb201_arch_from_str", "nb201_arch_str"]
 
@@ -59,6 +60,7 @@ def nb201_arch_from_str(arch_str: str) -> Arch:
     return Arch({f"cell.{e}": op for e, op in edges_from_arch_str(arch_str).items()})
 
 
+@register_formatter("nb201")
 def _format(space: Space, arch: Arch) -> str:
     return nb201_arch_str(arch)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spaces._nodes import Block, Choice, Or, Ref, Repeat, Sequential
+from spaces._nodes import Block, Choice, Node, Or, Ref, Repeat, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.builtin._common import first_stride, head, is_small, scaled, stem
@@ -26,7 +26,7 @@ def resnet(
     and width; per block the kernel (and the bottleneck ratio for bottlenecks)."""
     small = is_small(resolution)
     bases = tuple(base_widths) if base_widths else ((32, 64, 128, 256) if small else (64, 128, 256, 512))
-    children: dict[str, object] = {"stem": stem(scaled(bases[0] / 2, 1.0), resolution)}
+    children: dict[str, Node] = {"stem": stem(scaled(bases[0] / 2, 1.0), resolution)}
     for i, base in enumerate(bases, start=1):
         stride = 1 if (i == 1 and small) else 2
         widths = sorted({scaled(base * m, 1.0) for m in width_mults})

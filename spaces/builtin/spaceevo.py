@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spaces._nodes import Block, Choice, Or, Ref, Repeat, Sequential
+from spaces._nodes import Block, Choice, Node, Or, Ref, Repeat, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.builtin._common import first_stride, head, is_small, scaled, stem
@@ -90,7 +90,7 @@ def spaceevo(
         from hwnas.errors import ConfigError
 
         raise ConfigError(f"spaceevo: unknown block type {unknown[0]!r} (types: {', '.join(SPACEEVO_BLOCK_TYPES)})")
-    children: dict[str, object] = {"stem": stem(scaled(16, scale), resolution, "relu")}
+    children: dict[str, Node] = {"stem": stem(scaled(16, scale), resolution, "relu")}
     for i, (widths, s_big, s_small, depths) in enumerate(SPACEEVO_STAGES, start=1):
         stride = s_small if small else s_big
         cands = tuple(dict.fromkeys(scaled(w, scale) for w in widths))

@@ -71,6 +71,7 @@ def exported(tmp_path_factory) -> Path:
     import torch.nn as nn
 
     import quant
+    from quant.ort_baseline import ort_quantize_static
 
     out = tmp_path_factory.mktemp("exported") / "tiny"
     torch.manual_seed(0)
@@ -79,7 +80,7 @@ def exported(tmp_path_factory) -> Path:
     ).eval()
     quant.export_fp32_onnx(model, out / "model.fp32.onnx", (1, 1, 28, 28))
     calib = np.random.default_rng(0).standard_normal((16, 1, 28, 28)).astype(np.float32)
-    quant.ort_quantize_static(out / "model.fp32.onnx", out / "model.int8.onnx", calib)
+    ort_quantize_static(out / "model.fp32.onnx", out / "model.int8.onnx", calib)
     meta = {"arch_id": "tiny0", "input_shape": [1, 28, 28], "accuracy": {"int8_test": 10.0, "fp32_test": 10.5}}
     (out / "model.json").write_text(json.dumps(meta))
     return out

@@ -57,6 +57,7 @@ class Files:
             "huge_int": write("hugeint.yaml", "name: tiny\nresolution: " + "9" * 5000 + "\n"),
             "timestamp": write("timestamp.yaml", "name: 2001-13-45\n"),
             "duplicate": write("duplicate.yaml", TINY_SPACE_YAML + "resolution: 32\n"),
+            "too_small": write("toosmall.yaml", TINY_SPACE_YAML.replace("resolution: 16", "resolution: 1")),
             "python_tag": write("pytag.yaml", "name: !!python/object/apply:os.system ['true']\n"),
             "alias": write("alias.yaml", "name: *nothing\n"),
             "binary": write("binary.yaml", bytes(range(256)) * 4),
@@ -333,6 +334,7 @@ _SPACE_KINDS = {
     "huge-int": (lambda f: f.yaml["huge_int"], "invalid YAML"),
     "timestamp": (lambda f: f.yaml["timestamp"], "invalid YAML: month must be in 1..12"),
     "duplicate-key": (lambda f: f.yaml["duplicate"], "duplicate key 'resolution'"),
+    "resolution-too-small": (lambda f: f.yaml["too_small"], "resolution: 1 is too small for space 'tiny'"),
     "python-tag": (lambda f: f.yaml["python_tag"], "invalid YAML at line 1"),
     "alias": (lambda f: f.yaml["alias"], "found undefined alias"),
     "binary": (lambda f: f.yaml["binary"], "not UTF-8 text"),
@@ -341,7 +343,10 @@ for reader, build in _SPACE_READERS.items():
     kinds = (
         _SPACE_KINDS
         if reader == "spaces-show"
-        else {k: _SPACE_KINDS[k] for k in ("missing", "folder", "non-utf8", "syntax", "duplicate-key")}
+        else {
+            k: _SPACE_KINDS[k]
+            for k in ("missing", "folder", "non-utf8", "syntax", "duplicate-key", "resolution-too-small")
+        }
     )
     for kind, (path, expect) in kinds.items():
         case(f"space-yaml/{kind}/{reader}", lambda f, b=build, p=path: b(f, S(p(f))), expect, names=path)

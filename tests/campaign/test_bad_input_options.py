@@ -25,6 +25,10 @@ TS = ["train-supernet", "--out", "{tmp}/ts"]
 EV = ["eval-subnet", "--checkpoint", "{tmp}/nowhere", "--arch", "largest"]
 SE = ["search", "--space", "nb201", "--quiet"]
 BE = ["bench", "nb201", "--seeds", "1", "--budget", "5", "--quiet"]
+PR = ["profile", "--space", "mobilenet", "--target", "cpu-ort-int8", "--out", "{tmp}/l.db"]
+LE = ["lut", "export-blocks", "--space", "mobilenet", "--out", "{tmp}/blocks"]
+LV = ["lut", "validate", "--lut", "{tmp}/l.db", "--target", "cpu-ort-int8"]
+EX = ["export", "--checkpoint", "{tmp}/nowhere", "--arch", "largest", "--out", "{tmp}/export"]
 
 
 def _cuda() -> bool:
@@ -154,7 +158,37 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
         ["profile", "--space", "mobilenet", "--target", "cpu-ort-int8", "--resolution", "1", "--out", "{tmp}/l.db"],
         "is too small for space",
     ),
-    ("pr-archs-text", ["profile", "--space", "mobilenet", "--archs", "x"], "argument --archs: invalid int value"),
+    ("pr-archs-text", ["profile", "--space", "mobilenet", "--archs", "x"], "argument --archs: expected an integer"),
+    ("pr-archs-zero", [*PR, "--archs", "0"], "argument --archs: must be an integer >= 1"),
+    ("pr-archs-negative", [*PR, "--archs", "-3"], "argument --archs: must be an integer >= 1"),
+    ("pr-seed-negative", [*PR, "--seed", "-1"], "argument --seed: must be an integer in [0,"),
+    ("pr-networks-negative", [*PR, "--networks", "-1"], "argument --networks: must be an integer in [0,"),
+    ("pr-networks-fraction", [*PR, "--networks", "2.5"], "argument --networks: expected an integer"),
+    ("pr-retry-passes-negative", [*PR, "--retry-passes", "-2"], "argument --retry-passes: must be an integer in"),
+    ("pr-retry-passes-nan", [*PR, "--retry-passes", "nan"], "argument --retry-passes: expected an integer"),
+    ("lut-export-batch-zero", [*LE, "--batch", "0"], "argument --batch: must be an integer in [1, 4096]"),
+    ("lut-export-archs-zero", [*LE, "--archs", "0"], "argument --archs: must be an integer >= 1"),
+    ("lut-export-seed-negative", [*LE, "--seed", "-5"], "argument --seed: must be an integer in [0,"),
+    ("lut-export-networks-negative", [*LE, "--networks", "-1"], "argument --networks: must be an integer in [0,"),
+    ("lut-validate-n-one", [*LV, "--n", "1"], "argument --n: must be an integer in [2,"),
+    ("lut-validate-n-text", [*LV, "--n", "inf"], "argument --n: expected an integer"),
+    ("lut-validate-seed-negative", [*LV, "--seed", "-1"], "argument --seed: must be an integer in [0,"),
+    ("lut-validate-passes-zero", [*LV, "--passes", "0"], "argument --passes: must be an integer in [1, 1000]"),
+    ("lut-validate-remeasure-negative", [*LV, "--remeasure", "-1"], "argument --remeasure: must be an integer in"),
+    # export: every numeric option, checked before the checkpoint is read
+    ("ex-finetune-nan", [*EX, "--finetune-epochs", "nan"], "argument --finetune-epochs: must be a finite number"),
+    ("ex-finetune-inf", [*EX, "--finetune-epochs", "inf"], "argument --finetune-epochs: must be a finite number"),
+    ("ex-finetune-negative", [*EX, "--finetune-epochs", "-1"], "argument --finetune-epochs: must be in [0, 100000]"),
+    ("ex-test-limit-zero", [*EX, "--test-limit", "0"], "argument --test-limit: must be an integer >= 1"),
+    ("ex-test-limit-negative", [*EX, "--test-limit", "-5"], "argument --test-limit: must be an integer >= 1"),
+    ("ex-calib-batches-zero", [*EX, "--calib-batches", "0"], "argument --calib-batches: must be an integer in [1,"),
+    ("ex-calib-batches-text", [*EX, "--calib-batches", "some"], "argument --calib-batches: expected an integer"),
+    ("ex-max-latency-nan", [*EX, "--max-latency", "nan"], "argument --max-latency: must be a finite number"),
+    ("ex-max-latency-zero", [*EX, "--max-latency", "0"], "argument --max-latency: must be > 0"),
+    ("ex-max-latency-negative", [*EX, "--max-latency", "-2"], "argument --max-latency: must be > 0"),
+    ("ex-max-latency-inf", [*EX, "--max-latency", "inf"], "argument --max-latency: must be a finite number"),
+    ("ex-threads-zero", [*EX, "--threads", "0"], "argument --threads: must be an integer in [1, 4096]"),
+    ("ex-threads-negative", [*EX, "--threads", "-1"], "argument --threads: must be an integer in [1, 4096]"),
     (
         "lut-export-resolution",
         ["lut", "export-blocks", "--space", "mobilenet", "--resolution", "1", "--out", "{tmp}/blocks"],

@@ -121,3 +121,25 @@ def test_bad_names_and_splits() -> None:
         load_digits("val")  # type: ignore[arg-type]
     with pytest.raises(DatasetError, match="test_fraction"):
         load_digits("train", test_fraction=1.5)
+
+
+def test_image_data_fills_its_defaults_and_is_a_torch_dataset() -> None:
+    import torch
+
+    from hwnas.datasets import ImageData
+
+    data = ImageData("toy", "train", torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]), 2)
+    assert data.mean == (0.0, 0.0, 0.0) and data.std == (1.0, 1.0, 1.0)
+    assert data.class_names == ("0", "1") and data.spec == "toy" and data.input_shape == (3, 4, 4)
+    assert isinstance(data, torch.utils.data.Dataset) and int(data[1][1]) == 1
+    images, labels = data.tensors()
+    assert images.shape == (2, 3, 4, 4) and labels.tolist() == [0, 1]
+
+
+def test_streamed_image_data_needs_a_chw_shape() -> None:
+    import torch
+
+    from hwnas.datasets import ImageData
+
+    with pytest.raises(DatasetError, match=r"needs a \(C, H, W\) shape"):
+        ImageData("toy", "train", None, torch.tensor([0]), 1, files=("a.png",), shape=(4, 4))  # type: ignore[arg-type]

@@ -1,8 +1,14 @@
-"""Test helpers shared by the latency_lut, hw_profiles and CLI tests (a tiny space, a fast target)."""
+"""Test helpers shared by the latency_lut, hw_profiles and CLI tests: a tiny space, a fast
+target, test fingerprints and LUTs filled with made-up measurements, a LUT's rows."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from hw_profiles import Fingerprint, Stats
 
 TINY_SPACE_YAML = """\
 name: tiny
@@ -46,3 +52,78 @@ def write_fast_target(folder: Path, precision: str = "int8", min_time: float = 0
     path = folder / f"{name or 'fast-' + precision}.yaml"
     path.write_text(text)
     return path
+
+
+#: a fingerprint of an INT8 onnxruntime target on a made-up CPU (for LUT storage tests)
+TEST_FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "1.0",
+        "precision": "int8",
+        "threads": 1,
+        "cpu": {"model": "test cpu", "flags": []},
+    },
+    "cpu-test-int8",
+)
+
+#: the fingerprint of the synthetic LUTs of :func:`synthetic_lut` (for prediction tests)
+SYNTHETIC_FP = Fingerprint(
+    {
+        "engine": "onnxruntime",
+        "engine_version": "x",
+        "precision": "int8",
+        "threads": 1,
+        "model_format": "int8",
+        "cpu": {"model": "synthetic"},
+    },
+    "synthetic-int8",
+)
+
+
+def exact_stats(ms: float) -> Stats:
+    """A measurement of exactly ``ms`` milliseconds (one sample, stable)."""
+    return Stats(ms, ms, 0, ms, 1, 0, 1, True)
+
+
+def synthetic_lut(
+    path: Path,
+    space: Any,
+    skip: Iterable[str] = (),
+    correction: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """A LUT of every block of ``space`` on :data:`SYNTHETIC_FP` with latency 0.01 × (the block's
+    index + 1), the per-call overhead 0.005 and the input quantization 0.002, but the keys in
+    ``skip``; ``record``: the space record to store (``space_record(space)`` by default),
+    ``correction``: a correction to store with it. Returns ``(space signature, latency by key)``."""
+    from latency_lut.db import open_lut
+    from latency_lut.keys import block_key, overhead_key, quantize_key
+    from latency_lut.manifest import space_record
+
+    skip = set(skip)
+    c, h, w = space.input_shape
+    lat: dict[str, float] = {}
+    with open_lut(path, "w") as db:
+        db.register_fingerprint(SYNTHETIC_FP)
+        sig = db.register_space(record or space_record(space))
+        run = db.begin_run(SYNTHETIC_FP.id, "synthetic")
+        for i, b in enumerate(space.enumerate_blocks()):
+            k = block_key(b)
+            lat[k] = 0.01 * (i + 1)
+            if k not in skip:
+                db.insert(SYNTHETIC_FP.id, k, b.op, b.op, exact_stats(lat[k]), run)
+        for k, v in ((overhead_key(), 0.005), (quantize_key(c, h, w), 0.002)):
+            db.insert(SYNTHETIC_FP.id, k, "pseudo", "pseudo", exact_stats(v), run)
+            lat[k] = v
+        if correction:
+            db.set_correction(SYNTHETIC_FP.id, sig, correction)
+    return sig, lat
+
+
+def lut_rows(lut: Path) -> dict[str, tuple[str, float]]:
+    """``block key → (run id, timestamp)`` of every measurement in ``lut`` (read-only)."""
+    con = sqlite3.connect(f"file:{lut}?mode=ro", uri=True)
+    try:
+        return {k: (r, t) for k, r, t in con.execute("SELECT block_key, run_id, timestamp FROM latency")}
+    finally:
+        con.close()

@@ -10,21 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lut_test_helpers import TEST_FP as FP
 
 from hw_profiles import Fingerprint, Stats
 from latency_lut.db import SCHEMA_VERSION, open_lut
 from latency_lut.errors import CorruptLUTError, FingerprintMismatchError, LUTError
 
-FP = Fingerprint(
-    {
-        "engine": "onnxruntime",
-        "engine_version": "1.0",
-        "precision": "int8",
-        "threads": 1,
-        "cpu": {"model": "test cpu", "flags": []},
-    },
-    "cpu-test-int8",
-)
 FP32 = Fingerprint({**FP.info, "precision": "fp32"}, "cpu-test-fp32")
 
 

@@ -6,21 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from lut_test_helpers import TEST_FP as FP
 
-from hw_profiles import Fingerprint, Stats
+from hw_profiles import Stats
 from latency_lut.db import open_lut
 from latency_lut.errors import CorruptLUTError, LUTError
-
-FP = Fingerprint(
-    {
-        "engine": "onnxruntime",
-        "engine_version": "1.0",
-        "precision": "int8",
-        "threads": 1,
-        "cpu": {"model": "test cpu", "flags": []},
-    },
-    "cpu-test-int8",
-)
 
 
 def _filled(path: Path, n: int = 400) -> Path:

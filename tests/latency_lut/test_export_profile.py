@@ -141,12 +141,20 @@ def test_nb201_cannot_be_profiled(tmp_path, fast_target):
         profile_space(create_space("nb201"), str(fast_target), tmp_path / "lut.db", progress=False)
 
 
-def test_torch_engine_profiles_spec_files(tmp_path, tiny_space):
-    """The torch engine (FP32 eager) measures the spec files of an exported folder."""
+def test_torch_engine_profiles_pt2_files(tmp_path, tiny_space):
+    """The torch engine (FP32 eager) measures the torch.export programs of an exported folder."""
+    import torch
+
     from latency_lut.export import export_blocks
     from latency_lut.profiler import profile_folder
 
-    export_blocks(tiny_space, tmp_path / "blocks", formats=("spec",), archs=1, networks=1)
+    export_blocks(tiny_space, tmp_path / "blocks", formats=("pt2",), archs=1, networks=1)
+    manifest = load_manifest(tmp_path / "blocks")
+    for entry in manifest.blocks[:2]:  # self-contained programs of the block's input shape
+        assert entry["files"] == {"pt2": f"blocks/{entry['key']}.pt2"}
+        program = torch.export.load(manifest.path(entry, "pt2"))
+        x = torch.zeros(1, entry["cin"], entry["h"], entry["w"])
+        assert tuple(program.module()(x).shape)[1] == entry["cout"]
     target = tmp_path / "torch.yaml"
     target.write_text(
         "name: cpu-torch-fp32\nengine: torch\nprecision: fp32\nthreads: 1\n"
@@ -156,5 +164,30 @@ def test_torch_engine_profiles_spec_files(tmp_path, tiny_space):
     assert not result.failed and result.networks == 1
     with open_lut(tmp_path / "lut.db") as db:
         fp = db.fingerprints()[0]
-        assert fp["info"]["engine"] == "torch" and fp["info"]["model_format"] == "spec"
-        assert fp["blocks"] == len(load_manifest(tmp_path / "blocks").blocks)  # no pseudo-blocks for torch
+        assert fp["info"]["engine"] == "torch" and fp["info"]["model_format"] == "pt2"
+        assert fp["blocks"] == len(manifest.blocks)  # no pseudo-blocks for torch
+
+
+def test_torch_engine_refuses_other_files_in_one_line(tmp_path):
+    from hw_profiles import create_engine, load_target
+    from hw_profiles.errors import MeasurementError
+
+    target = tmp_path / "torch.yaml"
+    target.write_text("name: cpu-torch-fp32\nengine: torch\nprecision: fp32\nthreads: 1\n")
+    bad = tmp_path / "block.pt2"
+    bad.write_text('{"kind": "block"}')  # e.g. a spec file of earlier versions
+    engine = create_engine(load_target(str(target)))
+    try:
+        with pytest.raises(MeasurementError, match="not a torch.export program file") as info:
+            engine.load(bad)
+    finally:
+        engine.close()
+    assert "\n" not in str(info.value)
+
+
+def test_spec_format_is_now_pt2(tmp_path, tiny_space):
+    from latency_lut.errors import BlockExportError
+    from latency_lut.export import export_blocks
+
+    with pytest.raises(BlockExportError, match="'spec' is now 'pt2'"):
+        export_blocks(tiny_space, tmp_path / "blocks", formats=("spec",), archs=1)

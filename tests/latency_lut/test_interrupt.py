@@ -12,22 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from lut_test_helpers import lut_rows
 
 from latency_lut.db import open_lut
 from latency_lut.workdir import LOCK_NAME, remove_stale_work_folders, sigterm_as_interrupt, work_folder
-
-
-def _nas() -> list[str]:
-    exe = Path(sys.executable).with_name("nas")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nas.cli"]
-
-
-def _rows(lut: Path) -> dict[str, tuple[str, float]]:
-    con = sqlite3.connect(f"file:{lut}?mode=ro", uri=True)
-    try:
-        return {k: (r, t) for k, r, t in con.execute("SELECT block_key, run_id, timestamp FROM latency")}
-    finally:
-        con.close()
+from tests.helpers import nas_command
 
 
 def _statuses(lut: Path) -> list[str | None]:
@@ -75,7 +64,7 @@ def test_sigterm_as_interrupt_restores_the_default():
 def _start_profile(lut: Path, space: Path, target: Path, tmpdir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     cmd = [
-        *_nas(),
+        *nas_command(),
         "profile",
         "--space",
         str(space),
@@ -98,7 +87,7 @@ def _wait_rows(proc: subprocess.Popen[str], lut: Path, n: int) -> None:
         time.sleep(0.05)
         if lut.exists():
             try:
-                if len(_rows(lut)) >= n:
+                if len(lut_rows(lut)) >= n:
                     return
             except sqlite3.Error:
                 pass
@@ -126,12 +115,12 @@ def test_sigterm_cleans_up_and_marks_the_run(tmp_path, tiny_space_file, slow_tar
     assert "Traceback" not in err and "interrupted; finished work is kept" in err
     assert list(tmpdir.glob("hwnas-profile-*")) == []  # removed on SIGTERM
     assert _statuses(lut) == ["interrupted"]
-    before = _rows(lut)
+    before = lut_rows(lut)
 
     proc = _start_profile(lut, tiny_space_file, slow_target, tmpdir)  # resume
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    after = _rows(lut)
+    after = lut_rows(lut)
     assert {k: after[k] for k in before} == before  # every finished block kept, none measured again
     assert len(after) > len(before)
     assert _statuses(lut) == ["interrupted", "finished"]
@@ -149,7 +138,7 @@ def test_sigkilled_profile_folder_is_removed_by_the_next(tmp_path, tiny_space_fi
     left = list(tmpdir.glob("hwnas-profile-*"))
     assert len(left) == 1  # SIGKILL cannot be caught: the folder stays ...
     assert _statuses(lut) == ["running"]
-    before = _rows(lut)
+    before = lut_rows(lut)
 
     proc = _start_profile(lut, tiny_space_file, slow_target, tmpdir)
     _wait_rows(proc, lut, len(before) + 1)
@@ -158,7 +147,7 @@ def test_sigkilled_profile_folder_is_removed_by_the_next(tmp_path, tiny_space_fi
         assert db.runs()[0]["status"] == "interrupted"  # the dead run, found by the next one on this host
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
-    after = _rows(lut)
+    after = lut_rows(lut)
     assert {k: after[k] for k in before} == before
     assert list(tmpdir.glob("hwnas-profile-*")) == []
 

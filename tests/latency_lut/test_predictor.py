@@ -6,46 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from lut_test_helpers import SYNTHETIC_FP as FP
+from lut_test_helpers import synthetic_lut
 
-from hw_profiles import Fingerprint, Stats
-from latency_lut.db import open_lut
 from latency_lut.errors import FingerprintMismatchError, MissingBlockError
 from latency_lut.keys import block_key, overhead_key, quantize_key
-from latency_lut.manifest import space_record
 from latency_lut.predictor import LatencyPredictor
-
-FP = Fingerprint(
-    {
-        "engine": "onnxruntime",
-        "engine_version": "x",
-        "precision": "int8",
-        "threads": 1,
-        "model_format": "int8",
-        "cpu": {"model": "synthetic"},
-    },
-    "synthetic-int8",
-)
-
-
-def _synthetic_lut(path, space, skip: set[str] = frozenset(), correction=None):
-    """Every block of ``space`` with latency = 0.01 × (its index + 1); overhead 0.005, quantize 0.002."""
-    c, h, w = space.input_shape
-    with open_lut(path, "w") as db:
-        db.register_fingerprint(FP)
-        db.register_space(space_record(space))
-        run = db.begin_run(FP.id, "synthetic")
-        lat = {}
-        for i, b in enumerate(space.enumerate_blocks()):
-            k = block_key(b)
-            lat[k] = 0.01 * (i + 1)
-            if k not in skip:
-                db.insert(FP.id, k, b.op, b.op, Stats(lat[k], lat[k], 0, lat[k], 1, 0, 1, True), run)
-        for k, v in ((overhead_key(), 0.005), (quantize_key(c, h, w), 0.002)):
-            db.insert(FP.id, k, "pseudo", "pseudo", Stats(v, v, 0, v, 1, 0, 1, True), run)
-            lat[k] = v
-        if correction:
-            db.set_correction(FP.id, space_record(space)["signature"], correction)
-    return lat
 
 
 def _expected(space, arch, lat):
@@ -55,7 +21,7 @@ def _expected(space, arch, lat):
 
 
 def test_prediction_is_the_block_sum(tmp_path, tiny_space):
-    lat = _synthetic_lut(tmp_path / "lut.db", tiny_space)
+    _, lat = synthetic_lut(tmp_path / "lut.db", tiny_space)
     pred = LatencyPredictor(tmp_path / "lut.db", tiny_space)
     archs = [tiny_space.sample(i) for i in range(20)]
     got = pred.predict(archs)
@@ -69,7 +35,7 @@ def test_prediction_is_the_block_sum(tmp_path, tiny_space):
 
 
 def test_correction_is_applied(tmp_path, tiny_space):
-    lat = _synthetic_lut(
+    _, lat = synthetic_lut(
         tmp_path / "lut.db", tiny_space, correction={"model": "affine", "coef": [2.0, 0.5], "loo_rel_err": 0.0}
     )
     pred = LatencyPredictor(tmp_path / "lut.db", tiny_space)
@@ -82,7 +48,7 @@ def test_correction_is_applied(tmp_path, tiny_space):
 def test_missing_block_is_a_one_line_error(tmp_path, tiny_space):
     arch = tiny_space.sample(0)
     gone = block_key(tiny_space.blocks(arch)[1])
-    _synthetic_lut(tmp_path / "lut.db", tiny_space, skip={gone})
+    synthetic_lut(tmp_path / "lut.db", tiny_space, skip={gone})
     pred = LatencyPredictor(tmp_path / "lut.db", tiny_space)
     assert pred.missing_keys() == [gone]
     with pytest.raises(MissingBlockError) as info:
@@ -91,7 +57,7 @@ def test_missing_block_is_a_one_line_error(tmp_path, tiny_space):
 
 
 def test_fingerprint_selection(tmp_path, tiny_space):
-    _synthetic_lut(tmp_path / "lut.db", tiny_space)
+    synthetic_lut(tmp_path / "lut.db", tiny_space)
     assert LatencyPredictor(tmp_path / "lut.db", tiny_space, fingerprint="synthetic-int8").fp_id == FP.id
     assert LatencyPredictor(tmp_path / "lut.db", tiny_space, fingerprint=FP.id).target == "synthetic-int8"
     with pytest.raises(FingerprintMismatchError, match="no measurements for 'other'"):
@@ -107,7 +73,7 @@ def test_scoring_throughput(tmp_path):
     from spaces import create_space
 
     space = create_space("spaceevo", in_chans=1, num_classes=10, resolution=28)
-    _synthetic_lut(tmp_path / "lut.db", space)
+    synthetic_lut(tmp_path / "lut.db", space)
     pred = LatencyPredictor(tmp_path / "lut.db", space)
     idx, n = pred.encode([space.sample(i) for i in range(50)])
     big_idx, big_n = np.tile(idx, (2000, 1)), np.tile(n, 2000)  # 100,000 archs

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from hw_profiles import Fingerprint, Stats
+from lut_test_helpers import TEST_FP as FP
+
+from hw_profiles import Stats
 from latency_lut.db import open_lut
 from latency_lut.profiler import Job, _run
-
-FP = Fingerprint(
-    {
-        "engine": "onnxruntime",
-        "engine_version": "1.0",
-        "precision": "int8",
-        "threads": 1,
-        "cpu": {"model": "test cpu", "flags": []},
-    },
-    "cpu-test-int8",
-)
 
 
 def _stats(ms: float, stable: bool) -> Stats:

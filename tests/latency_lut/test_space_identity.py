@@ -7,28 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from lut_test_helpers import TINY_SPACE_YAML
+from lut_test_helpers import TINY_SPACE_YAML, synthetic_lut
 
-from hw_profiles import Fingerprint, Stats
 from latency_lut.db import open_lut
-from latency_lut.keys import block_key, overhead_key, quantize_key
+from latency_lut.keys import block_key
 from latency_lut.manifest import legacy_signature, match_space_record, space_from_record, space_record
 from latency_lut.predictor import LatencyPredictor, LUTSpaceMismatchError
 from spaces import space_hash
 from spaces.identity import SpaceMismatchError
 from spaces.yaml_io import space_from_yaml
 
-FP = Fingerprint(
-    {
-        "engine": "onnxruntime",
-        "engine_version": "x",
-        "precision": "int8",
-        "threads": 1,
-        "model_format": "int8",
-        "cpu": {"model": "synthetic"},
-    },
-    "synthetic-int8",
-)
 CORRECTION = {"model": "affine", "coef": [2.0, 0.5], "loo_rel_err": 0.0}
 
 
@@ -43,23 +31,6 @@ K7 = {"kernel: {choice: [3, 5]}": "kernel: {choice: [3, 7]}"}  # new blocks
 NARROW = {"width: {choice: [8, 16]}": "width: {choice: [8]}"}  # a sub-space: every block in the LUT
 
 
-def _lut(path, space, record=None, correction=None):
-    """A synthetic LUT of every block of ``space``; ``record``: the space record to store."""
-    c, h, w = space.input_shape
-    record = record or space_record(space)
-    with open_lut(path, "w") as db:
-        db.register_fingerprint(FP)
-        sig = db.register_space(record)
-        run = db.begin_run(FP.id, "synthetic")
-        keys = [block_key(b) for b in space.enumerate_blocks()] + [overhead_key(), quantize_key(c, h, w)]
-        for i, k in enumerate(keys):
-            v = 0.01 * (i + 1)
-            db.insert(FP.id, k, "op", "op", Stats(v, v, 0, v, 1, 0, 1, True), run)
-        if correction:
-            db.set_correction(FP.id, sig, correction)
-    return sig
-
-
 def test_record_holds_canonical_yaml_and_hash():
     space = _space()
     rec = space_record(space)
@@ -71,7 +42,7 @@ def test_record_holds_canonical_yaml_and_hash():
 
 def test_lut_of_another_space_names_both_hashes_and_missing_blocks(tmp_path):
     space, other = _space(), _space(**K7)
-    _lut(tmp_path / "lut.db", space)
+    synthetic_lut(tmp_path / "lut.db", space)
     with pytest.raises(LUTSpaceMismatchError) as info:
         LatencyPredictor(tmp_path / "lut.db", other)
     msg = str(info.value)
@@ -86,7 +57,7 @@ def test_lut_of_another_space_names_both_hashes_and_missing_blocks(tmp_path):
 
 def test_sub_space_is_refused_unless_allowed_and_then_uncorrected(tmp_path):
     space, narrow = _space(), _space(**NARROW)
-    _lut(tmp_path / "lut.db", space, correction=CORRECTION)
+    synthetic_lut(tmp_path / "lut.db", space, correction=CORRECTION)
     with pytest.raises(LUTSpaceMismatchError) as info:
         LatencyPredictor(tmp_path / "lut.db", narrow)
     assert space_hash(narrow) in str(info.value) and "nas profile" in str(info.value)
@@ -101,7 +72,7 @@ def test_sub_space_is_refused_unless_allowed_and_then_uncorrected(tmp_path):
 
 
 def test_renamed_copy_of_the_space_is_accepted(tmp_path):
-    _lut(tmp_path / "lut.db", _space(), correction=CORRECTION)
+    synthetic_lut(tmp_path / "lut.db", _space(), correction=CORRECTION)
     renamed = _space(**{"name: tiny": "name: tiny_copy"})
     pred = LatencyPredictor(tmp_path / "lut.db", renamed)
     assert pred.same_space and pred.correction is not None and pred.record["signature"].startswith("tiny-")
@@ -109,8 +80,8 @@ def test_renamed_copy_of_the_space_is_accepted(tmp_path):
 
 def test_lut_of_several_spaces_serves_each(tmp_path):
     space, other = _space(), _space(**K7)
-    _lut(tmp_path / "a.db", space)
-    _lut(tmp_path / "b.db", other)
+    synthetic_lut(tmp_path / "a.db", space)
+    synthetic_lut(tmp_path / "b.db", other)
     with open_lut(tmp_path / "m.db", "w") as out:
         for p in ("a.db", "b.db"):
             with open_lut(tmp_path / p) as src:
@@ -122,43 +93,37 @@ def test_lut_of_several_spaces_serves_each(tmp_path):
     assert space_hash(space) in str(info.value) and space_hash(other) in str(info.value)
 
 
-def test_old_record_without_hash_matches_and_is_upgraded(tmp_path):
-    """LUTs written before records held a hash: matched by rebuilding the registered space (or
-    by name, arguments and input); a later profiling run upgrades the record in place."""
+def _one_block_mobilenet(kernel: int):
+    """A MobileNet space of one block per stage, with one choice of everything."""
     from spaces import create_space
 
-    space = create_space(
+    return create_space(
         "mobilenet",
         in_chans=1,
         num_classes=10,
         resolution=28,
         stages=2,
         depths=[1],
-        kernels=[3],
+        kernels=[kernel],
         expands=[2.0],
         width_mults=[0.5],
         scale=0.25,
     )
+
+
+def test_old_record_without_hash_matches_and_is_upgraded(tmp_path):
+    """LUTs written before records held a hash: matched by rebuilding the registered space (or
+    by name, arguments and input); a later profiling run upgrades the record in place."""
+    space = _one_block_mobilenet(3)
     old = {k: v for k, v in space_record(space).items() if k not in ("hash", "yaml")}
     old["signature"] = legacy_signature(old)
-    sig = _lut(tmp_path / "lut.db", space, record=old, correction=CORRECTION)
+    sig, _ = synthetic_lut(tmp_path / "lut.db", space, record=old, correction=CORRECTION)
     assert sig == old["signature"]
     yaml_copy = space_from_yaml(space.to_yaml().replace("name: mobilenet", "name: mine", 1))
     for s in (space, yaml_copy):
         pred = LatencyPredictor(tmp_path / "lut.db", s)
         assert pred.same_space and pred.record["signature"] == old["signature"] and pred.correction is not None
-    other = create_space(
-        "mobilenet",
-        in_chans=1,
-        num_classes=10,
-        resolution=28,
-        stages=2,
-        depths=[1],
-        kernels=[5],
-        expands=[2.0],
-        width_mults=[0.5],
-        scale=0.25,
-    )
+    other = _one_block_mobilenet(5)
     with pytest.raises(LUTSpaceMismatchError) as info:
         LatencyPredictor(tmp_path / "lut.db", other)
     assert space_hash(space) in str(info.value) and space_hash(other) in str(info.value)

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-
-def _nas_command() -> list[str]:
-    exe = Path(sys.executable).with_name("nas")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("nas")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "nas.cli"]
+from tests.helpers import nas_command
 
 
 @pytest.fixture
@@ -30,7 +19,7 @@ def run_nas():
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
         return subprocess.run(
-            [*_nas_command(), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env
+            [*nas_command(), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env
         )
 
     return run

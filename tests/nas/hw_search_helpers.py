@@ -19,7 +19,7 @@ def tiny_checkpoint(root: Path) -> Path:
     import torch
 
     from supernet.train import Trainer
-    from tests.supernet.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     with _lock:
         if "ckpt" in _built and (_built["ckpt"] / "checkpoint.safetensors").exists():

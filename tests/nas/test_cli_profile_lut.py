@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "latency_lut"))
-from lut_test_helpers import TINY_SPACE_YAML, write_fast_target  # noqa: E402
+from lut_test_helpers import TINY_SPACE_YAML, lut_rows, write_fast_target  # noqa: E402
 
 
 def _cmd() -> list[str]:
@@ -65,14 +65,6 @@ def exported(work):
 def _count(folder: Path) -> int:
     """Models per INT8 profile of the folder: its blocks and the 2 pseudo-blocks."""
     return len(json.loads((folder / "manifest.json").read_text())["blocks"]) + 2
-
-
-def _rows(lut: Path) -> dict[str, tuple[str, float]]:
-    con = sqlite3.connect(f"file:{lut}?mode=ro", uri=True)
-    try:
-        return {k: (r, t) for k, r, t in con.execute("SELECT block_key, run_id, timestamp FROM latency")}
-    finally:
-        con.close()
 
 
 def _one_line_error(res) -> str:
@@ -158,7 +150,7 @@ def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
         time.sleep(0.05)
         if lut.exists():
             try:
-                if len(_rows(lut)) >= 4:
+                if len(lut_rows(lut)) >= 4:
                     break
             except sqlite3.Error:
                 pass
@@ -166,7 +158,7 @@ def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    before = _rows(lut)
+    before = lut_rows(lut)
     total = _count(exported)
     assert 4 <= len(before) < total
 
@@ -175,7 +167,7 @@ def test_sigkill_then_resume_measures_each_block_once(run_nas, work, exported):
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    after = _rows(lut)
+    after = lut_rows(lut)
     assert len(after) == total  # complete: every block and the 2 pseudo-blocks
     assert {k: after[k] for k in before} == before  # finished blocks untouched
     assert out["measured"] == total - len(before) and out["skipped"] >= len(before)
@@ -205,10 +197,10 @@ def test_one_step_profile_and_merge(run_nas, work):
             "--no-progress",
         )
         assert res.returncode == 0, res.stderr
-    rows_a, rows_b = _rows(a), _rows(b)
+    rows_a, rows_b = lut_rows(a), lut_rows(b)
     res = run_nas("lut", "merge", str(merged), str(a), str(b))
     assert res.returncode == 0, res.stderr
-    assert set(_rows(merged)) == set(rows_a) | set(rows_b)
+    assert set(lut_rows(merged)) == set(rows_a) | set(rows_b)
 
 
 def test_one_line_errors(run_nas, work, exported, tmp_path):

@@ -18,14 +18,8 @@ from spaces import load_space, space_hash
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "latency_lut"))
 from lut_test_helpers import TINY_SPACE_YAML, write_fast_target  # noqa: E402
 
-TINY_MB = {
-    "stages": 2,
-    "depths": [1, 2],
-    "kernels": [3, 5],
-    "expands": [2.0, 3.0],
-    "width_mults": [0.5, 1.0],
-    "scale": 0.25,
-}
+from tests.helpers import TINY_MOBILENET as TINY_MB  # noqa: E402
+
 TRAIN = [
     "--data",
     "fashion-mnist",
@@ -80,7 +74,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(files):
     """A supernet over the YAML space, two steps of training (the real command)."""
-    from tests.supernet.conftest import run_cli
+    from tests.helpers import run_cli
 
     out = files / "run"
     res = run_cli("train-supernet", "--space", str(files / "tinymb.yaml"), *TRAIN, "--out", str(out))

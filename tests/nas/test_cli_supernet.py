@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.supernet.conftest import TINY_MOBILENET, run_cli
+from tests.helpers import TINY_MOBILENET, run_cli
 
 TRAIN = [
     "--space",
@@ -53,7 +53,7 @@ def test_train_writes_checkpoint_metrics_and_progress(trained):
 def test_eval_subnet_int8_json(trained, tmp_path):
     out, _, _ = trained
     arch_file = tmp_path / "arch.json"
-    from tests.supernet.conftest import tiny_space
+    from tests.helpers import tiny_space
 
     arch = tiny_space("mobilenet").sample(3)
     arch_file.write_text(arch.to_json())
@@ -85,7 +85,7 @@ def test_eval_subnet_fp32_largest(trained):
 
 def test_arch_of_another_space_is_refused(trained, tmp_path):
     out, _, _ = trained
-    from tests.supernet.conftest import tiny_space
+    from tests.helpers import tiny_space
 
     bad = tmp_path / "resnet_arch.json"
     bad.write_text(tiny_space("resnet").sample(0).to_json())

@@ -11,7 +11,9 @@ import torch
 import torch.nn as nn
 
 import quant
+from quant.calibrate import quantized_layers
 from quant.errors import NotCalibratedError
+from quant.training import accuracy, predict
 from tests.quant.conftest import TinyNet, randomize_bn
 
 
@@ -41,7 +43,7 @@ def _observed(q: nn.Module) -> dict[str, str]:
     names = {id(m): n for n, m in q.named_modules()}
     return {
         name: names[id(layer.__dict__["_bn"])] if layer.__dict__.get("_bn") is not None else name
-        for name, layer in quant.quantized_layers(q)
+        for name, layer in quantized_layers(q)
     }
 
 
@@ -62,7 +64,7 @@ def test_quantized_channel_means_move_to_the_float_ones() -> None:
     before = _mean_errors(q, x, ref)
     shifts = quant.correct_bias(q, x, num_batches=None)
     after = _mean_errors(q, x, ref)
-    assert list(shifts) == [n for n, _ in quant.quantized_layers(q)]  # TinyNet runs its layers in module order
+    assert list(shifts) == [n for n, _ in quantized_layers(q)]  # TinyNet runs its layers in module order
     assert sum(after.values()) < 0.1 * sum(before.values())
     # the logits: the last layer's means agree up to the int32 bias rounding
     assert after["fc"] < 0.3 * before["fc"]
@@ -70,7 +72,7 @@ def test_quantized_channel_means_move_to_the_float_ones() -> None:
 
 def test_a_conv_without_bias_is_corrected_through_its_batch_norm() -> None:
     q, x = _calibrated()
-    layers = dict(quant.quantized_layers(q))
+    layers = dict(quantized_layers(q))
     name = next(n for n, layer in layers.items() if layer.bias is None and layer.__dict__.get("_bn") is not None)
     bn_bias = layers[name].__dict__["_bn"].bias.detach().clone()
     quant.correct_bias(q, x)
@@ -106,10 +108,10 @@ def test_onnxruntime_follows_the_corrected_model(tmp_path, trained_digits_net, d
     quant.correct_bias(q, xtr[:512])
     path = quant.export_onnx(q, tmp_path / "bc.int8.onnx", (1, *xte.shape[1:]))
     ort_logits = quant.ort_predict(path, xte)
-    torch_logits = quant.predict(q, xte)
+    torch_logits = predict(q, xte)
     agree = float(np.mean(ort_logits.argmax(1) == torch_logits.argmax(1)))
     assert agree >= 0.995
-    assert quant.accuracy(ort_logits, yte) >= quant.accuracy(quant.predict(trained_digits_net, xte), yte) - 1.0
+    assert accuracy(ort_logits, yte) >= accuracy(predict(trained_digits_net, xte), yte) - 1.0
 
 
 class _NoBias(nn.Module):
@@ -131,8 +133,8 @@ def test_a_layer_with_neither_bias_nor_batch_norm_gets_a_bias_that_exports(tmp_p
     before = _mean_errors(q, x, ref)
     quant.correct_bias(q, x)
     after = _mean_errors(q, x, ref)
-    assert all(layer.bias is not None for _, layer in quant.quantized_layers(q))
+    assert all(layer.bias is not None for _, layer in quantized_layers(q))
     assert after["fc"] < 0.3 * before["fc"]
     path = quant.export_onnx(q, tmp_path / "nobias.int8.onnx", (1, 1, 16, 16))
     ort_logits = quant.ort_predict(path, x.numpy())
-    np.testing.assert_allclose(ort_logits, quant.predict(q, x.numpy()), atol=0.05)
+    np.testing.assert_allclose(ort_logits, predict(q, x.numpy()), atol=0.05)

@@ -14,17 +14,16 @@ from quant import (
     TENSORRT,
     NotCalibratedError,
     QuantError,
-    act_quantizers,
     calibrate,
     export_fp32_onnx,
     export_onnx,
     host_ort_scheme,
     integer_op_report,
     ort_predict,
-    predict,
     prepare,
 )
-from quant.training import TrainConfig, qat_finetune
+from quant.calibrate import act_quantizers
+from quant.training import TrainConfig, predict, qat_finetune
 
 from .conftest import ConvBnAct, TinyNet, randomize_bn
 

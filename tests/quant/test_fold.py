@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from quant import ORT_CPU, calibrate, fold_bn, fold_bn_into_conv, prepare
+from quant import ORT_CPU, calibrate, prepare
 from quant.fake_quant import QuantConv2d
-from quant.fold import fold_bn_graph
+from quant.fold import fold_bn, fold_bn_graph, fold_bn_into_conv
 
 from .conftest import ConvBnAct, TinyNet, randomize_bn
 

@@ -5,19 +5,17 @@ import pytest
 import torch
 
 from quant import (
-    INTEGER_OPS,
     IntegerOpReport,
     QuantError,
     calibrate,
-    compare_latency,
     export_fp32_onnx,
     export_onnx,
     integer_op_report,
-    measure_latency,
     ort_predict,
-    ort_quantize_static,
     prepare,
 )
+from quant.ort import INTEGER_OPS, compare_latency, measure_latency
+from quant.ort_baseline import ort_quantize_static
 
 from .conftest import TinyNet, randomize_bn
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import quant
+from quant.training import predict
 
 spaces = pytest.importorskip("spaces")
 
@@ -24,5 +25,5 @@ def test_builtin_space_networks_quantize_to_integer_kernels(name: str, tmp_path)
     path = quant.export_onnx(q, tmp_path / f"{name}.onnx", (1, 1, 28, 28))
     rep = quant.integer_op_report(path)
     assert rep.integer_convs > 0 and rep.float_convs == 0, rep.summary()
-    ours, theirs = quant.predict(q, x[:4]), quant.ort_predict(path, x[:4].numpy())
+    ours, theirs = predict(q, x[:4]), quant.ort_predict(path, x[:4].numpy())
     assert np.abs(ours - theirs).max() <= 0.05 * max(1.0, float(np.abs(ours).max()))

@@ -6,22 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from quant import (
-    QuantError,
-    TrainConfig,
-    calibrate,
-    evaluate,
-    export_onnx,
-    host_ort_scheme,
-    ort_predict,
-    predict,
-    prepare,
-    qat_finetune,
-    recalibrate_bn,
-    run_pipeline,
-    train,
-)
-from quant.training import accuracy
+from quant import QuantError, calibrate, export_onnx, host_ort_scheme, ort_predict, prepare, qat_finetune
+from quant.pipeline import run_pipeline
+from quant.training import TrainConfig, accuracy, evaluate, predict, recalibrate_bn, train
 
 from .conftest import TinyNet
 

@@ -44,7 +44,7 @@ def test_fifty_samples_build_run_and_export(name, settle_bn):
     import onnxruntime as ort
     import torch
 
-    from spaces.onnx_export import export_fp32_bytes
+    from quant.export import export_fp32_bytes
 
     torch.manual_seed(0)
     space = make(name)
@@ -70,7 +70,7 @@ def test_a_sample_builds_and_exports(name, settle_bn):
     import onnxruntime as ort
     import torch
 
-    from spaces.onnx_export import export_fp32_bytes
+    from quant.export import export_fp32_bytes
 
     for space in (make(name), create_space(name)):
         arch = space.sample(7)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from quant.export import export_fp32_bytes
 from spaces import ACTIVATIONS, get_op, list_ops
 from spaces._nodes import ResolvedBlock
-from spaces.onnx_export import export_fp32_bytes
 from spaces.ops import build_op
 
 CASES = [

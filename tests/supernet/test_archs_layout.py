@@ -8,7 +8,9 @@ import pytest
 
 from supernet._archs import arch_size, extreme_structure, is_structural, largest_arch, smallest_arch
 from supernet._layout import meta_block
-from tests.supernet.conftest import tiny_net, tiny_space
+from tests.helpers import tiny_net, tiny_space
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_mobilenet_extremes_take_the_extreme_options():

@@ -11,6 +11,8 @@ from supernet.checkpoint import read_checkpoint, write_checkpoint
 from supernet.errors import CheckpointError
 from supernet.train import load_supernet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_recalibrate_bn_computes_exact_statistics():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())

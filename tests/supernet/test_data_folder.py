@@ -13,8 +13,10 @@ from hwnas.datasets import FASHION_MNIST_DIR
 from supernet.checkpoint import read_checkpoint, write_checkpoint
 from supernet.data import EpochOrder, calibration_batches, data_info, load_data, load_data_like
 from supernet.train import Trainer, load_supernet
+from tests.helpers import TINY_MOBILENET, run_cli, tiny_config
 from tests.hwnas.folder_helpers import write_folder, write_npz
-from tests.supernet.conftest import TINY_MOBILENET, run_cli, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quiet(msg: str) -> None:

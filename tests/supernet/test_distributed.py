@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -10,14 +9,11 @@ import pytest
 import torch
 
 from supernet.checkpoint import read_checkpoint
-from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, subprocess_env
+from tests.helpers import REPO, nas_command, subprocess_env, tiny_train_args
 
-ARGS = [
-    "train-supernet",
-    "--space",
-    "mobilenet",
-    "--space-args",
-    json.dumps(TINY_MOBILENET),
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ARGS = tiny_train_args(
     "--epochs",
     "1",
     "--batch-size",
@@ -37,7 +33,7 @@ ARGS = [
     "contiguous",
     "--val-fraction",
     "0",
-]  # the tolerance below was set on every one of these 192 images
+)  # the tolerance below was set on every one of these 192 images
 
 # Three SGD steps of four subnets each; the only difference between the runs is the order of
 # floating-point sums (gradients all-reduced over two shards, batch-norm statistics summed over

@@ -12,14 +12,11 @@ import pytest
 import torch
 
 from supernet.checkpoint import read_checkpoint
-from tests.supernet.conftest import REPO, TINY_MOBILENET, nas_command, run_cli, subprocess_env
+from tests.helpers import REPO, nas_command, run_cli, subprocess_env, tiny_train_args
 
-ARGS = [
-    "train-supernet",
-    "--space",
-    "mobilenet",
-    "--space-args",
-    json.dumps(TINY_MOBILENET),
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ARGS = tiny_train_args(
     "--epochs",
     "2",
     "--batch-size",
@@ -37,7 +34,7 @@ ARGS = [
     "--threads",
     "1",
     "--no-progress",
-]
+)
 
 
 def _checkpoint_state(out):

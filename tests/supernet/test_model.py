@@ -9,7 +9,9 @@ import torch
 
 from hwnas.errors import InvalidArchError
 from supernet.model import Supernet
-from tests.supernet.conftest import tiny_net, tiny_space
+from tests.helpers import tiny_net, tiny_space
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(net: Supernet) -> None:

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from supernet.errors import SupernetError
-from tests.supernet.conftest import tiny_net
+from tests.helpers import tiny_net
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_supernet_equals_extracted_subnet_after_qat_steps(tmp_path):
     layer, whose input quantizer belongs to the previous block."""
     from supernet.data import EpochOrder
     from supernet.train import Trainer
-    from tests.supernet.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     tr = Trainer(tiny_config(), tmp_path, progress=False, log=lambda s: None)
     tr.net.enable_quantization("ort_cpu", tr.calib[:1])

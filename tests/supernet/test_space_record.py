@@ -9,7 +9,9 @@ from hwnas.errors import ConfigError
 from spaces import space_hash
 from supernet.checkpoint import read_checkpoint, write_checkpoint
 from supernet.train import Trainer, load_supernet
-from tests.supernet.conftest import tiny_config, tiny_space
+from tests.helpers import tiny_config, tiny_space
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quiet(_msg: str) -> None:

@@ -10,7 +10,9 @@ import torch
 
 from supernet.checkpoint import read_checkpoint
 from supernet.train import TrainConfig, Trainer, load_supernet
-from tests.supernet.conftest import tiny_config
+from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quiet(msg: str) -> None:

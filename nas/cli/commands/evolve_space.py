@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line
 
 #: the quality file's default name beside the LUT: ``lut.db`` -> ``lut.quality.db``
 QUALITY_SUFFIX = ".quality.db"
@@ -226,8 +226,7 @@ def _hyperspace(args: argparse.Namespace, shape: tuple[int, int, int]) -> Any:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(
-                f"--space-args: space {args.hyperspace!r} rejects {json.dumps(kwargs)}: "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                f"--space-args: space {args.hyperspace!r} rejects {json.dumps(kwargs)}: {first_line(exc)}"
             ) from None
     return HyperSpace(space)
 

@@ -7,12 +7,13 @@ import json
 import sys
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
+    from nas.cli._types import finite_float, int_range
     from nas.export.formats import FORMATS
 
     p = subparsers.add_parser(
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lut", help="LUT measured for --target on this machine: the predicted latency")
     p.add_argument(
         "--finetune-epochs",
-        type=float,
+        type=finite_float(0, 100_000),
         default=0.0,
         help="QAT fine-tune of the extracted model before export, in epochs of the training data [0]",
     )
@@ -54,14 +55,21 @@ def register(subparsers: Any) -> None:
         help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an "
         ".npz file, read at the model's input size with its training normalisation and classes [the checkpoint's]",
     )
-    p.add_argument("--test-limit", type=int, help="verify on the first N test images [all]")
+    p.add_argument("--test-limit", type=int_range(1), help="verify on the first N test images [all]")
     p.add_argument(
-        "--calib-batches", type=int, help="training batches for BN recalibration and PTQ [the checkpoint's, 8]"
+        "--calib-batches",
+        type=int_range(1, 100_000),
+        help="training batches for BN recalibration and PTQ [the checkpoint's, 8]",
     )
     p.add_argument("--scheme", help="quantization scheme (ort_cpu, ort_cpu_avx2, tensorrt) [the target's]")
-    p.add_argument("--max-latency", type=float, metavar="MS", help="latency budget: checked against the measurement")
+    p.add_argument(
+        "--max-latency",
+        type=finite_float(0, lo_open=True),
+        metavar="MS",
+        help="latency budget: checked against the measurement",
+    )
     p.add_argument("--timing-cache", metavar="PATH", help="TensorRT timing cache [OUT/tensorrt.timing.cache]")
-    p.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads for accuracy [1]")
+    p.add_argument("--threads", type=int_range(1, 4096), default=1, help="torch / onnxruntime threads for accuracy [1]")
     p.add_argument("--strict", action="store_true", help="exit 1 when a verification check fails")
     p.add_argument("--json", action="store_true", help="print model.json's record as one JSON object")
     from nas.cli._common import add_space_arguments
@@ -86,7 +94,7 @@ def _load_weights(path: str, space: Any, arch: Any) -> Any:
         else:
             state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - safetensors / torch raise several types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConfigError(f"--weights {p}: not a readable weights file ({first})") from None
     if not isinstance(state, dict):
         raise ConfigError(f"--weights {p}: expected a state dict of tensors")

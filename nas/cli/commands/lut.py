@@ -9,6 +9,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from nas.cli._common import add_space_arguments
+from nas.cli._types import int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fp32,int8,int8_nhwc",
         help="comma-separated model formats: fp32, int8 (u8 activations, NCHW uint8 block I/O: "
         "OpenVINO, onnxruntime GPU), int8_nhwc (the same with NHWC block I/O: onnxruntime CPU), "
-        "int8_sym (symmetric, TensorRT), spec (torch engine) (default fp32,int8,int8_nhwc)",
+        "int8_sym (symmetric, TensorRT), pt2 (torch.export programs: torch engine) (default fp32,int8,int8_nhwc)",
     )
-    e.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    e.add_argument("--archs", type=int, default=None, metavar="N", help="only the blocks of N sampled archs")
-    e.add_argument("--seed", type=int, default=0, help="seed for --archs and the networks (default 0)")
+    e.add_argument("--batch", type=int_range(1, 4096), default=1, help="batch size (default 1)")
+    e.add_argument("--archs", type=int_range(1), default=None, metavar="N", help="only the blocks of N sampled archs")
+    e.add_argument(
+        "--seed", type=int_range(0, 2**63 - 1), default=0, help="seed for --archs and the networks (default 0)"
+    )
     e.add_argument(
         "--networks",
-        type=int,
+        type=int_range(0, 100_000),
         default=10,
         metavar="K",
         help="also export K whole networks for the learned correction (default 10)",
@@ -72,18 +75,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a bare name: the LUT's configuration of it)",
     )
     v.add_argument("--target", required=True, metavar="T", help="target (its fingerprint here must be in the LUT)")
-    v.add_argument("--n", type=int, default=100, help="number of random networks (default 100)")
-    v.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    v.add_argument("--n", type=int_range(2, 1_000_000), default=100, help="number of random networks (default 100)")
+    v.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="sampling seed (default 0)")
     v.add_argument(
         "--passes",
-        type=int,
+        type=int_range(1, 1000),
         default=None,
         help="measure each network in this many passes over all networks, keep the lowest (default 4: "
         "as often as `nas profile` measures its calibration networks)",
     )
     v.add_argument(
         "--remeasure",
-        type=int,
+        type=int_range(0, 1000),
         default=3,
         help="measure a network flagged unstable (machine busy) again, up to this many times (default 3)",
     )
@@ -93,8 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from hwnas.progress import ProgressBar
     from latency_lut.export import export_blocks
-    from latency_lut.progress import Progress
+    from latency_lut.progress import progress_bar
     from nas.cli._common import space_from_args
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -107,26 +111,28 @@ def _export(args: argparse.Namespace) -> int:
     if args.networks < 0:
         raise ConfigError(f"--networks must be >= 0, got {args.networks}")
     space = space_from_args(args)
-    bar: Progress | None = None
+    bar: ProgressBar | None = None
 
     def progress(done: int, total: int, note: str) -> None:
         nonlocal bar
         if bar is None:
-            bar = Progress(total, "models", enabled=not args.no_progress)
-        bar.update(note=note)
+            bar = progress_bar(total, "models", enabled=not args.no_progress)
+        bar.advance(note=note)
 
-    manifest = export_blocks(
-        space,
-        args.out,
-        formats=formats,
-        batch=args.batch,
-        archs=args.archs,
-        seed=args.seed,
-        networks=args.networks,
-        progress=progress,
-    )
-    if bar is not None:
-        bar.close()
+    try:
+        manifest = export_blocks(
+            space,
+            args.out,
+            formats=formats,
+            batch=args.batch,
+            archs=args.archs,
+            seed=args.seed,
+            networks=args.networks,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     print(
         f"{args.out}: {len(manifest.blocks)} blocks, {len(manifest.extras)} pseudo-blocks, "
         f"{len(manifest.networks)} networks in formats {', '.join(manifest.formats)} "

@@ -18,6 +18,7 @@ import sys
 
 from hwnas.errors import ConfigError
 from nas.cli._common import add_space_arguments
+from nas.cli._types import int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,15 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_space_arguments(p, required=False, help="one-step mode: registered space name or space YAML file")
     p.add_argument(
         "--archs",
-        type=int,
+        type=int_range(1),
         default=None,
         metavar="N",
         help="only the blocks of N sampled archs (quick mode; default: every block of the space)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for --archs and the calibration networks (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int_range(0, 2**63 - 1),
+        default=0,
+        help="seed for --archs and the calibration networks (default 0)",
+    )
     p.add_argument(
         "--networks",
-        type=int,
+        type=int_range(0, 100_000),
         default=10,
         metavar="K",
         help="one-step mode: whole networks measured to fit the correction (default 10, 0 for none)",
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", metavar="DIR", help="one-step mode: keep exported models in DIR (default: a temp dir)")
     p.add_argument(
         "--retry-passes",
-        type=int,
+        type=int_range(0, 1000),
         default=None,
         metavar="P",
         help="passes that measure again the models measured while the machine was busy, keeping the "

@@ -236,11 +236,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.lut is not None and not Path(args.lut).is_file():
         raise ConfigError(f"{args.lut}: no such LUT file")
     if args.supernet is not None:
-        given = Path(args.supernet)
-        if given.is_dir() and not (given / "checkpoint.safetensors").exists():
-            raise ConfigError(f"{given / 'checkpoint.safetensors'}: no such checkpoint in {given}")
-        if not given.exists():
-            raise ConfigError(f"{given}: no such checkpoint")
+        ckpt = Path(args.supernet)
+        if ckpt.is_dir() and not (ckpt / "checkpoint.safetensors").exists():
+            raise ConfigError(f"{ckpt / 'checkpoint.safetensors'}: no such checkpoint in {ckpt}")
+        if not ckpt.exists():
+            raise ConfigError(f"{ckpt}: no such checkpoint")
 
 
 def _resolve_space(args: argparse.Namespace, supernet_space: Any) -> Any:
@@ -356,7 +356,7 @@ def _search(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     obj_names = [f"{o.name}:{o.direction[:3]}" for o in objectives]
     if args.study is not None:
-        from nas.search.storage import run_study_worker
+        from nas.search.study_worker import run_study_worker
 
         summary = run_study_worker(
             searcher,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line
 
 __all__ = ["register"]
 
@@ -136,13 +136,13 @@ def _config(args: argparse.Namespace) -> Any:
     return BlockKDConfig(**given)
 
 
-def _hyperspace(args: argparse.Namespace, input_shape: tuple[int, ...], num_classes: int) -> Any:
+def _hyperspace(args: argparse.Namespace, input_shape: tuple[int, int, int], num_classes: int) -> Any:
     from nas.cli._common import check_space_choice, parse_space_args
     from supernet.train import build_space
 
     kwargs = parse_space_args(args.space_args) if args.space_args is not None else None
     check_space_choice(args.hyperspace, kwargs)
-    return build_space(args.hyperspace, kwargs or {}, tuple(input_shape), num_classes, data="the teacher's data")
+    return build_space(args.hyperspace, kwargs or {}, input_shape, num_classes, data="the teacher's data")
 
 
 def _supernet_teacher(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -174,13 +174,13 @@ def _timm_teacher(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any,
     try:
         model = timm.create_model(name, pretrained=False, in_chans=data.input_shape[0], num_classes=data.num_classes)
     except RuntimeError as exc:
-        raise ConfigError(f"--teacher timm:{name}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"--teacher timm:{name}: {first_line(exc)}") from None
     state = _read_weights(args.teacher_weights)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ConfigError(
-            f"{args.teacher_weights}: not weights of timm {name} for this data ({str(exc).strip().splitlines()[0]})"
+            f"{args.teacher_weights}: not weights of timm {name} for this data ({first_line(exc)})"
         ) from None
     train, val = split_validation(data, config.val_fraction, config.seed)
     model.to(args.device)
@@ -199,6 +199,7 @@ def _read_weights(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such weights file")
+    state: object  # a state dict, or whatever else the file holds
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -207,7 +208,7 @@ def _read_weights(path: str) -> dict[str, Any]:
         else:
             state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - both readers raise several types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConfigError(f"{p}: not a readable weights file ({first})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -216,17 +217,19 @@ def _read_weights(path: str) -> dict[str, Any]:
     return state
 
 
-def _checkpoint_input(path: str) -> tuple[tuple[int, ...], int]:
+def _checkpoint_input(path: str) -> tuple[tuple[int, int, int], int]:
     """``(input shape, classes)`` a supernet checkpoint records, read without building the supernet."""
     from supernet.checkpoint import checkpoint_path, read_checkpoint
 
     meta, _ = read_checkpoint(path)
-    info = meta.get("data_info")
-    try:
-        return tuple(int(v) for v in info["input_shape"]), int(info["num_classes"])  # type: ignore[index]
+    info: Any = meta.get("data_info")  # the checkpoint's JSON, checked here
+    try:  # no record (None), or one missing keys or with another shape
+        c, h, w = (int(v) for v in info["input_shape"])
+        return (c, h, w), int(info["num_classes"])
     except (KeyError, TypeError, ValueError):
         raise ConfigError(
-            f"{checkpoint_path(path)}: the checkpoint records no data set; it cannot serve as a teacher"
+            f"{checkpoint_path(path)}: the checkpoint records no data set (input shape C,H,W and classes); "
+            "it cannot serve as a teacher"
         ) from None
 
 
@@ -252,7 +255,8 @@ def _handler(args: argparse.Namespace) -> int:
     # cheap checks first: loading a teacher takes seconds
     if timm_teacher:
         teacher, train, val, record = _timm_teacher(args, config)
-        shape, classes = tuple(teacher.input_shape), int(train.num_classes)
+        c, h, w = teacher.input_shape
+        shape, classes = (int(c), int(h), int(w)), int(train.num_classes)
     else:
         if args.teacher_weights or args.teacher_stages:
             raise ConfigError("--teacher-weights / --teacher-stages are for a timm:NAME teacher")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from nas.cli._common import add_space_arguments, print_json, space_from_args
 from nas.cli._types import int_range
@@ -30,10 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.set_defaults(func=_show)
 
 
+class _SpaceRow(TypedDict):
+    name: str
+    size: int
+    decisions: int
+    input: list[int]
+    description: str
+
+
 def _list(args: argparse.Namespace) -> int:
     from spaces import create_space, list_spaces
 
-    rows = []
+    rows: list[_SpaceRow] = []
     for name in list_spaces():
         space = create_space(name)
         rows.append(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from tests.nas.export.helpers import train_supernet, write_arch, write_fast_target
 
@@ -19,11 +18,3 @@ def export_work(tmp_path_factory):
         "arch_file": arch_file,
         "arch": arch,
     }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

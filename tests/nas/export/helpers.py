@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.supernet.conftest import tiny_space
+from tests.helpers import tiny_space
 
 __all__ = [
     "ARCH_SEED",
@@ -37,7 +37,7 @@ def train_supernet(out: Path) -> Path:
     """A tiny quantized-for-all supernet checkpoint (``ort_cpu`` scheme), trained in this process
     (``nas train-supernet`` has its own tests; these test what is done with its checkpoints)."""
     from supernet.train import Trainer
-    from tests.supernet.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     Trainer(
         tiny_config(train_limit=256, test_limit=64, bn_calib_batches=1, eval_every=0),

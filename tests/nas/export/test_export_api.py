@@ -12,6 +12,8 @@ from onnx import numpy_helper
 from nas.export import AGREEMENT_THRESHOLD, check_files, read_model_json
 from tests.nas.export.helpers import tiny_space
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _small_data():
     from supernet.data import load_data

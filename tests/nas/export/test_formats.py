@@ -14,6 +14,8 @@ from nas.export.exporter import _compatible
 from nas.export.formats import check_formats_available, static_batch_copy
 from quant.scheme import ORT_CPU, ORT_CPU_AVX2, TENSORRT, host_ort_scheme
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_parse_formats_orders_and_always_includes_int8():
     assert parse_formats(None) == ("onnx-int8", "onnx-fp32")

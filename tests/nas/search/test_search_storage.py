@@ -16,7 +16,8 @@ import pytest
 
 from hwnas.errors import ConfigError
 from nas.search import create_searcher
-from nas.search.storage import make_storage, run_study_worker
+from nas.search.storage import make_storage
+from nas.search.study_worker import run_study_worker
 
 
 def _load(storage, name):

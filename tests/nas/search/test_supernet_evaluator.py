@@ -113,7 +113,7 @@ def test_cache_file_is_shared_and_keyed_by_settings(checkpoint, tmp_path):
 
 
 def test_foreign_arch_and_bad_options_are_one_line_errors(checkpoint, evaluator):
-    from tests.supernet.conftest import tiny_space
+    from tests.helpers import tiny_space
 
     with pytest.raises(HwnasError) as info:
         evaluator.evaluate(tiny_space("resnet").sample(0))
@@ -155,7 +155,7 @@ def test_a_budget_no_arch_meets_is_refused_naming_the_minimum(lut, evaluator):
 
 
 def test_lut_errors_are_one_line(tmp_path, evaluator, lut):
-    from tests.supernet.conftest import tiny_space
+    from tests.helpers import tiny_space
 
     with pytest.raises(ConfigError, match="no such LUT file"):
         LutLatencyEvaluator.from_lut(tmp_path / "none.db", TARGET, evaluator.space)

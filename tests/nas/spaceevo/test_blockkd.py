@@ -26,19 +26,13 @@ from nas.spaceevo.blockkd import (
 )
 from nas.spaceevo.quality import QualityStore, load_quality
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[3]
 TINY = {"block_types": ["mbv2", "fused"], "kernels": [3, 5], "expands": [2.0, 4.0], "scale": 0.25}
 FAST = dict(
     epochs=1, qat_epochs=1, batch_size=16, eval_samples=2, eval_images=32, bn_batches=1, threads=1, checkpoint_every=2
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _hyperspace():
@@ -362,3 +356,16 @@ def test_cli_sigkill_then_rerun_matches_uninterrupted(tmp_path, teacher_ckpt):
     summary = json.loads(res.stdout)
     assert summary["skipped"] == 1 and summary["trained"] == 1  # the finished candidate stage was not redone
     assert _values(cut) == _values(ref)
+
+
+def test_teacher_checkpoint_without_a_chw_input_shape_is_refused(monkeypatch, tmp_path):
+    import supernet.checkpoint
+    from hwnas.errors import ConfigError
+    from nas.cli.commands.spaceevo_quality import _checkpoint_input
+
+    meta = {"data_info": {"input_shape": [8, 8], "num_classes": 10}}  # no channels
+    monkeypatch.setattr(supernet.checkpoint, "read_checkpoint", lambda path: (meta, {}))
+    with pytest.raises(ConfigError, match=r"records no data set \(input shape C,H,W"):
+        _checkpoint_input(str(tmp_path))
+    meta["data_info"]["input_shape"] = [1, 8, 8]
+    assert _checkpoint_input(str(tmp_path)) == ((1, 8, 8), 10)

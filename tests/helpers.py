@@ -1,19 +1,19 @@
-"""Tiny spaces and training configurations that keep the supernet tests fast on a CPU."""
+"""Helpers shared by test modules of several folders (test modules import these, never each other):
+tiny spaces and training configurations that keep supernet tests fast on a CPU, and running the
+real ``nas`` command."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_MOBILENET = {
     "stages": 2,
@@ -74,15 +74,13 @@ def tiny_config(**overrides):
     return TrainConfig(**base)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def tiny_train_args(*args: str) -> list[str]:
+    """``nas train-supernet`` arguments over the tiny MobileNet space, then ``args``."""
+    return ["train-supernet", "--space", "mobilenet", "--space-args", json.dumps(TINY_MOBILENET), *args]
 
 
 def nas_command() -> list[str]:
+    """The ``nas`` command of this interpreter's environment (``python -m nas.cli`` without one)."""
     exe = Path(sys.executable).with_name("nas")
     if exe.exists():
         return [str(exe)]

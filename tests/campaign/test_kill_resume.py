@@ -1,0 +1,90 @@
+"""The kill campaign (issue 19) at test scale: every long-running command is stopped a few times at
+seeded random moments (SIGKILL, SIGTERM or SIGINT), rerun, and must end as its uninterrupted run
+ends: no finished unit lost or redone, no half-written file, nothing left in ``$TMPDIR`` or the
+outputs, no trial left RUNNING. The full campaign (>= 20 kills per command, a table per command) is
+``benchmarks/bench_kill_campaign.py``; this runs its rounds with ``KILLS`` kills per command.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_kill_campaign.py"
+KILLS = 3
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_kill_campaign", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_campaign_covers_every_long_running_command(bench):
+    assert (
+        set(bench.COMMANDS)
+        == set(bench.REGISTRY)
+        >= {
+            "profile",
+            "train-supernet",
+            "search",
+            "search-shared",
+            "run",
+            "spaceevo-quality",
+            "evolve-space",
+            "export",
+        }
+    )
+
+
+def test_readers_see_half_written_files(bench, tmp_path):
+    """The campaign's own checks: a cut JSON-lines file, cut JSON and a damaged SQLite file are caught."""
+    import sqlite3
+
+    lines = tmp_path / "m.jsonl"
+    lines.write_text('{"epoch": 1}\n{"epo')
+    assert "cut off" in bench.json_problem(lines, lines=True)
+    whole = tmp_path / "w.json"
+    whole.write_text('{"a": [1, 2')
+    assert "not whole JSON" in bench.json_problem(whole)
+    db = tmp_path / "d.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x)")
+    con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
+    con.commit()
+    con.close()
+    assert bench.sqlite_problem(db) is None
+    data = bytearray(db.read_bytes())
+    data[4096 : 4096 + 12] = b"\xff" * 12  # the header of the table's first B-tree page
+    db.write_bytes(bytes(data))
+    assert bench.sqlite_problem(db) is not None
+    ignored = "Exception ignored in: <function cb>\nTraceback (most recent call last):\nKeyboardInterrupt:\n"
+    assert not bench.has_traceback(ignored)  # CPython's report of an interrupt it swallowed
+    assert bench.has_traceback("x\nTraceback (most recent call last):\n  File ...\nValueError: no\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".model.json.abc.tmp").write_text("x")
+    assert bench.temp_files(tmp_path / "out") == ["out/.model.json.abc.tmp"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    ["profile", "train-supernet", "search", "search-shared", "run", "spaceevo-quality", "evolve-space", "export"],
+)
+def test_killed_and_rerun_ends_like_an_uninterrupted_run(bench, tmp_path, command):
+    campaign = bench.Bench(tmp_path, seed=19, kills=KILLS, max_per_round=KILLS, grace_s=300, timeout_s=1800)
+    tally = campaign.campaign(command)
+    row = tally.row()
+    assert row["kills"] >= KILLS
+    assert tally.failures == [] and tally.tracebacks == 0 and tally.hangs == 0
+    if tally.resumable:
+        assert tally.redone == []
+    assert tally.lost == [] and tally.corrupt == [] and tally.leftovers == []
+    assert tally.differences == []
+    assert tally.resumed_ok == tally.rounds
