@@ -11,11 +11,14 @@ from spaces.builtin._common import first_stride, head, is_small, scaled, stem
 
 __all__ = ["SPACEEVO_BLOCK_TYPES", "SPACEEVO_STAGES", "spaceevo", "width_windows"]
 
-# (width candidates at 224 px, stride at 224 px, stride below 64 px, depth options)
+# (width candidates at 224 px, stride at 224 px, stride below 64 px, depth options). Below 64 px
+# the stage resolutions are those of the ``mobilenet`` space (28 px: 14, 7, 7, 7, 4), so that a
+# ``mobilenet`` supernet can be the block-wise distillation teacher and the two spaces compete at
+# equal stage resolutions.
 SPACEEVO_STAGES: tuple[tuple[tuple[int, ...], int, int, tuple[int, ...]], ...] = (
-    ((24, 32, 40, 48), 2, 1, (1, 2)),
+    ((24, 32, 40, 48), 2, 2, (1, 2)),
     ((32, 40, 48, 56, 64), 2, 2, (1, 2, 3)),
-    ((64, 80, 96, 112, 128), 2, 2, (1, 2, 3)),
+    ((64, 80, 96, 112, 128), 2, 1, (1, 2, 3)),
     ((112, 128, 144, 160, 176), 1, 1, (1, 2, 3)),
     ((192, 224, 256, 288, 320), 2, 2, (1, 2, 3)),
 )

@@ -1,0 +1,387 @@
+"""Issue 18's acceptance: does an evolved space hold better INT8 models on this target than a
+hand-written one? One resumable experiment, driven through the ``nas`` CLI, with tables.
+
+Steps (each resumes: rerun the same command after an interruption; ``--steps`` picks some):
+
+``lut``      every block of the ``spaceevo`` hyper-space and of ``mobilenet`` (1×28×28, 10 classes)
+             on the INT8 target and its FP32 twin, in one LUT (``nas profile``);
+``budgets``  the two latency budgets in ms (``--budgets``, or 30 % and 60 % of the way from the
+             ``mobilenet`` space's fastest to its largest subnet as the INT8 LUT predicts them), fixed
+             in ``budgets.json`` so that every later step uses the same ones;
+``teacher``  ``nas run`` of the ``mobilenet`` space (QFA supernet, search under both budgets,
+             export, report): the hand-written space's results, and its largest subnet is the
+             block-wise distillation teacher (its stage resolutions are the hyper-space's);
+``quality``  ``nas spaceevo-quality``: block-wise distillation (FP32, then LSQ INT8) of every
+             (stage, block type, width window) of the hyper-space from that teacher;
+``evolve``   ``nas evolve-space`` on the INT8 target and on the FP32 target (same quality,
+             same budgets);
+``evolved``  ``nas run`` of the INT8-evolved space with the recipe of ``teacher``;
+``targets``  the cross table of target awareness (each evolved space's Q-T score on both targets,
+             and each space's best predicted subnet under the tighter budget timed by both LUTs);
+``tables``   the comparison tables of the two runs (exports: INT8 test accuracy, measured latency).
+
+Scale: ``--scale reduced`` (the default; what a two-core CPU finishes in about two hours) or
+``--scale paper`` (the paper's evolution settings, longer training); the scale of every figure
+is written into ``summary.json``.
+
+    python benchmarks/bench_spaceevo.py --work runs/bench_spaceevo
+    python benchmarks/bench_spaceevo.py --work runs/bench_spaceevo --steps tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+STEPS = ("teacher", "lut", "budgets", "quality", "evolve", "evolved", "runs", "targets", "tables")
+SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
+
+SCALES: dict[str, dict[str, Any]] = {
+    "reduced": {
+        "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": None},
+        "search": {"budget": 24, "val_limit": 2000},
+        "quality": {"epochs": 1, "qat_epochs": 0.5, "train_limit": 6000, "num_random": 1, "eval_samples": 12},
+        "evolution": {"population": 100, "sample": 25, "cycles": 1000, "samples": 100_000},
+    },
+    "paper": {
+        "supernet": {"epochs": 8, "qat_epochs": 0.5, "train_limit": None},
+        "search": {"budget": 40, "val_limit": None},
+        "quality": {"epochs": 3, "qat_epochs": 1, "train_limit": None, "num_random": 2, "eval_samples": 16},
+        "evolution": {"population": 500, "sample": 125, "cycles": 5000, "samples": 100_000},
+    },
+}
+
+
+def nas(*args: str, log: Path) -> None:
+    """Run ``nas ARGS`` (this checkout's), appending its output to ``log``; exit on failure."""
+    cmd = [sys.executable, "-m", "nas.cli", *args]
+    print("$ nas " + " ".join(args), flush=True)
+    with log.open("a") as fh:
+        fh.write("$ nas " + " ".join(args) + "\n")
+        fh.flush()
+        code = subprocess.call(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    if code != 0:
+        sys.exit(f"`nas {args[0]}` failed (exit {code}); see {log}")
+
+
+def step_lut(w: Path, a: argparse.Namespace) -> None:
+    for space in ("spaceevo", "mobilenet"):
+        for target in (a.target, a.fp32_target):
+            nas(
+                "profile",
+                "--space",
+                space,
+                "--in-chans",
+                "1",
+                "--num-classes",
+                "10",
+                "--resolution",
+                "28",
+                "--target",
+                target,
+                "--out",
+                str(w / "lut.db"),
+                "--networks",
+                str(a.networks),
+                "--no-progress",
+                log=w / "lut.log",
+            )
+
+
+def _evaluator(w: Path, target: str, space: Any) -> Any:
+    from nas.search.evaluators import LutLatencyEvaluator
+
+    return LutLatencyEvaluator.from_lut(w / "lut.db", target, space)
+
+
+def step_budgets(w: Path, a: argparse.Namespace) -> dict[str, Any]:
+    path = w / "budgets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import spaces
+    from supernet import largest_arch, smallest_arch
+
+    mnv = spaces.create_space("mobilenet", **SHAPE)
+    lat = _evaluator(w, a.target, mnv)
+    fastest = float(lat.evaluate(smallest_arch(mnv))["latency_ms"])
+    largest = float(lat.evaluate(largest_arch(mnv))["latency_ms"])
+    if a.budgets:
+        ms = [float(v) for v in a.budgets.split(",")]
+        how = "given"
+    else:
+        ms = [round(fastest + f * (largest - fastest), 4) for f in (0.3, 0.6)]
+        how = "30 % and 60 % of the mobilenet space's predicted INT8 range"
+    rec = {"budgets_ms": ms, "how": how, "mobilenet_range_ms": [fastest, largest], "target": a.target}
+    path.write_text(json.dumps(rec, indent=2))
+    return rec
+
+
+def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: list[float]) -> Path:
+    import yaml
+
+    sc = SCALES[a.scale]
+    cfg = {
+        "name": name,
+        "seed": a.seed,
+        "space": {"name": space},
+        "data": {"name": "fashion-mnist", "train_limit": sc["supernet"]["train_limit"], "val_fraction": 0.1},
+        "target": {"name": a.target, "fp32": a.fp32_target},
+        "lut": {"path": str(w / "lut.db")},
+        "supernet": {
+            "checkpoint": str(w / f"{name}-supernet"),
+            "epochs": sc["supernet"]["epochs"],
+            "qat_epochs": sc["supernet"]["qat_epochs"],
+            "batch_size": 256,
+            "lr": 0.2,
+            "warmup_epochs": 0.25,
+            "num_random": 1,
+            "eval_every": 0,
+        },
+        "search": {
+            "searcher": "evolution",
+            "budget": sc["search"]["budget"],
+            "latency_budgets": budgets,
+            "val_limit": sc["search"]["val_limit"],
+        },
+        "export": {"formats": ["onnx-int8", "onnx-fp32"], "finetune_epochs": 0},
+        "report": {"random_subnets": 8},
+    }
+    path = w / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def step_train(w: Path, a: argparse.Namespace, name: str, space: str) -> Path:
+    """QFA-train ``space`` with the scale's recipe (the same for every space) into ``<name>-supernet``."""
+    sc = SCALES[a.scale]["supernet"]
+    out = w / f"{name}-supernet"
+    args = ["train-supernet", "--space", space, "--data", "fashion-mnist", "--out", str(out)]
+    if not Path(space).suffix:  # a registered space: the data's shape
+        args += ["--space-args", json.dumps(SHAPE)]
+    args += [
+        "--epochs", str(sc["epochs"]), "--qat-epochs", str(sc["qat_epochs"]), "--batch-size", "256",
+        "--lr", "0.2", "--qat-lr", "0.01", "--weight-decay", "5e-05", "--warmup-epochs", "0.25",
+        "--num-random", "1", "--val-fraction", "0.1", "--eval-every", "0", "--seed", str(a.seed), "--no-progress",
+    ]  # fmt: skip
+    if sc["train_limit"]:
+        args += ["--train-limit", str(sc["train_limit"])]
+    if (out / "checkpoint.safetensors").exists():
+        args.append("--resume")
+    nas(*args, log=w / f"{name}-supernet.log")
+    return out
+
+
+def step_run(w: Path, a: argparse.Namespace, name: str, space: str) -> None:
+    """``nas run`` of ``space`` on the shared LUT and its trained supernet: search per budget, export, report."""
+    budgets = step_budgets(w, a)["budgets_ms"]
+    cfg = run_config(w, a, name, space, budgets)
+    nas("run", str(cfg), "--out", str(w / name), log=w / f"{name}.log")
+
+
+def teacher_path(w: Path) -> Path:
+    return w / "mobilenet-supernet"
+
+
+def step_quality(w: Path, a: argparse.Namespace) -> None:
+    q = SCALES[a.scale]["quality"]
+    args = [
+        "spaceevo-quality",
+        "--hyperspace",
+        "spaceevo",
+        "--teacher",
+        str(teacher_path(w)),
+        "--out",
+        str(w / "quality.db"),
+        "--epochs",
+        str(q["epochs"]),
+        "--qat-epochs",
+        str(q["qat_epochs"]),
+        "--num-random",
+        str(q["num_random"]),
+        "--eval-samples",
+        str(q["eval_samples"]),
+        "--seed",
+        str(a.seed),
+        "--no-progress",
+        "--json",
+    ]
+    if q["train_limit"]:
+        args += ["--train-limit", str(q["train_limit"])]
+    nas(*args, log=w / "quality.log")
+
+
+def evolved_path(w: Path, target: str) -> Path:
+    return w / f"evolved-{target}.yaml"
+
+
+def step_evolve(w: Path, a: argparse.Namespace) -> None:
+    budgets = step_budgets(w, a)["budgets_ms"]
+    ev = SCALES[a.scale]["evolution"]
+    for target in (a.target, a.fp32_target):
+        nas(
+            "evolve-space",
+            "--hyperspace",
+            "spaceevo",
+            "--data",
+            "fashion-mnist",
+            "--lut",
+            str(w / "lut.db"),
+            "--target",
+            target,
+            "--budgets",
+            ",".join(str(b) for b in budgets),
+            "--quality",
+            str(w / "quality.db"),
+            "--out",
+            str(evolved_path(w, target)),
+            "--population",
+            str(ev["population"]),
+            "--sample",
+            str(ev["sample"]),
+            "--cycles",
+            str(ev["cycles"]),
+            "--samples",
+            str(ev["samples"]),
+            "--seed",
+            str(a.seed),
+            "--no-progress",
+            "--json",
+            log=w / "evolve.log",
+        )
+
+
+def _scorer(w: Path, a: argparse.Namespace, target: str) -> Any:
+    from nas.spaceevo import HyperSpace, QTScorer, StageLatencyModel
+    from nas.spaceevo.quality import load_quality
+
+    hyper = HyperSpace.create("spaceevo", **SHAPE)
+    lat = StageLatencyModel.from_lut(w / "lut.db", target, hyper)
+    budgets = step_budgets(w, a)["budgets_ms"]
+    return hyper, QTScorer(hyper, lat, load_quality(w / "quality.db"), budgets, seed=a.seed)
+
+
+def step_targets(w: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Each evolved space scored on both targets, and its best predicted subnet under the tighter
+    budget (lowest block-wise loss among the sampled subnets its own target's LUT puts under the
+    budget) timed by both targets' LUTs."""
+    import numpy as np
+
+    targets = (a.target, a.fp32_target)
+    budget = min(step_budgets(w, a)["budgets_ms"])
+    result: dict[str, Any] = {"budget_ms": budget, "spaces": {}}
+    cands = {}
+    for t in targets:
+        state = json.loads(Path(f"{evolved_path(w, t).with_suffix('')}.report.json").read_text())
+        cands[t] = state["best"]["candidate"]
+    scorers = {t: _scorer(w, a, t) for t in targets}
+    for own in targets:
+        hyper = scorers[own][0]
+        cand = hyper.candidate_from_dict(cands[own])
+        row: dict[str, Any] = {"candidate": cand.describe(), "qt_score": {}, "best_subnet_ms": {}}
+        for t in targets:
+            row["qt_score"][t] = scorers[t][1].score(cand).score
+        lat_own, loss = scorers[own][1].sample(cand, rng=np.random.default_rng(a.seed))
+        ok = np.flatnonzero(lat_own <= budget)
+        if len(ok):
+            i = int(ok[np.argmin(loss[ok])])
+            for t in targets:
+                lat_t, _ = scorers[t][1].sample(cand, rng=np.random.default_rng(a.seed))
+                row["best_subnet_ms"][t] = float(lat_t[i])
+        result["spaces"][own] = row
+    (w / "targets.json").write_text(json.dumps(result, indent=2))
+    print(f"\nTarget awareness (budget {budget} ms; rows: the space evolved for; columns: timed on)")
+    print(
+        f"{'space':<16}" + "".join(f"{'Q-T ' + t:>22}" for t in targets) + "".join(f"{'ms ' + t:>18}" for t in targets)
+    )
+    for own, row in result["spaces"].items():
+        print(
+            f"{own:<16}"
+            + "".join(f"{row['qt_score'][t]:>22.4f}" for t in targets)
+            + "".join(f"{row['best_subnet_ms'].get(t, float('nan')):>18.4f}" for t in targets)
+        )
+    return result
+
+
+def _exports(run: Path) -> list[dict[str, Any]]:
+    path = run / "report" / "report.json"
+    if not path.exists():
+        return []
+    rep = json.loads(path.read_text())
+    return list(rep.get("exports", []))
+
+
+def step_tables(w: Path, a: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"scale": a.scale, "recipe": SCALES[a.scale], "budgets": step_budgets(w, a)}
+    for name in ("mobilenet", "evolved"):
+        rows = _exports(w / name)
+        out[name] = rows
+        print(f"\n{name}: exported INT8 models (measured on {a.target})")
+        print(
+            f"{'budget ms':>10} {'arch':>14} {'INT8 test %':>12} {'FP32 test %':>12} {'pred ms':>9} {'meas ms':>9} {'meets':>6}"
+        )
+        for r in rows:
+            print(
+                f"{r['budget_ms']:>10.4f} {r['arch_id'][:12]:>14} {r['int8_test_acc']:>12.2f} "
+                f"{r['fp32_test_acc']:>12.2f} {r['predicted_int8_ms']:>9.4f} {r['measured_int8_ms']:>9.4f} "
+                f"{'yes' if r['meets_budget'] else 'NO':>6}"
+            )
+    (w / "summary.json").write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", default="runs/bench_spaceevo", help="experiment folder (resumed)")
+    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    p.add_argument("--scale", choices=sorted(SCALES), default="reduced")
+    p.add_argument("--target", default="cpu-ort-int8")
+    p.add_argument("--fp32-target", default="cpu-ort-fp32")
+    p.add_argument("--budgets", default="", help="two INT8 budgets in ms (default: from the mobilenet range)")
+    p.add_argument("--networks", type=int, default=10, help="calibration networks per profiled space")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    steps = [s.strip() for s in a.steps.split(",") if s.strip()]
+    bad = sorted(set(steps) - set(STEPS))
+    if bad:
+        p.error(f"unknown step {bad[0]!r} (steps: {', '.join(STEPS)})")
+    w = Path(a.work)
+    w.mkdir(parents=True, exist_ok=True)
+    for s in STEPS:
+        if s not in steps:
+            continue
+        print(f"== {s}", flush=True)
+        if s == "lut":
+            step_lut(w, a)
+        elif s == "budgets":
+            print(json.dumps(step_budgets(w, a)))
+        elif s == "teacher":
+            step_train(w, a, "mobilenet", "mobilenet")
+        elif s == "quality":
+            step_quality(w, a)
+        elif s == "evolve":
+            step_evolve(w, a)
+        elif s == "evolved":
+            step_train(w, a, "evolved", str(evolved_path(w, a.target).resolve()))
+        elif s == "runs":
+            step_run(w, a, "mobilenet", "mobilenet")
+            step_run(w, a, "evolved", str(evolved_path(w, a.target).resolve()))
+        elif s == "targets":
+            step_targets(w, a)
+        elif s == "tables":
+            step_tables(w, a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
