@@ -47,7 +47,7 @@ SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
 
 SCALES: dict[str, dict[str, Any]] = {
     "reduced": {
-        "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": None},
+        "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": 20000},
         "search": {"budget": 24, "val_limit": 2000},
         "quality": {"epochs": 1, "qat_epochs": 0.5, "train_limit": 6000, "num_random": 1, "eval_samples": 12},
         "evolution": {"population": 100, "sample": 25, "cycles": 1000, "samples": 100_000},
