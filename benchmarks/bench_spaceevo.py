@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-STEPS = ("teacher", "lut", "budgets", "quality", "evolve", "evolved", "runs", "targets", "tables")
+STEPS = ("teacher", "lut", "budgets", "quality", "evolve", "evolved", "runs", "targets", "tables", "spearman")
 SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -127,10 +127,10 @@ def step_budgets(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     return rec
 
 
-def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: list[float]) -> Path:
+def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: list[float], **overrides: Any) -> Path:
     import yaml
 
-    sc = SCALES[a.scale]
+    sc = {**SCALES[a.scale], **overrides}
     cfg = {
         "name": name,
         "seed": a.seed,
@@ -162,9 +162,10 @@ def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: l
     return path
 
 
-def step_train(w: Path, a: argparse.Namespace, name: str, space: str) -> Path:
-    """QFA-train ``space`` with the scale's recipe (the same for every space) into ``<name>-supernet``."""
-    sc = SCALES[a.scale]["supernet"]
+def step_train(w: Path, a: argparse.Namespace, name: str, space: str, recipe: dict[str, Any] | None = None) -> Path:
+    """QFA-train ``space`` with the scale's recipe (the same for every space; ``recipe`` replaces
+    its epochs / train_limit) into ``<name>-supernet``."""
+    sc = recipe or SCALES[a.scale]["supernet"]
     out = w / f"{name}-supernet"
     args = ["train-supernet", "--space", space, "--data", "fashion-mnist", "--out", str(out)]
     if not Path(space).suffix:  # a registered space: the data's shape
@@ -182,11 +183,24 @@ def step_train(w: Path, a: argparse.Namespace, name: str, space: str) -> Path:
     return out
 
 
-def step_run(w: Path, a: argparse.Namespace, name: str, space: str) -> None:
+def profile_space(w: Path, a: argparse.Namespace, space: str, networks: int) -> None:
+    """Record ``space`` (a YAML file) in the shared LUT: its blocks are the hyper-space's (already
+    measured, skipped); only its ``networks`` calibration networks are measured."""
+    for target in (a.target, a.fp32_target):
+        nas(
+            "profile", "--space", space, "--target", target, "--out", str(w / "lut.db"),
+            "--networks", str(networks), "--no-progress", log=w / "lut.log",
+        )  # fmt: skip
+
+
+def step_run(w: Path, a: argparse.Namespace, name: str, space: str, until: str | None = None, **overrides: Any) -> Path:
     """``nas run`` of ``space`` on the shared LUT and its trained supernet: search per budget, export, report."""
     budgets = step_budgets(w, a)["budgets_ms"]
-    cfg = run_config(w, a, name, space, budgets)
-    nas("run", str(cfg), "--out", str(w / name), log=w / f"{name}.log")
+    if Path(space).suffix:
+        profile_space(w, a, space, a.networks if until is None else 0)
+    cfg = run_config(w, a, name, space, budgets, **overrides)
+    nas("run", str(cfg), "--out", str(w / name), *(["--until", until] if until else []), log=w / f"{name}.log")
+    return w / name
 
 
 def teacher_path(w: Path) -> Path:
@@ -313,6 +327,101 @@ def step_targets(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def spearman_spaces(w: Path, a: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """The spaces of the score check as ``name: (YAML file, candidate record or None)``: the
+    INT8-evolved one, three random candidates of the hyper-space (seeded), the whole hyper-space."""
+    import random
+
+    from nas.spaceevo import HyperSpace
+
+    hyper = HyperSpace.create("spaceevo", **SHAPE)
+    report = json.loads(Path(f"{evolved_path(w, a.target).with_suffix('')}.report.json").read_text())
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {
+        "evolved": (str(evolved_path(w, a.target).resolve()), report["best"]["candidate"])
+    }
+    rng = random.Random(a.seed + 1)
+    (w / "spearman").mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        cand = hyper.random_candidate(rng)
+        path = w / "spearman" / f"random{i}.yaml"
+        if not path.exists():
+            cand.write_yaml(path, name=f"random{i}")
+        out[f"random{i}"] = (str(path.resolve()), cand.to_dict())
+    path = w / "spearman" / "hyperspace.yaml"
+    if not path.exists():
+        path.write_text(_space_yaml(hyper.space))
+    out["hyperspace"] = (str(path.resolve()), None)
+    return out
+
+
+def _space_yaml(space: Any) -> str:
+    from spaces.yaml_io import space_to_yaml
+
+    return str(space_to_yaml(space))
+
+
+def hyperspace_score(scorer: Any, hyper: Any, n_cands: int, per: int, seed: int) -> Any:
+    """The Q-T score of the whole hyper-space: subnets sampled hierarchically (a uniformly random
+    block type and window per stage, then a sub-stage), ``n_cands`` × ``per`` of them."""
+    import random
+
+    import numpy as np
+
+    from nas.spaceevo import qt_score
+
+    rng = random.Random(seed)
+    lats, losses = [], []
+    for _ in range(n_cands):
+        cand = hyper.random_candidate(rng)
+        lat, loss = scorer.sample(cand, n=per)
+        lats.append(lat)
+        losses.append(loss)
+    return qt_score(
+        np.concatenate(lats), np.concatenate(losses), scorer.budgets, t=scorer.t, a=scorer.a, top=scorer.top
+    )
+
+
+def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Does the Q-T score rank spaces like their trained models do? Each space is briefly
+    QFA-trained, searched under the budgets (best feasible validation accuracy, INT8 fake-quant),
+    and its Q-T score (INT8 target) is compared by Spearman's rho (summed over the budgets: the
+    mean best accuracy over budgets against the score)."""
+    from scipy.stats import spearmanr
+
+    brief = {
+        "supernet": {"epochs": 1, "qat_epochs": 0.25, "train_limit": 10000},
+        "search": {"budget": 12, "val_limit": 1000},
+    }
+    hyper, scorer = _scorer(w, a, a.target)
+    rows = {}
+    for name, (path, record) in spearman_spaces(w, a).items():
+        key = f"sp-{name}"
+        step_train(w, a, key, path, recipe=brief["supernet"])
+        run = step_run(w, a, key, path, until="search", supernet=brief["supernet"], search=brief["search"])
+        summary = json.loads((run / "search" / "stage.json").read_text())["summary"]
+        accs = [s.get("accuracy") for s in summary["searches"]]
+        if record is None:
+            score = hyperspace_score(scorer, hyper, 200, 500, a.seed).score
+        else:
+            score = scorer.score(hyper.candidate_from_dict(record)).score
+        rows[name] = {
+            "qt_score": score,
+            "best_val_acc": accs,
+            "mean_best_val_acc": sum(x or 0 for x in accs) / len(accs),
+        }
+    names = list(rows)
+    rho = spearmanr([rows[n]["qt_score"] for n in names], [rows[n]["mean_best_val_acc"] for n in names]).statistic
+    out = {"spaces": rows, "spearman": float(rho), "recipe": brief}
+    (w / "spearman.json").write_text(json.dumps(out, indent=2))
+    print(f"\nQ-T score vs best feasible validation accuracy (brief training {brief})")
+    print(f"{'space':<12} {'Q-T score':>12} {'best val acc per budget':>28}")
+    for n in names:
+        accs = ", ".join("none" if x is None else f"{x:.2f}" for x in rows[n]["best_val_acc"])
+        print(f"{n:<12} {rows[n]['qt_score']:>12.4f} {accs:>28}")
+    print(f"Spearman rho = {rho:.3f} over {len(names)} spaces")
+    return out
+
+
 def _exports(run: Path) -> list[dict[str, Any]]:
     path = run / "report" / "report.json"
     if not path.exists():
@@ -380,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             step_targets(w, a)
         elif s == "tables":
             step_tables(w, a)
+        elif s == "spearman":
+            step_spearman(w, a)
     return 0
 
 
