@@ -42,7 +42,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-STEPS = ("teacher", "lut", "budgets", "quality", "evolve", "evolved", "runs", "targets", "tables", "spearman")
+STEPS = (
+    "teacher",
+    "lut",
+    "budgets",
+    "quality",
+    "evolve",
+    "evolved",
+    "runs",
+    "targets",
+    "tables",
+    "baseline",
+    "spearman",
+)
 SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -381,6 +393,25 @@ def hyperspace_score(scorer: Any, hyper: Any, n_cands: int, per: int, seed: int)
     )
 
 
+def step_baseline(w: Path, a: argparse.Namespace) -> None:
+    """``benchmarks/bench_pipeline.py``: the plain 5-conv ReLU CNN trained on as many images for as
+    many epochs as the supernets, quantized by onnxruntime, timed in ONE run beside every export of
+    both spaces (dominance: higher INT8 test accuracy and lower measured INT8 latency)."""
+    sc = SCALES[a.scale]["supernet"]
+    exported = sorted(
+        str(d) for name in ("mobilenet", "evolved") for d in (w / name / "export").glob("b*") if d.is_dir()
+    )
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--models", "plain_cnn"]
+    cmd += ["--epochs", str(max(1, round(sc["epochs"])))]
+    if sc["train_limit"]:
+        cmd += ["--train-limit", str(int(sc["train_limit"] * 0.9))]  # the supernets hold 10 % out
+    cmd += ["--work", str(w / "bench_pipeline"), "--json", str(w / "bench_pipeline.json"), "--exported", *exported]
+    print("$ " + " ".join(cmd), flush=True)
+    code = subprocess.call(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if code != 0:
+        sys.exit(f"bench_pipeline.py failed (exit {code})")
+
+
 def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Does the Q-T score rank spaces like their trained models do? Each space is briefly
     QFA-trained, searched under the budgets (best feasible validation accuracy, INT8 fake-quant),
@@ -489,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
             step_targets(w, a)
         elif s == "tables":
             step_tables(w, a)
+        elif s == "baseline":
+            step_baseline(w, a)
         elif s == "spearman":
             step_spearman(w, a)
     return 0
