@@ -3,22 +3,28 @@ hand-written one? One resumable experiment, driven through the ``nas`` CLI, with
 
 Steps (each resumes: rerun the same command after an interruption; ``--steps`` picks some):
 
+``teacher``  QFA-train the ``mobilenet`` space (``nas train-supernet``, the scale's recipe): the
+             hand-written space's supernet, whose largest subnet is the block-wise distillation
+             teacher (below 64 px its stage resolutions are the hyper-space's);
 ``lut``      every block of the ``spaceevo`` hyper-space and of ``mobilenet`` (1×28×28, 10 classes)
              on the INT8 target and its FP32 twin, in one LUT (``nas profile``);
 ``budgets``  the two latency budgets in ms (``--budgets``, or 30 % and 60 % of the way from the
              ``mobilenet`` space's fastest to its largest subnet as the INT8 LUT predicts them), fixed
              in ``budgets.json`` so that every later step uses the same ones;
-``teacher``  ``nas run`` of the ``mobilenet`` space (QFA supernet, search under both budgets,
-             export, report): the hand-written space's results, and its largest subnet is the
-             block-wise distillation teacher (its stage resolutions are the hyper-space's);
 ``quality``  ``nas spaceevo-quality``: block-wise distillation (FP32, then LSQ INT8) of every
              (stage, block type, width window) of the hyper-space from that teacher;
-``evolve``   ``nas evolve-space`` on the INT8 target and on the FP32 target (same quality,
-             same budgets);
-``evolved``  ``nas run`` of the INT8-evolved space with the recipe of ``teacher``;
-``targets``  the cross table of target awareness (each evolved space's Q-T score on both targets,
-             and each space's best predicted subnet under the tighter budget timed by both LUTs);
-``tables``   the comparison tables of the two runs (exports: INT8 test accuracy, measured latency).
+``evolve``   ``nas evolve-space`` on the INT8 target and on the FP32 target (same quality, budgets);
+``evolved``  QFA-train the INT8-evolved space with the recipe of ``teacher``;
+``runs``     ``nas run`` of both spaces on their trained supernets (search under both budgets,
+             export, verification on the target, report);
+``targets``  target awareness: each evolved space's Q-T score on both targets, and its best
+             predicted subnet under the tighter budget timed by both targets' LUTs;
+``tables``   the exports of both runs (INT8 test accuracy, predicted and measured latency);
+``baseline`` ``bench_pipeline.py``: the plain CNN trained with the supernets' data and epochs,
+             timed in one run beside every export;
+``spearman`` the score check: the evolved space, three random candidates and the whole hyper-space
+             briefly QFA-trained and searched; Spearman between Q-T score and best feasible
+             validation accuracy.
 
 Scale: ``--scale reduced`` (the default; what a two-core CPU finishes in about two hours) or
 ``--scale paper`` (the paper's evolution settings, longer training); the scale of every figure
