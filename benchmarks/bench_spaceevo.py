@@ -250,6 +250,8 @@ def step_quality(w: Path, a: argparse.Namespace) -> None:
     ]
     if q["train_limit"]:
         args += ["--train-limit", str(q["train_limit"])]
+    if a.threads:
+        args += ["--threads", str(a.threads)]
     nas(*args, log=w / "quality.log")
 
 
@@ -496,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="", help="two INT8 budgets in ms (default: from the mobilenet range)")
     p.add_argument("--networks", type=int, default=10, help="calibration networks per profiled space")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads of the distillation (default: all cores)")
     a = p.parse_args(argv)
     steps = [s.strip() for s in a.steps.split(",") if s.strip()]
     bad = sorted(set(steps) - set(STEPS))
