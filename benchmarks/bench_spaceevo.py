@@ -67,7 +67,7 @@ SCALES: dict[str, dict[str, Any]] = {
     "reduced": {
         "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": 20000},
         "search": {"budget": 24, "val_limit": 2000},
-        "quality": {"epochs": 1, "qat_epochs": 0.5, "train_limit": 6000, "num_random": 1, "eval_samples": 12},
+        "quality": {"epochs": 1, "qat_epochs": 0.5, "train_limit": 3000, "num_random": 1, "eval_samples": 8, "eval_images": 512},
         "evolution": {"population": 100, "sample": 25, "cycles": 1000, "samples": 100_000},
     },
     "paper": {
@@ -243,6 +243,8 @@ def step_quality(w: Path, a: argparse.Namespace) -> None:
         str(q["num_random"]),
         "--eval-samples",
         str(q["eval_samples"]),
+        "--eval-images",
+        str(q.get("eval_images", 1024)),
         "--seed",
         str(a.seed),
         "--no-progress",
