@@ -67,7 +67,14 @@ SCALES: dict[str, dict[str, Any]] = {
     "reduced": {
         "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": 20000},
         "search": {"budget": 24, "val_limit": 2000},
-        "quality": {"epochs": 1, "qat_epochs": 0.5, "train_limit": 3000, "num_random": 1, "eval_samples": 8, "eval_images": 512},
+        "quality": {
+            "epochs": 1,
+            "qat_epochs": 0.5,
+            "train_limit": 3000,
+            "num_random": 1,
+            "eval_samples": 8,
+            "eval_images": 512,
+        },
         "evolution": {"population": 100, "sample": 25, "cycles": 1000, "samples": 100_000},
     },
     "paper": {
@@ -87,7 +94,11 @@ def nas(*args: str, log: Path) -> None:
         fh.write("$ nas " + " ".join(args) + "\n")
         fh.flush()
         code = subprocess.call(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
         )
     if code != 0:
         sys.exit(f"`nas {args[0]}` failed (exit {code}); see {log}")
