@@ -575,7 +575,7 @@ def _evolve(data: Mapping[str, Any]) -> list[str]:
             [
                 _text(st.get("stage")),
                 _text(st.get("block")),
-                f"{min(window)}–{max(window)}" if window else "n/a",
+                ", ".join(str(w) for w in window) or "n/a",
                 ", ".join(str(d) for d in depths) or "n/a",
             ]
         )
@@ -587,7 +587,7 @@ def _evolve(data: Mapping[str, Any]) -> list[str]:
         f"{_text(ev.get('hyperspace'))} for this target: Q-T score {score_text} over the "
         f"INT8 budgets {budgets} ms ({_int(ev.get('evaluated'))} candidate spaces scored).",
         "",
-        *_table(["stage", "block type", "width window", "depths"], rows),
+        *_table(["stage", "block type", "widths (window)", "depths"], rows),
     ]
     if report.get("md"):
         lines += ["", f"Why these blocks: the [evolve-space report]({report['md']})."]
