@@ -198,7 +198,7 @@ def test_teacher_of_other_data_and_a_space_without_stages_are_refused(inputs, tm
         run(other, tmp_path / "a", progress=False, log=Log())
     assert "evolve.teacher:" in str(err.value) and "was trained on 1x8x8 inputs" in str(err.value)
     plain = copy.deepcopy(cfg)
-    plain["space"] = {"name": "resnet", "args": {"base_widths": [8], "depths": [1], "kernels": [3]}}
+    plain["space"] = {"name": "mobilenet", "args": {"depths": [1], "kernels": [3], "expands": [2.0], "stages": 2}}
     with pytest.raises(RunConfigError, match="space.name: evolve.enabled needs a hyper-space"):
         run(plain, tmp_path / "b", progress=False, log=Log())
     assert not (tmp_path / "a" / "lut").exists() and not (tmp_path / "b" / "lut").exists()  # refused before any work
