@@ -85,6 +85,32 @@ def _op_speedups(exp: Any) -> dict[str, Any] | None:
     return {"int8_target": exp.config["target"]["name"], "fp32_target": fp32, "rows": tables[0]["rows"]}
 
 
+def _evolve(exp: Any) -> dict[str, Any] | None:
+    """The evolved space of a run with ``evolve.enabled`` (None without one): per stage its block
+    type and width window, its Q-T score, and links (relative to ``report/``) to the evolve-space report."""
+    if not exp.evolve_enabled:
+        return None
+    summ = (exp.folder.record("evolve") or {}).get("summary") or {}
+    if not summ.get("candidate"):
+        return None
+    links = {k: str(Path("..") / v) for k, v in (summ.get("report") or {}).items()}
+    return {
+        "hyperspace": summ.get("hyperspace"),
+        "candidate": summ.get("candidate"),
+        "space": str(Path("..") / summ["space"]) if summ.get("space") else None,
+        "space_name": summ.get("space_name"),
+        "score": summ.get("score"),
+        "budgets_ms": summ.get("budgets_ms"),
+        "budget_scores": summ.get("budget_scores"),
+        "evaluated": summ.get("evaluated"),
+        "stages": [
+            {"stage": st.get("stage"), "block": st.get("block"), "window": st.get("window"), "depths": st.get("depths")}
+            for st in summ.get("stages") or []
+        ],
+        "report": links,
+    }
+
+
 def _baselines(exp: Any) -> list[dict[str, Any]]:
     """The finished baseline records of ``report.baselines`` (``report/baselines/<name>/baseline.json``),
     in config order; a baseline without its record is left out."""
@@ -163,7 +189,13 @@ def collect_report_data(exp: Any, baselines: list[dict[str, Any]] | None = None)
             "test_images": d.get("test_images"),
             "val_fraction": cfg["data"]["val_fraction"],
         }
-    timings = {s: (exp.folder.record(s) or {}).get("seconds") for s in ("lut", "supernet", "search", "export")}
+    timed = (
+        ("lut", "evolve", "supernet", "search", "export")
+        if exp.evolve_enabled
+        else ("lut", "supernet", "search", "export")
+    )
+    timings = {s: (exp.folder.record(s) or {}).get("seconds") for s in timed}
+    evolve = _evolve(exp)
     try:
         size: int | None = int(exp.space.size())
     except Exception:
@@ -173,6 +205,7 @@ def collect_report_data(exp: Any, baselines: list[dict[str, Any]] | None = None)
         "run_dir": str(root),
         "host": _host(exports, exp),
         "space": {"name": exp.space.name, "hash": exp.space_hash(), "size": size},
+        **({"evolve": evolve} if evolve is not None else {}),
         "data": data_rec,
         "supernet": supernet,
         "budgets": budgets,

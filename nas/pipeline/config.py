@@ -1,7 +1,7 @@
 """The experiment configuration of ``nas run``: schema, defaults, validation, commented YAML.
 
-A config is a YAML mapping of sections (``space``, ``data``, ``target``, ``lut``, ``supernet``,
-``search``, ``export``, ``report``) holding typed keys. :func:`load_config` fills every key
+A config is a YAML mapping of sections (``space``, ``data``, ``target``, ``lut``, ``evolve``,
+``supernet``, ``search``, ``export``, ``report``) holding typed keys. :func:`load_config` fills every key
 the file leaves out with its default and checks each value, so that a mistake is reported
 before any work, in one line naming the key (``search.budget: expected an integer >= 1, got
 'ten'``; ``unknown key search.budgt (did you mean budget?)``). :func:`default_config_text` is
@@ -9,7 +9,10 @@ the complete default configuration with a comment per key (``nas run --print-con
 
 Latency budgets are milliseconds (``0.2``) or a share of the way from the space's fastest arch
 to its largest subnet as the target's LUT predicts them (``"50%"``), so that one config means the
-same thing on every host.
+same thing on every host. With ``evolve.enabled`` the ``space`` section names the SpaceEvo
+*hyper-space*, the ``evolve`` stage evolves a space out of it, and every later stage uses the
+evolved space; ``"P%"`` budgets are then shares of the hyper-space's range, so that the evolution
+and the searches work under the same milliseconds.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 #: the pipeline's stages, in order
-STAGES: tuple[str, ...] = ("lut", "supernet", "search", "export", "report")
+STAGES: tuple[str, ...] = ("lut", "evolve", "supernet", "search", "export", "report")
 
 
 class RunConfigError(ConfigError):
@@ -122,6 +125,12 @@ def _str(optional: bool = False, choices: tuple[str, ...] | None = None) -> Call
     return check
 
 
+def _bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
 def _mapping(v: Any) -> Any:
     if v is None:
         return {}
@@ -196,6 +205,10 @@ def _budgets(v: Any) -> Any:
     return out
 
 
+def _optional_budgets(v: Any) -> Any:
+    return None if v is None else _budgets(v)
+
+
 def _fraction_below_one(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
         raise ValueError(f"expected a number in [0, 1), got {v!r}")
@@ -225,7 +238,11 @@ SCHEMA: dict[str, Any] = {
     "name": ("experiment", _str(), "a label for the report"),
     "seed": (0, _int(0), "seeds training, search and export: the same config and seed give the same results"),
     "space": {
-        "name": ("resnet", _str(), "a registered space (`nas spaces list`) or a space YAML file"),
+        "name": (
+            "resnet",
+            _str(),
+            "a registered space (`nas spaces list`) or a space YAML file (with evolve.enabled: the hyper-space)",
+        ),
         "args": (
             {},
             _mapping,
@@ -273,6 +290,39 @@ SCHEMA: dict[str, Any] = {
         ),
         "networks": (10, _int(0), "whole networks measured to fit the LUT's correction"),
         "retry_passes": (3, _int(0), "passes that measure again blocks measured while the machine was busy"),
+    },
+    "evolve": {
+        "enabled": (
+            False,
+            _bool,
+            "evolve the search space itself before the supernet (SpaceEvo): space.name is then the "
+            "hyper-space (spaceevo, or a YAML space with marked stages) and every later stage uses the evolved "
+            "space (evolve/space.yaml)",
+        ),
+        "teacher": (
+            None,
+            _str(optional=True),
+            "the block-wise distillation teacher, required when enabled: a trained QFA supernet "
+            "(`nas train-supernet` folder or checkpoint.safetensors) on this data whose largest subnet has "
+            "the hyper-space's stages and stage resolutions (a mobilenet or spaceevo supernet)",
+        ),
+        "budgets": (
+            None,
+            _optional_budgets,
+            'latency budgets the Q-T score sums over, ms or "P%" (null: search.latency_budgets); with evolve '
+            'enabled every "P%" budget, here and in search, is a share of the hyper-space\'s latency range',
+        ),
+        "epochs": (1, _epochs(), "FP32 block-wise distillation epochs of each candidate stage"),
+        "qat_epochs": (0.5, _epochs(), "then LSQ+ fake-quantized epochs, so that the NSR reflects INT8 numerics"),
+        "batch_size": (64, _int(1), "block-wise distillation batch size"),
+        "train_limit": (None, _int(1, optional=True), "distil on the first N of the teacher's training images"),
+        "num_random": (2, _int(0), "random sub-stages per distillation step besides the largest and the smallest"),
+        "eval_samples": (16, _int(0), "random sub-stages whose NSR is measured per candidate stage"),
+        "eval_images": (1024, _int(1), "held-out training images the NSR is measured on"),
+        "population": (100, _int(1), "aging-evolution population (the paper: 500)"),
+        "sample": (25, _int(1), "tournament sample size (the paper: 125)"),
+        "cycles": (1000, _int(0), "evolution cycles, two children each (the paper: 5000)"),
+        "samples": (100_000, _int(1), "subnets sampled per candidate space by the Q-T score"),
     },
     "supernet": {
         "checkpoint": (
@@ -412,7 +462,13 @@ def validate_config(raw: Any, where: str = "config", base: str | os.PathLike[str
 
 def _resolve_paths(cfg: dict[str, Any], base: Path) -> None:
     """Relative file paths of a config file are relative to the file's folder."""
-    for section, key in (("lut", "path"), ("supernet", "checkpoint"), ("space", "name"), ("data", "name")):
+    for section, key in (
+        ("lut", "path"),
+        ("supernet", "checkpoint"),
+        ("evolve", "teacher"),
+        ("space", "name"),
+        ("data", "name"),
+    ):
         value = cfg[section][key]
         if not isinstance(value, str) or Path(value).expanduser().is_absolute():
             continue
@@ -472,10 +528,11 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
         want = "int8" if key == "name" else "fp32"
         if t.precision != want:
             raise RunConfigError(f"{where}: target.{key}: {name!r} measures {t.precision}, not {want}")
-    for section, key in (("lut", "path"), ("supernet", "checkpoint")):
+    for section, key in (("lut", "path"), ("supernet", "checkpoint"), ("evolve", "teacher")):
         p = cfg[section][key]
         if p is not None and not Path(p).expanduser().exists():
             raise RunConfigError(f"{where}: {section}.{key}: {p}: no such file or folder")
+    _evolve_checks(cfg["evolve"], where)
     if cfg["space"]["name"].endswith((".yaml", ".yml")):
         if cfg["space"]["args"]:
             raise RunConfigError(f"{where}: space.args: a YAML space takes no arguments")
@@ -489,6 +546,20 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
                 f"{where}: space.name: unknown space {cfg['space']['name']!r}"
                 f"{_suggest(cfg['space']['name'], list_spaces())}"
             )
+
+
+def _evolve_checks(e: dict[str, Any], where: str) -> None:
+    if not e["enabled"]:
+        return
+    if e["teacher"] is None:
+        raise RunConfigError(
+            f"{where}: evolve.teacher: required when evolve.enabled is true (a trained QFA supernet on this "
+            "data: `nas train-supernet` folder or checkpoint.safetensors)"
+        )
+    if e["sample"] > e["population"]:
+        raise RunConfigError(f"{where}: evolve.sample {e['sample']} exceeds evolve.population {e['population']}")
+    if e["epochs"] + e["qat_epochs"] <= 0:
+        raise RunConfigError(f"{where}: evolve.epochs + evolve.qat_epochs must be positive")
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:

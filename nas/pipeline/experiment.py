@@ -4,12 +4,17 @@ Stages (:data:`~nas.pipeline.config.STAGES`), each in its own folder of the run 
 
 1. ``lut``: the target's latency LUT of the space (profiled here, or a given LUT copied in),
    plus its FP32 twin for the report's speed-up table;
-2. ``supernet``: the quantized-for-all supernet (trained, or a given checkpoint copied in);
-3. ``search``: one search per latency budget (supernet validation accuracy × LUT latency),
+2. ``evolve`` (optional, ``evolve.enabled``): SpaceEvo: block-wise distillation of the
+   hyper-space's candidate stages (``space``) from a teacher supernet into
+   ``evolve/quality.db``, aging evolution of candidate spaces by Q-T score, the winner written
+   to ``evolve/space.yaml`` (with its report) and its calibration networks measured into the
+   run's LUT; every later stage uses that space;
+3. ``supernet``: the quantized-for-all supernet (trained, or a given checkpoint copied in);
+4. ``search``: one search per latency budget (supernet validation accuracy × LUT latency),
    and the random subnets of the report's cloud, all through one evaluation cache;
-4. ``export``: each chosen subnet exported to INT8 (the trained scales) and FP32 and verified on
+5. ``export``: each chosen subnet exported to INT8 (the trained scales) and FP32 and verified on
    the target (test accuracy, measured vs predicted latency, budget);
-5. ``report``: ``report.md``, ``report.json``, ``pareto.png`` and ``convergence.png``.
+6. ``report``: ``report.md``, ``report.json``, ``pareto.png`` and ``convergence.png``.
 
 Every stage records its inputs and completion (:mod:`nas.pipeline.state`); a rerun skips
 finished stages and resumes an interrupted one from its finished units (LUT blocks, training
@@ -29,13 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
-from nas.pipeline.config import STAGES, RunConfigError, load_config, parse_budget
+from nas.pipeline.config import STAGES, RunConfigError, config_hash, load_config, parse_budget
 from nas.pipeline.state import RunFolder
 
 __all__ = ["Experiment", "RunResult", "run"]
 
 CONFIG_NAME = "config.yaml"
 LOG_NAME = "run.log"
+EVOLVED_SPACE = "space.yaml"
+"""The evolved space's file in ``<run>/evolve/``."""
 
 
 class RunResult(dict[str, Any]):
@@ -69,7 +76,9 @@ class Experiment:
         self.progress = progress
         self._say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._space: Any = None
+        self._config_space: Any = None
         self._target: Any = None
+        self._ranges: dict[str, tuple[float, float, bool, str]] = {}
 
     # -- small services -----------------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -94,15 +103,41 @@ class Experiment:
     def supernet_dir(self) -> Path:
         return self.root / "supernet"
 
+    @property
+    def evolve_enabled(self) -> bool:
+        """Whether the ``evolve`` stage runs (``evolve.enabled``)."""
+        return bool(self.config["evolve"]["enabled"])
+
+    @property
+    def evolve_dir(self) -> Path:
+        return self.root / "evolve"
+
+    @property
+    def evolved_space_path(self) -> Path:
+        """``evolve/space.yaml``: the evolved space (written by the ``evolve`` stage)."""
+        return self.evolve_dir / EVOLVED_SPACE
+
+    def space_spec(self) -> tuple[str, dict[str, Any]]:
+        """``(space name or YAML file, space arguments)`` of the space the supernet trains and the
+        searches search: the configured space, or with ``evolve.enabled`` the evolved space's file."""
+        if self.evolve_enabled:
+            if not self.evolved_space_path.is_file():
+                raise ConfigError(
+                    f"{self.root}: no evolved space yet ({self.evolved_space_path} missing): run stage evolve first"
+                )
+            return str(self.evolved_space_path), {}
+        return self.config["space"]["name"], dict(self.config["space"]["args"])
+
     def train_config(self) -> Any:
         """The :class:`supernet.train.TrainConfig` of this experiment's supernet."""
         from nas.export.formats import scheme_for_target
         from supernet.train import TrainConfig
 
-        c, s, d = self.config, self.config["supernet"], self.config["data"]
+        s, d = self.config["supernet"], self.config["data"]
+        space_name, space_args = self.space_spec()
         return TrainConfig(
-            space=c["space"]["name"],
-            space_kwargs=dict(c["space"]["args"]),
+            space=space_name,
+            space_kwargs=space_args,
             data=d["name"],
             epochs=s["epochs"],
             qat_epochs=s["qat_epochs"],
@@ -130,34 +165,91 @@ class Experiment:
 
     @property
     def space(self) -> Any:
-        """The space searched: the configured one at the data's input shape and classes."""
+        """The space searched: the configured one at the data's input shape and classes, or with
+        ``evolve.enabled`` the evolved one (``evolve/space.yaml``, once the stage has written it)."""
+        if not self.evolve_enabled:
+            return self.config_space
         if self._space is None:
             from supernet.train import config_space
 
             self._space = config_space(self.train_config())
         return self._space
 
+    @property
+    def config_space(self) -> Any:
+        """The space of the ``space`` section at the data's input shape and classes: the space
+        searched, or with ``evolve.enabled`` the hyper-space. The ``lut`` stage profiles it."""
+        if self._config_space is None:
+            from supernet.train import TrainConfig, config_space
+
+            c = self.config
+            self._config_space = config_space(
+                TrainConfig(
+                    space=c["space"]["name"],
+                    space_kwargs=dict(c["space"]["args"]),
+                    data=c["data"]["name"],
+                    train_limit=c["data"]["train_limit"],
+                )
+            )
+        return self._config_space
+
+    def hyperspace(self) -> Any:
+        """The configured space as a :class:`nas.spaceevo.HyperSpace` (one-line error if it has no marked stages)."""
+        from nas.spaceevo.candidate import HyperSpace, SpaceEvoError
+
+        try:
+            return HyperSpace(self.config_space)
+        except SpaceEvoError as exc:
+            raise RunConfigError(
+                f"{self.where}: space.name: evolve.enabled needs a hyper-space ({exc}); use spaceevo"
+            ) from None
+
     def space_hash(self) -> str:
         from spaces import space_hash
 
         return space_hash(self.space)
+
+    def _space_key(self) -> Any:
+        """What identifies the searched space in stage inputs, known before the evolve stage ran:
+        its hash, or with ``evolve.enabled`` the hash of the evolve stage's inputs (which fix it)."""
+        if self.evolve_enabled:
+            return {"evolved": config_hash(self.stage_inputs("evolve"))}
+        return self.space_hash()
 
     # -- stage inputs ---------------------------------------------------------------------------
     def stage_inputs(self, stage: str) -> dict[str, Any]:
         """The part of the configuration ``stage``'s results depend on (compared on reruns)."""
         c = self.config
         if stage == "lut":
+            from spaces import space_hash
+
             lut = dict(c["lut"])
             if lut["path"] is not None:
                 lut = {"path": lut["path"]}  # a reused LUT: how it was measured is not this run's business
-            return {"space": self.space_hash(), "target": c["target"], "lut": lut, "seed": self.seed}
+            return {"space": space_hash(self.config_space), "target": c["target"], "lut": lut, "seed": self.seed}
+        if stage == "evolve":
+            if not self.evolve_enabled:
+                return {"enabled": False}
+            from spaces import space_hash
+
+            e = dict(c["evolve"])
+            budgets = e.pop("budgets")
+            return {
+                "hyperspace": space_hash(self.config_space),
+                "evolve": e,
+                "budgets": budgets if budgets is not None else c["search"]["latency_budgets"],
+                "data": {k: c["data"][k] for k in ("name", "train_limit")},
+                "target": c["target"]["name"],
+                "lut_networks": c["lut"]["networks"],
+                "seed": self.seed,
+            }
         if stage == "supernet":
             sn = dict(c["supernet"])
             sn.pop("eval_every", None)  # when the test set is looked at does not change the weights
             if sn["checkpoint"] is not None:
                 sn = {"checkpoint": sn["checkpoint"]}
             return {
-                "space": self.space_hash(),
+                "space": self._space_key(),
                 "data": {k: c["data"][k] for k in ("name", "train_limit", "val_fraction")},
                 "supernet": sn,
                 "seed": self.seed,
@@ -176,6 +268,41 @@ class Experiment:
         for stage in STAGES:
             self.folder.check_inputs(stage, self.stage_inputs(stage))
 
+    def active_stages(self) -> tuple[str, ...]:
+        """The stages this configuration runs (``evolve`` only with ``evolve.enabled``)."""
+        return tuple(s for s in STAGES if s != "evolve" or self.evolve_enabled)
+
+    def check_evolve_inputs(self) -> None:
+        """Before any work, the evolve stage's cheap checks: the space is a hyper-space and the
+        teacher checkpoint's data (input shape, classes) are the run's."""
+        if not self.evolve_enabled:
+            return
+        rec = self.folder.record("evolve")
+        if rec is not None and rec.get("finished"):
+            return
+        hyper = self.hyperspace()
+        from supernet.checkpoint import checkpoint_path, read_checkpoint
+
+        teacher = self.config["evolve"]["teacher"]
+        path = checkpoint_path(teacher)
+        if not path.is_file():
+            raise RunConfigError(f"{self.where}: evolve.teacher: {teacher}: no supernet checkpoint there")
+        meta, _ = read_checkpoint(path)
+        info: Any = meta.get("data_info")
+        try:
+            shape, classes = tuple(int(v) for v in info["input_shape"]), int(info["num_classes"])
+        except (KeyError, TypeError, ValueError):
+            raise RunConfigError(
+                f"{self.where}: evolve.teacher: {path}: the checkpoint records no data set; it cannot teach"
+            ) from None
+        want = tuple(int(v) for v in hyper.space.input_shape)
+        if shape != want or classes != hyper.space.num_classes:
+            raise RunConfigError(
+                f"{self.where}: evolve.teacher: {path} was trained on {'x'.join(map(str, shape))} inputs and "
+                f"{classes} classes, the hyper-space {hyper.name!r} on this data takes {'x'.join(map(str, want))} "
+                f"and {hyper.space.num_classes}: train the teacher on the run's data"
+            )
+
     # -- running ------------------------------------------------------------------------------
     def run(self, from_stage: str | None = None, until: str | None = None) -> RunResult:
         """Run every stage (from ``from_stage``, redoing it and those after it; up to ``until``)."""
@@ -190,6 +317,7 @@ class Experiment:
             if removed:
                 self.log(f"--from {from_stage}: removed the results of {', '.join(removed)}")
         self.check_config()
+        self.check_evolve_inputs()
         import yaml
 
         atomic_write_text(
@@ -200,9 +328,17 @@ class Experiment:
         last = STAGES.index(until) if until is not None else len(STAGES) - 1
         summaries = {}
         for stage in STAGES[: last + 1]:
+            if stage not in self.active_stages():
+                continue
             summaries[stage] = self.stage(stage)
-            if stage == "lut":
-                self.budgets()  # a budget no arch meets is refused before any training
+            if stage == "lut":  # a budget no arch meets is refused before any training
+                self.resolve_budgets(self.config["search"]["latency_budgets"], "search.latency_budgets")
+                if self.evolve_enabled:
+                    self.evolve_budgets()
+                else:
+                    self.budgets()
+            if stage == "evolve":
+                self.budgets()
         result = RunResult(out=str(self.root), stages=summaries)
         if "export" in summaries:
             result["exports"] = summaries["export"].get("exports", [])
@@ -215,13 +351,19 @@ class Experiment:
         """Run one stage (skipped when finished with the same inputs); returns its summary."""
         from nas.pipeline import stages
 
+        if stage not in STAGES:
+            raise ConfigError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
         inputs = self.stage_inputs(stage)
         rec = self.folder.check_inputs(stage, inputs)
+        if stage not in self.active_stages():
+            return {"enabled": False}
         if rec is not None and rec.get("finished"):
             self.log(f"[{stage}] finished earlier: kept")
             return dict(rec.get("summary") or {})
         index = STAGES.index(stage)
         for before in STAGES[:index]:
+            if before not in self.active_stages():
+                continue
             prev = self.folder.record(before)
             if prev is None or not prev.get("finished"):
                 raise ConfigError(f"{self.root}: stage {stage} needs stage {before} finished first")
@@ -235,33 +377,73 @@ class Experiment:
         return summary
 
     # -- budgets ------------------------------------------------------------------------------
-    def latency_evaluator(self, fp32: bool = False) -> Any:
+    def latency_evaluator(self, fp32: bool = False, space: Any = None) -> Any:
+        """The LUT's latency of ``space`` (default: the searched space) on the target (or its FP32 twin)."""
         from nas.search.evaluators import LutLatencyEvaluator
 
         name = self.config["target"]["fp32" if fp32 else "name"]
-        return LutLatencyEvaluator.from_lut(self.lut_path, name, self.space)
+        return LutLatencyEvaluator.from_lut(self.lut_path, name, self.space if space is None else space)
+
+    def latency_range(self, space: Any) -> tuple[float, float, bool, str]:
+        """``(fastest ms, largest subnet ms, exact, target)`` of ``space`` by the LUT (cached per space)."""
+        from spaces import space_hash
+        from supernet import largest_arch, smallest_arch
+
+        key = space_hash(space)
+        if key not in self._ranges:
+            lat = self.latency_evaluator(space=space)
+            _, fastest, exact = lat.fastest(candidates=[smallest_arch(space)])
+            largest = float(lat.evaluate(largest_arch(space))["latency_ms"])
+            self._ranges[key] = (float(fastest), largest, bool(exact), str(lat.target))
+        fastest, largest, exact, target = self._ranges[key]
+        return fastest, largest, exact, target
+
+    def resolve_budgets(self, specs: list[Any], key: str) -> list[float]:
+        """``specs`` (ms or ``"P%"``) in ms: ``"P%"`` of the way from the fastest arch to the largest
+        subnet of the configured space (with ``evolve.enabled``: the hyper-space); a budget no arch of
+        that space meets is refused in one line naming ``key``."""
+        space = self.config_space
+        fastest, largest, exact, target = self.latency_range(space)
+        out = []
+        for i, spec in enumerate(specs):
+            ms = parse_budget(spec).resolve(fastest, largest)
+            if ms < fastest - 1e-12:
+                how = "over every arch of the space" if exact else "of the fastest arch found"
+                raise RunConfigError(
+                    f"{self.where}: {key} item {i} ({spec}): no arch of space {space.name!r} meets {ms:.4g} ms "
+                    f"on {target}: the minimum {how} is {fastest:.4g} ms"
+                )
+            out.append(ms)
+        return out
+
+    def evolve_budgets(self) -> list[float]:
+        """The Q-T score's latency budgets in ms (``evolve.budgets``, else the search budgets), distinct."""
+        e = self.config["evolve"]
+        key = "evolve.budgets" if e["budgets"] is not None else "search.latency_budgets"
+        specs = e["budgets"] if e["budgets"] is not None else self.config["search"]["latency_budgets"]
+        return list(dict.fromkeys(math.ceil(ms * 1e6) / 1e6 for ms in self.resolve_budgets(specs, key)))
 
     def budgets(self) -> list[dict[str, Any]]:
         """The latency budgets in ms on this target (``"P%"`` resolved against the LUT), each
         ``{"name": "b0", "spec", "budget_ms", "search_ms"}`` (``search_ms``: the budget less the
         ``search.latency_margin`` guard band, the constraint the searcher gets); a budget below the
-        fastest arch is refused."""
-        from supernet import largest_arch, smallest_arch
-
-        lat = self.latency_evaluator()
-        _, fastest, exact = lat.fastest(candidates=[smallest_arch(self.space)])
-        largest = float(lat.evaluate(largest_arch(self.space))["latency_ms"])
+        fastest arch is refused. With ``evolve.enabled``, ``"P%"`` is of the hyper-space's range
+        (the budgets the evolution scored under) and the evolved space must meet each budget."""
+        specs = self.config["search"]["latency_budgets"]
+        resolved = self.resolve_budgets(specs, "search.latency_budgets")
+        fastest = self.latency_range(self.config_space)[0]
+        if self.evolve_enabled:
+            fastest, _, exact, target = self.latency_range(self.space)
+            for i, (spec, ms) in enumerate(zip(specs, resolved)):
+                if ms < fastest - 1e-12:
+                    how = "over every arch of the space" if exact else "of the fastest arch found"
+                    raise RunConfigError(
+                        f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of the evolved space "
+                        f"{self.space.name!r} meets {ms:.4g} ms on {target}: the minimum {how} is {fastest:.4g} ms "
+                        f"(raise the budget, or list it in evolve.budgets and rerun with --from evolve)"
+                    )
         out = []
-        for i, spec in enumerate(self.config["search"]["latency_budgets"]):
-            b = parse_budget(spec)
-            ms = b.resolve(fastest, largest)
-            if ms < fastest - 1e-12:
-                how = "over every arch of the space" if exact else "of the fastest arch found"
-                raise RunConfigError(
-                    f"{self.where}: search.latency_budgets item {i} ({spec}): no arch of space "
-                    f"{self.space.name!r} meets {ms:.4g} ms on {lat.target}: the minimum {how} is "
-                    f"{fastest:.4g} ms"
-                )
+        for i, (spec, ms) in enumerate(zip(specs, resolved)):
             margin = self.config["search"]["latency_margin"]
             search_ms = max(ms * (1.0 - margin), fastest)  # the guard band never rules out every arch
             # rounded up, so that rounding never puts the fastest arch over a budget it meets

@@ -43,7 +43,7 @@ BASELINES_LABEL = "baselines INT8 (measured, test)"
 
 FIGURES = {"pareto": "pareto.png", "convergence": "convergence.png", "md": "report.md"}
 _KEY_FLAGS = ("avx512_vnni", "amx_int8")
-_TIMING_ORDER = ("lut", "supernet", "search", "export", "report")
+_TIMING_ORDER = ("lut", "evolve", "supernet", "search", "export", "report")
 _BUDGET_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _DPI = 120
 
@@ -560,6 +560,40 @@ def _search(data: Mapping[str, Any]) -> list[str]:
     )
 
 
+def _evolve(data: Mapping[str, Any]) -> list[str]:
+    ev = _section(data, "evolve")
+    if not ev:
+        return []
+    budgets = ", ".join(_ms_short(b) for b in ev.get("budgets_ms") or []) or "n/a"
+    score = _float(ev.get("score"))
+    score_text = "n/a" if score is None else f"{score:.4g}"
+    rows = []
+    for st in _records(ev, "stages"):
+        window = st.get("window") or []
+        depths = st.get("depths") or []
+        rows.append(
+            [
+                _text(st.get("stage")),
+                _text(st.get("block")),
+                ", ".join(str(w) for w in window) or "n/a",
+                ", ".join(str(d) for d in depths) or "n/a",
+            ]
+        )
+    report = _section(ev, "report")
+    lines = [
+        "## Evolved search space (SpaceEvo)",
+        "",
+        f"The searched space `{_text(ev.get('space_name'))}` was evolved from the hyper-space "
+        f"{_text(ev.get('hyperspace'))} for this target: Q-T score {score_text} over the "
+        f"INT8 budgets {budgets} ms ({_int(ev.get('evaluated'))} candidate spaces scored).",
+        "",
+        *_table(["stage", "block type", "widths (window)", "depths"], rows),
+    ]
+    if report.get("md"):
+        lines += ["", f"Why these blocks: the [evolve-space report]({report['md']})."]
+    return lines
+
+
 def _supernet(data: Mapping[str, Any]) -> list[str]:
     sn = _section(data, "supernet")
     lines = ["## Supernet", ""]
@@ -698,13 +732,14 @@ def _timings(data: Mapping[str, Any]) -> list[str]:
 def render_markdown(data: dict[str, Any], figures: dict[str, str] | None = None) -> str:
     """The report as GitHub-flavoured markdown: header and provenance, Results (one row per export),
     figures (``figures`` maps "pareto"/"convergence" to paths relative to the md; default the standard
-    file names; a missing key is not embedded), Search, Supernet, INT8 speed-up per op type,
+    file names; a missing key is not embedded), the evolved space (runs with an evolve stage), Search, Supernet, INT8 speed-up per op type,
     Baselines, the chosen architectures, and Timings last."""
     figs = {k: FIGURES[k] for k in ("pareto", "convergence")} if figures is None else dict(figures)
     parts = [
         _header(data),
         _results(data),
         _figures(figs),
+        _evolve(data),
         _search(data),
         _supernet(data),
         _speedups(data),
@@ -740,6 +775,8 @@ def write_report(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[
         title, run_dir: str
         host: {cpu, cores, flags: {name: bool} (or a list of names), engine, threads, target, fp32_target}
         space: {name, hash, size}; data: {name, train_images, val_images, test_images}
+        evolve: {hyperspace, candidate, space, space_name, score, budgets_ms, budget_scores, evaluated,
+                 stages: [{stage, block, window, depths}], report: {md, json, png}}  (links relative to out_dir)
         supernet: {epochs, qat_epochs, test_acc: {largest, smallest}, params_largest, params_smallest}
         budgets: [{name, budget_ms, spec}]
         searches: [{budget, budget_ms, searcher, seed, queries, best: {arch_id, accuracy, latency_ms} | None,

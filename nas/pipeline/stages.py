@@ -1,4 +1,4 @@
-"""The five stages of ``nas run``; each takes the :class:`~nas.pipeline.experiment.Experiment`
+"""The stages of ``nas run``; each takes the :class:`~nas.pipeline.experiment.Experiment`
 and returns a JSON-able summary. Their finished units survive an interruption: LUT blocks (the
 LUT is written block by block), training steps (checkpoints), evaluations (the JSON-lines cache),
 searches and exports (a folder each, renamed into place when complete)."""
@@ -17,7 +17,17 @@ from hwnas.errors import ConfigError, HwnasError
 from hwnas.progress import ProgressBar
 from nas.pipeline.state import BASELINE_RECORD, baselines_dir, copy_file
 
-__all__ = ["baselines_dir", "run_baselines", "run_export", "run_lut", "run_report", "run_search", "run_supernet"]
+__all__ = [
+    "baselines_dir",
+    "record_space",
+    "run_baselines",
+    "run_evolve",
+    "run_export",
+    "run_lut",
+    "run_report",
+    "run_search",
+    "run_supernet",
+]
 
 
 def _read_json(path: Path) -> Any:
@@ -54,12 +64,76 @@ def _copy_lut(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _profile_summary(res: Any) -> dict[str, Any]:
+    return {
+        "fingerprint": res.fingerprint,
+        "blocks": res.total,
+        "measured": res.measured,
+        "kept": res.skipped,
+        "networks": res.networks,
+        "seconds": round(res.elapsed_s, 1),
+        "busy_after_retries": res.unstable,
+        "correction": res.correction,
+    }
+
+
+def record_space(exp: Any, space: Any, networks: int) -> dict[str, Any]:
+    """Make the run's LUT record ``space`` on the target and its FP32 twin when it holds every block
+    of it under another space (the hyper-space of an evolved space, or a given LUT of a larger
+    space): profile ``space`` into the run's copy, which measures only its ``networks``
+    calibration networks (no block is measured again), so that
+    :meth:`~nas.search.evaluators.LutLatencyEvaluator.from_lut` accepts it. A LUT lacking blocks of
+    ``space`` is refused in one line naming them (an FP32 twin it lacks is left out of the report).
+    Returns ``{target: profile summary}`` of what was profiled."""
+    from latency_lut import profile_space
+    from latency_lut.errors import LUTError
+    from latency_lut.predictor import LatencyPredictor
+
+    cfg = exp.config
+    done: dict[str, Any] = {}
+    for key in ("name", "fp32"):
+        name = cfg["target"][key]
+        if name is None:
+            continue
+        try:
+            pred = LatencyPredictor.for_target(exp.lut_path, name, space, allow_other_space=True)
+        except HwnasError:
+            if key == "fp32":
+                continue  # the run's latency_evaluator(fp32=True) says why, later
+            raise
+        try:
+            if pred.same_space or pred.missing_keys():
+                continue  # recorded already (or lacking blocks: from_lut names them)
+        finally:
+            pred.close()
+        exp.log(
+            f"[lut] {exp.lut_path.name} holds every block of {space.name} on {name} but not the space: recording it "
+            f"({networks if key == 'name' else 0} calibration network(s) measured, no block)"
+        )
+        res = profile_space(
+            space,
+            name,
+            exp.lut_path,
+            seed=exp.seed,
+            networks=networks if key == "name" else 0,
+            progress=exp.progress,
+            log=exp.log,
+            retry_passes=cfg["lut"]["retry_passes"],
+        )
+        if res.failed:
+            raise LUTError(f"{len(res.failed)} model(s) could not be measured on {name}, e.g. {res.failed[0]}")
+        done[name] = _profile_summary(res)
+    return done
+
+
 def run_lut(exp: Any) -> dict[str, Any]:
-    """Profile the space on the target (and its FP32 twin) into ``lut/lut.db``, or copy a given LUT."""
+    """Profile the space on the target (and its FP32 twin) into ``lut/lut.db``, or copy a given LUT.
+    With ``evolve.enabled`` the space is the hyper-space (:attr:`Experiment.config_space`)."""
     from latency_lut.errors import LUTError
 
     cfg = exp.config
     db = exp.lut_path
+    space = exp.config_space
     db.parent.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "lut": str(db.relative_to(exp.root)),
@@ -73,9 +147,11 @@ def run_lut(exp: Any) -> dict[str, Any]:
         if not db.exists():
             _copy_lut(src, db)
         summary["source"] = str(src.resolve())
-        exp.latency_evaluator()  # the LUT must hold this space on this target, measured on this machine
+        # a LUT of another space holding every block of this one: record this one in the copy
+        summary["profiled"] = record_space(exp, space, cfg["lut"]["networks"])
+        exp.latency_evaluator(space=space)  # the LUT must hold this space on this target, measured on this machine
         try:
-            exp.latency_evaluator(fp32=True) if cfg["target"]["fp32"] else None
+            exp.latency_evaluator(fp32=True, space=space) if cfg["target"]["fp32"] else None
         except HwnasError as exc:
             summary["fp32_target"] = None
             exp.log(f"[lut] no FP32 speed-up table: {exc}")
@@ -86,9 +162,9 @@ def run_lut(exp: Any) -> dict[str, Any]:
         name = cfg["target"][key]
         if name is None:
             continue
-        exp.log(f"[lut] profiling every block of {exp.space.name} on {name}")
+        exp.log(f"[lut] profiling every block of {space.name} on {name}")
         res = profile_space(
-            exp.space,
+            space,
             name,
             db,
             seed=exp.seed,
@@ -99,21 +175,155 @@ def run_lut(exp: Any) -> dict[str, Any]:
         )
         if res.failed:
             raise LUTError(f"{len(res.failed)} block(s) could not be measured on {name}, e.g. {res.failed[0]}")
-        summary["profiled"][name] = {
-            "fingerprint": res.fingerprint,
-            "blocks": res.total,
-            "measured": res.measured,
-            "kept": res.skipped,
-            "networks": res.networks,
-            "seconds": round(res.elapsed_s, 1),
-            "busy_after_retries": res.unstable,
-            "correction": res.correction,
-        }
+        summary["profiled"][name] = _profile_summary(res)
     return summary
 
 
 # ------------------------------------------------------------------------------------------------
-# 2. supernet
+# 2. evolve (optional)
+# ------------------------------------------------------------------------------------------------
+
+
+QUALITY_NAME = "quality.db"
+"""The block-wise quality file of the evolve stage (``evolve/quality.db``; kept by ``--from evolve``)."""
+
+
+def _teacher(exp: Any, kd_config: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``load_supernet_teacher`` on ``evolve.teacher`` with the run's data, one-line errors naming the key."""
+    from nas.spaceevo.blockkd import load_supernet_teacher
+
+    path = exp.config["evolve"]["teacher"]
+    try:
+        return load_supernet_teacher(path, kd_config, data=exp.config["data"]["name"])
+    except HwnasError as exc:
+        raise ConfigError(f"evolve.teacher: {exc}") from None
+
+
+def run_evolve(exp: Any) -> dict[str, Any]:
+    """SpaceEvo on the run's hyper-space (the ``space`` section): block-wise distillation of every
+    candidate stage from ``evolve.teacher`` into ``evolve/quality.db`` (resumed candidate stage by
+    candidate stage), aging evolution of candidate spaces by Q-T score under the evolve budgets
+    (resumed from ``evolve/space.state.json``), the best candidate written to ``evolve/space.yaml``
+    with its report (``evolve/space.report.md``, ``.report.json``, ``.evolution.png``), and its
+    calibration networks measured into the run's LUT (:func:`record_space`)."""
+    from nas.export.formats import scheme_for_target
+    from nas.spaceevo.blockkd import BlockKD, BlockKDConfig, BlockKDError
+    from nas.spaceevo.evolution import AgingEvolution, EvolutionConfig
+    from nas.spaceevo.latency import StageLatencyModel
+    from nas.spaceevo.quality import load_quality
+    from nas.spaceevo.report import write_report
+    from nas.spaceevo.score import QTScorer
+
+    cfg, e = exp.config, exp.config["evolve"]
+    folder = exp.evolve_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    hyper = exp.hyperspace()
+    quality_path = folder / QUALITY_NAME
+    kd_config = BlockKDConfig(
+        epochs=e["epochs"],
+        qat_epochs=e["qat_epochs"],
+        batch_size=e["batch_size"],
+        num_random=e["num_random"],
+        eval_samples=e["eval_samples"],
+        eval_images=e["eval_images"],
+        train_limit=e["train_limit"],
+        scheme=scheme_for_target(exp.target).name,
+        seed=exp.seed,
+        threads=cfg["supernet"]["threads"],
+    )
+    budgets = exp.evolve_budgets()
+    exp.log(
+        f"[evolve] hyper-space {hyper.name} ({len(hyper.stages)} stages, {hyper.size():,} candidate spaces), "
+        f"Q-T budgets {', '.join(f'{b:.4g}' for b in budgets)} ms"
+    )
+    teacher, train, held, record = _teacher(exp, kd_config)
+    try:
+        kd = BlockKD(
+            hyper.space,
+            teacher,
+            train,
+            held,
+            quality_path,
+            kd_config,
+            data_record=record,
+            progress=exp.progress,
+            log=lambda m: exp.log(f"[evolve] {m}"),
+        )
+    except BlockKDError as exc:
+        raise ConfigError(
+            f"evolve.teacher: {cfg['evolve']['teacher']} cannot teach hyper-space {hyper.name!r}: {exc}"
+        ) from None
+    kd_summary = kd.run()
+    quality = load_quality(quality_path, kd.fingerprint)
+    latency = StageLatencyModel.from_lut(exp.lut_path, exp.target, hyper)
+    try:
+        scorer = QTScorer(hyper, latency, quality, budgets, samples=e["samples"], seed=exp.seed)
+        scorer.check_coverage()
+        settings = {
+            "lut": str(exp.lut_path.relative_to(exp.root)),
+            "target": exp.target.name,
+            "fingerprint": latency.predictor.fp_id,
+            "quality": str(quality_path.relative_to(exp.root)),
+            "quality_fingerprint": kd.fingerprint,
+        }
+        space_yaml = exp.evolved_space_path
+        evo = AgingEvolution(
+            hyper,
+            scorer,
+            EvolutionConfig(population=e["population"], sample=e["sample"], cycles=e["cycles"], seed=exp.seed),
+            state_path=space_yaml.with_suffix(".state.json"),
+            settings=settings,
+            progress=exp.progress,
+            log=lambda m: exp.log(f"[evolve] {m}"),
+        )
+        result = evo.run()
+        best = result.best
+        best.candidate.write_yaml(space_yaml)
+        paths = write_report(
+            result,
+            scorer,
+            space_yaml,
+            lut=str(exp.lut_path),
+            target=exp.target.name,
+            quality=str(quality_path),
+        )
+    finally:
+        latency.close()
+    exp._space = None  # the evolved space, read from the file just written
+    space = exp.space
+    recorded = record_space(exp, space, cfg["lut"]["networks"])
+    exp.latency_evaluator()  # the LUT now records the evolved space: the later stages can predict it
+    cand = best.candidate
+    exp.log(
+        f"[evolve] evolved space {cand.id} (Q-T score {best.score.score:.4g}, "
+        f"{len({i.candidate.id for i in result.history})} candidate spaces scored): {cand.describe()}"
+    )
+    return {
+        "space": str(space_yaml.relative_to(exp.root)),
+        "space_name": space.name,
+        "hyperspace": hyper.name,
+        "candidate": cand.id,
+        "describe": cand.describe(),
+        "stages": cand.to_dict()["stages"],
+        "score": best.score.score,
+        "budgets_ms": budgets,
+        "budget_scores": [b.score for b in best.score.budgets],
+        "evaluated": len({i.candidate.id for i in result.history}),
+        "cycles": e["cycles"],
+        "quality": {
+            "file": str(quality_path.relative_to(exp.root)),
+            "fingerprint": kd.fingerprint,
+            "candidate_stages": kd_summary["candidates"],
+            "trained": kd_summary["trained"],
+            "kept": kd_summary["skipped"],
+        },
+        "report": {k: str(v.relative_to(exp.root)) for k, v in paths.items()},
+        "lut_recorded": recorded,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. supernet
 # ------------------------------------------------------------------------------------------------
 
 
@@ -178,7 +388,7 @@ def run_supernet(exp: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# 3. search
+# 4. search
 # ------------------------------------------------------------------------------------------------
 
 
@@ -340,7 +550,7 @@ def run_search(exp: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# 4. export
+# 5. export
 # ------------------------------------------------------------------------------------------------
 
 
@@ -409,7 +619,7 @@ def run_export(exp: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# 5. report
+# 6. report
 # ------------------------------------------------------------------------------------------------
 
 
@@ -434,12 +644,12 @@ def _baseline_data(exp: Any) -> tuple[Any, Any, dict[str, Any]]:
     if recorded is not None:
         train = load_data_like(recorded, "train", d["train_limit"])
     else:  # read as the supernet's training reads the config's data set
-        space = exp.config["space"]
-        if space["name"].endswith((".yaml", ".yml")):  # a space file fixes the input
+        space_name, space_args = exp.space_spec()
+        if space_name.endswith((".yaml", ".yml")):  # a space file fixes the input
             c, h, _ = exp.space.input_shape
             size: dict[str, Any] = {"resolution": h, "in_chans": c}
         else:
-            size = {k: space["args"].get(k) for k in ("resolution", "in_chans")}
+            size = {k: space_args.get(k) for k in ("resolution", "in_chans")}
         train = load_data(d["name"], "train", d["train_limit"], **size)
         recorded = data_info(train)
     test = load_data_like(recorded, "test", d["test_limit"])

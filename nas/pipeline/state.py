@@ -5,7 +5,9 @@ Each stage keeps ``<run>/<stage>/stage.json``: ``{"stage", "inputs", "finished",
 rerun compares it with the configuration now given and refuses a difference in one line that
 names the first key that changed, since mixing results of two configurations would be silent
 and wrong. ``--from STAGE`` (:meth:`RunFolder.reset`) removes a stage's outputs and those of
-the stages after it.
+the stages after it, except the evolve stage's block-wise quality file (:data:`KEPT`): its
+measurements are keyed by a fingerprint of the teacher, data, hyper-space and recipe, so a
+redone evolution reuses those that still apply and measures the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from nas.pipeline.config import STAGES
 __all__ = ["BASELINE_RECORD", "RunFolder", "StageChangedError", "baselines_dir", "copy_file", "first_difference"]
 
 RECORD = "stage.json"
+
+#: per stage, the files ``--from`` keeps (content-addressed results that a redo reuses when they apply)
+KEPT: dict[str, tuple[str, ...]] = {
+    "evolve": ("quality.db", "quality.db-wal", "quality.db-shm", "quality.db.work"),
+}
 
 BASELINE_RECORD = "baseline.json"
 """The file that finishes a baseline of the report (``report/baselines/<name>/``), written last."""
@@ -133,7 +140,19 @@ class RunFolder:
         removed = []
         for s in STAGES[STAGES.index(stage) :]:
             d = self.stage_dir(s)
-            if d.exists():
+            if not d.exists():
+                continue
+            keep = KEPT.get(s, ())
+            if any((d / name).exists() for name in keep):
+                (d / RECORD).unlink(missing_ok=True)  # first: the stage counts as never started
+                for child in d.iterdir():
+                    if child.name in keep:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            else:
                 shutil.rmtree(d)
-                removed.append(s)
+            removed.append(s)
         return removed

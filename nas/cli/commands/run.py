@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run an experiment from a config: LUT, supernet, search per budget, export, report",
-        description="Run (or resume) an experiment: (1) the target's latency LUT, (2) the quantized-for-all "
+        description="Run (or resume) an experiment: (1) the target's latency LUT, optionally (evolve.enabled) "
+        "SpaceEvo evolving the search space itself out of a hyper-space, (2) the quantized-for-all "
         "supernet, (3) one search per latency budget, (4) export + verification of each chosen "
         "subnet, (5) the report (report.md, report.json, pareto.png). Everything lands in --out; "
         "rerunning the command skips finished stages and resumes an interrupted one. "
