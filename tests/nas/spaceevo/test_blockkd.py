@@ -369,3 +369,16 @@ def test_teacher_checkpoint_without_a_chw_input_shape_is_refused(monkeypatch, tm
         _checkpoint_input(str(tmp_path))
     meta["data_info"]["input_shape"] = [1, 8, 8]
     assert _checkpoint_input(str(tmp_path)) == ((1, 8, 8), 10)
+
+
+def test_sub_stage_with_a_quantizer_no_qat_step_reached_is_measured(tmp_path, setup):
+    """Stage 4 (stride 1) gets the stage-3 width 32 as input; its window [28, 32, 36] trains only
+    the largest and the smallest sub-stage (num_random 0), so the identity shortcut of width 32
+    is never quantized in training: measuring it calibrates that quantizer instead of failing."""
+    hs, teacher, train, val = setup
+    cands = candidate_stages(hs, stages=[4], block_types=["mbv2"], windows=["w0"])
+    assert cands[0].window == (28, 32, 36)
+    cfg = BlockKDConfig(**{**FAST, "num_random": 0, "eval_samples": 8})
+    BlockKD(hs, teacher, train, val, tmp_path / "q.db", cfg, candidates=cands, progress=False).run()
+    got = load_quality(tmp_path / "q.db").samples(4, "mbv2", (28, 32, 36))
+    assert 32 in {ch["stage4.w0.width"] for ch, _ in got}
