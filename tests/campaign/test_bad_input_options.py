@@ -244,6 +244,14 @@ RUN_CASES: list[tuple[str, str, str]] = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _imported():
+    """Import torch and the training code once, outside any case's clock: on a loaded shared host the
+    first case to reach them (``ts-no-epochs``) otherwise spends its CASE_SECONDS importing (5 s of CPU
+    took 4.5 min of wall time at nice 19 beside long experiments), which is no hang of the command."""
+    import supernet.train  # noqa: F401
+
+
 @pytest.fixture
 def no_hang():
     """Fail a case that runs past CASE_SECONDS (a hang) instead of blocking the suite."""
