@@ -1,8 +1,15 @@
 """Kill campaign (issue 19): SIGKILL / SIGTERM / SIGINT every long-running command at random moments,
 rerun it, and check that it ends as an uninterrupted run ends.
 
+How to run (from the repository root; about an hour per command at 20 kills on two cores)::
+
     .venv/bin/python benchmarks/bench_kill_campaign.py [--kills N] [--commands a,b] [--work DIR]
                                                        [--json FILE] [--seed S] [--max-per-round K]
+    .venv/bin/python benchmarks/bench_kill_campaign.py --kills 20 --commands run     # one command
+
+It ends with a table per command (kills by signal, rounds, rounds resumed OK, units finished, and
+the counts of redone, lost, corrupt, leftovers, differences from the uninterrupted run, tracebacks
+and hangs) and PASS / FAIL; the test-scale version is ``tests/campaign/test_kill_resume.py``.
 
 Commands (at toy scale: a 19-block YAML space, digits, a few archs; ``--commands`` picks some):
 
@@ -249,6 +256,10 @@ class Command:
 
     def redone(self, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         return [k for k in before if k in after and after[k] != before[k]]
+
+    def finished(self, rc: int | None, log: str) -> bool:
+        """Whether an attempt that got no signal ran to its end (its exit code and output)."""
+        return rc == 0
 
 
 def _tiny_space_yaml(resolution: int) -> str:
@@ -577,14 +588,30 @@ class Run(Command):
         found += [json_problem(p) for p in run.rglob("*.json")] if run.exists() else []
         return sorted({p for p in found if p})
 
+    def finished(self, rc: int | None, log: str) -> bool:
+        """``nas run`` ends with exit 1 and ``verification failed for`` when an export missed a check but
+        every stage finished (see ``nas/cli/commands/run.py``). At this toy scale (0.02 ms models, a LUT
+        of two networks without a fitted correction, a loaded host) the measured latency is routinely
+        more than the 10 % tolerance off the LUT's sum, a fact about the toy model, not about resuming:
+        such an end counts as finished, and :meth:`result` leaves the latency verdicts out."""
+        return rc == 0 or (rc == 1 and "nas run: verification failed for" in log)
+
     def result(self, out: Path) -> Any:
-        return strip(json.loads((out / "run" / "report" / "report.json").read_text(encoding="utf-8")))
+        report = strip(json.loads((out / "run" / "report" / "report.json").read_text(encoding="utf-8")))
+        for e in report.get("exports", []):
+            for k in RUN_LATENCY_VERDICTS:  # verdicts of a measured latency (strip leaves the latencies out)
+                e.pop(k, None)
+        return report
 
     def round_units(self, out: Path, logs: list[str]) -> dict[str, dict[str, int]]:
         """run_kill_acceptance's count of finished and redone units per stage (the LUT is given: copied)."""
         units = count_units(out / "run", logs)
         units.pop("lut", None)
         return units
+
+
+#: report.json fields of an export that follow from its measured latency, which no two runs share
+RUN_LATENCY_VERDICTS = ("passed", "within_10pct")
 
 
 class Teacher:
@@ -975,7 +1002,7 @@ class Bench:
                 time.sleep(0.05)
         log = log_path.read_text(encoding="utf-8", errors="replace")
         seconds = time.monotonic() - start
-        if sent is None and proc.returncode == 0:
+        if sent is None and cmd.finished(proc.returncode, log):
             self._learn(cmd.name, seconds, first_s, last_s, cmd.progress(out) - p0)
         return Outcome(
             killed=sent is not None,
@@ -1025,7 +1052,7 @@ class Bench:
         out.mkdir(parents=True)
         log = out.parent / "reference.log"
         res = self.attempt(cmd, cmd.argv(out), out, log, None)
-        if res.rc != 0:
+        if not cmd.finished(res.rc, res.log):
             raise SystemExit(f"{cmd.name}: the reference run failed (rc {res.rc}): {res.log[-3000:]}")
         total = max(1, cmd.progress(out))
         self.est.setdefault(cmd.name, {"startup": res.seconds / 2, "unit": res.seconds / 2 / total, "tail": 0.0})
@@ -1109,7 +1136,7 @@ class Bench:
             if res.killed:
                 kills += 1
                 continue
-            if res.rc != 0:
+            if not cmd.finished(res.rc, res.log):
                 tally.failures.append(f"{where}: exit {res.rc} without a kill: {res.log[-2000:]}")
                 return False
             break

@@ -37,6 +37,10 @@ class SpaceDefinitionError(ConfigError):
     """A search space is defined wrongly (bad op, bad option, clashing decision paths)."""
 
 
+class SpaceTooLargeError(SpaceDefinitionError):
+    """A walk over every decision of a search space would resolve more blocks than its bound allows."""
+
+
 class InvalidArchError(HwnasError, ValueError):
     """An architecture does not belong to its search space."""
 

@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.errors import InvalidArchError, SpaceDefinitionError, UnknownNameError
+from hwnas.errors import InvalidArchError, SpaceDefinitionError, SpaceTooLargeError, UnknownNameError
 from spaces._expr import Expression
 from spaces.catalog import get_op
 
 __all__ = [
     "MAX_EXTENT",
+    "MAX_RESOLVED_BLOCKS",
     "MAX_REPEAT_DEPTH",
     "Block",
     "Choice",
@@ -47,6 +48,10 @@ _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: multiply); real networks are far below both, and every walk over a space stays bounded
 MAX_REPEAT_DEPTH = 1000
 MAX_EXTENT = 100_000
+#: the most block variants (a block with its parameters and input shape, before duplicates are
+#: merged) one walk over every decision of a space may resolve (:meth:`Space.enumerate_blocks`):
+#: the built-in spaces resolve at most about 20,000, this many take a few seconds
+MAX_RESOLVED_BLOCKS = 100_000
 _LITERALS = (int, float, str, bool)
 
 
@@ -194,12 +199,16 @@ class _Walk:
     choose: Callable[[Decision, _State], list[Any]]
     record_all: bool = True
     collected: dict[tuple[Any, ...], ResolvedBlock] = field(default_factory=dict)
+    #: block variants resolved so far (bounded by :data:`MAX_RESOLVED_BLOCKS` when not ``record_all``)
+    resolved: int = 0
 
 
 Branches = list[tuple[Any, _State]]
 
 
 def _dedupe(items: Branches) -> Branches:
+    if len(items) < 2:  # a concrete walk: nothing to merge (keying its states would cost O(blocks) per step)
+        return items
     seen: dict[Any, tuple[Any, _State]] = {}
     for value, state in items:
         k: tuple[object, object]
@@ -212,7 +221,9 @@ def _dedupe(items: Branches) -> Branches:
 
 
 def _decide(walk: _Walk, state: _State, decision: Decision) -> Branches:
-    found, value = state.decided_value(decision.path)
+    # a decision is met again only in a shared repeat body (elsewhere every path is met once; looking it
+    # up there would cost O(decisions) per decision on a concrete walk)
+    found, value = state.decided_value(decision.path) if state.shared_depth else (False, None)
     if found:  # shared decision met again (shared repeat body)
         return [(value, state)]
     out: Branches = []
@@ -525,6 +536,12 @@ class Block(Node):
             if walk.record_all:
                 blocks = st.blocks + (block,)
             else:
+                walk.resolved += 1
+                if walk.resolved > MAX_RESOLVED_BLOCKS:
+                    raise SpaceTooLargeError(
+                        f"the space has too many block variants to list them (more than {MAX_RESOLVED_BLOCKS:,} "
+                        f"to resolve, at {where}); use fewer choices or shallower repeats"
+                    )
                 walk.collected.setdefault(block.signature(), block)
                 blocks = st.blocks
             out.append((None, _State((cout, h2, w2), st.scope, st.decided, blocks, st.shared_depth)))

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import HwnasError, InvalidArchError, SpaceDefinitionError
+from hwnas.errors import HwnasError, InvalidArchError, SpaceDefinitionError, SpaceTooLargeError
 from hwnas.seeding import make_rng
 from spaces._expr import Expression
 from spaces._nodes import (
@@ -465,10 +465,15 @@ class Space:
         Walks the space once with every decision open, merging states that cannot differ
         afterwards, so it stays cheap for spaces with astronomically many archs. Blocks
         are returned in walk order; constraints are not applied (a superset, exact when
-        the space has none).
+        the space has none). A space whose walk would resolve more than
+        :data:`~spaces._nodes.MAX_RESOLVED_BLOCKS` block variants is refused
+        (:class:`~hwnas.errors.SpaceTooLargeError`) instead of taking minutes.
         """
         walk = _Walk(choose=lambda d, st: list(d.options), record_all=False)
-        self.body.walk(walk, self._root_state(), None)
+        try:
+            self.body.walk(walk, self._root_state(), None)
+        except SpaceTooLargeError as exc:
+            raise SpaceTooLargeError(f"space {self.name!r}: {exc}") from None
         return list(walk.collected.values())
 
     def build(self, arch: Mapping[str, Any]) -> nn.Module:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, SpaceTooLargeError
 
 __all__ = ["check_resolution"]
 
@@ -23,12 +23,16 @@ def _stride(block: Any) -> int:
 def check_resolution(space: Any, option: str = "--resolution") -> None:
     """Refuse, in one line naming ``option`` (what set the resolution), a ``space`` whose input
     resolution is too small for one of its strided blocks."""
-    total = 1
-    for b in space.blocks(space.default()) if not space.constraints else []:
-        total *= _stride(b)
-    for b in space.enumerate_blocks():
+    try:
+        blocks = space.enumerate_blocks()
+    except SpaceTooLargeError:  # too many variants to list (any later use says so): check the default arch
+        blocks = space.blocks(space.default()) if not space.constraints else []
+    for b in blocks:
         stride = _stride(b)
         if stride > 1 and min(b.h, b.w) < stride:
+            total = 1  # walked only for the message
+            for d in space.blocks(space.default()) if not space.constraints else []:
+                total *= _stride(d)
             need = f" (its default arch downsamples by {total}: give at least {total})" if total > 1 else ""
             raise ConfigError(
                 f"{option} {space.resolution} is too small for space {space.name!r}: block "

@@ -18,7 +18,7 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 
-__all__ = ["make_storage", "open_study", "study_trials"]
+__all__ = ["make_storage", "open_study", "requeue_params", "study_trials"]
 
 #: user attribute of a trial queued again after its worker died: the number of the failed trial
 RETRY_ATTR = "hwnas:retry_of"
@@ -131,14 +131,26 @@ def _check_journal_file(path: str) -> None:
             raise ConfigError(f"journal {path}: not an Optuna journal (line {i} has no op_code)")
 
 
+def requeue_params(trial: Any) -> dict[str, Any] | None:
+    """The arch to queue again for a trial whose worker died, None when there is none: an arch chosen
+    in full (its worker named itself on the trial), or the queued arch of a retry its worker took from
+    the queue and died before naming itself on (Optuna holds it in ``fixed_params``). A worker killed
+    while suggesting the decisions one by one left some of them, and queueing those would evaluate an
+    arch completed at random, which no searcher proposed."""
+    if trial.params and WORKER_ATTR in trial.user_attrs:
+        return dict(trial.params)
+    fixed = trial.system_attrs.get("fixed_params")
+    if RETRY_ATTR in trial.user_attrs and isinstance(fixed, dict) and fixed:
+        return dict(fixed)
+    return None
+
+
 def _requeue_stale_trial(study: Any, trial: Any) -> None:
     """Optuna's heartbeat-stale-trial callback: the arch of a trial whose worker died is queued again,
-    once (the callback runs only in the worker whose storage update failed the trial). Only an arch
-    chosen in full (its worker named itself on the trial): a worker killed while suggesting the
-    decisions one by one left some of them, and queueing those would evaluate an arch completed at
-    random, which no searcher proposed."""
-    if trial.params and WORKER_ATTR in trial.user_attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={RETRY_ATTR: trial.number})
+    once (the callback runs only in the worker whose storage update failed the trial)."""
+    params = requeue_params(trial)
+    if params is not None:
+        study.enqueue_trial(params, user_attrs={RETRY_ATTR: trial.number})
 
 
 _HEARTBEAT_CLASS: Any = None

@@ -28,7 +28,15 @@ from hwnas.errors import ConfigError
 from nas.search.base import Searcher, StudyLink
 from nas.search.optuna_search import VALUES_ATTR, tell_study
 from nas.search.runner import SpaceSize
-from nas.search.storage import GRACE_S, RETRY_ATTR, WORKER_ATTR, make_storage, open_study, study_trials
+from nas.search.storage import (
+    GRACE_S,
+    RETRY_ATTR,
+    WORKER_ATTR,
+    make_storage,
+    open_study,
+    requeue_params,
+    study_trials,
+)
 from spaces.arch import Arch
 
 __all__ = ["ReplayLink", "StudyWorker", "run_study_worker"]
@@ -38,6 +46,10 @@ CACHED_ATTR = "hwnas:cached"
 SURPLUS_ATTR = "hwnas:surplus"
 #: how often a worker whose budget waits on other workers' running trials looks again
 _WAIT_S = 0.5
+#: study system attribute ``hwnas:asking:HOST:PID``: true while that worker creates a trial and names
+#: itself on it, so that a RUNNING trial that names no worker is known stale at once when every worker
+#: that could be naming itself on it is dead (see :meth:`StudyWorker.recover_stale`)
+ASKING_ATTR = "hwnas:asking:"
 
 
 def _replay_sampler(seed: int | None) -> Any:
@@ -144,6 +156,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _local_dead(worker: str, host: str) -> bool:
+    """Whether the worker ``HOST:PID`` ran on this host and its process is gone."""
+    w_host, _, w_pid = worker.rpartition(":")
+    return w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid))
+
+
 def _heartbeat_enabled(storage: Any) -> bool:
     """Whether ``storage`` records heartbeats (``RDBStorage.get_heartbeat_interval``)."""
     interval = getattr(storage, "get_heartbeat_interval", None)
@@ -237,13 +255,16 @@ class StudyWorker:
     def recover_stale(self) -> list[int]:
         """Fail the RUNNING trials of dead workers and re-queue their archs; returns their numbers.
 
-        A worker is dead when it ran on this host and its process is gone, or, for storages with
-        heartbeats (RDB: SQLite, PostgreSQL), when Optuna's heartbeat of its trial has been silent
-        for the grace period (:func:`optuna.storages.fail_stale_trials`, whose callback re-queues
-        the arch); a journal has no heartbeats: there a trial that never got a worker name (its
-        worker was killed right after creating it) is stale once it is older than the grace
-        period. Called before every trial, so a worker restarted at once still reclaims what the
-        dead one left.
+        A trial names its worker (``host:pid``) as soon as its arch is chosen; a worker is dead when it
+        ran on this host and its process is gone. A trial that names no worker yet was created by a
+        worker that died before naming itself on it, or by one that is naming itself right now: every
+        worker marks the study while it does so (:data:`ASKING_ATTR`), so the trial is stale at once
+        when no worker holding that mark is alive (on this host), whenever the dead one died and
+        however soon this worker started. Workers on other hosts cannot be checked by their process:
+        for storages with heartbeats (RDB: SQLite, PostgreSQL) Optuna's heartbeat of a trial silent
+        for the grace period fails it (:func:`optuna.storages.fail_stale_trials`, whose callback
+        re-queues the arch); a journal has no heartbeats: there an unnamed trial older than the grace
+        period is stale. Called before every trial.
         """
         import optuna
 
@@ -255,27 +276,63 @@ class StudyWorker:
         host = socket.gethostname()
         now = datetime.datetime.now()
         for t in running.values():
-            w_host, _, w_pid = str(t.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
-            local_dead = w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid))
-            anonymous_old = (
-                not self.heartbeat
-                and WORKER_ATTR not in t.user_attrs
-                and t.datetime_start is not None
-                and (now - t.datetime_start).total_seconds() > GRACE_S
-            )
-            if local_dead or anonymous_old:
-                try:
-                    self.study.tell(t.number, state=states.FAIL)
-                except Exception:  # another worker failed it first (and queued it again)
-                    continue
-                failed.append(t.number)
-                if t.params and WORKER_ATTR in t.user_attrs:  # an arch chosen in full (see _requeue_stale_trial)
-                    self.study.enqueue_trial(dict(t.params), user_attrs={RETRY_ATTR: t.number})
+            worker = str(t.user_attrs.get(WORKER_ATTR, ""))
+            if worker:
+                stale = _local_dead(worker, host)
+            else:
+                known = self._unnamed_stale(t, host)
+                stale = (
+                    known
+                    if known is not None
+                    else (
+                        not self.heartbeat
+                        and t.datetime_start is not None
+                        and (now - t.datetime_start).total_seconds() > GRACE_S
+                    )
+                )
+            if not stale:
+                continue
+            try:
+                self.study.tell(t.number, state=states.FAIL)
+            except Exception:  # another worker failed it first (and queued it again)
+                continue
+            failed.append(t.number)
+            params = requeue_params(t)
+            if params is not None:
+                self.study.enqueue_trial(params, user_attrs={RETRY_ATTR: t.number})
         if self.heartbeat:
             optuna.storages.fail_stale_trials(self.study)  # its callback (make_storage's) queues the archs again
             now_failed = {t.number for t in self.trials(states.FAIL)}
             failed += [n for n in running if n in now_failed and n not in failed]
         return sorted(failed)
+
+    # -- the mark of a worker naming itself on a new trial --------------------------------
+    def _set_asking(self, on: bool) -> None:
+        self.study._storage.set_study_system_attr(self.study._study_id, ASKING_ATTR + self.worker, on)
+
+    def askers(self) -> list[str]:
+        """The workers (``host:pid``) that hold the mark: creating a trial and naming themselves on it."""
+        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+        return [k[len(ASKING_ATTR) :] for k, v in attrs.items() if k.startswith(ASKING_ATTR) and v]
+
+    def _unnamed_stale(self, trial: Any, host: str) -> bool | None:
+        """Whether the unnamed RUNNING ``trial`` is a dead worker's: True when no other worker holds the
+        mark but dead ones on this host and the trial is still unnamed after the marks were read (a
+        worker marks the study before it creates its trial and unmarks it after naming itself on it,
+        so a live worker that created ``trial`` held the mark when it was read); False when a worker on
+        this host that holds the mark is alive; None (unknown) when only workers on other hosts hold it."""
+        others = [a for a in self.askers() if a != self.worker and not _local_dead(a, host)]
+        if any(a.rpartition(":")[0] == host for a in others):
+            return False
+        if others:
+            return None
+        import optuna
+
+        try:
+            fresh = (self.storage or self.study._storage).get_trial(trial._trial_id)  # not Optuna's cache
+        except Exception:  # pragma: no cover - gone meanwhile
+            return False
+        return fresh.state == optuna.trial.TrialState.RUNNING and WORKER_ATTR not in fresh.user_attrs
 
     def reclaimable(self, trial: Any) -> bool:
         """Whether a RUNNING trial would be failed here if its worker died (so waiting for it ends)."""
@@ -308,6 +365,8 @@ class StudyWorker:
         import optuna
 
         current.set_user_attr(SURPLUS_ATTR, True)
+        current.set_user_attr(WORKER_ATTR, self.worker)
+        self._set_asking(False)
         fail = getattr(self.searcher, "fail", None)
         if not isinstance(self.link, ReplayLink) and callable(fail):
             fail(arch)  # an Optuna searcher fails its own pending trial
@@ -345,6 +404,7 @@ class StudyWorker:
     def _trial(self, arch: Arch, current: Any) -> tuple[dict[str, float], bool]:
         """Evaluate (or look up) ``arch`` for the running trial ``current`` and tell the link."""
         current.set_user_attr(WORKER_ATTR, self.worker)
+        self._set_asking(False)  # named: the trial is this worker's now
         cached = self.known.get(arch)
         if cached is None:
             cached = self.twin_values(arch, current)
@@ -395,6 +455,7 @@ class StudyWorker:
                     stopped = "max_asks"
                     break
                 asks += 1
+                self._set_asking(True)  # until this worker has named itself on the trial it creates
                 arch, current = self.link.ask()
                 if self.over_budget(arch, current):  # another worker took the budget's last place meanwhile
                     self.give_up(arch, current)
@@ -408,13 +469,14 @@ class StudyWorker:
                     self.on_trial({"number": current.number, "arch": arch.to_dict(), "values": vals, "cached": cached})
                 current = None
         except BaseException:
-            if current is not None:  # an interrupted evaluation: fail the trial and queue its arch again
-                try:
+            try:
+                if current is not None:  # an interrupted evaluation: fail the trial and queue its arch again
                     self.study.tell(current, state=optuna.trial.TrialState.FAIL)
                     if current.params:
                         self.study.enqueue_trial(dict(current.params), user_attrs={RETRY_ATTR: current.number})
-                except Exception:  # pragma: no cover - storage unreachable: the heartbeat will fail it
-                    pass
+                self._set_asking(False)
+            except Exception:  # pragma: no cover - storage unreachable: the next worker fails it
+                pass
             raise
         return self.summary(stopped)
 

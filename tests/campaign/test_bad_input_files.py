@@ -5,7 +5,11 @@ LUTs, block-folder manifests, the NAS-Bench-201 table, data sets, output folders
 Each case runs the real CLI in-process (``nas.cli.main(argv)``, as the other CLI tests do, so
 that the whole table stays fast) and asserts exit code 2 and exactly one line on stderr that
 names the problem (and the file). An exception escaping ``main`` is a traceback and fails its
-case. ``test_campaign_counts`` prints the counts.
+case; a case running past ``CASE_SECONDS`` is a hang. ``test_campaign_counts`` prints the counts
+(cases, clean errors, tracebacks, hangs, wrong exit code or message, silent wrong results included)
+for the issue's closing note::
+
+    PYTHONPATH=. python -m pytest -q -s -p no:cacheprovider tests/campaign/test_bad_input_files.py
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -724,11 +729,19 @@ case(
 
 
 # -- running them -----------------------------------------------------------------------------------
+CASE_SECONDS = 60  # a case slower than this counts as a hang
+
+
 @dataclass
 class Outcome:
     code: int | None
     err: str
     traceback: str | None = None
+    hung: bool = False
+
+
+class _Hang(BaseException):
+    """Raised by the alarm of a case that ran past CASE_SECONDS (a BaseException: nothing catches it)."""
 
 
 def _run(argv: list[str], env: dict[str, str], tmp: Path, monkeypatch, capsys) -> Outcome:
@@ -741,18 +754,29 @@ def _run(argv: list[str], env: dict[str, str], tmp: Path, monkeypatch, capsys) -
     tmp.mkdir(exist_ok=True)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # work folders (and their stale-folder sweep) stay private
     capsys.readouterr()
+
+    def alarm(signum, frame):
+        raise _Hang(f"ran past {CASE_SECONDS} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(CASE_SECONDS)
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else 2
+    except _Hang:
+        return Outcome(None, capsys.readouterr().err, hung=True)
     except BaseException as exc:  # noqa: BLE001 - an escaping exception is what the campaign counts
         import traceback
 
         return Outcome(None, capsys.readouterr().err, "".join(traceback.format_exception(exc)))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     return Outcome(code, capsys.readouterr().err)
 
 
-_RESULTS: dict[str, str] = {}  # case name -> "clean" / "traceback" / "wrong"
+_RESULTS: dict[str, str] = {}  # case name -> "clean" / "traceback" / "hang" / "wrong"
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
@@ -760,6 +784,9 @@ def test_bad_input_file_is_a_one_line_error(c: Case, files: Files, monkeypatch, 
     argv = c.argv(files)
     env = {k: v(files) for k, v in c.env.items()}
     out = _run(argv, env, files.root / "tmp", monkeypatch, capsys)
+    if out.hung:
+        _RESULTS[c.name] = "hang"
+        pytest.fail(f"{c.name}: ran past {CASE_SECONDS} s (a hang)")
     if out.traceback is not None:
         _RESULTS[c.name] = "traceback"
         pytest.fail(f"{c.name}: traceback\n{out.traceback}")
@@ -780,13 +807,14 @@ def test_campaign_counts(capsys):
     assert len(CASES) >= 80
     assert len({c.name for c in CASES}) == len(CASES)
     if len(_RESULTS) == len(CASES):
-        counts = {k: sum(v == k for v in _RESULTS.values()) for k in ("clean", "traceback", "wrong")}
+        counts = {k: sum(v == k for v in _RESULTS.values()) for k in ("clean", "traceback", "hang", "wrong")}
         with capsys.disabled():
             print(
                 f"\nbad-input files campaign: {len(CASES)} cases, {counts['clean']} clean one-line errors, "
-                f"{counts['traceback']} tracebacks, {counts['wrong']} wrong exit code / message"
+                f"{counts['traceback']} tracebacks, {counts['hang']} hangs, {counts['wrong']} wrong exit code / "
+                f"message (silent wrong results included)"
             )
-        assert counts == {"clean": len(CASES), "traceback": 0, "wrong": 0}
+        assert counts == {"clean": len(CASES), "traceback": 0, "hang": 0, "wrong": 0}
 
 
 def test_the_campaign_inputs_are_bad_for_the_stated_reason(files):

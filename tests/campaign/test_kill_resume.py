@@ -2,7 +2,10 @@
 seeded random moments (SIGKILL, SIGTERM or SIGINT), rerun, and must end as its uninterrupted run
 ends: no finished unit lost or redone, no half-written file, nothing left in ``$TMPDIR`` or the
 outputs, no trial left RUNNING. The full campaign (>= 20 kills per command, a table per command) is
-``benchmarks/bench_kill_campaign.py``; this runs its rounds with ``KILLS`` kills per command.
+``benchmarks/bench_kill_campaign.py``; this runs its rounds with ``KILLS`` kills per command
+(slow: minutes per command)::
+
+    PYTHONPATH=. python -m pytest -q -p no:cacheprovider tests/campaign/test_kill_resume.py -k run
 """
 
 from __future__ import annotations

@@ -125,3 +125,24 @@ def test_spaces_show_prints_a_bounded_size(tmp_path, capsys):
     assert "size 1.000e+5000" in out
     assert main(["spaces", "show", str(path), "--sample", "0", "--json"]) == 0
     assert '"size": "1.000e+5000"' in capsys.readouterr().out
+
+
+def test_listing_the_blocks_of_a_huge_space_is_bounded():
+    """A walk over every decision resolves at most MAX_RESOLVED_BLOCKS block variants, then one clear error."""
+    from hwnas.errors import SpaceTooLargeError
+
+    start = time.perf_counter()
+    with pytest.raises(SpaceTooLargeError, match="space 'huge': the space has too many block variants"):
+        _huge_space().enumerate_blocks()
+    assert time.perf_counter() - start < 60
+
+
+def test_builtin_spaces_list_their_blocks_well_within_the_bound():
+    from spaces import create_space
+    from spaces._nodes import MAX_RESOLVED_BLOCKS, _Walk
+
+    for name in ("mobilenet", "resnet", "spaceevo", "hhnas", "nb201"):
+        space = create_space(name)
+        walk = _Walk(choose=lambda d, st: list(d.options), record_all=False)
+        space.body.walk(walk, space._root_state(), None)
+        assert walk.resolved * 4 < MAX_RESOLVED_BLOCKS, name

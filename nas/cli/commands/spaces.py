@@ -88,6 +88,10 @@ def _size(space: Any) -> tuple[int | None, str]:
     return size, str(size) if size < 10**100 else format_count(size)
 
 
+#: decisions listed in the table of ``spaces show`` (a space may have up to MAX_EXTENT of them)
+_MAX_ROWS = 500
+
+
 def _show(args: argparse.Namespace) -> int:
     space = space_from_args(args)
     if args.yaml:
@@ -124,9 +128,12 @@ def _show(args: argparse.Namespace) -> int:
     table.add_column("decision")
     table.add_column("kind")
     table.add_column("options")
-    for d in space.decisions():
+    decisions = space.decisions()
+    for d in decisions[:_MAX_ROWS]:
         table.add_row(d.path, d.kind, ", ".join(map(str, d.options)))
     console.print(table)
+    if len(decisions) > _MAX_ROWS:
+        console.print(f"... and {len(decisions) - _MAX_ROWS:,} more decisions (all of them: --json or --yaml)")
     for a in samples:
         console.print(f"[cyan]{a.id}[/cyan] {space.describe(a)}", soft_wrap=True)
     return 0

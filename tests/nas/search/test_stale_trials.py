@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -144,3 +145,93 @@ def test_good_journal_still_opens(tmp_path):
     study.tell(study.ask(), 1.0)
     again = optuna.load_study(study_name="s", storage=make_storage(url))
     assert [t.state.name for t in again.trials] == ["COMPLETE"]
+
+
+# ------------------------------------------------------------------------------------------------
+# recovery that does not wait on a clock: a worker marks the study while it names itself on its trial
+# ------------------------------------------------------------------------------------------------
+_WORKER_SCRIPT = """
+import sys, time
+from nas.search import create_searcher
+from nas.search.study_worker import StudyWorker
+from spaces import Block, Choice, Sequential, Space
+
+space = Space("tiny", Sequential({{"a": Block("conv_bn_act", out=Choice([8, 16, 24, 32])),
+                                  "b": Block("conv_bn_act", out=Choice([8, 16, 24]))}}), resolution=8)
+w = StudyWorker(create_searcher("random", space, objectives=["accuracy"], seed=0), lambda a: {{}},
+                storage={url!r}, study_name="s", budget=5)
+if {retry!r}:
+    w.study.enqueue_trial({{"a.out": 32, "b.out": 24}}, user_attrs={{"hwnas:retry_of": 99}})
+w._set_asking(True)
+w.link.ask()
+print("asked", flush=True)
+time.sleep(120)
+"""
+
+
+def _worker_in_its_window(url: str, tmp_path, retry: bool = False) -> subprocess.Popen:
+    """A real study worker (default heartbeat and grace period) stopped after creating its trial and
+    before naming itself on it; the caller kills it or leaves it alive."""
+    script = _WORKER_SCRIPT.format(url=url, retry=retry)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stdout.readline().strip() == "asked"
+    return proc
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)  # reaped: its process id is gone
+
+
+def _score(a) -> dict[str, float]:
+    return {"accuracy": float(a["a.out"] + a["b.out"])}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_unnamed_trial_of_a_dead_worker_is_reclaimed_at_once_without_waiting(tmp_path, kind):
+    """No grace period to wait out: one trial of a worker restarted at once ends with nothing RUNNING."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.log'}"
+    _kill(_worker_in_its_window(url, tmp_path))
+    start = time.monotonic()
+    searcher = create_searcher("random", _space(), objectives=["accuracy"], seed=0)
+    out = run_study_worker(searcher, _score, storage=url, study_name="s", n_trials=1)
+    assert time.monotonic() - start < 15  # the grace period is 20 s
+    assert out["recovered"] == [0]
+    states = [t.state.name for t in optuna.load_study(study_name="s", storage=make_storage(url)).trials]
+    assert states == ["FAIL", "COMPLETE"]
+
+
+def test_retry_taken_by_a_dead_worker_is_queued_again(tmp_path):
+    import optuna
+
+    url = f"journal:{tmp_path / 'r.log'}"
+    _kill(_worker_in_its_window(url, tmp_path, retry=True))
+    searcher = create_searcher("random", _space(), objectives=["accuracy"], seed=0)
+    out = run_study_worker(searcher, _score, storage=url, study_name="s", n_trials=1)
+    assert out["recovered"] == [0]
+    trials = optuna.load_study(study_name="s", storage=make_storage(url)).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == {"a.out": 32, "b.out": 24}  # the queued arch, not lost with its worker
+    assert trials[1].user_attrs["hwnas:retry_of"] == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_unnamed_trial_of_a_live_worker_is_left_alone(tmp_path, kind, monkeypatch):
+    """Even past the grace period: its worker is alive on this host, naming itself on it."""
+    import nas.search.study_worker as sw
+
+    url = f"sqlite:///{tmp_path / 'l.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'l.log'}"
+    proc = _worker_in_its_window(url, tmp_path)
+    try:
+        monkeypatch.setattr(sw, "GRACE_S", 0)
+        searcher = create_searcher("random", _space(), objectives=["accuracy"], seed=0)
+        worker = sw.StudyWorker(searcher, _score, storage=url, study_name="s", n_trials=1)
+        assert worker.askers() == [f"{socket.gethostname()}:{proc.pid}"]
+        time.sleep(0.1)
+        assert worker.recover_stale() == []
+        assert [t.state.name for t in worker.study.trials] == ["RUNNING"]
+    finally:
+        _kill(proc)
+    assert worker.recover_stale() == [0]  # dead now: reclaimed at once
