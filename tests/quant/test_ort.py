@@ -17,7 +17,7 @@ from quant import (
 from quant.ort import INTEGER_OPS, compare_latency, measure_latency
 from quant.ort_baseline import ort_quantize_static
 
-from .conftest import TinyNet, randomize_bn
+from .quant_models import TinyNet, randomize_bn
 
 
 @pytest.fixture(scope="module")

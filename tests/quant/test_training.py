@@ -10,7 +10,7 @@ from quant import QuantError, calibrate, export_onnx, host_ort_scheme, ort_predi
 from quant.pipeline import run_pipeline
 from quant.training import TrainConfig, accuracy, evaluate, predict, recalibrate_bn, train
 
-from .conftest import TinyNet
+from .quant_models import TinyNet
 
 
 def test_fp32_training_learns_digits(trained_digits_net, digits) -> None:  # noqa: ANN001
