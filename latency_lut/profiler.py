@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from hw_profiles import Fingerprint, Stats, create_engine, load_target
 from hw_profiles.errors import MeasurementError
@@ -442,16 +442,19 @@ def profile_folder(
     Models the harness flags as measured while the machine was busy are stored at once and
     measured again in up to ``retry_passes`` later passes; a lower estimate replaces the row."""
     with sigterm_as_interrupt():
-        return _profile_folder(folder, target, out, progress, log, retry_passes)
+        return _profile_folder(folder, target, out, _RunOptions(progress, log, retry_passes))
+
+
+class _RunOptions(NamedTuple):
+    """How :func:`profile_folder` and :func:`profile_space` run their :class:`Profiler`."""
+
+    progress: bool
+    log: Callable[[str], None] | None
+    retry_passes: int
 
 
 def _profile_folder(
-    folder: str | os.PathLike[str],
-    target: Any,
-    out: str | os.PathLike[str],
-    progress: bool,
-    log: Callable[[str], None] | None,
-    retry_passes: int,
+    folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str], opts: _RunOptions
 ) -> ProfileResult:
     manifest = load_manifest(folder)
     target = load_target(target)
@@ -485,20 +488,9 @@ def _profile_folder(
                 continue
             networks.append(NetworkJob(net["arch_id"], net["arch"], net["keys"], _file_at(path)))
         extras, overhead = _pseudo_keys(fmt, manifest.extras)
+        source = lambda sig: f"folder {manifest.root}"
         return _profile_into(
-            out,
-            engine,
-            fp,
-            manifest.space,
-            blocks,
-            networks,
-            extras,
-            overhead,
-            target=target.name,
-            source=lambda sig: f"folder {manifest.root}",
-            progress=progress,
-            log=log,
-            retry_passes=retry_passes,
+            out, engine, fp, manifest.space, blocks, networks, extras, overhead, target.name, source, opts
         )
     finally:
         engine.close()
@@ -531,7 +523,8 @@ def profile_space(
         # the exported models go to a work folder that a SIGTERM removes, and the next profiler
         # removes after a SIGKILL (latency_lut.workdir)
         tmp = Path(work_dir) if work_dir else stack.enter_context(work_folder("hwnas-profile-"))
-        return _profile_space(space, target, out, archs, seed, networks, tmp, progress, log, retry_passes)
+        opts = _RunOptions(progress, log, retry_passes)
+        return _profile_space(space, target, out, archs, seed, networks, tmp, opts)
 
 
 def _profile_space(
@@ -542,9 +535,7 @@ def _profile_space(
     seed: int,
     networks: int,
     tmp: Path,
-    progress: bool,
-    log: Callable[[str], None] | None,
-    retry_passes: int,
+    opts: _RunOptions,
 ) -> ProfileResult:
     from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
     from latency_lut.keys import block_key
@@ -601,21 +592,8 @@ def _profile_space(
         ]
         extras = [j.key for j in jobs if j.op == "quantize"]
         overhead = next((j.key for j in jobs if j.op == "overhead"), None)
-        return _profile_into(
-            out,
-            engine,
-            fp,
-            record,
-            jobs,
-            nets,
-            extras,
-            overhead,
-            target=target.name,
-            source=lambda sig: f"space {sig}",
-            progress=progress,
-            log=log,
-            retry_passes=retry_passes,
-        )
+        source = lambda sig: f"space {sig}"
+        return _profile_into(out, engine, fp, record, jobs, nets, extras, overhead, target.name, source, opts)
     finally:
         engine.close()
 
@@ -629,12 +607,9 @@ def _profile_into(
     networks: list[NetworkJob],
     extras: list[str],
     overhead: str | None,
-    *,
     target: str,
     source: Callable[[str], str],
-    progress: bool,
-    log: Callable[[str], None] | None,
-    retry_passes: int,
+    opts: _RunOptions,
 ) -> ProfileResult:
     """One run of a :class:`Profiler` into the LUT ``out`` (``source`` names the run from the
     space's signature), then the correction fitted on the networks it holds."""
@@ -648,9 +623,9 @@ def _profile_into(
             sig,
             target=target,
             source=source(sig),
-            retry_passes=retry_passes,
-            progress=progress,
-            log=log,
+            retry_passes=opts.retry_passes,
+            progress=opts.progress,
+            log=opts.log,
         )
         result = profiler.run(blocks, networks)
         result.correction = fit_and_store_correction(db, fp.id, sig, extras, overhead)
