@@ -4,7 +4,8 @@ speed-up of a ResNet-style network at 3×224×224.
 
 Every quantized accuracy is measured on the exported INT8 ONNX model in onnxruntime (the artifact
 that ships) and on the torch fake-quant model, with the fraction of test predictions on which they
-agree. Latency: onnxruntime CPU, 1 intra-op thread, batch 1, median of interleaved runs.
+agree. Latency: onnxruntime CPU, 1 intra-op thread, batch 1, by the hw_profiles harness (target
+``cpu-ort-fp32``), the models of a comparison timed in rotating passes (``hw_profiles.compare_files``).
 
     python benchmarks/bench_quant.py                       # full run (tens of minutes on 2 cores)
     python benchmarks/bench_quant.py --quick               # a smoke run (small data, one space)
@@ -23,7 +24,6 @@ import torch
 import quant
 from hwnas.datasets import load_dataset
 from hwnas.seeding import seed_everything
-from quant.ort import compare_latency
 from quant.ort_baseline import ort_quantize_static
 from quant.pipeline import run_pipeline
 from quant.training import QAT_CONFIG, TrainConfig
@@ -33,10 +33,22 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def compare_latency(paths: list[Path], passes: int) -> list[float]:
+    """Median latencies (ms) of ONNX files on ``cpu-ort-fp32`` (1 thread, batch 1), by the one
+    harness, in ``passes`` rotating passes so that a slow spell of a shared machine hits all alike."""
+    from hw_profiles import compare_files, create_engine, load_target
+
+    engine = create_engine(load_target("cpu-ort-fp32"))
+    try:
+        return [c.median_ms for c in compare_files(engine, paths, passes)]
+    finally:
+        engine.close()
+
+
 def pick_arch(space, seeds: int, workdir: Path, pick: int | None = None):  # noqa: ANN001, ANN201
     """The fastest (FP32 ORT latency at batch 1) of the first ``seeds`` samples of ``space``, or
-    sample ``pick`` when given. The candidates are timed in 300 interleaved rounds, so that a slow
-    spell of a shared machine hits them all alike and the choice repeats from run to run."""
+    sample ``pick`` when given. The candidates are timed side by side in 5 rotating passes, so that a
+    slow spell of a shared machine hits them all alike and the choice repeats from run to run."""
     if pick is not None:
         return pick, space.sample(pick)
     shape = (1, space.in_chans, space.resolution, space.resolution)
@@ -45,8 +57,8 @@ def pick_arch(space, seeds: int, workdir: Path, pick: int | None = None):  # noq
         quant.export_fp32_onnx(space.build(a).eval(), workdir / f"pick_{seed}.onnx", shape)
         for seed, a in enumerate(archs)
     ]
-    lat = compare_latency(paths, shape, warmup=5, repeat=300)
-    seed = min(range(seeds), key=lambda i: lat[i].median_ms)
+    lat = compare_latency(paths, 5)
+    seed = min(range(seeds), key=lambda i: lat[i])
     return seed, archs[seed]
 
 
@@ -94,7 +106,7 @@ def bench_space(name: str, args: argparse.Namespace, train, test, scheme: quant.
         qat_config=qat_cfg,
         calib_samples=args.calib,
         bias_correction=not args.no_bias_correction,
-        latency_repeat=args.latency_repeat,
+        latency=lambda paths: compare_latency(list(paths), args.latency_passes),
         seed=args.seed,
         log=_log,
     )
@@ -136,14 +148,14 @@ def bench_resnet224(args: argparse.Namespace, scheme: quant.QuantScheme, out: Pa
         int8 = quant.export_onnx(q, work / "int8.onnx", shape)
         ort_int8 = ort_quantize_static(fp32, work / "ort_int8.onnx", calib.numpy(), batch_size=4)
         rep = quant.integer_op_report(int8)
-        lat = compare_latency([fp32, int8, ort_int8], shape, warmup=3, repeat=args.latency_repeat_224)
+        lat = compare_latency([fp32, int8, ort_int8], args.latency_passes_224)
         row = {
             "model": name,
-            "fp32_ms": lat[0].median_ms,
-            "int8_ms": lat[1].median_ms,
-            "ort_int8_ms": lat[2].median_ms,
-            "speedup": lat[0].median_ms / lat[1].median_ms,
-            "ort_speedup": lat[0].median_ms / lat[2].median_ms,
+            "fp32_ms": lat[0],
+            "int8_ms": lat[1],
+            "ort_int8_ms": lat[2],
+            "speedup": lat[0] / lat[1],
+            "ort_speedup": lat[0] / lat[2],
             "integer": rep.summary(),
         }
         rows.append(row)
@@ -157,29 +169,20 @@ def bench_resnet224(args: argparse.Namespace, scheme: quant.QuantScheme, out: Pa
 VARIANTS = ("fp32", "ptq", "ort_ptq", "ort_ptq_rr", "qat")
 
 
-def remeasure(folder: Path, repeat: int) -> int:
-    """Latency of each space's exported variants, in interleaved rounds run twice (forward and
-    reversed order, so that no model always follows the same one); prints both medians and
-    their mean, and ours (PTQ) against onnxruntime's quantize_static."""
+def remeasure(folder: Path, passes: int) -> int:
+    """Latency of each space's exported variants, timed side by side in rotating passes (so that no
+    model always follows the same one); prints the medians, and ours (PTQ) against onnxruntime's
+    quantize_static."""
     spaces = sorted(d for d in folder.iterdir() if (d / "fp32.onnx").exists()) if folder.is_dir() else []
     if not spaces:
         _log(f"error: {folder}: no space folders with fp32.onnx (run bench_quant.py --out {folder} first)")
         return 2
-    _log(
-        f"latency at 1×1×28×28, ORT 1 thread, {repeat} interleaved rounds per order (median ms: forward / reversed / mean)"
-    )
+    _log(f"latency at 1×1×28×28, ORT 1 thread, median of {passes} rotating passes of the hw_profiles harness (ms)")
     for d in spaces:
         paths = {v: p for v in VARIANTS if (p := d / (f"{v}.onnx" if v == "fp32" else f"{v}.int8.onnx")).exists()}
         names = list(paths)
-        fwd = compare_latency([paths[v] for v in names], (1, 1, 28, 28), repeat=repeat)
-        rev = compare_latency([paths[v] for v in names[::-1]], (1, 1, 28, 28), repeat=repeat)[::-1]
-        mean = {v: 0.5 * (a.median_ms + b.median_ms) for v, a, b in zip(names, fwd, rev)}
-        _log(
-            f"{d.name}: "
-            + " | ".join(
-                f"{v} {a.median_ms:.3f} / {b.median_ms:.3f} / {mean[v]:.3f}" for v, a, b in zip(names, fwd, rev)
-            )
-        )
+        mean = dict(zip(names, compare_latency([paths[v] for v in names], passes)))
+        _log(f"{d.name}: " + " | ".join(f"{v} {ms:.3f}" for v, ms in mean.items()))
         for base in ("ort_ptq", "ort_ptq_rr"):
             if "ptq" in mean and base in mean:
                 _log(f"  ours PTQ / {base}: {mean['ptq'] / mean[base]:.3f} (below 1: ours faster)")
@@ -218,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scheme", default="host", help="ort_cpu, ort_cpu_avx2, or host (picked for this CPU)")
     p.add_argument("--observer", default=None, help="activation observer override: minmax, percentile, mse")
     p.add_argument(
-        "--latency-repeat",
+        "--latency-passes",
         type=int,
-        default=1000,
-        help="interleaved rounds at 1x1x28x28 (the noise of a shared CPU needs many)",
+        default=5,
+        help="rotating passes of the harness over the variants at 1x1x28x28 (a shared CPU needs several)",
     )
-    p.add_argument("--latency-repeat-224", type=int, default=50)
+    p.add_argument("--latency-passes-224", type=int, default=3)
     p.add_argument(
         "--remeasure",
         metavar="DIR",
@@ -237,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 4k images, 1 epoch, one space")
     args = p.parse_args(argv)
     if args.remeasure:
-        return remeasure(Path(args.remeasure), args.latency_repeat)
+        return remeasure(Path(args.remeasure), args.latency_passes)
     if args.quick:
         args.spaces, args.train_limit, args.epochs, args.qat_epochs = "spaceevo", 4000, 1.0, 0.25
-        args.arch_samples, args.latency_repeat, args.latency_repeat_224 = 1, 30, 5
+        args.arch_samples, args.latency_passes, args.latency_passes_224 = 1, 1, 1
     torch.set_num_threads(args.torch_threads)
     scheme = quant.host_ort_scheme() if args.scheme == "host" else quant.get_scheme(args.scheme)
     if args.observer:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hw_profiles.compare import Comparison, compare_files
 from hw_profiles.engines import MODEL_FORMATS, Engine, Runner, check_target, create_engine, engine_class, list_engines
 from hw_profiles.errors import (
     EngineUnavailableError,
@@ -31,6 +32,7 @@ from hw_profiles.targets import Target, list_targets, parse_target, read_target
 
 __all__ = [
     "MODEL_FORMATS",
+    "Comparison",
     "Engine",
     "EngineUnavailableError",
     "Fingerprint",
@@ -43,6 +45,7 @@ __all__ = [
     "TargetConfigError",
     "UnknownTargetError",
     "check_target",
+    "compare_files",
     "cpu_info",
     "create_engine",
     "engine_class",

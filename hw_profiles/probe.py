@@ -9,6 +9,8 @@ probe ran at its usual speed, so a float probe let INT8 measurements of those sp
 
 from __future__ import annotations
 
+from hwnas.opset import DEFAULT_OPSET
+
 __all__ = ["PROBE_PRECISIONS", "probe_model_bytes"]
 
 #: ``fp32``; ``int8`` (uint8 activations, as onnxruntime's CPU kernels prefer); ``int8_sym``
@@ -65,7 +67,7 @@ def probe_model_bytes(channels: int = 16, size: int = 28, precision: str = "fp32
             helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zero"], ["output"]),
         ]
     graph = helper.make_graph(nodes, f"probe_{precision}", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()

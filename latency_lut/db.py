@@ -392,21 +392,7 @@ class LatencyDB:
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO latency (fp_id, block_key, op, family, median_ms, mean_ms, std_ms, min_ms, "
                 "count, spread, stable, run_id, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fp_id,
-                    key,
-                    op,
-                    family,
-                    stats.median_ms,
-                    stats.mean_ms,
-                    stats.std_ms,
-                    stats.min_ms,
-                    stats.count,
-                    stats.spread,
-                    int(stats.stable),
-                    run_id,
-                    time.time(),
-                ),
+                (fp_id, key, op, family, *_stat_columns(stats, block=True), run_id, time.time()),
             )
             if cur.rowcount:
                 self.conn.execute("UPDATE runs SET measured = measured + 1 WHERE run_id = ?", (run_id,))
@@ -419,20 +405,7 @@ class LatencyDB:
             cur = self.conn.execute(
                 "UPDATE latency SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, spread = ?, "
                 "stable = ?, run_id = ?, timestamp = ? WHERE fp_id = ? AND block_key = ? AND median_ms > ?",
-                (
-                    stats.median_ms,
-                    stats.mean_ms,
-                    stats.std_ms,
-                    stats.min_ms,
-                    stats.count,
-                    stats.spread,
-                    int(stats.stable),
-                    run_id,
-                    time.time(),
-                    fp_id,
-                    key,
-                    stats.median_ms,
-                ),
+                (*_stat_columns(stats, block=True), run_id, time.time(), fp_id, key, stats.median_ms),
             )
             return cur.rowcount > 0
 
@@ -486,11 +459,7 @@ class LatencyDB:
                     arch_id,
                     json.dumps(dict(arch), sort_keys=True),
                     json.dumps(keys),
-                    stats.median_ms,
-                    stats.mean_ms,
-                    stats.std_ms,
-                    stats.min_ms,
-                    stats.count,
+                    *_stat_columns(stats, block=False),
                     role,
                     run_id,
                     time.time(),
@@ -504,19 +473,7 @@ class LatencyDB:
             cur = self.conn.execute(
                 "UPDATE networks SET median_ms = ?, mean_ms = ?, std_ms = ?, min_ms = ?, count = ?, run_id = ?, "
                 "timestamp = ? WHERE fp_id = ? AND space = ? AND arch_id = ? AND median_ms > ?",
-                (
-                    stats.median_ms,
-                    stats.mean_ms,
-                    stats.std_ms,
-                    stats.min_ms,
-                    stats.count,
-                    run_id,
-                    time.time(),
-                    fp_id,
-                    space,
-                    arch_id,
-                    stats.median_ms,
-                ),
+                (*_stat_columns(stats, block=False), run_id, time.time(), fp_id, space, arch_id, stats.median_ms),
             )
             return cur.rowcount > 0
 
@@ -620,6 +577,13 @@ class LatencyDB:
                 verb = "INSERT OR REPLACE" if on_conflict in ("replace", "newer") else "INSERT OR IGNORE"
                 self.conn.execute(f"{verb} INTO corrections (fp_id, space, model, timestamp) VALUES (?, ?, ?, ?)", row)
         return counts
+
+
+def _stat_columns(stats: Any, *, block: bool) -> tuple[Any, ...]:
+    """The values of a row's statistics columns, in the tables' order: ``median_ms, mean_ms,
+    std_ms, min_ms, count``, and for a block's row ``spread, stable`` too."""
+    values = (stats.median_ms, stats.mean_ms, stats.std_ms, stats.min_ms, stats.count)
+    return values + (stats.spread, int(stats.stable)) if block else values
 
 
 class _Tx:

@@ -28,6 +28,7 @@ from typing import Any
 
 from hwnas.errors import first_line
 from hwnas.io import atomic_write_text
+from hwnas.opset import DEFAULT_OPSET
 from latency_lut.errors import BlockExportError, UnsupportedSpaceError
 from latency_lut.formats import ALL_FORMATS as _ALL_FORMATS
 from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS, model_filename
@@ -306,7 +307,7 @@ def export_blocks(
             "space": space_record(space),
             "batch": batch,
             "formats": list(formats),
-            "opset": 17,
+            "opset": DEFAULT_OPSET,
             "selection": {"archs": archs, "seed": seed} if archs is not None else "all blocks of the space",
             "quantization": {**QUANTIZATION_NOTE, "onnxruntime_version": onnxruntime.__version__},
             "io": {

@@ -20,16 +20,17 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from hw_profiles import create_engine, load_target
+from hw_profiles import Fingerprint, Stats, create_engine, load_target
 from hw_profiles.errors import MeasurementError
+from hw_profiles.harness import QuietGate
 from latency_lut.correction import fit_correction
-from latency_lut.db import open_lut
+from latency_lut.db import LatencyDB, open_lut
 from latency_lut.errors import LUTError, ManifestError
 from latency_lut.formats import UINT8_IO_FORMATS, model_filename
 from latency_lut.keys import block_family
@@ -42,29 +43,58 @@ DEFAULT_RETRY_PASSES = 3
 
 __all__ = [
     "DEFAULT_RETRY_PASSES",
-    "Job",
+    "BlockJob",
+    "MeasuringEngine",
+    "NetworkJob",
     "ProfileResult",
+    "Profiler",
     "fit_and_store_correction",
     "profile_folder",
     "profile_space",
     "raw_sum",
+    "schedule",
 ]
 
 
-@dataclass
-class Job:
-    """One model to measure: a block (or pseudo-block) or a whole network."""
+@dataclass(frozen=True)
+class BlockJob:
+    """One block (or pseudo-block) to measure into the LUT's row ``key``."""
 
     key: str
     op: str
     family: str
     path: Callable[[], str]  # produces the model file (exporting it when needed)
-    network: dict[str, Any] | None = None  # {"arch_id", "arch", "keys"} for whole networks
     cleanup: bool = False  # delete the file after measuring
 
 
+@dataclass(frozen=True)
+class NetworkJob:
+    """One whole network to measure (for the learned correction): ``arch`` made of the blocks ``keys``."""
+
+    arch_id: str
+    arch: dict[str, Any]
+    keys: list[str]
+    path: Callable[[], str]  # produces the model file (exporting it when needed)
+    cleanup: bool = False  # delete the file after measuring
+
+    @property
+    def key(self) -> str:
+        return f"network {self.arch_id}"
+
+
+Job = BlockJob | NetworkJob
+
+
+class MeasuringEngine(Protocol):
+    """What the profiler needs of a :class:`hw_profiles.Engine`: it measures a model file. An
+    engine may also have a quiet gate (``gate()``, ``noise_report()``), which the profiler uses
+    when it is there."""
+
+    def measure_file(self, path: str) -> Stats: ...
+
+
 def _file_at(path: str | os.PathLike[str]) -> Callable[[], str]:
-    """A :attr:`Job.path` for a model file that exists already."""
+    """A job's ``path`` for a model file that exists already."""
     return functools.partial(os.fspath, path)
 
 
@@ -99,7 +129,7 @@ def raw_sum(lat: dict[str, float], keys: Iterable[str], extras: Iterable[str], o
 
 
 def fit_and_store_correction(
-    db: Any, fp_id: str, space_sig: str, extras: list[str], overhead: str | None
+    db: LatencyDB, fp_id: str, space_sig: str, extras: list[str], overhead: str | None
 ) -> dict | None:
     """Fit the correction on the calibration networks the LUT holds for (fp, space) and store it."""
     nets = db.networks(fp_id, space_sig)
@@ -119,223 +149,284 @@ def _pseudo_keys(fmt: str, entries: list[dict[str, Any]]) -> tuple[list[str], st
     return extras, overhead
 
 
-def _interleave(blocks: list[Job], networks: list[Job], rounds: int) -> list[tuple[Job, bool]]:
-    """The blocks in order, with each network's ``rounds`` measurements spread evenly among them
-    (round r of every network before round r + 1 of any); ``(job, first measurement?)``."""
+def schedule(blocks: Sequence[BlockJob], networks: Sequence[NetworkJob], rounds: int) -> list[tuple[Job, bool]]:
+    """The order of one pass: the blocks in order, with each network's ``rounds`` measurements
+    spread evenly among them (round r of every network before round r + 1 of any); ``(job, first
+    measurement of it?)``."""
     out: list[tuple[Job, bool]] = [(b, True) for b in blocks]
-    visits = [(net, r == 0) for r in range(max(rounds, 1)) for net in networks]
+    visits: list[tuple[Job, bool]] = [(net, r == 0) for r in range(max(rounds, 1)) for net in networks]
     for k in reversed(range(len(visits))):  # from the back, so earlier positions stay valid
         at = (k + 1) * len(blocks) // (len(visits) + 1)
         out.insert(at, visits[k])
     return out
 
 
-def _run(
-    engine: Any,
-    target: Any,
-    db: Any,
-    fp: Any,
-    jobs: list[Job],
-    space_sig: str,
-    source: str,
-    show_progress: bool,
-    log: Callable[[str], None],
-    retry_passes: int = DEFAULT_RETRY_PASSES,
-) -> ProfileResult:
-    start = time.monotonic()
-    done = db.done_keys(fp.id)
-    have_nets = {n["arch_id"] for n in db.networks(fp.id, space_sig)}
-    todo = [
-        j
-        for j in jobs
-        if (j.network is None and j.key not in done)
-        or (j.network is not None and j.network["arch_id"] not in have_nets)
-    ]
-    skipped = len(jobs) - len(todo)
-    result = ProfileResult(
-        lut=str(db.path),
-        target=target.name,
-        fingerprint=fp.id,
-        total=len(jobs),
-        measured=0,
-        skipped=skipped,
-        networks=0,
-    )
-    if skipped:
-        log(f"{skipped} of {len(jobs)} models already in {db.path} for fingerprint {fp.id}: not measured again")
-    run_id = db.begin_run(fp.id, source)
-    if todo and hasattr(engine, "gate") and engine.gate() is not None:  # calibrate the noise model now, and say so
-        from latency_lut.report import format_calibration
+@dataclass
+class _NetworkVisits:
+    """A network's measurements within one pass: its model file is exported at the first one and
+    kept until the last one (``left`` to go); ``busy`` while no measurement of it was quiet."""
 
-        log(f"host noise model: {format_calibration(engine.noise_report())}")
-    # Models measured while the machine was busy (the harness flags them unstable) are stored at
-    # once, so that a crash loses nothing, and measured again in later passes, minutes apart: a
-    # busy spell on a shared machine can outlast any wait for a single model, and a later quiet
-    # moment gives the lower, truer estimate.
-    # Whole networks are measured 1 + retry_passes times, keeping the lowest, at points spread
-    # evenly over the pass through the blocks: as `nas lut validate --passes` measures its
-    # networks in passes minutes apart. Measured back to back, all of a network's measurements
-    # could fall into one slow spell, and the correction would learn that spell.
-    pending: list[tuple[Job, str]] = []
-    effort: list[Any] = []  # first-pass statistics of the blocks, for the calibration record
-    gate = engine.gate() if todo and hasattr(engine, "gate") else None
-    level_at: dict[str, float] = {}  # block key -> the gate's quiet level when it was measured
-    networks = {j.key: j for j in todo if j.network is not None}
-    schedule = _interleave([j for j in todo if j.network is None], list(networks.values()), 1 + retry_passes)
-    net_paths: dict[str, str] = {}  # network key -> its exported model, kept between its measurements
-    net_left = {key: 1 + retry_passes for key in networks}  # measurements still to take in this pass
-    net_busy: dict[str, bool] = {}  # network key -> no quiet measurement of it yet
+    job: NetworkJob
+    left: int
+    path: str | None = None
+    busy: bool = True
+    measured: bool = False
 
-    def measure(job: Job, path: str) -> Any | None:
+
+class Profiler:
+    """Measures blocks and whole networks on ``engine`` into the LUT ``db`` for the fingerprint
+    ``fp`` and the space ``space_sig``, one run of the LUT per :meth:`run`.
+
+    Models measured while the machine was busy (the harness flags them busy) are stored at
+    once, so that a crash loses nothing, and measured again in up to ``retry_passes`` later
+    passes, minutes apart: a busy spell on a shared machine can outlast any wait for a single
+    model, and a later quiet moment gives the lower, truer estimate. Whole networks are measured
+    ``1 + retry_passes`` times, keeping the lowest, at points spread evenly over the pass through
+    the blocks (:func:`schedule`), as ``nas lut validate --passes`` measures its networks in passes
+    minutes apart: measured back to back, all of a network's measurements could fall into one slow
+    spell, and the correction would learn that spell.
+    """
+
+    def __init__(
+        self,
+        engine: MeasuringEngine,
+        db: LatencyDB,
+        fp: Fingerprint,
+        space_sig: str,
+        *,
+        target: str,
+        source: str,
+        retry_passes: int = DEFAULT_RETRY_PASSES,
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.db = db
+        self.fp = fp
+        self.space_sig = space_sig
+        self.target = target
+        self.source = source
+        self.retry_passes = retry_passes
+        self.progress = progress
+        self.log: Callable[[str], None] = log or (lambda msg: None)
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def run(self, blocks: Sequence[BlockJob], networks: Sequence[NetworkJob] = ()) -> ProfileResult:
+        """Measure every block the LUT lacks for the fingerprint, and every network it lacks for
+        the space; blocks and networks the LUT holds already are skipped."""
+        start = time.monotonic()
+        db, fp = self.db, self.fp
+        done = db.done_keys(fp.id)
+        have_nets = {n["arch_id"] for n in db.networks(fp.id, self.space_sig)}
+        todo_blocks = [b for b in blocks if b.key not in done]
+        todo_nets = [n for n in networks if n.arch_id not in have_nets]
+        total = len(blocks) + len(networks)
+        skipped = total - len(todo_blocks) - len(todo_nets)
+        self.result = ProfileResult(
+            lut=str(db.path),
+            target=self.target,
+            fingerprint=fp.id,
+            total=total,
+            measured=0,
+            skipped=skipped,
+            networks=0,
+        )
+        if skipped:
+            self.log(f"{skipped} of {total} models already in {db.path} for fingerprint {fp.id}: not measured again")
+        self.run_id = db.begin_run(fp.id, self.source)
+        gate_of = getattr(self.engine, "gate", None)
+        self.gate: QuietGate | None = gate_of() if todo_blocks + todo_nets and gate_of is not None else None
+        if self.gate is not None:  # calibrate the noise model now, and say so
+            from latency_lut.report import format_calibration
+
+            self.log(f"host noise model: {format_calibration(self._noise_report())}")
+        self.pending: list[tuple[Job, str]] = []  # measured while busy: measured again in later passes
+        self.effort: list[Stats] = []  # first-pass statistics of the blocks, for the calibration record
+        self.level_at: dict[str, float] = {}  # block key -> the gate's quiet level when it was measured
+        rounds = 1 + self.retry_passes
+        self.visits = {n.key: _NetworkVisits(n, rounds) for n in todo_nets}
+        status = "failed"
         try:
-            return engine.measure_file(path)
-        except MeasurementError as exc:
-            result.failed.append(f"{job.key}: {exc}")
-            log(f"warning: {exc}")
-            return None
+            self._first_pass(schedule(todo_blocks, todo_nets, rounds))
+            self._queue_late_blocks(todo_blocks)
+            self._retry_passes()
+            self.result.unstable = len(self.pending)
+            status = "finished"
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see latency_lut.workdir.sigterm_as_interrupt)
+            status = "interrupted"
+            raise
+        finally:
+            self._end(status)
+        self.result.elapsed_s = time.monotonic() - start
+        return self.result
 
-    def cleanup(job: Job, path: str) -> None:
-        if job.cleanup and os.path.exists(path):
-            os.remove(path)
-
-    bar = progress_bar(len(schedule), "models", enabled=show_progress)
-    status = "failed"
-    try:
-        for job, first in schedule:
-            n = job.network
-            if n is None and db.has(fp.id, job.key):  # another writer finished it meanwhile
-                result.skipped += 1
-                bar.advance(note=job.key)
-                continue
-            if n is not None and net_left[job.key] <= 0:  # its first measurement failed, or another writer had it
-                bar.advance(note=job.key)
-                continue
-            if n is not None and job.key not in net_paths:
-                net_paths[job.key] = job.path()
-            path = net_paths[job.key] if n is not None else job.path()
-            stats = measure(job, path)
-            if stats is not None and gate is not None:
-                level_at[job.key] = gate.baseline
-            if n is None:
-                stored = stats is not None and db.insert(fp.id, job.key, job.op, job.family, stats, run_id)
-                result.measured += stored
-                result.skipped += stats is not None and not stored
-                if stats is not None:
-                    effort.append(stats)
-                if stored and stats is not None and stats.busy:
-                    pending.append((job, path))
+    def _first_pass(self, order: list[tuple[Job, bool]]) -> None:
+        bar = progress_bar(len(order), "models", enabled=self.progress)
+        try:
+            for job, first in order:
+                if isinstance(job, BlockJob):
+                    self._block(job)
                 else:
-                    cleanup(job, path)
-            else:
-                net_left[job.key] -= 1
-                if stats is not None and first:
-                    if db.insert_network(fp.id, space_sig, n["arch_id"], n["arch"], n["keys"], stats, run_id):
-                        result.networks += 1
-                    else:
-                        net_left[job.key] = 0  # another writer measured it
-                elif stats is not None:
-                    result.remeasured += 1
-                    result.improved += db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
-                if stats is not None:
-                    net_busy[job.key] = net_busy.get(job.key, True) and stats.busy
-                if stats is None and first:
-                    net_left[job.key] = 0
-                if net_left[job.key] <= 0:  # its last measurement in this pass
-                    if net_busy.get(job.key) and stats is not None:
-                        pending.append((job, path))
-                    else:
-                        cleanup(job, path)
-            bar.advance(note=job.key)
-        bar.close()
-        if gate is not None and retry_passes:
-            # the gate's quiet level fell during the pass (it started inside a disturbed spell):
-            # blocks measured against the higher level are measured again
-            limit = gate.baseline * (1.0 + gate.tolerance)
-            queued = {job.key for job, _ in pending}
-            late = [j for j in todo if j.network is None and level_at.get(j.key, 0.0) > limit and j.key not in queued]
-            if late:
-                log(
-                    f"{len(late)} blocks were measured before the machine's quiet level was known "
-                    f"({max(level_at[j.key] for j in late):.4f} ms probe, now {gate.baseline:.4f} ms): measuring "
-                    "them again"
-                )
-                pending.extend((j, j.path()) for j in late)
-        for attempt in range(retry_passes):
-            if not pending:
-                break
-            log(
-                f"measuring again {len(pending)} models that were measured while the machine was busy "
-                f"(pass {attempt + 1} of {retry_passes})"
-            )
-            bar = progress_bar(len(pending), "re-measured", enabled=show_progress)
-            still: list[tuple[Job, str]] = []
-            for job, path in pending:
-                stats = measure(job, path)
-                if stats is not None:
-                    n = job.network
-                    improved = (
-                        db.improve(fp.id, job.key, stats, run_id)
-                        if n is None
-                        else db.improve_network(fp.id, space_sig, n["arch_id"], stats, run_id)
-                    )
-                    result.remeasured += 1
-                    result.improved += improved
-                if stats is None or not stats.busy:
-                    cleanup(job, path)
-                else:
-                    still.append((job, path))
+                    self._network(self.visits[job.key], first)
                 bar.advance(note=job.key)
+        finally:
             bar.close()
-            pending = still
-        result.unstable = len(pending)
-        status = "finished"
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see latency_lut.workdir.sigterm_as_interrupt)
-        status = "interrupted"
-        raise
-    finally:
-        bar.close()
-        for job, path in pending:
-            cleanup(job, path)
-        for key, path in net_paths.items():
-            if net_left[key] > 0:  # interrupted between its measurements
-                cleanup(networks[key], path)
+
+    def _measure(self, job: Job, path: str) -> Stats | None:
         try:
-            result.calibration = _effort(engine, effort, result)
-            if hasattr(db, "set_run_calibration"):
-                db.set_run_calibration(run_id, result.calibration)
-            db.end_run(run_id, result.measured, status)
+            stats = self.engine.measure_file(path)
+        except MeasurementError as exc:
+            self.result.failed.append(f"{job.key}: {exc}")
+            self.log(f"warning: {exc}")
+            return None
+        return stats
+
+    def _block(self, job: BlockJob) -> None:
+        """A block's measurement in the first pass: stored at once, queued again when busy."""
+        db, result = self.db, self.result
+        if db.has(self.fp.id, job.key):  # another writer finished it meanwhile
+            result.skipped += 1
+            return
+        path = job.path()
+        stats = self._measure(job, path)
+        if stats is None:
+            _cleanup(job, path)
+            return
+        if self.gate is not None:
+            self.level_at[job.key] = self.gate.baseline
+        stored = db.insert(self.fp.id, job.key, job.op, job.family, stats, self.run_id)
+        result.measured += stored
+        result.skipped += not stored
+        self.effort.append(stats)
+        if stored and stats.busy:
+            self.pending.append((job, path))
+        else:
+            _cleanup(job, path)
+
+    def _network(self, visit: _NetworkVisits, first: bool) -> None:
+        """One of a network's measurements in the first pass: the first is stored, later ones
+        replace it when lower; after the last one the network is queued again while still busy."""
+        if visit.left <= 0:  # its first measurement failed, or another writer had it
+            return
+        job, db, result = visit.job, self.db, self.result
+        if visit.path is None:
+            visit.path = job.path()
+        stats = self._measure(job, visit.path)
+        visit.left -= 1
+        if stats is None:
+            if first:
+                visit.left = 0
+        else:
+            if first:
+                if db.insert_network(self.fp.id, self.space_sig, job.arch_id, job.arch, job.keys, stats, self.run_id):
+                    result.networks += 1
+                else:
+                    visit.left = 0  # another writer measured it
+            else:
+                result.remeasured += 1
+                result.improved += db.improve_network(self.fp.id, self.space_sig, job.arch_id, stats, self.run_id)
+            visit.busy = visit.busy and stats.busy
+            visit.measured = True
+        if visit.left <= 0:  # its last measurement in this pass
+            if visit.measured and visit.busy and stats is not None:
+                self.pending.append((job, visit.path))
+            else:
+                _cleanup(job, visit.path)
+
+    def _queue_late_blocks(self, blocks: list[BlockJob]) -> None:
+        """The gate's quiet level fell during the pass (it started inside a disturbed spell):
+        blocks measured against the higher level are measured again."""
+        gate = self.gate
+        if gate is None or not self.retry_passes:
+            return
+        limit = gate.baseline * (1.0 + gate.tolerance)
+        queued = {job.key for job, _ in self.pending}
+        late = [b for b in blocks if self.level_at.get(b.key, 0.0) > limit and b.key not in queued]
+        if late:
+            self.log(
+                f"{len(late)} blocks were measured before the machine's quiet level was known "
+                f"({max(self.level_at[b.key] for b in late):.4f} ms probe, now {gate.baseline:.4f} ms): measuring "
+                "them again"
+            )
+            self.pending.extend((b, b.path()) for b in late)
+
+    def _retry_passes(self) -> None:
+        """Measure the models still flagged busy again, pass after pass; a lower estimate replaces the row."""
+        db, result = self.db, self.result
+        for attempt in range(self.retry_passes):
+            if not self.pending:
+                break
+            self.log(
+                f"measuring again {len(self.pending)} models that were measured while the machine was busy "
+                f"(pass {attempt + 1} of {self.retry_passes})"
+            )
+            bar = progress_bar(len(self.pending), "re-measured", enabled=self.progress)
+            still: list[tuple[Job, str]] = []
+            try:
+                for job, path in self.pending:
+                    stats = self._measure(job, path)
+                    if stats is not None:
+                        if isinstance(job, BlockJob):
+                            improved = db.improve(self.fp.id, job.key, stats, self.run_id)
+                        else:
+                            improved = db.improve_network(self.fp.id, self.space_sig, job.arch_id, stats, self.run_id)
+                        result.remeasured += 1
+                        result.improved += improved
+                    if stats is None or not stats.busy:
+                        _cleanup(job, path)
+                    else:
+                        still.append((job, path))
+                    bar.advance(note=job.key)
+            finally:
+                bar.close()
+            self.pending = still
+
+    def _end(self, status: str) -> None:
+        """Remove what the run exported and still holds, and record the run's end and calibration."""
+        for job, path in self.pending:
+            _cleanup(job, path)
+        for visit in self.visits.values():
+            if visit.left > 0 and visit.path is not None:  # interrupted between its measurements
+                _cleanup(visit.job, visit.path)
+        try:
+            self.result.calibration = self._calibration()
+            self.db.set_run_calibration(self.run_id, self.result.calibration)
+            self.db.end_run(self.run_id, self.result.measured, status)
         except Exception:
             if status == "finished":
                 raise
             # already failing: keep the first error (the run row stays 'running'; the next run on this host
             # marks it interrupted)
-    result.elapsed_s = time.monotonic() - start
-    return result
+
+    def _noise_report(self) -> dict[str, Any] | None:
+        report = getattr(self.engine, "noise_report", None)
+        return report() if report is not None else None
+
+    def _calibration(self) -> dict[str, Any]:
+        """The run's calibration record: the engine's noise model (when it has a quiet gate) and how
+        much measuring the blocks took: rounds per block, share flagged busy, confidence intervals."""
+        record: dict[str, Any] = dict(self._noise_report() or {})
+        stats = self.effort
+        n = len(stats)
+        cis = sorted(s.ci_rel for s in stats if math.isfinite(getattr(s, "ci_rel", math.inf)))
+        record.update(
+            {
+                "blocks_measured": n,
+                "rounds_mean": round(sum(s.rounds for s in stats) / n, 2) if n else None,
+                "busy_share": round(sum(bool(getattr(s, "busy", False)) for s in stats) / n, 4) if n else None,
+                "ci_rel_median": round(cis[len(cis) // 2], 4) if cis else None,
+                "ci_rel_p90": round(cis[int(0.9 * (len(cis) - 1))], 4) if cis else None,
+                "batched_share": round(sum(getattr(s, "batch", 1) > 1 for s in stats) / n, 4) if n else None,
+                "still_busy_after_retries": self.result.unstable,
+            }
+        )
+        return record
 
 
-def _effort(engine: Any, stats: list[Any], result: ProfileResult) -> dict[str, Any]:
-    """The run's calibration record: the engine's noise model (when it has a quiet gate) and how
-    much measuring the blocks took: rounds per block, share flagged busy, confidence intervals."""
-    noise = engine.noise_report() if hasattr(engine, "noise_report") else None
-    record: dict[str, Any] = dict(noise or {})
-    n = len(stats)
-    cis = sorted(s.ci_rel for s in stats if math.isfinite(getattr(s, "ci_rel", math.inf)))
-    record.update(
-        {
-            "blocks_measured": n,
-            "rounds_mean": round(sum(s.rounds for s in stats) / n, 2) if n else None,
-            "busy_share": round(sum(bool(getattr(s, "busy", False)) for s in stats) / n, 4) if n else None,
-            "ci_rel_median": round(cis[len(cis) // 2], 4) if cis else None,
-            "ci_rel_p90": round(cis[int(0.9 * (len(cis) - 1))], 4) if cis else None,
-            "batched_share": round(sum(getattr(s, "batch", 1) > 1 for s in stats) / n, 4) if n else None,
-            "still_busy_after_retries": result.unstable,
-        }
-    )
-    return record
-
-
-def _finish(db: Any, fp: Any, space_sig: str, extras: list[str], overhead: str | None, result: ProfileResult) -> None:
-    result.correction = fit_and_store_correction(db, fp.id, space_sig, extras, overhead)
+def _cleanup(job: Job, path: str) -> None:
+    if job.cleanup and os.path.exists(path):
+        os.remove(path)
 
 
 def profile_folder(
@@ -351,18 +442,20 @@ def profile_folder(
     Models the harness flags as measured while the machine was busy are stored at once and
     measured again in up to ``retry_passes`` later passes; a lower estimate replaces the row."""
     with sigterm_as_interrupt():
-        return _profile_folder(folder, target, out, progress, log, retry_passes)
+        return _profile_folder(folder, target, out, _RunOptions(progress, log, retry_passes))
+
+
+class _RunOptions(NamedTuple):
+    """How :func:`profile_folder` and :func:`profile_space` run their :class:`Profiler`."""
+
+    progress: bool
+    log: Callable[[str], None] | None
+    retry_passes: int
 
 
 def _profile_folder(
-    folder: str | os.PathLike[str],
-    target: Any,
-    out: str | os.PathLike[str],
-    progress: bool,
-    log: Callable[[str], None] | None,
-    retry_passes: int,
+    folder: str | os.PathLike[str], target: Any, out: str | os.PathLike[str], opts: _RunOptions
 ) -> ProfileResult:
-    log = log or (lambda msg: None)
     manifest = load_manifest(folder)
     target = load_target(target)
     engine = create_engine(target)
@@ -379,42 +472,26 @@ def _profile_folder(
                 f"{', '.join(manifest.formats)} (export again with --formats {','.join(manifest.formats + [fmt])})"
             )
         fp = engine.fingerprint(fmt)
-        space = manifest.space
-        jobs: list[Job] = []
+        blocks: list[BlockJob] = []
         for entry in manifest.extras + manifest.blocks:
             path = manifest.path(entry, fmt)
             if path is None:
                 continue
             if not path.is_file():
                 raise ManifestError(f"{manifest.root}: {entry['key']}: model file {path.name} is missing")
-            jobs.append(
-                Job(
-                    entry["key"],
-                    entry.get("op", "?"),
-                    block_family(entry.get("op", "?"), entry.get("params", {})),
-                    _file_at(path),
-                )
-            )
+            op = entry.get("op", "?")
+            blocks.append(BlockJob(entry["key"], op, block_family(op, entry.get("params", {})), _file_at(path)))
+        networks: list[NetworkJob] = []
         for net in manifest.networks:
             path = manifest.path(net, fmt)
             if path is None or not path.is_file():
                 continue
-            jobs.append(
-                Job(
-                    f"network {net['arch_id']}",
-                    "network",
-                    "network",
-                    _file_at(path),
-                    network={"arch_id": net["arch_id"], "arch": net["arch"], "keys": net["keys"]},
-                )
-            )
+            networks.append(NetworkJob(net["arch_id"], net["arch"], net["keys"], _file_at(path)))
         extras, overhead = _pseudo_keys(fmt, manifest.extras)
-        with open_lut(out, "w") as db:
-            db.register_fingerprint(fp)
-            sig = db.register_space(space)
-            result = _run(engine, target, db, fp, jobs, sig, f"folder {manifest.root}", progress, log, retry_passes)
-            _finish(db, fp, sig, extras, overhead, result)
-        return result
+        source = lambda sig: f"folder {manifest.root}"
+        return _profile_into(
+            out, engine, fp, manifest.space, blocks, networks, extras, overhead, target.name, source, opts
+        )
     finally:
         engine.close()
 
@@ -446,7 +523,8 @@ def profile_space(
         # the exported models go to a work folder that a SIGTERM removes, and the next profiler
         # removes after a SIGKILL (latency_lut.workdir)
         tmp = Path(work_dir) if work_dir else stack.enter_context(work_folder("hwnas-profile-"))
-        return _profile_space(space, target, out, archs, seed, networks, tmp, progress, log, retry_passes)
+        opts = _RunOptions(progress, log, retry_passes)
+        return _profile_space(space, target, out, archs, seed, networks, tmp, opts)
 
 
 def _profile_space(
@@ -457,15 +535,12 @@ def _profile_space(
     seed: int,
     networks: int,
     tmp: Path,
-    progress: bool,
-    log: Callable[[str], None] | None,
-    retry_passes: int,
+    opts: _RunOptions,
 ) -> ProfileResult:
     from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
     from latency_lut.keys import block_key
     from latency_lut.manifest import space_record
 
-    log = log or (lambda msg: None)
     engine = create_engine(target)
     try:
         fmt = engine.model_format()
@@ -480,14 +555,14 @@ def _profile_space(
                 if b.signature() not in seen:
                     seen.add(b.signature())
                     blocks.append(b)
-        jobs: list[Job] = []
+        jobs: list[BlockJob] = []
         for extra in extra_models(space, [fmt], batch):
             data = extra["models"].get(fmt)
             if data is None:
                 continue
             p = tmp / model_filename(extra["key"], fmt)
             p.write_bytes(data)
-            jobs.append(Job(extra["key"], extra["op"], extra["op"], _file_at(p)))
+            jobs.append(BlockJob(extra["key"], extra["op"], extra["op"], _file_at(p)))
 
         def block_path(b: Any, key: str) -> Callable[[], str]:
             def make() -> str:
@@ -499,7 +574,7 @@ def _profile_space(
 
         for b in blocks:
             key = block_key(b, batch)
-            jobs.append(Job(key, b.op, block_family(b.op, b.kwargs), block_path(b, key), cleanup=True))
+            jobs.append(BlockJob(key, b.op, block_family(b.op, b.kwargs), block_path(b, key), cleanup=True))
 
         def net_path(arch: Any) -> Callable[[], str]:
             def make() -> str:
@@ -509,28 +584,52 @@ def _profile_space(
 
             return make
 
-        for arch in calib:
-            keys = [block_key(b, batch) for b in space.blocks(arch)]
-            jobs.append(
-                Job(
-                    f"network {arch.id}",
-                    "network",
-                    "network",
-                    net_path(arch),
-                    cleanup=True,
-                    network={"arch_id": arch.id, "arch": dict(arch), "keys": keys},
-                )
+        nets = [
+            NetworkJob(
+                arch.id, dict(arch), [block_key(b, batch) for b in space.blocks(arch)], net_path(arch), cleanup=True
             )
+            for arch in calib
+        ]
         extras = [j.key for j in jobs if j.op == "quantize"]
         overhead = next((j.key for j in jobs if j.op == "overhead"), None)
-        with open_lut(out, "w") as db:
-            db.register_fingerprint(fp)
-            sig = db.register_space(record)
-            result = _run(engine, target, db, fp, jobs, sig, f"space {sig}", progress, log, retry_passes)
-            _finish(db, fp, sig, extras, overhead, result)
-        return result
+        source = lambda sig: f"space {sig}"
+        return _profile_into(out, engine, fp, record, jobs, nets, extras, overhead, target.name, source, opts)
     finally:
         engine.close()
+
+
+def _profile_into(
+    out: str | os.PathLike[str],
+    engine: MeasuringEngine,
+    fp: Fingerprint,
+    space: dict[str, Any],
+    blocks: list[BlockJob],
+    networks: list[NetworkJob],
+    extras: list[str],
+    overhead: str | None,
+    target: str,
+    source: Callable[[str], str],
+    opts: _RunOptions,
+) -> ProfileResult:
+    """One run of a :class:`Profiler` into the LUT ``out`` (``source`` names the run from the
+    space's signature), then the correction fitted on the networks it holds."""
+    with open_lut(out, "w") as db:
+        db.register_fingerprint(fp)
+        sig = db.register_space(space)
+        profiler = Profiler(
+            engine,
+            db,
+            fp,
+            sig,
+            target=target,
+            source=source(sig),
+            retry_passes=opts.retry_passes,
+            progress=opts.progress,
+            log=opts.log,
+        )
+        result = profiler.run(blocks, networks)
+        result.correction = fit_and_store_correction(db, fp.id, sig, extras, overhead)
+    return result
 
 
 def check_out_path(out: str | os.PathLike[str], option: str = "--out") -> None:

@@ -1,11 +1,13 @@
-"""onnxruntime helpers: sessions, batched prediction, latency, and integer-kernel graph checks."""
+"""onnxruntime helpers: sessions, batched prediction and integer-kernel graph checks.
+
+Latency is measured by the one harness, :mod:`hw_profiles` (``hw_profiles.compare_files`` times
+several model files side by side); this package does not time models.
+"""
 
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +22,7 @@ from quant.errors import QuantError
 __all__ = [
     "INTEGER_OPS",
     "IntegerOpReport",
-    "LatencyStats",
-    "compare_latency",
     "integer_op_report",
-    "measure_latency",
     "ort_predict",
     "ort_session",
 ]
@@ -128,81 +127,6 @@ def ort_predict(
     x = np.ascontiguousarray(x, dtype=np.float32)
     outs = [sess.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(outs, axis=0)
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Latency of one model in milliseconds over ``repeat`` timed runs."""
-
-    median_ms: float
-    mean_ms: float
-    min_ms: float
-    p90_ms: float
-    repeat: int
-
-    @classmethod
-    def from_samples(cls, samples_ms: Sequence[float]) -> LatencyStats:
-        s = sorted(samples_ms)
-        return cls(
-            median_ms=statistics.median(s),
-            mean_ms=statistics.fmean(s),
-            min_ms=s[0],
-            p90_ms=s[min(len(s) - 1, int(0.9 * len(s)))],
-            repeat=len(s),
-        )
-
-
-def _input_feed(sess, input_shape: Sequence[int] | None, seed: int) -> dict[str, np.ndarray]:  # noqa: ANN001
-    inp = sess.get_inputs()[0]
-    if input_shape is None:
-        input_shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    rng = np.random.default_rng(seed)
-    return {inp.name: rng.standard_normal(tuple(input_shape)).astype(np.float32)}
-
-
-def compare_latency(
-    paths: Sequence[str | os.PathLike[str]],
-    input_shape: Sequence[int] | None = None,
-    *,
-    threads: int = 1,
-    warmup: int = 10,
-    repeat: int = 50,
-    level: OptLevel = "all",
-    seed: int = 0,
-) -> list[LatencyStats]:
-    """Latencies of several models measured in interleaved rounds (fair on a noisy machine).
-
-    Each round runs every model once, so slow drifts of the machine hit all of them alike; the
-    median over ``repeat`` rounds is robust to the occasional interruption.
-    """
-    sessions = [ort_session(p, threads=threads, level=level) for p in paths]
-    feeds = [_input_feed(s, input_shape, seed) for s in sessions]
-    for s, f in zip(sessions, feeds):
-        for _ in range(warmup):
-            s.run(None, f)
-    samples: list[list[float]] = [[] for _ in sessions]
-    for _ in range(repeat):
-        for i, (s, f) in enumerate(zip(sessions, feeds)):
-            t0 = time.perf_counter()
-            s.run(None, f)
-            samples[i].append((time.perf_counter() - t0) * 1e3)
-    return [LatencyStats.from_samples(x) for x in samples]
-
-
-def measure_latency(
-    path: str | os.PathLike[str],
-    input_shape: Sequence[int] | None = None,
-    *,
-    threads: int = 1,
-    warmup: int = 10,
-    repeat: int = 50,
-    level: OptLevel = "all",
-    seed: int = 0,
-) -> LatencyStats:
-    """Latency of one ONNX model on the CPU (``threads`` intra-op threads, batch from ``input_shape``)."""
-    return compare_latency([path], input_shape, threads=threads, warmup=warmup, repeat=repeat, level=level, seed=seed)[
-        0
-    ]
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,16 @@
 
 Every accuracy reported for a quantized variant is measured twice: on the torch fake-quant model
 and on the exported INT8 ONNX model in onnxruntime, together with the fraction of test
-predictions on which both agree; latency is measured on the same ONNX files.
+predictions on which both agree; latency is measured on the same ONNX files, by the caller's
+``latency`` function (built on the one harness, ``hw_profiles.compare_files``: this package
+times nothing itself).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import torch.nn as nn
 from quant.bias_correction import correct_bias
 from quant.calibrate import calibrate
 from quant.export import export_fp32_onnx, export_onnx
-from quant.ort import compare_latency, integer_op_report, ort_predict
+from quant.ort import integer_op_report, ort_predict
 from quant.ort_baseline import ort_quantize_static
 from quant.prepare import prepare
 from quant.scheme import ORT_CPU, QuantScheme, get_scheme
@@ -93,7 +95,7 @@ def run_pipeline(
     calib_samples: int = 2048,
     bias_correction: bool = True,
     ort_baseline: bool = True,
-    latency_repeat: int = 50,
+    latency: Callable[[Sequence[Path]], Sequence[float]] | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> PipelineResult:
@@ -104,7 +106,9 @@ def run_pipeline(
     its biases are corrected on the first 1024 of them (:func:`quant.correct_bias`). The QAT model
     starts from it (LSQ+ initialisation) and fine-tunes with ``qat_config``, distilling the FP32
     model (weight ``qat_config.distill``). ORT's ``quantize_static`` sees the same FP32 ONNX model and the same
-    calibration images.
+    calibration images. ``latency`` maps the variants' ONNX files to their latencies in
+    milliseconds, in order (e.g. ``hw_profiles.compare_files`` on an onnxruntime engine); without
+    it the variants are not timed.
     """
     import time
 
@@ -170,11 +174,10 @@ def run_pipeline(
         say(f"qat: {r.steps} steps, loss {r.final_loss:.4f}, {r.seconds:.0f}s")
         res.variants["qat"] = _measure_quantized("qat", qat, out / "qat.int8.onnx", shape, test_x, test_y)
 
-    if latency_repeat > 0:
+    if latency is not None:
         names = list(res.variants)
-        lat = compare_latency([res[n].onnx_path for n in names], shape, repeat=latency_repeat)
-        for n, s in zip(names, lat):
-            res[n].latency_ms = s.median_ms
+        for n, ms in zip(names, latency([res[n].onnx_path for n in names])):
+            res[n].latency_ms = ms
     return res
 
 

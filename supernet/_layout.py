@@ -15,6 +15,7 @@ samples. An arch that would need more than the layout holds is refused with a cl
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +27,25 @@ from spaces.ops import build_op
 from supernet._archs import extreme_structure, largest_arch, smallest_arch, structure_of
 from supernet.errors import SupernetError
 
-__all__ = ["Layout", "TensorSpec", "block_key", "covering_archs", "meta_block"]
+__all__ = ["Layout", "TensorSpec", "block_key", "covering_archs", "meta_block", "split_block_name"]
 
 # Ops whose output adds the block input when stride 1 and cin == cout (MBConv-style), and ops
 # that always add a shortcut (ResNet-style), with the batch norm that ends their residual branch.
 _RESIDUAL_IF_SAME = {"mbconv": "project.bn", "fused_mbconv": "project.bn"}
 _RESIDUAL_ALWAYS = {"resnet_basic": "conv2.bn", "resnet_bottleneck": "conv3.bn"}
+
+
+_BLOCK_NAME = re.compile(r"^blocks\.(\d+)(?:\.(.*))?$")
+
+
+def split_block_name(name: str) -> tuple[int | None, str]:
+    """Split a module or tensor name of a network a space built (``spaces``' ``Network`` holds its
+    blocks as ``blocks.<i>``): ``blocks.6.dw.act`` -> ``(6, "dw.act")``, ``blocks.2`` -> ``(2, "")``;
+    a name outside the blocks -> ``(None, name)``. The one place that reads these names."""
+    m = _BLOCK_NAME.match(name)
+    if m is None:
+        return None, name
+    return int(m.group(1)), m.group(2) or ""
 
 
 def block_key(rb: ResolvedBlock) -> tuple[Any, ...]:

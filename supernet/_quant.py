@@ -16,7 +16,6 @@ subnet; the extracted network is mapped back with the same names.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,10 +26,23 @@ import torch.nn as nn
 from quant.fake_quant import ActFakeQuant
 from quant.prepare import prepare
 from quant.scheme import QuantScheme
+from supernet._layout import split_block_name
 
-__all__ = ["INPUT_KEY", "PreparedBlock", "act_quantizer_keys", "network_split", "prepare_block", "probe_split"]
+__all__ = [
+    "AQ_TENSORS",
+    "INPUT_KEY",
+    "PreparedBlock",
+    "act_quantizer_keys",
+    "aq_key",
+    "network_split",
+    "prepare_block",
+    "probe_split",
+]
 
 INPUT_KEY = "@input"
+AQ_TENSORS = ("scale", "zero_point", "initialized")
+"""The tensors of an activation quantizer that the supernet stores (observer statistics only
+serve calibration of extracted subnets)."""
 Split = Callable[[str], "tuple[int | None, str]"]
 
 
@@ -56,15 +68,16 @@ def probe_split(name: str) -> tuple[int | None, str]:
     return None, name
 
 
-_NET = re.compile(r"^blocks\.(\d+)(?:\.(.*))?$")
+network_split = split_block_name
+"""Split a module name of a prepared network: ``blocks.6.dw.act`` -> ``(6, "dw.act")``."""
 
 
-def network_split(name: str) -> tuple[int | None, str]:
-    """Split a module name of a prepared network: ``blocks.6.dw.act`` -> ``(6, "dw.act")``."""
-    m = _NET.match(name)
-    if m is None:
-        return None, name
-    return int(m.group(1)), m.group(2) or ""
+def aq_key(path: str, rel: str, local: str) -> str:
+    """The supernet's storage key of tensor ``local`` of the activation quantizer of ``rel`` (the
+    quantized tensor inside the block at ``path``; the network input is shared by every path)."""
+    if rel == INPUT_KEY:
+        return f"@net/aq[{INPUT_KEY}].{local}"
+    return f"{path}/aq[{rel}].{local}"
 
 
 def _fname(node: fx.Node) -> str:

@@ -28,14 +28,13 @@ from torch.func import functional_call
 from spaces import Arch, ResolvedBlock, Space
 from supernet._archs import extreme_structure, largest_arch, sample_structure, smallest_arch, structure_of
 from supernet._layout import Layout, TensorSpec, block_key, meta_block
+from supernet._quant import AQ_TENSORS, aq_key
 from supernet.errors import SupernetError
 
 if TYPE_CHECKING:  # pragma: no cover
     from quant.fake_quant import ActFakeQuant, WeightFakeQuant
 
 __all__ = ["Supernet"]
-
-_AQ_TENSORS = ("scale", "zero_point", "initialized")
 
 
 @dataclass
@@ -311,7 +310,7 @@ class Supernet(nn.Module):
                         f"{key}: no such shared tensor (quantizer state: call enable_quantization first)"
                     )
             else:
-                key = self._aq_key(rb.path, rel, local)
+                key = aq_key(rb.path, rel, local)
                 if key not in self._kinds:
                     self._create_aq(key, q, local)
             entries.append((name, key, shape))
@@ -326,14 +325,6 @@ class Supernet(nn.Module):
             if isinstance(owner, (ActFakeQuant, WeightFakeQuant)):
                 flags.append((owner, key))
         return _Plan(module, entries, flags, [(q, prefix) for prefix, q in inputs.items()], output)
-
-    @staticmethod
-    def _aq_key(path: str, rel: str, local: str) -> str:
-        from supernet._quant import INPUT_KEY
-
-        if rel == INPUT_KEY:
-            return f"@net/aq[{INPUT_KEY}].{local}"
-        return f"{path}/aq[{rel}].{local}"
 
     def _create_aq(self, key: str, q: ActFakeQuant, local: str) -> None:
         device = self._device()
@@ -360,7 +351,7 @@ class Supernet(nn.Module):
         for q, prefix in plan.inputs:
             q._ready = source is not None and f"{source}.initialized" in self._ready
             if q._ready:
-                for local in _AQ_TENSORS:
+                for local in AQ_TENSORS:
                     tensors[f"{prefix}.{local}"] = self.tensor(f"{source}.{local}")
         y = functional_call(plan.module, tensors, (x,), strict=False, tie_weights=False)
         for q, key in plan.flags:
@@ -412,48 +403,9 @@ class Supernet(nn.Module):
         return model
 
     def _extract(self, arch: Mapping[str, Any], quantized: bool | None) -> nn.Module:
-        blocks = self.blocks(arch)
-        with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the global RNG untouched
-            net = self.space.build(self.validate(arch))
-        state: dict[str, torch.Tensor] = {}
-        for name, t in net.state_dict().items():
-            idx, rest = _split_net(name)
-            state[name] = self._slice(f"{blocks[idx].path}/{rest}", tuple(t.shape)).detach().clone()
-        net.load_state_dict(state, strict=True)
-        net.to(self._device())
-        quantized = self.quant_scheme is not None if quantized is None else quantized
-        if not quantized:
-            return net.eval()
-        if self.quant_scheme is None:
-            raise SupernetError("the supernet was not trained with quantization (enable_quantization was never called)")
-        return self._quantized_subnet(net, blocks).eval()
+        from supernet.extract import extract_subnet
 
-    def _quantized_subnet(self, net: nn.Module, blocks: list[ResolvedBlock]) -> nn.Module:
-        from quant.prepare import prepare
-        from supernet._quant import act_quantizer_keys, network_split
-
-        gm = prepare(net, self.quant_scheme)
-        qkeys = act_quantizer_keys(gm, network_split)
-        state: dict[str, torch.Tensor] = {}
-        for name, t in gm.state_dict().items():
-            head, _, local = name.partition(".")
-            if head in qkeys:
-                if local not in _AQ_TENSORS:
-                    continue
-                idx, rel = qkeys[head]
-                key = self._aq_key(blocks[idx].path if idx is not None else "", rel, local)
-            elif ".weight_quant." in name:
-                idx, rest = _split_net(name)
-                key = f"{blocks[idx].path}/{rest}"
-            else:
-                continue
-            if key not in self._kinds:
-                raise SupernetError(
-                    f"{key}: this quantizer was never trained (an arch outside the training distribution)"
-                )
-            state[name] = self._slice(key, tuple(t.shape)).detach().clone()
-        gm.load_state_dict(state, strict=False)
-        return gm
+        return extract_subnet(self, arch, quantized)
 
     # ------------------------------------------------------------------------------------------
     # quantization
@@ -474,57 +426,9 @@ class Supernet(nn.Module):
         norms recalibrated first. Quantizers that no calibrated arch contains are created lazily
         and initialise themselves from their first training batch.
         """
-        from quant.calibrate import calibrate
-        from quant.observers import weight_scales
-        from quant.scheme import get_scheme
-        from supernet.bn import recalibrate_bn
+        from supernet.extract import enable_quantization
 
-        scheme = get_scheme(scheme)
-        device = self._device()
-        for key, spec in list(self._specs.items()):
-            if spec.role not in ("conv", "linear"):
-                continue
-            base = key[: -len(".weight")] if key.endswith(".weight") else key
-            skey, ikey = f"{base}.weight_quant.scale", f"{base}.weight_quant.initialized"
-            if skey in self._kinds:
-                continue
-            w = self.tensor(key).detach()
-            self._register(skey, weight_scales(w, scheme.weight_qmax, scheme.weight_observer).to(device), True)
-            self._register(ikey, torch.tensor(True, device=device), False)
-        self.quant_scheme = scheme
-        self._plans.clear()
-        if calibration is None:
-            return
-        batches = [b.to(device) for b in calibration]
-        todo = list(archs) if archs is not None else [self.largest(), self.smallest()]
-        done: set[str] = set()
-        for arch in todo:
-            blocks = self.blocks(arch)
-            net = self.subnet(arch, quantized=False)
-            recalibrate_bn(net, batches)
-            from quant.prepare import prepare
-            from supernet._quant import act_quantizer_keys, network_split
-
-            gm = prepare(net, scheme)
-            qkeys = act_quantizer_keys(gm, network_split)
-            wanted = {
-                q: self._aq_key(blocks[i].path if i is not None else "", rel, "scale") for q, (i, rel) in qkeys.items()
-            }
-            if all(k in self._kinds or k in done for k in wanted.values()):
-                continue
-            calibrate(gm, batches, weights=False)
-            mods = dict(gm.named_modules())
-            for q, skey in wanted.items():
-                if skey in self._kinds:
-                    continue
-                m = mods[q]
-                base = skey[: -len(".scale")]
-                self._register(skey, m.scale.detach().clone().to(device), True)
-                self._register(
-                    f"{base}.zero_point", m.zero_point.detach().clone().to(device), True, bool(m.learn_zero_point)
-                )
-                self._register(f"{base}.initialized", m.initialized.detach().clone().to(device), False)
-                done.add(skey)
+        enable_quantization(self, scheme, calibration, archs)
 
     # ------------------------------------------------------------------------------------------
     # misc
@@ -622,10 +526,10 @@ def _block_program(rb: ResolvedBlock, scheme: Any, first: bool, last: bool, sync
         for name, t in list(module.named_parameters()) + list(module.named_buffers()):
             head, _, local = name.partition(".")
             if head in dropped:
-                if local in _AQ_TENSORS:
+                if local in AQ_TENSORS:
                     template.append((name, "in", "", local, tuple(t.shape), aq[head]))
             elif head in aq:
-                if local in _AQ_TENSORS:  # observer statistics only serve calibration of extracted subnets
+                if local in AQ_TENSORS:  # observer statistics only serve calibration of extracted subnets
                     template.append((name, "aq", qkeys[head][1], local, tuple(t.shape), aq[head]))
             elif head == "block":
                 template.append((name, "block", local, "", tuple(t.shape), None))
@@ -634,11 +538,3 @@ def _block_program(rb: ResolvedBlock, scheme: Any, first: bool, last: bool, sync
     if len(_PROGRAMS) > 4096:
         _PROGRAMS.popitem(last=False)
     return program
-
-
-def _split_net(name: str) -> tuple[int, str]:
-    # ``blocks.<i>.<rest>`` of spaces' Network
-    head, idx, rest = name.split(".", 2)
-    if head != "blocks":
-        raise SupernetError(f"unexpected tensor {name!r} in a built network")
-    return int(idx), rest

@@ -28,6 +28,23 @@ TINY_RESNET = {"base_widths": [8, 16, 16, 32], "depths": [1, 2], "kernels": [3, 
 
 TINY_SPACES = {"mobilenet": TINY_MOBILENET, "spaceevo": TINY_SPACEEVO, "resnet": TINY_RESNET}
 
+#: an onnxruntime FP32 target whose harness times a model once, briefly (no quiet gate): for tests
+#: that need latencies, not good ones
+FAST_ORT_FP32 = {
+    "name": "test-fast-fp32",
+    "engine": "onnxruntime",
+    "precision": "fp32",
+    "measure": {
+        "warmup_runs": 2,
+        "warmup_s": 0.0,
+        "min_runs": 3,
+        "min_time_s": 0.0,
+        "rounds": 1,
+        "max_rounds": 1,
+        "quiet_gate": False,
+    },
+}
+
 
 def tiny_space(name: str = "mobilenet", resolution: int = 28):
     from spaces import create_space

@@ -12,6 +12,7 @@ from typing import Any
 
 from hw_profiles.engines.base import Engine, OptionSpec, Runner, TensorSpec, random_input
 from hw_profiles.errors import MeasurementError
+from hwnas.errors import first_line
 
 __all__ = ["OnnxRuntimeEngine"]
 
@@ -142,7 +143,7 @@ class _OrtRunner(Runner):
                 provider_options=engine.target.options.get("provider_options"),
             )
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise MeasurementError(f"{path}: onnxruntime cannot load the model: {first}") from None
         self.runs_in_caller_thread = engine.runs_in_caller_thread()
         device = "cuda" if engine.target.device == "gpu" else "cpu"
@@ -181,7 +182,7 @@ class _OrtRunner(Runner):
         try:
             self()
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise MeasurementError(f"{path}: onnxruntime cannot run the model: {first}") from None
 
     def __call__(self) -> None:

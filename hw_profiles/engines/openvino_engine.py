@@ -11,6 +11,7 @@ from typing import Any
 
 from hw_profiles.engines.base import Engine, OptionSpec, Runner, TensorSpec, random_input
 from hw_profiles.errors import MeasurementError
+from hwnas.errors import first_line
 
 __all__ = ["OpenVinoEngine"]
 
@@ -103,7 +104,7 @@ class _OvRunner(Runner):
             self.compiled = engine._core.compile_model(model, engine.device_name(), engine.compile_config())
             self.request = self.compiled.create_infer_request()
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise MeasurementError(f"{path}: openvino cannot compile the model: {first}") from None
         ins = []
         for i, port in enumerate(self.compiled.inputs):
@@ -121,7 +122,7 @@ class _OvRunner(Runner):
         try:
             self()
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise MeasurementError(f"{path}: openvino cannot run the model: {first}") from None
 
     def __call__(self) -> None:

@@ -19,9 +19,7 @@ Everything is imported lazily: ``import nas.search`` does not import torch or op
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hwnas.lazy import lazy_exports
 from nas.search._registry import create_searcher, get_searcher_class, list_searchers, register_searcher
 from nas.search.base import Constraint, Objective, Searcher, SearchError, SearchExhausted, Trial
 
@@ -84,12 +82,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nas.search' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,19 +10,21 @@ The policy is learned online: the state is the parent's macro context (the value
 branch-opening decisions), the reward of a mutation is the child's utility minus the parent's
 (rank-normalised over the history, so in [-1, 1]), and the Q-table is updated by
 ``Q(s, a) += lr * (r + gamma * max_a' Q(s', a') - Q(s, a))``. Actions are chosen
-epsilon-greedily. Selection is aging evolution's tournament (see :mod:`nas.search.evolution`).
+epsilon-greedily. The loop and the selection are aging evolution's
+(:class:`nas.search.evolution.PopulationSearcher`); only the mutation policy differs.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError
 from nas.search._registry import register_searcher
-from nas.search.base import Searcher, Trial
-from nas.search.selection import objective_ranges, random_weights, tournament, utilities
+from nas.search.base import Trial
+from nas.search.evolution import PopulationSearcher
+from nas.search.selection import utilities
 from spaces.arch import Arch
 
 __all__ = ["HHNASSearcher", "decision_groups"]
@@ -69,7 +71,7 @@ def decision_groups(space: Any) -> dict[str, tuple[int, str]]:
 
 
 @register_searcher("hhnas", aliases=("hhnas-am",))
-class HHNASSearcher(Searcher):
+class HHNASSearcher(PopulationSearcher):
     """Aging evolution whose mutation operator (level, group) is chosen by a learned Q-table."""
 
     name = "hhnas"
@@ -87,19 +89,13 @@ class HHNASSearcher(Searcher):
         lr: float = 0.3,
         gamma: float = 0.5,
     ) -> None:
-        super().__init__(space, objectives, constraints, seed)
-        if population_size < 2 or not 1 <= sample_size <= population_size:
-            raise ConfigError("hhnas needs population_size >= 2 and 1 <= sample_size <= population_size")
+        super().__init__(space, objectives, constraints, seed, population_size, sample_size)
         if not 0.0 <= epsilon <= 1.0 or not 0.0 < lr <= 1.0 or not 0.0 <= gamma < 1.0:
             raise ConfigError("hhnas needs 0 <= epsilon <= 1, 0 < lr <= 1 and 0 <= gamma < 1")
-        self.population_size = population_size
-        self.sample_size = sample_size
         self.epsilon, self.lr, self.gamma = epsilon, lr, gamma
         self.groups = decision_groups(space)
         self._macro = [p for p, _ in _branch_scopes(space)]
         self.q: dict[tuple[Any, tuple[int, str]], float] = defaultdict(float)
-        self.population: deque[Trial] = deque()
-        self._asked = 0
         # arch -> (state, action, parent trial number) of the mutation that produced it
         self._origin: dict[Arch, tuple[Any, tuple[int, str], int]] = {}
 
@@ -136,30 +132,23 @@ class HHNASSearcher(Searcher):
         except HwnasError:  # the space's constraints reject this neighbourhood
             return self.space.mutate(arch, self.rng)
 
-    # -- ask / tell --------------------------------------------------------------------
-    def ask(self) -> Arch:
-        self._asked += 1
-        if len(self.population) < self.population_size or self._asked <= self.population_size:
-            return self.sample_unseen()
-        multi = len(self.objectives) > 1
-        weights = random_weights(self.rng, len(self.objectives)) if multi else None
-        ranges = objective_ranges(self.objectives, self.history) if multi else None
-        child: Arch | None = None
-        for _ in range(50):
-            parent = tournament(self.rng, self.objectives, self.population, self.sample_size, weights, ranges)
-            state = self.state(parent.arch)
-            action = self._choose(state, self.actions(parent.arch))
-            child = self._mutate_group(parent.arch, action)
-            if not self.is_told(child) and child != parent.arch:
-                self._origin[child] = (state, action, parent.number)
-                return child
-        assert child is not None
-        return child
+    # -- the mutation policy in aging evolution's loop -----------------------------------
+    def offspring(self, select: Callable[[], Trial]) -> tuple[Arch, Any]:
+        """A tournament winner mutated with the action the policy chooses in its state."""
+        parent = select()
+        state = self.state(parent.arch)
+        action = self._choose(state, self.actions(parent.arch))
+        return self._mutate_group(parent.arch, action), (state, action, parent)
+
+    def is_new(self, child: Arch, how: Any) -> bool:
+        return not self.is_told(child) and child != how[2].arch
+
+    def proposed(self, child: Arch, how: Any) -> None:
+        state, action, parent = how
+        self._origin[child] = (state, action, parent.number)
 
     def _after_tell(self, trial: Trial) -> None:
-        self.population.append(trial)
-        while len(self.population) > self.population_size:
-            self.population.popleft()
+        self._enter(trial)
         origin = self._origin.pop(trial.arch, None)
         if origin is None:
             return
@@ -174,9 +163,7 @@ class HHNASSearcher(Searcher):
 
     def _after_repeat(self, trial: Trial) -> None:
         self._origin.pop(trial.arch, None)
-        self.population.append(trial)
-        while len(self.population) > self.population_size:
-            self.population.popleft()
+        self._enter(trial)
 
     def policy(self) -> dict[str, dict[str, float]]:
         """The learned Q-values, ``{state: {"level:group": q}}`` (for reports)."""
@@ -188,7 +175,6 @@ class HHNASSearcher(Searcher):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "population_size": self.population_size,
             "epsilon": self.epsilon,
             "lr": self.lr,
             "gamma": self.gamma,

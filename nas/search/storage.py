@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, first_line
 
 __all__ = ["make_storage", "open_study", "requeue_params", "study_trials"]
 
@@ -50,7 +50,7 @@ def make_storage(url: Any, *, heartbeat_interval: int | None = HEARTBEAT_S, grac
             return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a journal Optuna cannot replay
             raise ConfigError(
-                f"journal {path}: cannot be opened as an Optuna journal ({type(exc).__name__}: {_first_line(exc)})"
+                f"journal {path}: cannot be opened as an Optuna journal ({type(exc).__name__}: {first_line(exc)})"
             ) from None
     if url.endswith((".log", ".journal")) and "://" not in url:
         return make_storage("journal:" + url)
@@ -78,13 +78,7 @@ def make_storage(url: Any, *, heartbeat_interval: int | None = HEARTBEAT_S, grac
                 break
             time.sleep(0.2 * (attempt + 1))
     assert last is not None
-    msg = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
-    raise ConfigError(f"cannot open storage {_redact(url)}: {msg}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    raise ConfigError(f"cannot open storage {_redact(url)}: {first_line(last)}")
 
 
 def _check_journal_file(path: str) -> None:
@@ -253,7 +247,7 @@ def open_study(storage: Any, study_name: str, directions: list[str], sampler: An
             load_if_exists=True,
         )
     except Exception as exc:
-        raise ConfigError(f"cannot open study {study_name!r}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"cannot open study {study_name!r}: {first_line(exc)}") from None
     have = [d.name.lower() for d in study.directions]
     if have != directions:
         raise ConfigError(f"study {study_name!r} optimises {have}, not {directions}")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from lut_test_helpers import TEST_FP as FP
 
 from hw_profiles import Stats
 from latency_lut.db import open_lut
-from latency_lut.profiler import Job, _run
+from latency_lut.profiler import BlockJob, NetworkJob, Profiler, schedule
 
 
 def _stats(ms: float, stable: bool) -> Stats:
@@ -36,27 +34,20 @@ def _jobs(tmp_path, names):
     for name in names:
         path = tmp_path / f"{name}.onnx"
         jobs.append(
-            Job(name, "mbconv", "mbconv relu", lambda p=path: (p.write_bytes(b"model"), str(p))[1], cleanup=True)
+            BlockJob(name, "mbconv", "mbconv relu", lambda p=path: (p.write_bytes(b"model"), str(p))[1], cleanup=True)
         )
     return jobs
+
+
+def _profiler(engine, db, retry_passes):
+    return Profiler(engine, db, FP, "sig", target="t", source="test", retry_passes=retry_passes)
 
 
 def _profile(tmp_path, script, retry_passes):
     engine = ScriptedEngine({str(tmp_path / f"{k}.onnx"): v for k, v in script.items()})
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(
-            engine,
-            SimpleNamespace(name="t"),
-            db,
-            FP,
-            _jobs(tmp_path, list(script)),
-            "sig",
-            "test",
-            False,
-            lambda _m: None,
-            retry_passes=retry_passes,
-        )
+        res = _profiler(engine, db, retry_passes).run(_jobs(tmp_path, list(script)))
         rows = {r["block_key"]: (r["median_ms"], r["stable"]) for r in db.rows(FP.id)}
     return res, rows, engine
 
@@ -90,14 +81,7 @@ def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
     """As `nas lut validate --passes` measures its networks, so that the correction is fitted on
     the statistic validation reports; quiet blocks are still measured once."""
     path = tmp_path / "net.onnx"
-    net = Job(
-        "network a1",
-        "network",
-        "network",
-        lambda: (path.write_bytes(b"model"), str(path))[1],
-        cleanup=True,
-        network={"arch_id": "a1", "arch": {"d": 1}, "keys": ["quiet"]},
-    )
+    net = NetworkJob("a1", {"d": 1}, ["quiet"], lambda: (path.write_bytes(b"model"), str(path))[1], cleanup=True)
     engine = ScriptedEngine(
         {
             str(path): [_stats(2.0, True), _stats(1.5, True), _stats(1.8, True)],
@@ -106,18 +90,7 @@ def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
     )
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(
-            engine,
-            SimpleNamespace(name="t"),
-            db,
-            FP,
-            _jobs(tmp_path, ["quiet"]) + [net],
-            "sig",
-            "test",
-            False,
-            lambda _m: None,
-            retry_passes=2,
-        )
+        res = _profiler(engine, db, retry_passes=2).run(_jobs(tmp_path, ["quiet"]), [net])
         (row,) = db.networks(FP.id, "sig")
     assert engine.calls.count(str(path)) == 3 and engine.calls.count(str(tmp_path / "quiet.onnx")) == 1
     assert row["median_ms"] == 1.5 and res.networks == 1 and res.unstable == 0
@@ -126,38 +99,25 @@ def test_whole_networks_are_measured_in_every_pass_keeping_the_lowest(tmp_path):
 
 def test_network_measurements_are_spread_over_the_pass_through_the_blocks():
     """A network's measurements lie far apart among the blocks, so one slow spell cannot decide them all."""
-    from latency_lut.profiler import _interleave
-
-    blocks = [Job(f"b{i}", "mbconv", "mbconv relu", lambda: "") for i in range(100)]
-    nets = [Job(f"network n{i}", "network", "network", lambda: "", network={"arch_id": f"n{i}"}) for i in range(2)]
-    order = _interleave(blocks, nets, 4)
-    assert [j.key for j, _ in order if j.network is None] == [b.key for b in blocks]
+    blocks = [BlockJob(f"b{i}", "mbconv", "mbconv relu", lambda: "") for i in range(100)]
+    nets = [NetworkJob(f"n{i}", {}, [], lambda: "") for i in range(2)]
+    order = schedule(blocks, nets, 4)
+    assert [j.key for j, _ in order if isinstance(j, BlockJob)] == [b.key for b in blocks]
     for net in nets:
         where = [i for i, (j, _) in enumerate(order) if j is net]
         assert len(where) == 4 and [first for j, first in order if j is net] == [True, False, False, False]
         assert min(b - a for a, b in zip(where, where[1:])) >= 20
-    assert [j.key for j, _ in _interleave([], nets, 2)] == ["network n0", "network n1"] * 2
+    assert [j.key for j, _ in schedule([], nets, 2)] == ["network n0", "network n1"] * 2
 
 
 def test_a_folder_s_network_models_are_never_deleted(tmp_path):
     """In folder mode (cleanup=False) the exported network models belong to the user's folder."""
     path = tmp_path / "net.onnx"
     path.write_bytes(b"model")
-    net = Job("network a1", "network", "network", lambda: str(path), network={"arch_id": "a1", "arch": {}, "keys": []})
+    net = NetworkJob("a1", {}, [], lambda: str(path))
     engine = ScriptedEngine({str(path): [_stats(2.0, False)], str(tmp_path / "b.onnx"): [_stats(1.0, True)]})
     with open_lut(tmp_path / "lut.db", "w") as db:
         db.register_fingerprint(FP)
-        res = _run(
-            engine,
-            SimpleNamespace(name="t"),
-            db,
-            FP,
-            _jobs(tmp_path, ["b"]) + [net],
-            "sig",
-            "test",
-            False,
-            lambda _m: None,
-            retry_passes=1,
-        )
+        res = _profiler(engine, db, retry_passes=1).run(_jobs(tmp_path, ["b"]), [net])
     assert path.exists() and res.networks == 1 and res.unstable == 1
     assert engine.calls.count(str(path)) == 3  # 1 + 1 spread over the pass, then once more while still busy

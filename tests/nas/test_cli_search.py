@@ -86,6 +86,17 @@ def test_search_option_passthrough(run_nas):
         "--quiet",
     )
     assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["queries"] == 12
+
+
+def test_search_set_reaches_the_searcher(run_nas):
+    """``--set`` values arrive at the searcher, parsed: values it refuses are refused in its words,
+    naming the values given."""
+    base = ["search", "--space", "nb201", "--budget", "5", "--seed", "0", "--json", "--quiet"]
+    res = run_nas(*base, "--searcher", "evolution", "--set", "population_size=3", "--set", "sample_size=4")
+    assert res.returncode == 2 and "sample_size <= population_size, got 3, 4" in res.stderr, res.stderr
+    res = run_nas(*base, "--searcher", "hhnas", "--set", "epsilon=1.5")
+    assert res.returncode == 2 and "hhnas needs 0 <= epsilon <= 1" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize(

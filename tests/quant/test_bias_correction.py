@@ -14,7 +14,8 @@ import quant
 from quant.calibrate import quantized_layers
 from quant.errors import NotCalibratedError
 from quant.training import accuracy, predict
-from tests.quant.conftest import TinyNet, randomize_bn
+
+from .quant_models import TinyNet, randomize_bn
 
 
 def _channel_means(model: nn.Module, layer_name: str, x: torch.Tensor) -> torch.Tensor:

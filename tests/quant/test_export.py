@@ -25,7 +25,7 @@ from quant import (
 from quant.calibrate import act_quantizers
 from quant.training import TrainConfig, predict, qat_finetune
 
-from .conftest import ConvBnAct, TinyNet, randomize_bn
+from .quant_models import ConvBnAct, TinyNet, randomize_bn
 
 
 def _inits(path) -> dict[str, np.ndarray]:  # noqa: ANN001

@@ -8,7 +8,7 @@ from quant import ORT_CPU, calibrate, prepare
 from quant.fake_quant import QuantConv2d
 from quant.fold import fold_bn, fold_bn_graph, fold_bn_into_conv
 
-from .conftest import ConvBnAct, TinyNet, randomize_bn
+from .quant_models import ConvBnAct, TinyNet, randomize_bn
 
 
 @pytest.mark.parametrize("bias", [False, True])

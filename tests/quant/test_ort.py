@@ -14,10 +14,10 @@ from quant import (
     ort_predict,
     prepare,
 )
-from quant.ort import INTEGER_OPS, compare_latency, measure_latency
+from quant.ort import INTEGER_OPS
 from quant.ort_baseline import ort_quantize_static
 
-from .conftest import TinyNet, randomize_bn
+from .quant_models import TinyNet, randomize_bn
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,6 @@ def onnx_pair(tmp_path_factory):  # noqa: ANN001, ANN201
     fp32 = export_fp32_onnx(m, d / "fp32.onnx", (1, 1, 8, 8))
     int8 = export_onnx(calibrate(prepare(m), x), d / "int8.onnx", (1, 1, 8, 8))
     return fp32, int8, x.numpy(), d
-
-
-def test_latency_helpers_return_positive_medians(onnx_pair) -> None:  # noqa: ANN001
-    fp32, int8, _, _ = onnx_pair
-    one = measure_latency(fp32, (1, 1, 8, 8), warmup=2, repeat=5)
-    assert one.repeat == 5 and 0 < one.min_ms <= one.median_ms <= one.p90_ms
-    both = compare_latency([fp32, int8], warmup=1, repeat=3)
-    assert len(both) == 2 and all(s.median_ms > 0 for s in both)
 
 
 def test_report_distinguishes_float_and_integer_graphs(onnx_pair) -> None:  # noqa: ANN001

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hwnas.errors import HwnasError
 from quant import ORT_CPU, TENSORRT, ActFakeQuant, QuantConv2d, QuantLinear, UnsupportedModelError, prepare, scheme_of
 
-from .conftest import BasicBlock, ConvBnAct, InvertedResidual, TinyNet, randomize_bn
+from .quant_models import BasicBlock, ConvBnAct, InvertedResidual, TinyNet, randomize_bn
 
 
 def _quantized_inputs(gm: fx.GraphModule, node: fx.Node) -> list[bool]:

@@ -10,7 +10,7 @@ from quant import QuantError, calibrate, export_onnx, host_ort_scheme, ort_predi
 from quant.pipeline import run_pipeline
 from quant.training import TrainConfig, accuracy, evaluate, predict, recalibrate_bn, train
 
-from .conftest import TinyNet
+from .quant_models import TinyNet
 
 
 def test_fp32_training_learns_digits(trained_digits_net, digits) -> None:  # noqa: ANN001
@@ -93,6 +93,19 @@ def test_bad_training_inputs_raise_quant_errors() -> None:
         train(TinyNet(), np.zeros((4, 1, 8, 8), np.float32), np.zeros(3, np.int64))
 
 
+def _fast_latency(paths):  # noqa: ANN001, ANN202
+    """The variants' latencies by the one harness (hw_profiles), one short pass."""
+    from hw_profiles import compare_files, create_engine, target_from_dict
+    from tests.helpers import FAST_ORT_FP32
+
+    target = target_from_dict(FAST_ORT_FP32)
+    engine = create_engine(target)
+    try:
+        return [c.median_ms for c in compare_files(engine, paths, passes=1)]
+    finally:
+        engine.close()
+
+
 def test_pipeline_measures_every_variant_on_its_onnx_artifact(digits, tmp_path) -> None:  # noqa: ANN001
     xtr, ytr, xte, yte = digits
     torch.manual_seed(0)
@@ -107,7 +120,7 @@ def test_pipeline_measures_every_variant_on_its_onnx_artifact(digits, tmp_path) 
         fp32_config=TrainConfig(epochs=4, lr=0.05, batch_size=64, bn_recalibration_batches=4),
         qat_config=TrainConfig(epochs=0.5, lr=0.005, batch_size=64, weight_decay=0.0, freeze_bn_after=0.0),
         calib_samples=256,
-        latency_repeat=3,
+        latency=_fast_latency,
     )
     expected = ["fp32", "ptq", "ort_ptq"] + (["ort_ptq_rr"] if host_ort_scheme().weight_qmax < 127 else []) + ["qat"]
     assert list(res.variants) == expected
