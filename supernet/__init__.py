@@ -23,7 +23,7 @@ from __future__ import annotations
 from supernet._archs import extreme_structure, largest_arch, smallest_arch
 from supernet.bn import recalibrate_bn
 from supernet.checkpoint import read_checkpoint, write_checkpoint
-from supernet.errors import CheckpointError, SupernetError, TrainingConfigError
+from supernet.errors import CheckpointError, SupernetError, TrainingConfigError, UntrainedQuantizerError
 from supernet.evaluate import evaluate_arch, onnx_accuracy, torch_accuracy
 from supernet.model import Supernet
 from supernet.train import TrainConfig, Trainer, load_supernet
@@ -35,6 +35,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingConfigError",
+    "UntrainedQuantizerError",
     "evaluate_arch",
     "extreme_structure",
     "largest_arch",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hwnas.errors import ConfigError, HwnasError
 
-__all__ = ["CheckpointError", "SupernetError", "TrainingConfigError"]
+__all__ = ["CheckpointError", "SupernetError", "TrainingConfigError", "UntrainedQuantizerError"]
 
 
 class SupernetError(HwnasError):
@@ -17,3 +17,9 @@ class CheckpointError(SupernetError):
 
 class TrainingConfigError(SupernetError, ConfigError):
     """A training configuration is inconsistent (batch not divisible by the world size, ...)."""
+
+
+class UntrainedQuantizerError(SupernetError):
+    """A quantized subnet needs a quantizer no training step created (an arch whose structure, e.g.
+    an identity shortcut, no trained subnet had); :meth:`supernet.Supernet.subnet` calibrates it
+    when given batches."""

@@ -24,7 +24,7 @@ from quant.training import recalibrate_bn
 from spaces import Arch, ResolvedBlock, Space
 from supernet._layout import TensorSpec, split_block_name
 from supernet._quant import AQ_TENSORS, act_quantizer_keys, aq_key, network_split
-from supernet.errors import SupernetError
+from supernet.errors import SupernetError, UntrainedQuantizerError
 
 __all__ = ["enable_quantization", "extract_subnet"]
 
@@ -95,7 +95,9 @@ def _quantized_subnet(net: Supernet, model: nn.Module, blocks: list[ResolvedBloc
         else:
             continue
         if not net.has(key):
-            raise SupernetError(f"{key}: this quantizer was never trained (an arch outside the training distribution)")
+            raise UntrainedQuantizerError(
+                f"{key}: this quantizer was never trained (an arch outside the training distribution)"
+            )
         state[name] = net._slice(key, tuple(t.shape)).detach().clone()
     gm.load_state_dict(state, strict=False)
     return gm

@@ -392,10 +392,23 @@ class Supernet(nn.Module):
         supernet trains with quantization (``quantized`` defaults to that), ``quant.prepare`` of
         it with the learned step sizes and zero points loaded: ready for ``quant.export_onnx``.
         With ``bn_batches`` (a few training batches) its batch norms are recalibrated
-        (:func:`supernet.bn.recalibrate_bn`), as every subnet should be before evaluation.
+        (:func:`supernet.bn.recalibrate_bn`), as every subnet should be before evaluation, and a
+        quantizer that no training step reached (an arch whose structure no trained subnet had)
+        is calibrated on them, as a lazily created quantizer initialises itself from its first
+        batch; without batches that is an :class:`~supernet.errors.UntrainedQuantizerError`.
         Returned in evaluation mode, on the supernet's device; it shares no memory with it.
         """
-        model = self._extract(arch, quantized)
+        from supernet.errors import UntrainedQuantizerError
+
+        if bn_batches is not None:
+            bn_batches = list(bn_batches)
+        try:
+            model = self._extract(arch, quantized)
+        except UntrainedQuantizerError:
+            if bn_batches is None or self.quant_scheme is None:
+                raise
+            self.enable_quantization(self.quant_scheme, calibration=bn_batches, archs=[dict(arch)])
+            model = self._extract(arch, quantized)
         if bn_batches is not None:
             from supernet.bn import recalibrate_bn
 

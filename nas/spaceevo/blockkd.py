@@ -932,16 +932,11 @@ class BlockKD:
         while len(todo) < self.config.eval_samples + 2 and tries < 20 * (self.config.eval_samples + 2):
             todo.setdefault(net.sample(rng), "random")
             tries += 1
-        if net.quant_scheme is not None:
-            # a sampled sub-stage may hold a quantizer no training step reached (e.g. the identity
-            # shortcut of a width equal to the stage input's): calibrate those from the stage
-            # inputs, as a lazily created quantizer initialises itself from its first batch
-            net.enable_quantization(net.quant_scheme, calibration=bn, archs=list(todo))
         out: list[tuple[dict[str, Any], float, str]] = []
         for arch, role in todo.items():
             if self._stop:
                 raise KeyboardInterrupt
-            model = net.subnet(arch, bn_batches=bn)
+            model = net.subnet(arch, bn_batches=bn)  # calibrates a quantizer no QAT step reached
             meter = NSRMeter()
             for a, b in held:
                 meter.update(outp(model(a)), b)
