@@ -22,6 +22,7 @@ from typing import Any
 
 from hwnas.errors import InvalidArchError, SpaceDefinitionError, UnknownNameError
 from spaces._expr import Expression
+from spaces._program import Wire
 from spaces.catalog import get_op
 
 __all__ = [
@@ -168,7 +169,7 @@ class _State:
     shape: tuple[int, int, int]
     scope: _Scope
     decided: tuple[tuple[str, Any], ...] = ()
-    blocks: tuple[ResolvedBlock, ...] = ()
+    blocks: tuple[ResolvedBlock | Wire, ...] = ()  # the network program (wires only in graph nodes)
     shared_depth: int = 0
 
     def key(self) -> tuple[Any, ...]:
@@ -200,6 +201,8 @@ Branches = list[tuple[Any, _State]]
 
 
 def _dedupe(items: Branches) -> Branches:
+    if len(items) < 2:  # a concrete walk: nothing to merge (and no O(program) key to hash)
+        return items
     seen: dict[Any, tuple[Any, _State]] = {}
     for value, state in items:
         k: tuple[object, object]

@@ -18,6 +18,7 @@ from spaces._nodes import (
     _Walk,
     index_of,
 )
+from spaces._program import Wire
 from spaces.arch import Arch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -456,6 +457,11 @@ class Space:
     # -- networks ------------------------------------------------------------------------
     def blocks(self, arch: Mapping[str, Any]) -> list[ResolvedBlock]:
         """The concrete blocks of ``arch`` in order, each with its input shape."""
+        return [b for b in self.program(arch) if isinstance(b, ResolvedBlock)]
+
+    def program(self, arch: Mapping[str, Any]) -> list[ResolvedBlock | Wire]:
+        """The network of ``arch`` as a program: its blocks in order, with the wiring steps of
+        graph nodes (cells, parallel branches, residuals) between them; a chain has no wires."""
         values = self.validate(arch)
         return list(self._walk_once(lambda d: values[d.path]).blocks)
 
@@ -475,7 +481,7 @@ class Space:
         """A freshly initialised ``torch.nn.Module`` for ``arch``."""
         from spaces._builder import build_network
 
-        return build_network(self.blocks(arch), self.input_shape)
+        return build_network(self.program(arch), self.input_shape)
 
     def describe(self, arch: Mapping[str, Any]) -> str:
         """A compact human-readable string of ``arch`` (block strings in timm's spirit)."""
