@@ -552,3 +552,135 @@ class Switch(Node):
 
     def __repr__(self) -> str:
         return f"Switch({self.on!r}, {list(self._keys)!r})"
+
+
+# -- the declarative (YAML) form ---------------------------------------------------------------
+#: the kind keys of graph nodes in a space file, and the other keys each allows
+GRAPH_KEYS: dict[str, set[str]] = {
+    "cell": {"cell", "output", "merge", "params"},
+    "parallel": {"parallel", "merge", "params"},
+    "add": {"add", "params"},
+    "concat": {"concat", "params"},
+    "residual": {"residual", "shortcut"},
+    "switch": {"switch", "cases"},
+}
+
+
+def graph_to_data(node: Node, to_data: Any) -> dict[str, Any] | None:
+    """The declarative form of a graph node (``to_data`` writes its children), else ``None``."""
+    if isinstance(node, Cell):
+        nodes: dict[str, Any] = {}
+        for name, cnode in node.nodes:
+            edges = [_edge_to_data(e, to_data) for _, e in cnode.edges]
+            d: dict[str, Any] = {"edges": edges if cnode.list_form else dict(zip((n for n, _ in cnode.edges), edges))}
+            if not (isinstance(cnode.merge, str) and cnode.merge == "add"):
+                d["merge"] = to_data(cnode.merge)
+            if cnode.op is not None:
+                d["op"] = to_data(cnode.op)
+            nodes[name] = d
+        out: dict[str, Any] = {"cell": nodes}
+        if node.output != (node.nodes[-1][0],):
+            out["output"] = node.output[0] if len(node.output) == 1 else list(node.output)
+        if not (isinstance(node.merge, str) and node.merge == "concat"):
+            out["merge"] = to_data(node.merge)
+        if node.params:
+            out["params"] = {k: to_data(v) for k, v in node.params.items()}
+        return out
+    if isinstance(node, Parallel):
+        out = {"parallel": {name: to_data(b) for name, b in node.branches}, "merge": to_data(node.merge)}
+        if node.params:
+            out["params"] = {k: to_data(v) for k, v in node.params.items()}
+        return out
+    if isinstance(node, Residual):
+        out = {"residual": to_data(node.inner)}
+        if node.shortcut is not None:
+            out["shortcut"] = to_data(node.shortcut)
+        return out
+    if isinstance(node, Switch):
+        return {
+            "switch": to_data(node.on),
+            "cases": {k: None if v is None else to_data(v) for k, v in node.cases.items()},
+        }
+    return None
+
+
+def _edge_to_data(edge: Edge, to_data: Any) -> Any:
+    if edge.op is None:
+        return to_data(edge.input)
+    return {"input": to_data(edge.input), "op": to_data(edge.op)}
+
+
+def graph_from_data(kind: str, data: Mapping[str, Any], path: str, from_data: Any, params_from_data: Any) -> Node:
+    """Build the graph node of kind ``kind`` from its declarative form; ``from_data(value, path)``
+    reads a child node, ``params_from_data(value, path)`` a ``params`` mapping."""
+    if kind == "cell":
+        raw = data["cell"]
+        if not isinstance(raw, Mapping) or not raw:
+            raise SpaceDefinitionError(f"{path}.cell: nodes must be a non-empty mapping of name to node")
+        nodes = {str(name): _cell_node_from_data(v, f"{path}.cell.{name}", from_data) for name, v in raw.items()}
+        output = data.get("output")
+        if output is not None and not isinstance(output, (str, list)):
+            raise SpaceDefinitionError(f"{path}.output: a node name or a list of node names, got {output!r}")
+        return Cell(
+            nodes,
+            output=output,
+            merge=from_data(data.get("merge", "concat"), f"{path}.merge"),
+            params=params_from_data(data.get("params"), f"{path}.params"),
+        )
+    if kind in ("parallel", "add", "concat"):
+        raw = data[kind]
+        if not isinstance(raw, Mapping) or not raw:
+            raise SpaceDefinitionError(f"{path}.{kind}: branches must be a non-empty mapping of name to node")
+        branches = {str(k): from_data(v, f"{path}.{kind}.{k}") for k, v in raw.items()}
+        params = params_from_data(data.get("params"), f"{path}.params")
+        if kind == "add":
+            return Add(branches, params=params)
+        if kind == "concat":
+            return Concat(branches, params=params)
+        return Parallel(branches, merge=from_data(data.get("merge", "add"), f"{path}.merge"), params=params)
+    if kind == "residual":
+        shortcut = data.get("shortcut")
+        return Residual(
+            from_data(data["residual"], f"{path}.residual"),
+            None if shortcut is None else from_data(shortcut, f"{path}.shortcut"),
+        )
+    if kind == "switch":
+        cases = data.get("cases")
+        if not isinstance(cases, Mapping) or not cases:
+            raise SpaceDefinitionError(f"{path}.cases: a non-empty mapping of value to node (or null)")
+        return Switch(
+            from_data(data["switch"], f"{path}.switch"),
+            {k: None if v is None else from_data(v, f"{path}.cases.{k}") for k, v in cases.items()},
+        )
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _cell_node_from_data(data: Any, path: str, from_data: Any) -> CellNode:
+    if not isinstance(data, Mapping) or "edges" not in data:
+        raise SpaceDefinitionError(f"{path}: a cell node is {{edges: [...], merge: add, op: ...}}")
+    extra = sorted(set(map(str, data)) - {"edges", "merge", "op"})
+    if extra:
+        raise SpaceDefinitionError(f"{path}: unknown key {extra[0]!r} for a cell node (keys: edges, merge, op)")
+    raw = data["edges"]
+    if isinstance(raw, list):
+        edges: Any = [_edge_from_data(e, f"{path}.edges[{i}]", from_data) for i, e in enumerate(raw)]
+    elif isinstance(raw, Mapping):
+        edges = {str(k): _edge_from_data(e, f"{path}.edges.{k}", from_data) for k, e in raw.items()}
+    else:
+        raise SpaceDefinitionError(f"{path}.edges: a list or a mapping of edges, got {type(raw).__name__}")
+    op = data.get("op")
+    return CellNode(
+        edges,
+        merge=from_data(data.get("merge", "add"), f"{path}.merge"),
+        op=None if op is None else from_data(op, f"{path}.op"),
+    )
+
+
+def _edge_from_data(data: Any, path: str, from_data: Any) -> Edge:
+    if isinstance(data, Mapping) and "input" in data:
+        extra = sorted(set(map(str, data)) - {"input", "op"})
+        if extra:
+            raise SpaceDefinitionError(f"{path}: unknown key {extra[0]!r} for an edge (keys: input, op)")
+        op = data.get("op")
+        return Edge(from_data(data["input"], f"{path}.input"), None if op is None else from_data(op, f"{path}.op"))
+    return Edge(from_data(data, path))

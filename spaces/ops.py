@@ -37,6 +37,7 @@ __all__ = [
     "Zero",
     "act_layer",
     "build_op",
+    "nb201_op",
     "register_op_builder",
 ]
 
@@ -321,6 +322,23 @@ class NB201Reduction(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_b(self.conv_a(x)) + self.downsample(x)
+
+
+def nb201_op(name: str, channels: int) -> nn.Module:
+    """One NAS-Bench-201 edge op on ``channels`` channels (stride 1), as the ``nb201`` space builds it."""
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return Skip()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if name == "avg_pool_3x3":
+        return Pool(channels, "avg", 3, 1)
+    raise UnknownNameError(
+        f"unknown NAS-Bench-201 op {name!r} (ops: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"
+    )
 
 
 OpBuilder = Callable[..., nn.Module]
