@@ -302,23 +302,6 @@ register_op(
     )
 )
 
-_NB201_EDGE = ParamDef(str, required=True, allowed=NB201_OPS)
-register_op(
-    OpDef(
-        "nb201_network",
-        {
-            "num_classes": ParamDef(int, required=True, minimum=1),
-            "channels": ParamDef(int, default=16, minimum=1),
-            "cells": ParamDef(int, default=5, minimum=1),
-            **{edge: _NB201_EDGE for edge in NB201_EDGES},
-        },
-        out_channels=lambda p, cin: int(p["num_classes"]),
-        stride=_no_stride,
-        kind="head",
-        doc="the whole NAS-Bench-201 network: stem, 3 stages of cells, residual reductions",
-    )
-)
-
 for _name in (
     "conv_bn_act",
     "conv_bn",

@@ -16,7 +16,7 @@ import torch.nn as nn
 from timm.layers import SEModule, create_conv2d, get_act_layer, make_divisible
 
 from hwnas.errors import SpaceDefinitionError, UnknownNameError
-from spaces.catalog import NB201_EDGES, get_op
+from spaces.catalog import get_op
 
 __all__ = [
     "BnAct",
@@ -362,13 +362,6 @@ def build_op(name: str, cin: int, params: dict[str, Any]) -> nn.Module:
     return builder(cin, **params)
 
 
-def _nb201(cin: int, **params: Any) -> nn.Module:
-    from spaces.nb201_net import NB201Network
-
-    edges = [params[e] for e in NB201_EDGES]
-    return NB201Network(cin, params["num_classes"], edges, channels=params["channels"], cells=params["cells"])
-
-
 register_op_builder("conv_bn_act", lambda cin, out, kernel, stride, act: ConvBnAct(cin, out, kernel, stride, act))
 register_op_builder("dwsep", DepthwiseSeparable)
 register_op_builder("mbconv", MBConv)
@@ -379,7 +372,6 @@ register_op_builder("pool", Pool)
 register_op_builder("skip", lambda cin: Skip())
 register_op_builder("zero", lambda cin: Zero())
 register_op_builder("classifier", Classifier)
-register_op_builder("nb201_network", _nb201)
 register_op_builder("conv_bn", ConvBn)
 register_op_builder("relu_conv_bn", ReLUConvBN)
 register_op_builder("sep_conv", SepConv)

@@ -379,7 +379,9 @@ class DartsSearcher(Searcher):
         from spaces.builtin.nb201 import NB201_PATHS
 
         paths = [d.path for d in space.decisions()]
-        if paths != [NB201_PATHS[e] for e in NB201_EDGES] or any(tuple(d.options) != NB201_OPS for d in space.decisions()):
+        if paths != [NB201_PATHS[e] for e in NB201_EDGES] or any(
+            tuple(d.options) != NB201_OPS for d in space.decisions()
+        ):
             raise ConfigError(f"DARTS searches the nb201 cell space; {space.name!r} is not one")
         if self.constraints:
             raise ConfigError("DARTS does not take constraints")

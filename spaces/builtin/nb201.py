@@ -7,7 +7,7 @@ from typing import Any
 
 from hwnas.errors import InvalidArchError
 from spaces._graph import Cell, CellNode, Edge, Switch
-from spaces._nodes import Block, Choice, Derived, Or, Ref, Repeat, Sequential
+from spaces._nodes import Block, Derived, Or, Ref, Repeat, Sequential
 from spaces._registry import register_space
 from spaces._space import Space
 from spaces.arch import Arch
@@ -125,19 +125,3 @@ def nb201(in_chans: int = 3, num_classes: int = 10, resolution: int = 32, channe
         description="NAS-Bench-201 cell space (DARTS-style cell, 6 edges x 5 ops)",
         formatter=_format,
     )
-
-
-def nb201_legacy(
-    in_chans: int = 3, num_classes: int = 10, resolution: int = 32, channels: int = 16, cells: int = 5
-) -> Space:
-    """The former hard-coded nb201 space (one ``nb201_network`` op), kept to test the DSL one against."""
-    edges = {e: Choice(NB201_OPS) for e in NB201_EDGES}
-    body = Sequential(
-        {"cell": Block("nb201_network", num_classes=Ref("num_classes"), channels=channels, cells=cells, **edges)}
-    )  # decisions cell.e{i}_{j}: see legacy_arch
-    return Space("nb201", body, in_chans=in_chans, num_classes=num_classes, resolution=resolution, formatter=_format)
-
-
-def legacy_arch(arch: Mapping[str, Any]) -> Arch:
-    """An ``nb201`` arch as an arch of :func:`nb201_legacy` (decisions ``cell.e{i}_{j}``)."""
-    return Arch({f"cell.{e}": arch[p] for e, p in NB201_PATHS.items()})

@@ -132,3 +132,55 @@ def test_darts_space_shape():
     assert len(paths) == 14 and paths[:2] == ["stages.cell.n1.e0.op", "stages.cell.n1.e1.op"]
     ops = s.decision("stages.cell.n4.e1.op").options
     assert len(ops) == 8 and s.decision("stages.cell.n4.e1.input").options == (1, 2, 3, 4)
+
+
+# -- properties (hypothesis) -----------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.sampled_from(GRAPH_SPACES)
+_seeds = st.integers(min_value=0, max_value=2**32 - 1)
+_FAST = settings(max_examples=40, deadline=None)
+
+
+@_FAST
+@given(_names, _seeds)
+def test_property_sample_validates_and_round_trips(name, seed):
+    s = graph_space(name)
+    a = s.sample(seed)
+    assert s.sample(seed) == a and s.validate(dict(a)) == a
+    assert s.validate(type(a).from_json(a.to_json())) == a
+    assert space_from_yaml(s.to_yaml()).validate(a) == a
+
+
+@_FAST
+@given(_names, _seeds, _seeds)
+def test_property_encode_is_injective_and_decisions_active(name, s1, s2):
+    s = graph_space(name)
+    a, b = s.sample(s1), s.sample(s2)
+    ea, eb = s.encode(a), s.encode(b)
+    assert ea.shape == eb.shape == (len(s.decisions()),)
+    assert (a == b) == bool((ea == eb).all())
+    assert [d.path for d in s.active_decisions(a)] == sorted(a, key=[d.path for d in s.decisions()].index)
+
+
+@_FAST
+@given(_names, _seeds, _seeds)
+def test_property_mutate_and_crossover_stay_in_the_space(name, seed, mseed):
+    s = graph_space(name)
+    a, b = s.sample(seed), s.sample(mseed)
+    m = s.mutate(a, mseed)
+    assert m != a and s.contains(m)
+    c = s.crossover(a, b, seed)
+    assert s.contains(c)
+    assert all(c[p] in (a.get(p), b.get(p)) for p in c if p in a and p in b)
+
+
+@_FAST
+@given(_names, _seeds)
+def test_property_invalid_values_are_refused(name, seed):
+    s = graph_space(name)
+    a = s.sample(seed)
+    path = sorted(a)[seed % len(a)]
+    with pytest.raises(Exception, match=path.replace(".", r"\.")):
+        s.validate({**a, path: "no-such-option"})
