@@ -8,6 +8,7 @@ from __future__ import annotations
 from hwnas.lazy import lazy_exports
 from spaces import builtin  # noqa: F401  (the built-in spaces register themselves; the registry imports none)
 from spaces._expr import make_divisible
+from spaces._graph import Add, Cell, CellNode, Concat, Edge, Parallel, Residual, Switch
 from spaces._nodes import (
     Block,
     Choice,
@@ -21,6 +22,7 @@ from spaces._nodes import (
     ResolvedBlock,
     Sequential,
 )
+from spaces._program import Wire
 from spaces._registry import create_space, get_space_factory, list_spaces, register_space
 from spaces._space import Constraint, Space
 from spaces.arch import Arch
@@ -31,19 +33,26 @@ from spaces.identity import SpaceMismatchError, check_same_space, space_from_ide
 __all__ = [
     "ACTIVATIONS",
     "NB201_OPS",
+    "Add",
     "Arch",
     "Block",
+    "Cell",
+    "CellNode",
     "Choice",
+    "Concat",
     "Constraint",
     "Decision",
     "Derived",
+    "Edge",
     "Node",
     "OpDef",
     "Optional",
     "Or",
+    "Parallel",
     "ParamDef",
     "Ref",
     "Repeat",
+    "Residual",
     "ResolvedBlock",
     "Sequential",
     "Space",
@@ -65,6 +74,8 @@ __all__ = [
     "space_identity",
     "space_to_dict",
     "space_to_yaml",
+    "Switch",
+    "Wire",
 ]
 
 # lazy: the YAML helpers import PyYAML only when used

@@ -1,7 +1,8 @@
-"""Turn a list of resolved blocks into a ``torch.nn.Module``."""
+"""Turn a network program (resolved blocks and wiring steps) into a ``torch.nn.Module``."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn as nn
 
 from hwnas.errors import SpaceDefinitionError
 from spaces._nodes import ResolvedBlock
+from spaces._program import Wire
 from spaces.ops import build_op
 
 __all__ = ["Network", "build_block", "build_network"]
@@ -20,21 +22,48 @@ def build_block(block: ResolvedBlock) -> nn.Module:
 
 
 class Network(nn.Module):
-    """A network made of blocks applied in order; ``block_paths[i]`` names block ``i``."""
+    """A network made of blocks; ``block_paths[i]`` names block ``i`` (``blocks[i]``).
 
-    def __init__(self, blocks: Sequence[ResolvedBlock], input_shape: tuple[int, int, int]) -> None:
+    A chain (no :class:`~spaces._program.Wire` in the program) applies ``blocks`` in order; a
+    graph network runs its program: blocks transform the current tensor, wires save it to and
+    load it from named registers and merge registers (sum, or concatenation along channels).
+    """
+
+    def __init__(self, program: Sequence[ResolvedBlock | Wire], input_shape: tuple[int, int, int]) -> None:
         super().__init__()
+        blocks = [b for b in program if isinstance(b, ResolvedBlock)]
         if not blocks:
             raise SpaceDefinitionError("an arch resolved to no blocks: nothing to build")
         self.input_shape = tuple(input_shape)
         self.block_paths = [b.path for b in blocks]
         self.blocks = nn.Sequential(*(build_block(b) for b in blocks))
+        steps: list[int | Wire] = []
+        count = itertools.count()
+        for step in program:
+            steps.append(next(count) if isinstance(step, ResolvedBlock) else step)
+        self.steps: tuple[int | Wire, ...] | None = tuple(steps) if any(isinstance(s, Wire) for s in program) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
+        if self.steps is None:
+            return self.blocks(x)
+        regs: dict[str, torch.Tensor] = {}
+        for step in self.steps:
+            if isinstance(step, int):
+                x = self.blocks[step](x)
+            elif step.kind == "save":
+                regs[step.slot] = x
+            elif step.kind == "load":
+                x = regs[step.slot]
+            elif step.mode == "add":
+                x = regs[step.sources[0]]
+                for s in step.sources[1:]:
+                    x = x + regs[s]
+            else:
+                x = torch.cat([regs[s] for s in step.sources], dim=1)
+        return x
 
 
-def build_network(blocks: Sequence[ResolvedBlock], input_shape: tuple[int, int, int]) -> Network:
-    net = Network(blocks, input_shape)
+def build_network(program: Sequence[ResolvedBlock | Wire], input_shape: tuple[int, int, int]) -> Network:
+    net = Network(program, input_shape)
     net.eval()
     return net

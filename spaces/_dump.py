@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from hwnas.errors import SpaceDefinitionError
 from spaces._expr import Expression
+from spaces._graph import graph_to_data
 from spaces._nodes import Block, Choice, Derived, Node, Optional, Or, Ref, Repeat, Sequential, index_of
 from spaces.formatters import formatter_name
 
@@ -93,6 +94,9 @@ def _node_to_data(node: Any) -> Any:
         if node.default:
             d["default"] = True
         return d
+    graph = graph_to_data(node, _node_to_data)
+    if graph is not None:
+        return graph
     raise SpaceDefinitionError(f"{type(node).__name__} has no YAML form")
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from hwnas.errors import InvalidArchError, SpaceDefinitionError, SpaceTooLargeError, UnknownNameError
 from spaces._expr import Expression
+from spaces._program import Wire
 from spaces.catalog import get_op
 
 __all__ = [
@@ -173,7 +174,7 @@ class _State:
     shape: tuple[int, int, int]
     scope: _Scope
     decided: tuple[tuple[str, Any], ...] = ()
-    blocks: tuple[ResolvedBlock, ...] = ()
+    blocks: tuple[ResolvedBlock | Wire, ...] = ()  # the network program (wires only in graph nodes)
     shared_depth: int = 0
 
     def key(self) -> tuple[Any, ...]:

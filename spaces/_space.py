@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from spaces._nodes import (
     _Walk,
     index_of,
 )
+from spaces._program import Wire
 from spaces.arch import Arch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -428,11 +430,34 @@ class Space:
             raise HwnasError(
                 f"space {self.name!r} has {format_count(structural)} archs, more than the enumeration limit {limit:,}"
             )
+        product = self._product_decisions(structural)
+        if product is not None:  # every decision active in every arch: no walk per arch needed
+            paths = [d.path for d in product]
+            for values in itertools.product(*(d.options for d in product)):
+                arch = Arch(dict(zip(paths, values)))
+                if self._violated(arch) is None:
+                    yield arch
+            return
         walk = _Walk(choose=lambda d, st: list(d.options), record_all=True)
         for _, state in self.body.walk(walk, self._root_state(), None):
             arch = self._finish(state)
             if self._violated(arch) is None:
                 yield arch
+
+    def _product_decisions(self, structural: int) -> list[Decision] | None:
+        """The decisions when the space is their plain product, else ``None``.
+
+        The archs of a space map onto the full assignments of its decisions; the structural size
+        equals the product of the option counts (all of at least 2) only when that map is one to
+        one, i.e. when every decision is active in every arch (one with two options inactive in
+        some arch would give two assignments the same arch). Then the archs are the product."""
+        decisions = self.decisions()
+        n = 1
+        for d in decisions:
+            if len(d.options) < 2:
+                return None
+            n *= len(d.options)
+        return decisions if n == structural else None
 
     def grid(self, limit: int = ENUMERATE_LIMIT) -> Iterator[Arch]:
         """Alias of :meth:`enumerate` (NNI's name)."""
@@ -456,6 +481,11 @@ class Space:
     # -- networks ------------------------------------------------------------------------
     def blocks(self, arch: Mapping[str, Any]) -> list[ResolvedBlock]:
         """The concrete blocks of ``arch`` in order, each with its input shape."""
+        return [b for b in self.program(arch) if isinstance(b, ResolvedBlock)]
+
+    def program(self, arch: Mapping[str, Any]) -> list[ResolvedBlock | Wire]:
+        """The network of ``arch`` as a program: its blocks in order, with the wiring steps of
+        graph nodes (cells, parallel branches, residuals) between them; a chain has no wires."""
         values = self.validate(arch)
         return list(self._walk_once(lambda d: values[d.path]).blocks)
 
@@ -480,7 +510,7 @@ class Space:
         """A freshly initialised ``torch.nn.Module`` for ``arch``."""
         from spaces._builder import build_network
 
-        return build_network(self.blocks(arch), self.input_shape)
+        return build_network(self.program(arch), self.input_shape)
 
     def describe(self, arch: Mapping[str, Any]) -> str:
         """A compact human-readable string of ``arch`` (block strings in timm's spirit)."""

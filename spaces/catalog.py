@@ -245,22 +245,74 @@ register_op(
     )
 )
 
-_NB201_EDGE = ParamDef(str, required=True, allowed=NB201_OPS)
+
+# -- cell ops (NAS-Bench-201, DARTS): ``out`` 0 keeps the input's channels ------------------------
+def _out_or_same(params: Mapping[str, Any], cin: int) -> int:
+    return int(params["out"]) or cin
+
+
+_SAME_OUT = ParamDef(int, default=0, minimum=0)
 register_op(
     OpDef(
-        "nb201_network",
-        {
-            "num_classes": ParamDef(int, required=True, minimum=1),
-            "channels": ParamDef(int, default=16, minimum=1),
-            "cells": ParamDef(int, default=5, minimum=1),
-            **{edge: _NB201_EDGE for edge in NB201_EDGES},
-        },
-        out_channels=lambda p, cin: int(p["num_classes"]),
+        "conv_bn",
+        {"out": _OUT, "kernel": _KERNEL, "stride": _STRIDE},
+        doc="k×k convolution and batch norm, no activation (the NAS-Bench-201 / DARTS stem)",
+    )
+)
+register_op(
+    OpDef(
+        "relu_conv_bn",
+        {"out": _SAME_OUT, "kernel": _KERNEL, "stride": _STRIDE},
+        out_channels=_out_or_same,
+        doc="pre-activation conv: ReLU, k×k convolution, batch norm (NAS-Bench-201's nor_conv); out 0 = cin",
+    )
+)
+register_op(
+    OpDef(
+        "sep_conv",
+        {"out": _SAME_OUT, "kernel": _KERNEL, "stride": _STRIDE},
+        out_channels=_out_or_same,
+        doc="DARTS separable conv: twice (ReLU, depthwise k×k, pointwise 1×1, BN); out 0 = cin",
+    )
+)
+register_op(
+    OpDef(
+        "dil_conv",
+        {"out": _SAME_OUT, "kernel": _KERNEL, "stride": _STRIDE},
+        out_channels=_out_or_same,
+        doc="DARTS dilated conv: ReLU, depthwise k×k with dilation 2, pointwise 1×1, BN; out 0 = cin",
+    )
+)
+register_op(
+    OpDef(
+        "bn_act",
+        {"act": _ACT},
+        out_channels=_same_channels,
         stride=_no_stride,
-        kind="head",
-        doc="the whole NAS-Bench-201 network: stem, 3 stages of cells, residual reductions",
+        doc="batch norm and activation (NAS-Bench-201's last activation before the head)",
+    )
+)
+register_op(
+    OpDef(
+        "nb201_reduction",
+        {"out": _OUT},
+        doc="NAS-Bench-201's residual reduction: ReLU-conv3×3/2-BN, ReLU-conv3×3-BN, plus a 2×2 average "
+        "pool and 1×1 conv shortcut",
+        stride=lambda p: 2,
     )
 )
 
-for _name in ("conv_bn_act", "dwsep", "mbconv", "fused_mbconv", "resnet_basic", "resnet_bottleneck", "pool"):
+for _name in (
+    "conv_bn_act",
+    "conv_bn",
+    "relu_conv_bn",
+    "sep_conv",
+    "dil_conv",
+    "dwsep",
+    "mbconv",
+    "fused_mbconv",
+    "resnet_basic",
+    "resnet_bottleneck",
+    "pool",
+):
     object.__setattr__(_OPS[_name], "extra_check", _odd_kernel)

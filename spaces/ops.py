@@ -16,21 +16,28 @@ import torch.nn as nn
 from timm.layers import SEModule, create_conv2d, get_act_layer, make_divisible
 
 from hwnas.errors import SpaceDefinitionError, UnknownNameError
-from spaces.catalog import NB201_EDGES, get_op
+from spaces.catalog import get_op
 
 __all__ = [
+    "BnAct",
     "Classifier",
+    "ConvBn",
     "ConvBnAct",
+    "DilConv",
     "DepthwiseSeparable",
     "FusedMBConv",
     "MBConv",
+    "NB201Reduction",
     "Pool",
+    "ReLUConvBN",
     "ResNetBasic",
     "ResNetBottleneck",
+    "SepConv",
     "Skip",
     "Zero",
     "act_layer",
     "build_op",
+    "nb201_op",
     "register_op_builder",
 ]
 
@@ -238,6 +245,102 @@ class Classifier(nn.Module):
         return self.fc(self.dropout(self.hidden(self.flatten(self.pool(self.conv(x))))))
 
 
+class ConvBn(nn.Module):
+    """k×k conv (no bias, padding k // 2) → BatchNorm (the NAS-Bench-201 / DARTS stem)."""
+
+    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, out, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class ReLUConvBN(nn.Module):
+    """Pre-activation conv: ReLU → k×k conv (no bias, padding k // 2) → BatchNorm."""
+
+    def __init__(self, cin: int, out: int = 0, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__()
+        self.act = nn.ReLU(inplace=False)
+        self.conv = nn.Conv2d(cin, out or cin, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out or cin)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.act(x)))
+
+
+class DilConv(nn.Module):
+    """DARTS: ReLU → depthwise k×k (dilation ``dilation``) → pointwise 1×1 → BatchNorm."""
+
+    def __init__(self, cin: int, out: int = 0, kernel: int = 3, stride: int = 1, dilation: int = 2) -> None:
+        super().__init__()
+        out = out or cin
+        self.act = nn.ReLU(inplace=False)
+        pad = dilation * (kernel - 1) // 2
+        self.dw = nn.Conv2d(cin, cin, kernel, stride, pad, dilation=dilation, groups=cin, bias=False)
+        self.pw = nn.Conv2d(cin, out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pw(self.dw(self.act(x))))
+
+
+class SepConv(nn.Module):
+    """DARTS separable conv: (ReLU, depthwise k×k, pointwise, BN) with the stride, then again at stride 1."""
+
+    def __init__(self, cin: int, out: int = 0, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__()
+        out = out or cin
+        self.first = DilConv(cin, cin, kernel, stride, dilation=1)
+        self.second = DilConv(cin, out, kernel, 1, dilation=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
+
+
+class BnAct(nn.Module):
+    """BatchNorm → activation."""
+
+    def __init__(self, cin: int, act: str = "relu") -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(cin)
+        self.act = act_layer(act)(inplace=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(x))
+
+
+class NB201Reduction(nn.Module):
+    """NAS-Bench-201's residual reduction (a ResNet basic block at stride 2, pre-activation)."""
+
+    def __init__(self, cin: int, out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(cin, out, 3, 2)
+        self.conv_b = ReLUConvBN(out, out, 3, 1)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.downsample(x)
+
+
+def nb201_op(name: str, channels: int) -> nn.Module:
+    """One NAS-Bench-201 edge op on ``channels`` channels (stride 1), as the ``nb201`` space builds it."""
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return Skip()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if name == "avg_pool_3x3":
+        return Pool(channels, "avg", 3, 1)
+    raise UnknownNameError(
+        f"unknown NAS-Bench-201 op {name!r} (ops: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"
+    )
+
+
 OpBuilder = Callable[..., nn.Module]
 _BUILDERS: dict[str, OpBuilder] = {}
 
@@ -259,13 +362,6 @@ def build_op(name: str, cin: int, params: dict[str, Any]) -> nn.Module:
     return builder(cin, **params)
 
 
-def _nb201(cin: int, **params: Any) -> nn.Module:
-    from spaces.nb201_net import NB201Network
-
-    edges = [params[e] for e in NB201_EDGES]
-    return NB201Network(cin, params["num_classes"], edges, channels=params["channels"], cells=params["cells"])
-
-
 register_op_builder("conv_bn_act", lambda cin, out, kernel, stride, act: ConvBnAct(cin, out, kernel, stride, act))
 register_op_builder("dwsep", DepthwiseSeparable)
 register_op_builder("mbconv", MBConv)
@@ -276,4 +372,9 @@ register_op_builder("pool", Pool)
 register_op_builder("skip", lambda cin: Skip())
 register_op_builder("zero", lambda cin: Zero())
 register_op_builder("classifier", Classifier)
-register_op_builder("nb201_network", _nb201)
+register_op_builder("conv_bn", ConvBn)
+register_op_builder("relu_conv_bn", ReLUConvBN)
+register_op_builder("sep_conv", SepConv)
+register_op_builder("dil_conv", DilConv)
+register_op_builder("bn_act", BnAct)
+register_op_builder("nb201_reduction", NB201Reduction)

@@ -20,7 +20,11 @@ A space file::
 Node forms (exactly one kind key each): ``{choice: [...], label, default}``,
 ``{ref: name}``, ``{expr: "..."}``, ``{or: {branch: node}, label, default, params}``,
 ``{op: name, <param>: value}``, ``{sequential: {child: node}, params}``,
-``{repeat: node, depth, params, shared}``, ``{optional: node, label, default}``; plain
+``{repeat: node, depth, params, shared}``, ``{optional: node, label, default}``; the graph
+nodes of :mod:`spaces._graph`: ``{cell: {name: {edges: [...], merge, op}}, output, merge,
+params}`` (an edge is an input, or ``{input: 0 | {choice: [0, 1]}, op: node}``),
+``{parallel: {branch: node}, merge, params}``, ``{add: {...}}``, ``{concat: {...}}``,
+``{residual: node, shortcut: node}``, ``{switch: value, cases: {value: node | null}}``; plain
 scalars are literals. Every error names the YAML path of the offending entry.
 
 This module reads the declarative form; :mod:`spaces._dump` writes it (re-exported here).
@@ -36,14 +40,16 @@ from typing import Any
 from hwnas.errors import ConfigError, HwnasError, SpaceDefinitionError, UnknownNameError
 from hwnas.io import load_yaml_file, parse_yaml_text
 from spaces._dump import space_to_dict, space_to_yaml
+from spaces._graph import GRAPH_KEYS, graph_from_data
 from spaces._nodes import Block, Choice, Derived, Node, Optional, Or, Ref, Repeat, Sequential
 from spaces._space import Constraint, Space
 from spaces.formatters import get_formatter
 
 __all__ = ["load_space", "space_from_dict", "space_from_yaml", "space_to_dict", "space_to_yaml"]
 
-_KINDS = ("choice", "ref", "expr", "or", "op", "sequential", "repeat", "optional")
+_KINDS = ("choice", "ref", "expr", "or", "op", "sequential", "repeat", "optional", *GRAPH_KEYS)
 _ALLOWED_KEYS = {
+    **GRAPH_KEYS,
     "choice": {"choice", "label", "default"},
     "ref": {"ref"},
     "expr": {"expr"},
@@ -159,6 +165,10 @@ def _build_node(kind: str, data: Mapping[str, Any], path: str, w: _Where) -> Nod
     if kind == "optional":
         body = _node_from_data(data["optional"], f"{path}.optional", w)
         return Optional(body, label=data.get("label", "enabled"), default=data.get("default", False))
+    if kind in GRAPH_KEYS:
+        return graph_from_data(
+            kind, data, path, lambda v, p: _node_from_data(v, p, w), lambda v, p: _params_from_data(v, p, w)
+        )
     raise AssertionError(kind)  # pragma: no cover
 
 

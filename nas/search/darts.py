@@ -141,7 +141,9 @@ def derive_genotype(weights: Sequence[Sequence[float]], rule: str = "darts") -> 
                 ops[e] = best[e][1] if e in keep else "none"
     else:
         raise ConfigError(f"unknown genotype rule {rule!r} (darts, argmax)")
-    return Arch({f"cell.{e}": ops[e] for e in NB201_EDGES})
+    from spaces.builtin.nb201 import NB201_PATHS
+
+    return Arch({NB201_PATHS[e]: ops[e] for e in NB201_EDGES})
 
 
 # -- the supernet (torch) ---------------------------------------------------------------------
@@ -149,7 +151,7 @@ def _build_supernet(cfg: DartsConfig, in_chans: int, num_classes: int) -> Any:
     import torch
     import torch.nn as nn
 
-    from spaces.nb201_net import ReLUConvBN, nb201_op
+    from spaces.ops import ReLUConvBN, nb201_op
 
     class MixedOp(nn.Module):
         def __init__(self, c: int) -> None:
@@ -374,8 +376,12 @@ class DartsSearcher(Searcher):
         **config: Any,
     ) -> None:
         super().__init__(space, objectives, constraints, seed)
+        from spaces.builtin.nb201 import NB201_PATHS
+
         paths = [d.path for d in space.decisions()]
-        if paths != [f"cell.{e}" for e in NB201_EDGES] or any(tuple(d.options) != NB201_OPS for d in space.decisions()):
+        if paths != [NB201_PATHS[e] for e in NB201_EDGES] or any(
+            tuple(d.options) != NB201_OPS for d in space.decisions()
+        ):
             raise ConfigError(f"DARTS searches the nb201 cell space; {space.name!r} is not one")
         if self.constraints:
             raise ConfigError("DARTS does not take constraints")

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from latency_lut.db import open_lut
-from latency_lut.errors import ManifestError, UnsupportedSpaceError
+from latency_lut.errors import ManifestError
 from latency_lut.keys import block_key
 from latency_lut.manifest import load_manifest
 
@@ -133,12 +133,16 @@ def test_one_step_profile_with_few_archs(tmp_path, tiny_space, fast_fp32_target)
     assert result.measured == len(keys)
 
 
-def test_nb201_cannot_be_profiled(tmp_path, fast_target):
-    from latency_lut.profiler import profile_space
+def test_nb201_cells_have_block_keys():
+    """nb201 is a DSL cell space (issue 21): its cells' blocks are ordinary LUT blocks."""
+    from latency_lut.export import space_blocks
+    from latency_lut.keys import block_key
     from spaces import create_space
 
-    with pytest.raises(UnsupportedSpaceError, match="tabular benchmark"):
-        profile_space(create_space("nb201"), str(fast_target), tmp_path / "lut.db", progress=False)
+    blocks = space_blocks(create_space("nb201"))
+    keys = {block_key(b) for b in blocks}
+    assert len(keys) == len(blocks) == 20
+    assert any(k.startswith("relu_conv_bn_k3") for k in keys) and any(k.startswith("nb201_reduction") for k in keys)
 
 
 def test_torch_engine_profiles_pt2_files(tmp_path, tiny_space):

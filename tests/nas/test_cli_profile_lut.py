@@ -243,10 +243,6 @@ def test_one_line_errors(run_nas, work, exported, tmp_path):
     )
     assert "has no measurement" in msg
     msg = _one_line_error(
-        run_nas("profile", "--space", "nb201", "--target", "cpu-ort-int8", "--out", str(tmp_path / "nb.db"))
-    )
-    assert "tabular benchmark" in msg
-    msg = _one_line_error(
         run_nas("profile", str(exported), "--space", tiny, "--target", "cpu-ort-int8", "--out", str(tmp_path / "x.db"))
     )
     assert "either" in msg

@@ -15,7 +15,7 @@ def test_search_nb201_json(run_nas):
     out = json.loads(res.stdout)
     assert out["searcher"] == "evolution" and out["queries"] == 25 and out["budget"] == 25
     assert out["objectives"] == ["cifar10_test_acc:max"]
-    assert set(out["best"]["arch"]) == {f"cell.e{i}_{j}" for i in range(1, 4) for j in range(i)}
+    assert set(out["best"]["arch"]) == {f"stages.cell.n{i}.e{j}.op" for i in range(1, 4) for j in range(i)}
     again = json.loads(
         run_nas(
             "search",

@@ -22,7 +22,7 @@ def test_spaces_show_json(run_nas):
     assert res.returncode == 0, res.stderr
     obj = json.loads(res.stdout)
     assert obj["name"] == "nb201" and obj["size"] == 15625
-    assert [d["path"] for d in obj["decisions"]][0] == "cell.e1_0"
+    assert [d["path"] for d in obj["decisions"]][0] == "stages.cell.n1.e0.op"
     assert len(obj["decisions"][0]["options"]) == 5
     assert len(obj["samples"]) == 3 and all(len(s) == 6 for s in obj["samples"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,13 @@ import pytest
 
 from spaces import Arch, create_space, list_spaces
 from spaces.builtin import nb201_arch_from_str, nb201_arch_str
+from spaces.builtin.nb201 import NB201_PATHS
+from spaces.catalog import NB201_EDGES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nb201_reference: the former hard-coded network
 
 SMALL = {"in_chans": 1, "num_classes": 10, "resolution": 28}
-NB201_CSV = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "nb201" / "nb201_acc_latency.csv.gz"
+NB201_CSV = Path(__file__).resolve().parents[2] / "nas" / "data" / "nb201" / "nb201_acc_latency.csv.gz"
 
 
 def make(name: str, **extra):
@@ -110,19 +115,18 @@ def test_nb201_size_is_exact():
 
 
 def test_nb201_arch_str_round_trip_over_the_benchmark():
+    """All 15,625 table archs are archs of the space (its enumeration) and round trip their arch_str."""
     if not NB201_CSV.exists():
         pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
     space = create_space("nb201")
     with gzip.open(NB201_CSV, "rt") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 15_625
-    seen = set()
-    for row in rows:
-        arch = nb201_arch_from_str(row["arch_str"])
-        assert space.contains(arch)
-        assert nb201_arch_str(arch) == row["arch_str"]
-        seen.add(arch)
-    assert len(seen) == 15_625
+    archs = {nb201_arch_from_str(row["arch_str"]): row["arch_str"] for row in rows}
+    assert set(archs) == set(space.enumerate())
+    assert all(nb201_arch_str(arch) == text for arch, text in archs.items())
+    for arch in list(archs)[::500]:  # a full walk of the network for some
+        assert space.contains(arch) and space.describe(arch) == archs[arch]
 
 
 def test_nb201_network_matches_the_benchmark_layout():
@@ -130,13 +134,32 @@ def test_nb201_network_matches_the_benchmark_layout():
     arch = nb201_arch_from_str(
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     )
-    model = space.build(arch)
-    from spaces.nb201_net import NB201Cell
-
-    net = model.blocks[0]
-    assert sum(isinstance(m, NB201Cell) for m in net.modules()) == 15
-    assert net.classifier.in_features == 64
+    blocks = space.blocks(arch)
+    assert [b.op for b in blocks].count("nb201_reduction") == 2
+    assert sum(b.op == "relu_conv_bn" for b in blocks) == 15 * 3  # three conv edges per cell, 15 cells
+    net = space.build(arch)
+    assert net.blocks[-1].fc.in_features == 64
     assert space.describe(arch).startswith("|nor_conv_3x3~0|")
+
+
+def test_nb201_dsl_network_equals_the_former_hard_coded_one(settle_bn):
+    """50 sampled archs: the DSL network, loaded with the reference network's weights, computes
+    exactly what the former hard-coded network computes (benchmark size: 16 channels, 5 cells)."""
+    import torch
+    from nb201_reference import NB201Network
+
+    space = create_space("nb201")
+    for seed in range(50):
+        arch = space.sample(seed)
+        torch.manual_seed(seed)
+        ref = settle_bn(NB201Network(3, 10, [arch[NB201_PATHS[e]] for e in NB201_EDGES]), (3, 32, 32), batches=1)
+        net = space.build(arch)
+        ours, theirs = net.state_dict(), ref.state_dict()
+        assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
+        net.load_state_dict(dict(zip(ours, theirs.values())))
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(net(x), ref(x)), space.describe(arch)
 
 
 @pytest.mark.parametrize("name", ["mobilenet", "spaceevo", "resnet", "hhnas"])

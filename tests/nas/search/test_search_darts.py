@@ -9,6 +9,7 @@ import pytest
 from hwnas.errors import ConfigError
 from nas.search import create_searcher
 from nas.search.darts import DartsConfig, cosine_annealing, cosine_power_annealing, derive_genotype, run_darts
+from spaces.builtin.nb201 import NB201_PATHS
 from spaces.catalog import NB201_EDGES, NB201_OPS
 
 
@@ -44,11 +45,11 @@ def test_genotype_rules():
     }
     w = _weights(best, {"e3_0": 0.9, "e3_1": 0.3, "e3_2": 0.6})
     argmax = derive_genotype(w, "argmax")
-    assert argmax["cell.e2_0"] == "none" and argmax["cell.e1_0"] == "nor_conv_3x3"
+    assert argmax[NB201_PATHS["e2_0"]] == "none" and argmax[NB201_PATHS["e1_0"]] == "nor_conv_3x3"
     darts = derive_genotype(w, "darts")
-    assert darts["cell.e2_0"] != "none"  # argmax excluding none
-    assert darts["cell.e3_1"] == "none"  # the weakest of node 3's three inputs is dropped
-    assert darts["cell.e3_0"] == "skip_connect" and darts["cell.e3_2"] == "avg_pool_3x3"
+    assert darts[NB201_PATHS["e2_0"]] != "none"  # argmax excluding none
+    assert darts[NB201_PATHS["e3_1"]] == "none"  # the weakest of node 3's three inputs is dropped
+    assert darts[NB201_PATHS["e3_0"]] == "skip_connect" and darts[NB201_PATHS["e3_2"]] == "avg_pool_3x3"
     with pytest.raises(ConfigError):
         derive_genotype(w, "other")
 

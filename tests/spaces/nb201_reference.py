@@ -1,4 +1,6 @@
-"""The NAS-Bench-201 network: stem, three stages of identical cells, residual reductions.
+"""The former hard-coded NAS-Bench-201 network (``spaces/nb201_net.py`` until the ``nb201`` space
+was written in the DSL), kept as the test oracle of the DSL network: stem, three stages of
+identical cells, residual reductions.
 
 Follows the benchmark's topology: a cell has 4 nodes; node ``i`` sums one op applied to
 every earlier node ``j`` (edge ``e{i}_{j}``); the cell outputs node 3. Ops are ``none``
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from spaces.catalog import NB201_EDGES, NB201_OPS
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB201_EDGES = ("e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2")
 
 __all__ = ["NB201Cell", "NB201Network", "ReLUConvBN", "nb201_op"]
 
