@@ -345,6 +345,26 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         if sb.size == 1:
             sb = np.full(bias.shape, float(sb[0]), np.float32)
         q = np.rint(bias / sb)
+        over = np.abs(q) > _INT32_MAX
+        if np.any(over) and sw.size == bias.size and codes.shape[0] == bias.size and codes.dtype == np.int8:
+            # A per-channel weight step so small that the bias overflows int32 at input·weight
+            # (a channel whose weights are negligible beside its bias): widen that channel's step
+            # until its bias fits, and requantize its weight codes at the wider step (onnxruntime's
+            # quantizer adjusts such weight scales the same way).
+            old_sw, sw = sw, sw.copy()
+            sw[over] = np.abs(bias[over]) / (float(sx) * (_INT32_MAX / 2.0))
+            flat = codes.reshape(codes.shape[0], -1).astype(np.float64)
+            flat[over] = np.clip(np.rint(flat[over] * (old_sw[over] / sw[over])[:, None]), -127, 127)
+            for arr, idx, suffix in (
+                (flat.astype(np.int8).reshape(codes.shape), 0, "_bias_fit"),
+                (sw.reshape(numpy_helper.to_array(inits[wdq.input[1]]).shape), 1, "_bias_fit"),
+            ):
+                name = _unique(graph, wdq.input[idx] + suffix)
+                graph.initializer.append(numpy_helper.from_array(arr, name))
+                inits[name] = graph.initializer[-1]
+                wdq.input[idx] = name
+            sb = (sx * sw).astype(np.float32)
+            q = np.rint(bias / sb)
         if np.any(np.abs(q) > _INT32_MAX):
             raise ExportError(
                 f"{node.name or node.op_type}: bias does not fit int32 at scale input·weight; recalibrate"

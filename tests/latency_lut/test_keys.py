@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from latency_lut.errors import UnsupportedSpaceError
 from latency_lut.keys import KEY_RE, block_family, block_key, overhead_key, parse_key, quantize_key
 from spaces import ResolvedBlock, create_space
 
@@ -68,11 +67,11 @@ def test_keys_are_unique_per_distinct_block(name, resolution, in_chans):
     assert all(KEY_RE.match(k) for k in keys)
 
 
-def test_nb201_has_no_block_lut():
+def test_nb201_cells_are_ordinary_lut_blocks():
+    """nb201 is written in the DSL: its cells are blocks with keys like any other."""
     space = create_space("nb201")
-    block = space.blocks(space.default())[0]
-    with pytest.raises(UnsupportedSpaceError, match="tabular benchmark"):
-        block_key(block)
+    keys = [block_key(b) for b in space.blocks(space.default())]
+    assert keys and all(isinstance(k, str) and k for k in keys)
 
 
 def test_pseudo_keys_and_parse():

@@ -87,14 +87,19 @@ def test_a_sample_builds_and_exports(name, settle_bn):
         assert np.abs(sess.run(None, {"input": x.numpy()})[0] - ref).max() < 1e-4
 
 
+#: spaces whose blocks form a graph (cells with chosen inputs and concat merges), not a chain
+GRAPH_SPACES = {"darts"}
+
+
 @pytest.mark.parametrize("name", sorted(list_spaces()))
 def test_blocks_chain_shapes(name):
     space = make(name)
     for seed in range(10):
         blocks = space.blocks(space.sample(seed))
         assert blocks[0].cin == space.in_chans and blocks[0].h == space.resolution
-        for prev, nxt in zip(blocks, blocks[1:]):
-            assert (prev.cout, prev.h_out, prev.w_out) == (nxt.cin, nxt.h, nxt.w)
+        if name not in GRAPH_SPACES:
+            for prev, nxt in zip(blocks, blocks[1:]):
+                assert (prev.cout, prev.h_out, prev.w_out) == (nxt.cin, nxt.h, nxt.w)
         assert blocks[-1].cout == space.num_classes
 
 
