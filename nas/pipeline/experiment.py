@@ -368,6 +368,9 @@ class Experiment:
             if prev is None or not prev.get("finished"):
                 raise ConfigError(f"{self.root}: stage {stage} needs stage {before} finished first")
         self.log(f"[{stage}] {'resuming' if rec is not None else 'starting'}")
+        if rec is not None:  # a killed run may have left atomic-write temporaries (".NAME.XXXX.tmp") behind
+            for tmp in self.folder.stage_dir(stage).rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         self.folder.write_record(stage, inputs, finished=False)
         start = time.perf_counter()
         summary = getattr(stages, f"run_{stage}")(self)
