@@ -32,7 +32,6 @@ from hwnas.opset import DEFAULT_OPSET
 from latency_lut.errors import BlockExportError, UnsupportedSpaceError
 from latency_lut.formats import ALL_FORMATS as _ALL_FORMATS
 from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS, model_filename
-from latency_lut.formats import ONNX_FORMATS as _ONNX_FORMATS
 from latency_lut.formats import QUANT_RECIPE as _QUANT_RECIPE
 from latency_lut.keys import block_key, overhead_key, quantize_key
 from latency_lut.manifest import MANIFEST_NAME, Manifest, space_record
@@ -125,29 +124,26 @@ def _serialize(model: Any) -> bytes:
 
 
 def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
-    """The model bytes of ``block`` in each of ``formats``: ONNX, or a torch.export program (``pt2``)."""
-    import onnx
+    """The model bytes of ``block`` in each of ``formats``: ONNX, or a torch.export program (``pt2``).
 
+    INT8 formats are made by the exporter that ships models (:mod:`latency_lut.quantize`)."""
+    from latency_lut.quantize import quantize_module
     from spaces._builder import build_block
 
     formats = _check_formats(formats)
     out: dict[str, bytes] = {}
     shape = (block.cin, block.h, block.w)
-    # the FP32 model every ONNX format starts from (only they read it)
-    fp32 = _fp32_bytes(build_block(block).eval(), shape, batch) if any(f in formats for f in _ONNX_FORMATS) else b""
-    from latency_lut.quantize import quantize_model
-
     quantized: dict[str, Any] = {}  # recipe -> model, shared by int8 and int8_nhwc
     for fmt in formats:
         if fmt == "fp32":
-            out[fmt] = fp32
+            out[fmt] = _fp32_bytes(build_block(block).eval(), shape, batch)
         elif fmt == "pt2":
             out[fmt] = _program_bytes(build_block(block), shape, batch)
         else:
             recipe = _QUANT_RECIPE[fmt]
             if recipe not in quantized:
-                quantized[recipe] = quantize_model(
-                    onnx.load_from_string(fp32), recipe, seed=seed, quantize_outputs=block.op != "classifier"
+                quantized[recipe] = quantize_module(
+                    build_block(block), shape, recipe, batch=batch, seed=seed, quantize_output=block.op != "classifier"
                 )
             q = quantized[recipe]
             if fmt in UINT8_IO_FORMATS:
@@ -181,20 +177,23 @@ def block_entry(block: Any, batch: int = 1) -> dict[str, Any]:
 
 def network_models(space: Any, arch: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
     """The model bytes of the whole network of ``arch`` in each format (float input and output)."""
-    import onnx
-
-    from latency_lut.quantize import quantize_model
+    from latency_lut.quantize import quantize_module
 
     formats = _check_formats(formats)
     out: dict[str, bytes] = {}
-    fp32 = _fp32_bytes(space.build(arch), space.input_shape, batch) if any(f in formats for f in _ONNX_FORMATS) else b""
+    quantized: dict[str, Any] = {}
     for fmt in formats:
         if fmt == "fp32":
-            out[fmt] = fp32
+            out[fmt] = _fp32_bytes(space.build(arch), space.input_shape, batch)
         elif fmt == "pt2":
             out[fmt] = _program_bytes(space.build(arch), space.input_shape, batch)
         else:  # whole networks keep float I/O in every INT8 format
-            out[fmt] = _serialize(quantize_model(onnx.load_from_string(fp32), _QUANT_RECIPE[fmt], seed=seed))
+            recipe = _QUANT_RECIPE[fmt]
+            if recipe not in quantized:
+                quantized[recipe] = _serialize(
+                    quantize_module(space.build(arch), space.input_shape, recipe, batch=batch, seed=seed)
+                )
+            out[fmt] = quantized[recipe]
     return out
 
 

@@ -56,12 +56,20 @@ def scheme_of(model: nn.Module) -> QuantScheme | None:
     return getattr(model, QUANT_SCHEME_ATTR, None)
 
 
-def prepare(model: nn.Module, scheme: QuantScheme | str = ORT_CPU, *, inplace: bool = False) -> fx.GraphModule:
+def prepare(
+    model: nn.Module,
+    scheme: QuantScheme | str = ORT_CPU,
+    *,
+    inplace: bool = False,
+    quantize_output: bool = False,
+) -> fx.GraphModule:
     """Return a fake-quantized copy of ``model`` for ``scheme`` (a preset name or a scheme).
 
     The copy is an ``fx.GraphModule``; its quantizers are uninitialized until
     :func:`quant.calibrate` (PTQ) or the first QAT batch. ``inplace=True`` reuses the model's
-    modules instead of deep-copying them.
+    modules instead of deep-copying them. ``quantize_output=True`` also quantizes the model's
+    output, as a whole network does when the module is one of its blocks and an integer kernel
+    reads what it returns (the latency table's block models).
     """
     scheme = get_scheme(scheme)
     if is_prepared(model):
@@ -73,7 +81,7 @@ def prepare(model: nn.Module, scheme: QuantScheme | str = ORT_CPU, *, inplace: b
     _drop_identities(gm)
     _spatial_means_to_pools(gm)
     _swap_layers(gm, scheme)
-    _insert_act_quantizers(gm, scheme)
+    _insert_act_quantizers(gm, scheme, quantize_output)
     _bind_layers(gm)
     device = next((t.device for t in src.parameters()), None)
     if device is not None and device.type not in ("cpu", "meta"):
@@ -163,7 +171,7 @@ def _swap_layers(gm: fx.GraphModule, scheme: QuantScheme) -> None:
             )
 
 
-def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme) -> None:
+def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme, quantize_output: bool = False) -> None:
     graph = gm.graph
     modules = dict(gm.named_modules())
     non_tensor = non_tensor_nodes(graph)
@@ -172,6 +180,8 @@ def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme) -> None:
 
     def wants_quantized_input(user: fx.Node, producer: fx.Node, need: dict[fx.Node, bool]) -> bool:
         k = kinds[user]
+        if k == "output":
+            return quantize_output
         if k in ("conv", "linear"):
             return bool(user.args) and user.args[0] is producer
         if k in _INT_CONSUMERS:

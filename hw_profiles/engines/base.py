@@ -29,6 +29,11 @@ __all__ = ["Engine", "OptionSpec", "Runner", "TensorSpec", "pinned", "random_inp
 #: that is the layout tensors have between the blocks of its networks).
 MODEL_FORMATS: tuple[str, ...] = ("fp32", "int8", "int8_nhwc", "int8_sym")
 
+#: who made the INT8 model files a fingerprint's measurements time; part of the fingerprint, so
+#: that measurements of differently quantized graphs (earlier LUTs used onnxruntime's quantizer,
+#: whose graph differs from the shipped one around hardswish and SE) never mix with these
+INT8_MODELS = "hwnas.quant QDQ export (the graph nas export ships)"
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -191,6 +196,8 @@ class Engine(ABC):
             "options": self.fingerprint_options(),
             **self.hardware(),
         }
+        if info["model_format"].startswith("int8"):
+            info["int8_models"] = INT8_MODELS
         return Fingerprint(info, self.target.name)
 
     @abstractmethod

@@ -1,13 +1,11 @@
-"""Does the LUT time the graph that is shipped? The INT8 block models of a latency table are
-quantized by onnxruntime's ``quantize_static`` (:mod:`latency_lut.quantize`), the network that
-``nas export`` ships by :mod:`quant` (``prepare`` → ``calibrate`` → ``export_onnx``). Both are
-optimised by onnxruntime as the ``cpu-ort-int8`` target runs them, and the kernels compared.
+"""Does the LUT time the graph that is shipped? The INT8 block models of a latency table
+(:mod:`latency_lut.quantize`) and the network that ``nas export`` ships are both made by
+:mod:`quant` (``prepare`` → ``calibrate`` → ``export_onnx``); both are optimised by onnxruntime as
+the ``cpu-ort-int8`` target runs them, and their kernels compared, op for op.
 
-Known gap (issue 20): they differ. ``quant`` leaves the output of ``HardSigmoid`` unquantized, so
-the shipped network multiplies ``x * hardsigmoid(x)`` (hardswish, SE gates) in float where the
-LUT's blocks run ``QLinearMul``; and it quantizes the SE squeeze (``QLinearGlobalAveragePool``)
-where the LUT's blocks compute it in float (``ReduceMean``). The test is a strict xfail: it
-passes (and so fails) the day the two quantizers agree.
+Until issue 20 the LUT's blocks were quantized by onnxruntime's ``quantize_static``: they ran
+``QLinearMul`` where the shipped network multiplies ``x * hardsigmoid(x)`` (hardswish, SE gates)
+in float, and a float ``ReduceMean`` where it runs ``QLinearGlobalAveragePool`` (SE squeeze).
 """
 
 from __future__ import annotations
@@ -31,18 +29,14 @@ def _kernels(path: Path, tmp: Path) -> Counter[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 20: quant leaves hardsigmoid outputs float; the LUT quantizes them",
-)
-def test_lut_blocks_run_the_kernels_of_the_shipped_network(tmp_path):
+@pytest.mark.parametrize("space_name", ["mobilenet", "spaceevo"])
+def test_lut_blocks_run_the_kernels_of_the_shipped_network(space_name, tmp_path):
     from latency_lut.export import block_models
     from quant import calibrate, export_onnx, prepare
     from spaces import create_space
 
     torch.manual_seed(0)
-    space = create_space("mobilenet", in_chans=1, num_classes=10, resolution=28)
+    space = create_space(space_name, in_chans=1, num_classes=10, resolution=28)
     arch = space.sample(0)
     net = space.build(arch).eval()
     for m in net.modules():  # random weights: keep biases inside int32 at the calibrated scales
