@@ -72,7 +72,7 @@ sys.path.insert(0, str(REPO / "tests" / "latency_lut"))
 
 from run_kill_acceptance import count_units, diff, nas_cmd, strip  # noqa: E402
 
-from tests.helpers import TINY_MOBILENET, TINY_SPACEEVO  # noqa: E402
+from tests.helpers import TINY_MOBILENET, TINY_SPACEEVO, write_random_teacher  # noqa: E402
 
 COMMANDS = (
     "profile",
@@ -620,26 +620,7 @@ class Teacher:
 
     @staticmethod
     def make(folder: Path) -> Path:
-        if (folder / "checkpoint.safetensors").exists():
-            return folder
-        from supernet.train import TrainConfig, Trainer
-
-        cfg = TrainConfig(
-            space="spaceevo",
-            space_kwargs=dict(TINY_SPACEEVO),
-            data="digits",
-            epochs=1,
-            batch_size=16,
-            train_limit=160,
-            test_limit=32,
-            threads=1,
-            layout_samples=4,
-            val_fraction=0.25,
-            bn_calib_batches=1,
-            calib_batch_size=16,
-        )
-        Trainer(cfg, folder, progress=False, log=lambda s: None).save_checkpoint()
-        return folder
+        return write_random_teacher(folder, TINY_SPACEEVO)
 
 
 class SpaceEvoQuality(Command):

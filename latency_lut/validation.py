@@ -1,7 +1,7 @@
 """Validate a LUT end to end: measure random whole networks, compare with the prediction.
 
 Host side (exports networks from the space, so it needs torch). Networks are exported and
-quantized exactly like the calibration networks (onnxruntime ``quantize_static`` QDQ),
+quantized exactly like the calibration networks (by :mod:`quant`, as ``nas export`` ships them),
 measured with the target's harness, and compared with :class:`LatencyPredictor`. The
 networks the correction was fitted on are never used for validation.
 """

@@ -115,3 +115,28 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [*nas_command(), *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=str(REPO)
     )
+
+
+def write_random_teacher(folder: Path, space_kwargs: dict, space: str = "spaceevo") -> Path:
+    """An untrained supernet checkpoint of ``space`` (``space_kwargs``) on digits in ``folder``: a
+    random block-wise distillation teacher, written once (kept when it exists); returns ``folder``."""
+    from supernet.train import TrainConfig, Trainer
+
+    if (folder / "checkpoint.safetensors").exists():
+        return folder
+    cfg = TrainConfig(
+        space=space,
+        space_kwargs=dict(space_kwargs),
+        data="digits",
+        epochs=1,
+        batch_size=16,
+        train_limit=160,
+        test_limit=32,
+        threads=1,
+        layout_samples=4,
+        val_fraction=0.25,
+        bn_calib_batches=1,
+        calib_batch_size=16,
+    )
+    Trainer(cfg, folder, progress=False, log=lambda s: None).save_checkpoint()
+    return folder

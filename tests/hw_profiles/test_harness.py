@@ -132,7 +132,8 @@ def _gate(probe, **kw):
 def test_quiet_gate_waits_while_busy_and_gives_up():
     probe = SteppedProbe(0.1)
     gate = _gate(probe)
-    assert gate.noise.probe_quiet_ms == pytest.approx(0.1, rel=0.5) and gate.noise.disturbed_share == 0.0
+    # a steady probe reads as quiet (a loaded host may preempt a reading or two of the calibration)
+    assert gate.noise.probe_quiet_ms == pytest.approx(0.1, rel=0.5) and gate.noise.disturbed_share < 0.2
     assert gate.wait() is True
     probe.ms = 0.4
     start = time.perf_counter()

@@ -26,26 +26,11 @@ TARGETS = ("cpu-ort-int8", "cpu-ort-fp32")
 def inputs(tmp_path_factory):
     """A teacher (an untrained supernet of the hyper-space on digits) and a synthetic hyper-space LUT."""
     from spaces import create_space
-    from supernet.train import TrainConfig, Trainer
+    from tests.helpers import write_random_teacher
     from tests.nas.spaceevo.spaceevo_helpers import write_lut
 
     root = tmp_path_factory.mktemp("evolve_inputs")
-    teacher = root / "teacher"
-    cfg = TrainConfig(
-        space="spaceevo",
-        space_kwargs=dict(HS),
-        data="digits",
-        epochs=1,
-        batch_size=16,
-        train_limit=160,
-        test_limit=32,
-        threads=1,
-        layout_samples=4,
-        val_fraction=0.25,
-        bn_calib_batches=1,
-        calib_batch_size=16,
-    )
-    Trainer(cfg, teacher, progress=False, log=lambda s: None).save_checkpoint()
+    teacher = write_random_teacher(root / "teacher", HS)
     lut = write_lut(
         root / "hyper.db", create_space("spaceevo", in_chans=1, num_classes=10, resolution=8, **HS), TARGETS
     )

@@ -224,25 +224,9 @@ def _run(*args, timeout=900):
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
     """A supernet checkpoint of the tiny hyper-space on digits (untrained: a random teacher)."""
-    from supernet.train import TrainConfig, Trainer
+    from tests.helpers import write_random_teacher
 
-    out = tmp_path_factory.mktemp("teacher")
-    cfg = TrainConfig(
-        space="spaceevo",
-        space_kwargs=dict(TINY),
-        data="digits",
-        epochs=1,
-        batch_size=16,
-        train_limit=160,
-        test_limit=32,
-        threads=1,
-        layout_samples=4,
-        val_fraction=0.25,
-        bn_calib_batches=1,
-        calib_batch_size=16,
-    )
-    Trainer(cfg, out, progress=False, log=lambda s: None).save_checkpoint()
-    return out
+    return write_random_teacher(tmp_path_factory.mktemp("teacher"), TINY)
 
 
 CLI = [
