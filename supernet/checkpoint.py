@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hwnas.errors import first_line
+from hwnas.io import atomic_write
 from supernet.errors import CheckpointError
 
 __all__ = ["CHECKPOINT_NAME", "FORMAT", "checkpoint_path", "read_checkpoint", "write_checkpoint"]
@@ -39,16 +39,7 @@ def write_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tens
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     meta = {**meta, "format": FORMAT}
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(payload, tmp, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    return atomic_write(p, lambda tmp: save_file(payload, tmp, metadata={_META_KEY: json.dumps(meta, sort_keys=True)}))
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

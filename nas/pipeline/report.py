@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.io import atomic_write_text, json_safe
+from hwnas.io import atomic_write, atomic_write_text, json_safe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -346,15 +345,8 @@ def convergence_figure(data: dict[str, Any]) -> Figure:
 
 
 def _save_png(fig: Figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight"))
     finally:
         fig.clear()
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas.io import atomic_write_text, json_safe
+from hwnas.io import atomic_write, atomic_write_text, json_safe
 from nas.spaceevo.candidate import Candidate, SpaceEvoError
 from nas.spaceevo.evolution import EvolutionResult
 from nas.spaceevo.score import QTScorer
@@ -310,16 +309,7 @@ def evolution_figure(curve: Sequence[Mapping[str, Any]], title: str = "SpaceEvo 
 
 
 def _save_png(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def write_report(

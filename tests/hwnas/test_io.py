@@ -52,6 +52,32 @@ def test_atomic_write(tmp_path):
     assert [x.name for x in p.parent.iterdir()] == ["f.txt"]
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    """Not the temporary file's 0600: a report or checkpoint must be readable as any other file."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_removes_its_temporary_when_the_writer_fails(tmp_path):
+    from hwnas.io import atomic_write
+
+    def fail(tmp: str) -> None:
+        open(tmp, "w").write("half")
+        raise OSError("disk full")
+
+    (tmp_path / "f.bin").write_text("old")
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(tmp_path / "f.bin", fail)
+    assert [x.name for x in tmp_path.iterdir()] == ["f.bin"] and (tmp_path / "f.bin").read_text() == "old"
+
+
 def test_json_safe_turns_non_finite_floats_into_null():
     import json
     import math
