@@ -41,22 +41,6 @@ LATENCY_TOLERANCE = 0.10
 ENGINE_ACCURACY_TOLERANCE = 1.0
 """OpenVINO / TensorRT test accuracy may lie at most this many points below the fake-quantized model's."""
 
-_CLASS_NAMES = {
-    "fashion_mnist": (
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),
-    "digits": tuple(str(i) for i in range(10)),
-}
-
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -180,8 +164,10 @@ def _data_info(name: str, data: Any) -> dict[str, Any]:
             info[key] = [float(v)] * channels
         elif v is not None:
             info[key] = [float(x) for x in v]
-    if info["class_names"] is None and name in _CLASS_NAMES:
-        info["class_names"] = _CLASS_NAMES[name]
+    if info["class_names"] is None and name in ("fashion_mnist", "digits"):
+        from hwnas.datasets import FASHION_MNIST_CLASSES
+
+        info["class_names"] = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(str(i) for i in range(10))
     if info["class_names"] is not None:
         info["class_names"] = [str(c) for c in info["class_names"]]
     return info
