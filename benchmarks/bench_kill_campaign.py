@@ -195,14 +195,38 @@ def clear_tmp(tmp: Path, persistent: frozenset[str] = frozenset()) -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+_OWN_CODE = tuple(
+    f"{REPO / pkg}{os.sep}" for pkg in ("hwnas", "nas", "spaces", "quant", "supernet", "latency_lut", "hw_profiles")
+)
+
+
+def _is_startup_interrupt(block: list[str]) -> bool:
+    """A ``KeyboardInterrupt`` raised while the interpreter was still starting (importing ``site``,
+    the standard library), before any line of hwnas ran: every Python program prints this one, and
+    no handler of the command can exist yet, so it is not the command's traceback."""
+    frames = [ln for ln in block if ln.lstrip().startswith('File "')]
+    last = block[-1] if block else ""
+    return last.startswith("KeyboardInterrupt") and not any(code in ln for ln in frames for code in _OWN_CODE)
+
+
 def has_traceback(log: str) -> bool:
-    """Whether ``log`` holds a traceback of the command's own (CPython's "Exception ignored in ..."
-    reports of an interrupt swallowed inside its import machinery aside: they are not the command's)."""
+    """Whether ``log`` holds a traceback of the command's own. Not the command's: CPython's
+    "Exception ignored in ..." reports of an interrupt swallowed inside its import machinery, and
+    an interrupt of the interpreter's start-up (:func:`_is_startup_interrupt`)."""
     lines = log.splitlines()
-    return any(
-        ln.startswith("Traceback (most recent call last)") and not (i and lines[i - 1].startswith("Exception ignored"))
-        for i, ln in enumerate(lines)
-    )
+    for i, ln in enumerate(lines):
+        if not ln.startswith("Traceback (most recent call last)") or (
+            i and lines[i - 1].startswith("Exception ignored")
+        ):
+            continue
+        block = [ln]
+        for nxt in lines[i + 1 :]:
+            block.append(nxt)
+            if nxt and not nxt.startswith((" ", "\t")):
+                break  # the exception line ends the traceback
+        if not _is_startup_interrupt(block):
+            return True
+    return False
 
 
 def sha(path: Path) -> str:

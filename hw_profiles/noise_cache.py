@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from hwnas.io import atomic_write_text
+
 __all__ = ["MAX_AGE_S", "cache_file", "load_quiet_level", "save_quiet_level"]
 
 #: seconds after which a remembered level is ignored
@@ -66,9 +68,6 @@ def save_quiet_level(key: str, level_ms: float, now: float | None = None) -> Non
         return
     data[key] = {"level_ms": float(level_ms), "saved": now}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:  # a read-only home: the cache is an optimisation only
         pass

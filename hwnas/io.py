@@ -94,7 +94,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Make ``path`` atomically: ``write(tmp)`` writes a temporary file beside it, which then
     replaces ``path``; readers see the old file or the whole new one, never a part. The file gets
     the permissions a plain ``open`` would give (0666 less the umask), not the temporary's 0600.

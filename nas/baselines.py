@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hwnas.errors import ConfigError, HwnasError, UnknownNameError
+from hwnas.io import atomic_write
 
 __all__ = [
     "BASELINES",
@@ -247,10 +248,7 @@ def train_baseline(
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 # ----------------------------------------------------------------------------------------------

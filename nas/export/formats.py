@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import first_line
+from hwnas.io import atomic_write
 from nas.export.errors import ExportConfigError, FormatUnavailableError
 
 __all__ = [
@@ -166,8 +167,9 @@ def build_tensorrt_plan(
     finally:
         engine.close()
     plan = Path(plan_path)
-    tmp = plan.with_name(f".{plan.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(memoryview(serialized))
-    os.replace(tmp, plan)
-    return plan
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(memoryview(serialized))
+
+    return atomic_write(plan, write)

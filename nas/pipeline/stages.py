@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError, HwnasError
+from hwnas.io import atomic_write
 from hwnas.progress import ProgressBar
 from nas.pipeline.state import BASELINE_RECORD, baselines_dir, copy_file
 
@@ -56,12 +57,16 @@ def _copy_lut(src: Path, dst: Path) -> None:
     from latency_lut import open_lut
 
     open_lut(src).close()  # one-line errors for a file that is not a LUT
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(tmp) as b:
-        a.backup(b)
-    os.replace(tmp, dst)
+
+    def backup(tmp: str) -> None:
+        a, b = sqlite3.connect(f"file:{src}?mode=ro", uri=True), sqlite3.connect(tmp)
+        try:
+            a.backup(b)
+        finally:
+            a.close()
+            b.close()
+
+    atomic_write(dst, backup)
 
 
 def _profile_summary(res: Any) -> dict[str, Any]:

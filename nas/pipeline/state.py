@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
+from hwnas.io import atomic_write
 from nas.pipeline.config import STAGES
 
 __all__ = ["BASELINE_RECORD", "RunFolder", "StageChangedError", "baselines_dir", "copy_file", "first_difference"]
@@ -43,10 +44,7 @@ def baselines_dir(exp: Any) -> Path:
 
 def copy_file(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` atomically (a temp name, then a rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 class StageChangedError(ConfigError):

@@ -70,6 +70,10 @@ def test_readers_see_half_written_files(bench, tmp_path):
     ignored = "Exception ignored in: <function cb>\nTraceback (most recent call last):\nKeyboardInterrupt:\n"
     assert not bench.has_traceback(ignored)  # CPython's report of an interrupt it swallowed
     assert bench.has_traceback("x\nTraceback (most recent call last):\n  File ...\nValueError: no\n")
+    startup = 'Traceback (most recent call last):\n  File "<frozen site>", line 616, in <module>\nKeyboardInterrupt\n'
+    assert not bench.has_traceback(startup)  # Ctrl-C while the interpreter starts: before any hwnas code
+    own = f'Traceback (most recent call last):\n  File "{bench.REPO}/nas/cli/main.py", line 1, in main\nKeyboardInterrupt\n'
+    assert bench.has_traceback(own)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / ".model.json.abc.tmp").write_text("x")
     assert bench.temp_files(tmp_path / "out") == ["out/.model.json.abc.tmp"]
