@@ -1,5 +1,5 @@
 import sys
 
-from nas.cli import main
+from hwnas_entry import main
 
 sys.exit(main())

@@ -66,3 +66,30 @@ def test_sigterm_is_an_interrupt(monkeypatch, capsys):
     monkeypatch.setattr(spaces_cmd, "_list", handler)
     assert main(["spaces", "list"]) == 130
     assert "interrupted; finished work is kept" in capsys.readouterr().err
+
+
+_INTERRUPT_WHILE_IMPORTING = """
+import builtins, os, signal, sys
+import hwnas_entry
+real_import = builtins.__import__
+def interrupting_import(name, *args, **kwargs):
+    if name == "nas.cli":  # Ctrl-C while the command's modules are still being imported
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = interrupting_import
+sys.argv = ["nas", "spaces", "list"]
+sys.exit(hwnas_entry.main())
+"""
+
+
+def test_an_interrupt_while_the_command_starts_exits_quietly():
+    """The kill campaign found a ``KeyboardInterrupt`` traceback from a Ctrl-C landing while the
+    ``nas`` script imported hwnas, before ``nas.cli.main`` installed its handlers."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", _INTERRUPT_WHILE_IMPORTING], capture_output=True, text=True, env=env)
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res.stderr
