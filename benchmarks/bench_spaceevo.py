@@ -493,6 +493,18 @@ def step_baseline(w: Path, a: argparse.Namespace) -> None:
         sys.exit(f"bench_pipeline.py failed (exit {code})")
 
 
+def fastest_ms(w: Path, a: argparse.Namespace, space_yaml: str) -> float:
+    """The INT8 LUT's latency of the fastest arch of ``space_yaml`` (as ``nas run`` finds it)."""
+    from nas.search.evaluators import LutLatencyEvaluator
+    from spaces import load_space
+    from supernet import smallest_arch
+
+    profile_space(w, a, space_yaml, 0)
+    space = load_space(space_yaml)
+    lat = LutLatencyEvaluator.from_lut(w / "lut.db", a.target, space)
+    return float(lat.fastest(candidates=[smallest_arch(space)])[1])
+
+
 def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Does the Q-T score rank spaces like their trained models do? Each space is briefly
     QFA-trained, searched under the budgets (best feasible validation accuracy, INT8 fake-quant),
@@ -508,19 +520,18 @@ def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     rows = {}
     for name, (path, record) in spearman_spaces(w, a).items():
         key = f"sp-{name}"
+        budgets = step_budgets(w, a)["evolve_budgets_ms"]
+        fastest = fastest_ms(w, a, path)
+        feasible = [b for b in budgets if b >= fastest]  # no subnet under a budget: no accuracy there
         step_train(w, a, key, path, recipe=brief["supernet"])
-        run = step_run(
-            w,
-            a,
-            key,
-            path,
-            until="search",
-            budgets=step_budgets(w, a)["evolve_budgets_ms"],
-            supernet=brief["supernet"],
-            search=brief["search"],
-        )
-        summary = json.loads((run / "search" / "stage.json").read_text())["summary"]
-        accs = [s.get("accuracy") for s in summary["searches"]]
+        accs: list[float | None] = [None] * len(budgets)
+        if feasible:
+            run = step_run(
+                w, a, key, path, until="search", budgets=feasible, supernet=brief["supernet"], search=brief["search"]
+            )
+            summary = json.loads((run / "search" / "stage.json").read_text())["summary"]
+            found = iter(s.get("accuracy") for s in summary["searches"])
+            accs = [next(found) if b >= fastest else None for b in budgets]
         if record is None:
             score = hyperspace_score(scorer, hyper, 200, 500, a.seed).score
         else:
