@@ -32,13 +32,16 @@ QUANTIZATION_NOTE = {
 
 
 class _RandomReader:
-    """A calibration data reader yielding ``n`` random normal inputs."""
+    """A calibration data reader yielding ``n`` random normal feeds of the inputs ``inputs``
+    (``(name, shape)`` each: a block has one, a merge several)."""
 
-    def __init__(self, name: str, shape: Sequence[int], n: int, seed: int) -> None:
+    def __init__(self, inputs: Sequence[tuple[str, Sequence[int]]], n: int, seed: int) -> None:
         import numpy as np
 
         rng = np.random.default_rng(seed)
-        self._items = iter([{name: rng.standard_normal(tuple(shape)).astype(np.float32)} for _ in range(n)])
+        self._items = iter(
+            [{name: rng.standard_normal(tuple(shape)).astype(np.float32) for name, shape in inputs} for _ in range(n)]
+        )
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._items, None)
@@ -177,7 +180,7 @@ def quantize_model(
         raise BlockExportError(f"unknown INT8 model format {fmt!r} (formats: int8, int8_sym)")
     model = fp32 if isinstance(fp32, onnx.ModelProto) else onnx.load_from_string(fp32)
     model = fold_constant_identities(model)
-    ((name, shape, _),) = model_io(model)[0][:1] or [("input", [1], 1)]
+    inputs = [(name, shape) for name, shape, _ in model_io(model)[0]] or [("input", [1])]
 
     class Reader(_RandomReader, CalibrationDataReader):
         pass
@@ -192,7 +195,7 @@ def quantize_model(
             quantize_static(
                 pre,
                 dst,
-                Reader(name, shape, calibration_samples, seed),
+                Reader(inputs, calibration_samples, seed),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=False,
@@ -206,5 +209,5 @@ def quantize_model(
             raise BlockExportError(f"onnxruntime quantize_static failed: {msg}") from None
         quantized = onnx.load(dst)
     if quantize_outputs:
-        quantized = _quantize_float_outputs(quantized, model, (name, shape, calibration_samples, seed), fmt)
+        quantized = _quantize_float_outputs(quantized, model, (inputs, calibration_samples, seed), fmt)
     return quantized
