@@ -139,7 +139,7 @@ def _dequantize_input(g: Any, idx: int, inp: Any, consumers: list[Any]) -> None:
 
     quants = [n for n in consumers if n.op_type == "QuantizeLinear"]
     others = [n for n in consumers if n.op_type != "QuantizeLinear"]
-    if not others:  # several QuantizeLinear, or none at all
+    if not others or not any(n.op_type == "QuantizeLinear" for n in g.node):  # not a QDQ block
         raise ValueError(
             f"input {inp.name!r} does not feed exactly one QuantizeLinear (consumers: {[n.op_type for n in consumers]})"
         )
