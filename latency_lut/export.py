@@ -5,11 +5,11 @@ folder it writes is self-contained and is all a device needs (with numpy, onnx a
 engine) to run ``nas profile DIR --target T``:
 
 ``manifest.json``
-    the space, batch, formats, quantization recipe, and per block: key, op, parameters,
-    shapes and files; the pseudo-blocks (input quantization, per-call overhead); and a few
+    the space, batch, formats, quantization recipe, and per part (a block, or a merge of a
+    graph space: see :mod:`latency_lut.parts`): key, op, parameters, shapes and files; the pseudo-blocks (input quantization, per-call overhead); and a few
     whole networks for the learned correction.
 ``blocks/<key>.<format>.onnx``
-    ``fp32``: the FP32 block (float input and output). ``int8``: the QDQ block whose input
+    ``fp32``: the FP32 block (float input and output); a merge has one input per tensor merged. ``int8``: the QDQ block whose input
     and output are the *uint8 tensors* the block reads and writes inside a whole INT8
     network (the head keeps its float output). ``int8_nhwc``: the same with NHWC uint8 I/O
     (see :mod:`latency_lut.formats`). ``int8_sym``: symmetric QDQ with float I/O
@@ -29,20 +29,33 @@ from typing import Any
 from hwnas.errors import first_line
 from hwnas.io import atomic_write_text
 from hwnas.opset import DEFAULT_OPSET
-from latency_lut.errors import BlockExportError, UnsupportedSpaceError
+from latency_lut.errors import BlockExportError
 from latency_lut.formats import ALL_FORMATS as _ALL_FORMATS
 from latency_lut.formats import DEFAULT_FORMATS, UINT8_IO_FORMATS, model_filename
 from latency_lut.formats import QUANT_RECIPE as _QUANT_RECIPE
-from latency_lut.keys import block_key, overhead_key, quantize_key
+from latency_lut.keys import block_key, is_merge, overhead_key, part_key, quantize_key
 from latency_lut.manifest import MANIFEST_NAME, Manifest, space_record
-from latency_lut.onnx_models import channels_last_io, make_overhead_model, make_quantize_model, strip_quant_io
+from latency_lut.onnx_models import (
+    channels_last_io,
+    make_merge_model,
+    make_overhead_model,
+    make_quantize_model,
+    nhwc_average_pool,
+    strip_quant_io,
+)
+from latency_lut.parts import add_parts, network_parts, sampled_parts, space_parts
 
 __all__ = [
     "DEFAULT_FORMATS",
     "block_models",
     "calibration_archs",
     "export_blocks",
+    "merge_models",
+    "network_keys",
     "network_models",
+    "part_entry",
+    "part_models",
+    "profiled_parts",
     "space_blocks",
 ]
 
@@ -57,25 +70,26 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def _check_space(space: Any) -> None:
-    ops = {b.op for b in space.blocks(space.default())}
-    if "nb201_network" in ops:
-        raise UnsupportedSpaceError(
-            f"space {space.name!r} has no per-block latency table: NAS-Bench-201 cells are served by the "
-            "tabular benchmark's measured latencies"
-        )
-
-
 def space_blocks(space: Any, archs: int | None = None, seed: int = 0) -> list[Any]:
-    """Every distinct block of ``space`` (``archs=None``), or those of ``archs`` sampled archs."""
-    _check_space(space)
+    """Every distinct priced part of ``space`` (``archs=None``): its blocks and, in a graph space,
+    its merges (:mod:`latency_lut.parts`); or those of ``archs`` sampled archs."""
     if archs is None:
-        return space.enumerate_blocks()
-    seen: dict[Any, Any] = {}
-    for i in range(archs):
-        for b in space.blocks(space.sample(seed + i)):
-            seen.setdefault(b.signature(), b)
-    return list(seen.values())
+        return space_parts(space)
+    return sampled_parts(space, archs, seed)
+
+
+def profiled_parts(space: Any, archs: int | None, seed: int, calib: Sequence[Any]) -> list[Any]:
+    """What a profile of ``space`` measures: :func:`space_blocks`, then the parts of the
+    calibration networks ``calib`` it lacks (the correction needs every part of its networks)."""
+    parts = space_blocks(space, archs, seed)
+    for arch in calib:
+        add_parts(parts, network_parts(space, arch))
+    return parts
+
+
+def network_keys(space: Any, arch: Any, batch: int = 1) -> list[str]:
+    """The LUT keys of the priced parts of ``arch`` (what a LUT sums for it), in order."""
+    return [part_key(p, batch) for p in network_parts(space, arch)]
 
 
 def calibration_archs(space: Any, n: int, seed: int = 0) -> list[Any]:
@@ -152,9 +166,89 @@ def block_models(block: Any, formats: Sequence[str], batch: int = 1, seed: int =
                 except ValueError as exc:
                     raise BlockExportError(f"block {block_key(block, batch)}: cannot make uint8 I/O: {exc}") from None
             if fmt == "int8_nhwc":
+                q = nhwc_average_pool(channels_last_io(q))
+            out[fmt] = _serialize(q)
+    return out
+
+
+def _merge_module(mode: str, channels: Sequence[int]) -> Any:
+    """The torch module of a merge for its ``torch.export`` program: the torch engine runs
+    programs of one input, so the merge reads its inputs as channel slices of one tensor (views,
+    no copy at batch 1)."""
+    import torch
+
+    class Merge(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            parts = torch.split(x, list(channels), dim=1)
+            if mode == "concat":
+                return torch.cat(parts, dim=1)
+            out = parts[0]
+            for p in parts[1:]:
+                out = out + p
+            return out
+
+    return Merge()
+
+
+def merge_models(merge: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
+    """The model bytes of the merge part ``merge`` (a :class:`spaces.ResolvedMerge`) in each of
+    ``formats``, made like a block's: the FP32 merge (:func:`~latency_lut.onnx_models.make_merge_model`),
+    quantized with the blocks' recipe; the INT8 models read and write the uint8 tensors (NHWC for
+    ``int8_nhwc``) that a whole INT8 network passes between its parts."""
+    formats = _check_formats(formats)
+    out: dict[str, bytes] = {}
+    fp32 = make_merge_model(merge.mode, merge.inputs, batch)
+    from latency_lut.quantize import quantize_merge_model
+
+    quantized: dict[str, Any] = {}
+    for fmt in formats:
+        if fmt == "fp32":
+            out[fmt] = _serialize(fp32)
+        elif fmt == "pt2":
+            module = _merge_module(merge.mode, merge.channels)
+            out[fmt] = _program_bytes(module, (sum(merge.channels), merge.h, merge.w), batch)
+        else:
+            recipe = _QUANT_RECIPE[fmt]
+            if recipe not in quantized:
+                quantized[recipe] = quantize_merge_model(fp32, recipe)
+            q = quantized[recipe]
+            if fmt in UINT8_IO_FORMATS:
+                try:
+                    q = strip_quant_io(q)
+                except ValueError as exc:
+                    raise BlockExportError(f"merge {part_key(merge, batch)}: cannot make uint8 I/O: {exc}") from None
+            if fmt == "int8_nhwc":
                 q = channels_last_io(q)
             out[fmt] = _serialize(q)
     return out
+
+
+def part_models(part: Any, formats: Sequence[str], batch: int = 1, seed: int = 0) -> dict[str, bytes]:
+    """:func:`merge_models` of a merge, :func:`block_models` of a block."""
+    if is_merge(part):
+        return merge_models(part, formats, batch, seed)
+    return block_models(part, formats, batch, seed)
+
+
+def part_entry(part: Any, batch: int = 1) -> dict[str, Any]:
+    """The manifest's record of a part (a merge or a block; without its files)."""
+    if not is_merge(part):
+        return block_entry(part, batch)
+    return {
+        "kind": "merge",
+        "key": part_key(part, batch),
+        "path": part.path,
+        "op": part.mode,
+        "params": {"n": len(part.inputs)},
+        "inputs": [list(s) for s in part.inputs],
+        "cin": sum(part.channels) if part.mode == "concat" else part.cout,
+        "h": part.h,
+        "w": part.w,
+        "cout": part.cout,
+        "h_out": part.h,
+        "w_out": part.w,
+        "batch": batch,
+    }
 
 
 def block_entry(block: Any, batch: int = 1) -> dict[str, Any]:
@@ -247,24 +341,18 @@ def export_blocks(
     formats = _check_formats(formats)
     out = prepare_out_dir(out_dir, "--out")  # one line: a file in the way, a folder that cannot be written
     prepare_out_dir(out / "blocks", "--out")
-    blocks = space_blocks(space, archs, seed)
     calib = calibration_archs(space, networks, seed) if networks else []
-    seen = {b.signature() for b in blocks}
-    for arch in calib:  # the correction needs every block of its networks
-        for b in space.blocks(arch):
-            if b.signature() not in seen:
-                seen.add(b.signature())
-                blocks.append(b)
+    blocks = profiled_parts(space, archs, seed, calib)
     entries: list[dict[str, Any]] = []
     total = len(blocks) + networks
     for i, block in enumerate(blocks):
-        key = block_key(block, batch)
+        key = part_key(block, batch)
         files = {fmt: f"blocks/{model_filename(key, fmt)}" for fmt in formats}
         missing = [fmt for fmt, rel in files.items() if not (out / rel).is_file()]
         if missing:
-            for fmt, data in block_models(block, missing, batch, seed=i).items():
+            for fmt, data in part_models(block, missing, batch, seed=i).items():
                 _write_bytes(out / files[fmt], data)
-        entries.append({**block_entry(block, batch), "files": files})
+        entries.append({**part_entry(block, batch), "files": files})
         if progress:
             progress(i + 1, total, key)
     extras = []
@@ -288,7 +376,7 @@ def export_blocks(
                 {
                     "arch_id": arch.id,
                     "arch": dict(arch),
-                    "keys": [block_key(b, batch) for b in space.blocks(arch)],
+                    "keys": network_keys(space, arch, batch),
                     "files": files,
                 }
             )

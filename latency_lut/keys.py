@@ -7,6 +7,12 @@ that can change latency is in the key; parameters that cannot (``dropout`` in ev
 of ops registered later that this module does not know are appended as ``<name><value>``
 so that they are never silently dropped.
 
+Graph spaces (cells, parallel branches, residuals) are priced from their parts: every edge or
+node op is a block like any other, every merge a *merge part* keyed by its mode, input count
+and shapes (:func:`merge_key`): ``add_n3_c16-16_h32w32_b1`` (three 16-channel tensors summed),
+``concat_n2_i8.8_c16-16_h28w28_b1`` (8 + 8 channels concatenated). Ops the engine removes from
+a whole network (:data:`FREE_OPS`: the identity ``skip``) cost nothing and are never measured.
+
 Two pseudo-blocks complete a network's sum:
 
 * ``quantize_c1_h28w28_b1``: the network's input ``QuantizeLinear`` (float → uint8) of
@@ -26,12 +32,20 @@ from typing import Any
 from latency_lut.errors import UnsupportedSpaceError
 
 __all__ = [
+    "FREE_OPS",
     "KEY_RE",
+    "MERGE_MODES",
+    "SHARED_OPS",
     "block_family",
     "block_key",
     "format_number",
+    "is_free",
+    "is_merge",
+    "is_shared",
+    "merge_key",
     "overhead_key",
     "parse_key",
+    "part_key",
     "quantize_key",
 ]
 
@@ -47,10 +61,15 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("feature", "f"),
     ("hidden", "hd"),
 )
-_NOT_PROFILED = {
-    "nb201_network": "the nb201 space is served by its tabular benchmark "
-    "(measured latencies of all 15,625 cells), not by a block LUT"
-}
+#: Ops that cost nothing inside a whole network, with the reason: they are never measured (an
+#: identity has no model of its own: onnxruntime and torch.export remove it from the graph).
+FREE_OPS: dict[str, str] = {"skip": "an identity, which the engine removes from the network graph"}
+#: Ops without weights: two of them with equal parameters applied to one tensor (two cell edges
+#: reading one node) are computed once (onnxruntime eliminates common subexpressions), so a
+#: network prices them once (:func:`latency_lut.parts.network_parts`).
+SHARED_OPS: frozenset[str] = frozenset({"pool", "zero"})
+#: the modes of merge parts
+MERGE_MODES: tuple[str, ...] = ("add", "concat")
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -78,8 +97,6 @@ def _params(block: Any) -> dict[str, Any]:
 def block_key(block: Any, batch: int = 1) -> str:
     """The LUT key of ``block`` (a ResolvedBlock or a mapping with its fields) at ``batch``."""
     op = str(_field(block, "op"))
-    if op in _NOT_PROFILED:
-        raise UnsupportedSpaceError(f"op {op!r} has no block latency: {_NOT_PROFILED[op]}")
     params = _params(block)
     parts = [op]
     if "act" in params:
@@ -98,6 +115,49 @@ def block_key(block: Any, batch: int = 1) -> str:
     parts.append(f"b{int(batch)}")
     key = "_".join(parts)
     return re.sub(r"[^a-z0-9_.\-]", "", key.lower())
+
+
+def is_merge(part: Any) -> bool:
+    """Whether ``part`` is a merge (a :class:`spaces.ResolvedMerge` or an object with its fields)."""
+    return hasattr(part, "mode") and hasattr(part, "inputs") and not hasattr(part, "op")
+
+
+def is_free(part: Any) -> bool:
+    """Whether ``part`` costs nothing in a whole network (a block of an op in :data:`FREE_OPS`)."""
+    return not is_merge(part) and str(_field(part, "op")) in FREE_OPS
+
+
+def is_shared(part: Any) -> bool:
+    """Whether ``part`` is a block of an op in :data:`SHARED_OPS` (no weights)."""
+    return not is_merge(part) and str(_field(part, "op")) in SHARED_OPS
+
+
+def merge_key(mode: str, inputs: Any, batch: int = 1) -> str:
+    """The LUT key of a merge of ``inputs`` (``(channels, height, width)`` each) by ``mode``:
+    ``add_n2_c16-16_h32w32_b1``; a concatenation also names each input's channels, in order
+    (``concat_n2_i8.16_c24-24_h28w28_b1``), since it copies each input separately."""
+    shapes = [tuple(int(v) for v in s) for s in inputs]
+    if mode not in MERGE_MODES:
+        raise UnsupportedSpaceError(f"a merge is one of {list(MERGE_MODES)}, got {mode!r}")
+    if not shapes or any(len(s) != 3 for s in shapes) or any(s[1:] != shapes[0][1:] for s in shapes):
+        raise UnsupportedSpaceError(f"merge {mode}: inputs must be (channels, height, width) of one size, got {inputs}")
+    k = len(shapes)
+    _, h, w = shapes[0]
+    if mode == "add":
+        if any(s != shapes[0] for s in shapes):
+            raise UnsupportedSpaceError(f"merge add: inputs of different shapes {shapes}")
+        c = shapes[0][0]
+        return f"add_n{k}_c{c}-{c}_h{h}w{w}_b{int(batch)}"
+    total = sum(s[0] for s in shapes)
+    split = ".".join(str(s[0]) for s in shapes)
+    return f"concat_n{k}_i{split}_c{total}-{total}_h{h}w{w}_b{int(batch)}"
+
+
+def part_key(part: Any, batch: int = 1) -> str:
+    """The LUT key of a network part: :func:`merge_key` of a merge, :func:`block_key` of a block."""
+    if is_merge(part):
+        return merge_key(part.mode, part.inputs, batch)
+    return block_key(part, batch)
 
 
 def block_family(op: str, params: Mapping[str, Any]) -> str:

@@ -6,6 +6,8 @@
 * :func:`channels_last_io` gives such a block NHWC inputs and outputs: the layout in which
   onnxruntime's CPU INT8 kernels pass tensors to each other inside a network.
 * :func:`make_quantize_model` is the network's input quantization (float → uint8).
+* :func:`make_merge_model` is a graph node's merge (a sum or a concatenation of several
+  float inputs), exported as torch exports a network's merge.
 * :func:`make_overhead_model` is a trivial model whose run time is the engine's fixed
   per-call overhead.
 """
@@ -17,7 +19,15 @@ from typing import Any
 
 from hwnas.opset import DEFAULT_OPSET
 
-__all__ = ["channels_last_io", "make_overhead_model", "make_quantize_model", "model_io", "strip_quant_io"]
+__all__ = [
+    "channels_last_io",
+    "make_merge_model",
+    "make_overhead_model",
+    "make_quantize_model",
+    "model_io",
+    "nhwc_average_pool",
+    "strip_quant_io",
+]
 
 
 def _onnx() -> Any:
@@ -56,7 +66,14 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
 
     The graph input then is the quantized tensor (uint8/int8) that fed the removed
     QuantizeLinear's consumers, and the graph output is the quantized tensor the removed
-    DequantizeLinear read. Raises ValueError when the model does not have that structure.
+    DequantizeLinear read. Every graph input is stripped (a merge model has several).
+
+    An input that also (or only) feeds float ops, as a block starting with a ReLU does (the
+    quantizer leaves the ReLU's input in float), becomes a quantized input read through a
+    ``DequantizeLinear``: what the network runs after the previous part's quantized output
+    (with the quantization of the input's QuantizeLinear consumers, else ``scale`` 0.025 and the
+    activations' default zero point). Raises ValueError when the model does not have that
+    structure (an input feeding nothing, an output not made by a DequantizeLinear).
     """
     onnx = _onnx()
     from onnx import helper
@@ -65,21 +82,22 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
     m.CopyFrom(model)
     g = m.graph
     if strip_input:
-        inp = g.input[0]
-        consumers = [n for n in g.node if inp.name in n.input]
-        if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear":
-            raise ValueError(
-                f"input {inp.name!r} does not feed exactly one QuantizeLinear "
-                f"(consumers: {[n.op_type for n in consumers]})"
-            )
-        q = consumers[0]
-        zp = next((i for i in g.initializer if len(q.input) > 2 and i.name == q.input[2]), None)
-        elem = zp.data_type if zp is not None else onnx.TensorProto.UINT8
-        shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-        new_input = helper.make_tensor_value_info(q.output[0], elem, shape)
-        g.node.remove(q)
-        g.input.remove(inp)
-        g.input.insert(0, new_input)
+        inits = {i.name for i in g.initializer}
+        for idx, inp in enumerate(list(g.input)):  # every graph input (a merge model has several)
+            if inp.name in inits:
+                continue
+            consumers = [n for n in g.node if inp.name in n.input]
+            if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear":
+                _dequantize_input(g, idx, inp, consumers)
+                continue
+            q = consumers[0]
+            zp = next((i for i in g.initializer if len(q.input) > 2 and i.name == q.input[2]), None)
+            elem = zp.data_type if zp is not None else onnx.TensorProto.UINT8
+            shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+            new_input = helper.make_tensor_value_info(q.output[0], elem, shape)
+            g.node.remove(q)
+            g.input.remove(inp)
+            g.input.insert(idx, new_input)
     if strip_output:
         for idx in range(len(g.output)):
             out = g.output[idx]
@@ -110,6 +128,62 @@ def strip_quant_io(model: Any, strip_input: bool = True, strip_output: bool = Tr
     del g.value_info[:]
     onnx.checker.check_model(m)
     return m
+
+
+def _dequantize_input(g: Any, idx: int, inp: Any, consumers: list[Any]) -> None:
+    """Make the float graph input ``inp`` (at ``idx``) a quantized input: its QuantizeLinear
+    consumers are removed (their readers read the input), its other consumers read it through a
+    new DequantizeLinear with the same quantization (see :func:`strip_quant_io`)."""
+    onnx = _onnx()
+    from onnx import helper
+
+    quants = [n for n in consumers if n.op_type == "QuantizeLinear"]
+    others = [n for n in consumers if n.op_type != "QuantizeLinear"]
+    if not others or not any(n.op_type == "QuantizeLinear" for n in g.node):  # not a QDQ block
+        raise ValueError(
+            f"input {inp.name!r} does not feed exactly one QuantizeLinear (consumers: {[n.op_type for n in consumers]})"
+        )
+    inits = {i.name: i for i in g.initializer}
+    zp_type = next(
+        (
+            inits[n.input[2]].data_type
+            for n in g.node
+            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+        ),
+        onnx.TensorProto.UINT8,
+    )
+    if quants and len(quants[0].input) > 2:
+        scale, zero_point = quants[0].input[1], quants[0].input[2]
+    else:
+        scale, zero_point = f"{inp.name}_input_scale", f"{inp.name}_input_zero_point"
+        default_zp = 128 if zp_type == onnx.TensorProto.UINT8 else 0
+        g.initializer.extend(
+            [
+                helper.make_tensor(scale, onnx.TensorProto.FLOAT, [], [0.025]),
+                helper.make_tensor(zero_point, zp_type, [], [default_zp]),
+            ]
+        )
+    quantized = f"{inp.name}_quantized"
+    for q in quants:  # their readers read the quantized input
+        for n in g.node:
+            for i, x in enumerate(n.input):
+                if x == q.output[0]:
+                    n.input[i] = quantized
+        g.node.remove(q)
+    dequantized = f"{inp.name}_dequantized"
+    for n in others:
+        for i, x in enumerate(n.input):
+            if x == inp.name:
+                n.input[i] = dequantized
+    g.node.insert(
+        0,
+        helper.make_node(
+            "DequantizeLinear", [quantized, scale, zero_point], [dequantized], name=f"{inp.name}_DequantizeLinear"
+        ),
+    )
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    g.input.remove(inp)
+    g.input.insert(idx, helper.make_tensor_value_info(quantized, zp_type, shape))
 
 
 def make_quantize_model(
@@ -212,3 +286,77 @@ def make_overhead_model(elem_type: str = "uint8") -> Any:
     model = _make_model(graph)
     onnx.checker.check_model(model)
     return model
+
+
+def make_merge_model(mode: str, inputs: Sequence[Sequence[int]], batch: int = 1) -> Any:
+    """The FP32 model of a merge of ``inputs`` (``(channels, height, width)`` each): ``add`` is a
+    chain of binary ``Add`` nodes (``((x0 + x1) + x2) ...``, as torch exports a sum of several
+    tensors), ``concat`` one ``Concat`` along channels. Inputs ``input0..``, output ``output``."""
+    onnx = _onnx()
+    from onnx import TensorProto, helper
+
+    shapes = [[int(batch), *map(int, s)] for s in inputs]
+    if mode not in ("add", "concat") or len(shapes) < 2:
+        raise ValueError(f"a merge is add or concat of at least two inputs, got {mode!r} of {len(shapes)}")
+    names = [f"input{i}" for i in range(len(shapes))]
+    nodes = []
+    if mode == "add":
+        current = names[0]
+        for i, name in enumerate(names[1:], start=1):
+            out = "output" if i == len(names) - 1 else f"sum{i}"
+            nodes.append(helper.make_node("Add", [current, name], [out], name=f"add{i}"))
+            current = out
+        out_shape = shapes[0]
+    else:
+        nodes.append(helper.make_node("Concat", names, ["output"], axis=1, name="concat"))
+        out_shape = [shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:]]
+    graph = helper.make_graph(
+        nodes,
+        f"merge_{mode}",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in zip(names, shapes)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
+    )
+    model = _make_model(graph)
+    onnx.checker.check_model(model)
+    return model
+
+
+def nhwc_average_pool(model: Any) -> Any:
+    """An ``int8_nhwc`` block that is one quantized average pool, as the NHWC kernel
+    onnxruntime's CPU network runs (``com.microsoft.QLinearAveragePool``, ``channels_last=1``).
+
+    Inside a whole INT8 network onnxruntime runs a pool whose input comes from an NHWC kernel
+    channels-last; alone, between the transposes of :func:`channels_last_io`, its layout
+    transformer leaves it NCHW and the block would time two transposes and the NCHW kernel
+    (about twice the network's pool at 16×32×32 on an AVX-512 VNNI Xeon). A model of any other
+    structure is returned unchanged.
+    """
+    onnx = _onnx()
+    from onnx import helper
+
+    g = model.graph
+    ops = [n.op_type for n in g.node]
+    if ops != ["Transpose", "DequantizeLinear", "AveragePool", "QuantizeLinear", "Transpose"]:
+        return model
+    t_in, dq, pool, q, t_out = g.node
+    if [n.input[0] for n in (dq, pool, q, t_out)] != [t_in.output[0], dq.output[0], pool.output[0], q.output[0]]:
+        return model
+    attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+    node = helper.make_node(
+        "QLinearAveragePool",
+        [t_in.input[0], dq.input[1], dq.input[2], q.input[1], q.input[2]],
+        [t_out.output[0]],
+        name=f"{pool.name or 'pool'}_nhwc",
+        domain="com.microsoft",
+        channels_last=1,
+        **{
+            k: v for k, v in attrs.items() if k in ("kernel_shape", "pads", "strides", "count_include_pad", "ceil_mode")
+        },
+    )
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    del m.graph.node[:]
+    m.graph.node.extend([node])
+    if not any(o.domain == "com.microsoft" for o in m.opset_import):
+        m.opset_import.extend([helper.make_opsetid("com.microsoft", 1)])
+    return m

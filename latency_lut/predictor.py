@@ -1,7 +1,8 @@
 """Vectorised latency prediction from a LUT (numpy only; no torch).
 
 A space's blocks are compiled once into an index: every distinct block key gets an id and
-a latency slot. An architecture becomes a row of block ids (padded with a zero-latency
+a latency slot. In a graph space (cells) the parts are the edges' and nodes' op blocks and the
+merges (:mod:`latency_lut.parts`); a free part (an identity edge) has no slot. An architecture becomes a row of block ids (padded with a zero-latency
 slot), so scoring many architectures is one gather and one sum over an
 ``(n_archs, max_blocks)`` integer matrix, plus the fitted correction: millions of
 architectures per second once encoded. Encoding an arch walks the space once
@@ -22,8 +23,9 @@ from latency_lut.correction import apply_correction
 from latency_lut.db import LatencyDB, open_lut
 from latency_lut.errors import FingerprintMismatchError, LUTError, MissingBlockError
 from latency_lut.formats import UINT8_IO_FORMATS
-from latency_lut.keys import block_key, overhead_key, quantize_key
+from latency_lut.keys import overhead_key, part_key, quantize_key
 from latency_lut.manifest import match_space_record, record_hash, space_record
+from latency_lut.parts import network_parts, space_parts
 from spaces.identity import SpaceMismatchError, space_label
 
 __all__ = ["LUTSpaceMismatchError", "LatencyPredictor"]
@@ -96,8 +98,8 @@ class LatencyPredictor:
         self.keys: list[str] = []
         self.paths: list[str] = []
         self._id: dict[str, int] = {}
-        for b in space.enumerate_blocks():
-            self._add(block_key(b, self.batch), b.path)
+        for b in space_parts(space):  # blocks, and the merges of a graph space's cells
+            self._add(part_key(b, self.batch), b.path)
         self._cache: dict[str, tuple[int, ...]] = {}
         self._refresh()
         if not self.same_space:
@@ -172,7 +174,7 @@ class LatencyPredictor:
         aid = getattr(arch, "id", None)
         if aid is not None and aid in self._cache:
             return self._cache[aid]
-        ids = tuple(self._add(block_key(b, self.batch), b.path) for b in self.space.blocks(arch))
+        ids = tuple(self._add(part_key(b, self.batch), b.path) for b in network_parts(self.space, arch))
         if aid is not None:
             self._cache[aid] = ids
         return ids

@@ -537,8 +537,15 @@ def _profile_space(
     tmp: Path,
     opts: _RunOptions,
 ) -> ProfileResult:
-    from latency_lut.export import block_models, calibration_archs, extra_models, network_models, space_blocks
-    from latency_lut.keys import block_key
+    from latency_lut.export import (
+        calibration_archs,
+        extra_models,
+        network_keys,
+        network_models,
+        part_models,
+        profiled_parts,
+    )
+    from latency_lut.keys import is_merge, part_key
     from latency_lut.manifest import space_record
 
     engine = create_engine(target)
@@ -548,13 +555,7 @@ def _profile_space(
         fp = engine.fingerprint(fmt)
         record = space_record(space)
         calib = calibration_archs(space, networks, seed) if networks else []
-        blocks = space_blocks(space, archs, seed)
-        seen = {b.signature() for b in blocks}
-        for arch in calib:
-            for b in space.blocks(arch):
-                if b.signature() not in seen:
-                    seen.add(b.signature())
-                    blocks.append(b)
+        blocks = profiled_parts(space, archs, seed, calib)  # blocks, and the merges of a graph space
         jobs: list[BlockJob] = []
         for extra in extra_models(space, [fmt], batch):
             data = extra["models"].get(fmt)
@@ -567,14 +568,15 @@ def _profile_space(
         def block_path(b: Any, key: str) -> Callable[[], str]:
             def make() -> str:
                 p = tmp / model_filename(key, fmt)
-                p.write_bytes(block_models(b, [fmt], batch)[fmt])
+                p.write_bytes(part_models(b, [fmt], batch)[fmt])
                 return str(p)
 
             return make
 
         for b in blocks:
-            key = block_key(b, batch)
-            jobs.append(BlockJob(key, b.op, block_family(b.op, b.kwargs), block_path(b, key), cleanup=True))
+            key = part_key(b, batch)
+            op, family = (b.mode, b.mode) if is_merge(b) else (b.op, block_family(b.op, b.kwargs))
+            jobs.append(BlockJob(key, op, family, block_path(b, key), cleanup=True))
 
         def net_path(arch: Any) -> Callable[[], str]:
             def make() -> str:
@@ -585,9 +587,7 @@ def _profile_space(
             return make
 
         nets = [
-            NetworkJob(
-                arch.id, dict(arch), [block_key(b, batch) for b in space.blocks(arch)], net_path(arch), cleanup=True
-            )
+            NetworkJob(arch.id, dict(arch), network_keys(space, arch, batch), net_path(arch), cleanup=True)
             for arch in calib
         ]
         extras = [j.key for j in jobs if j.op == "quantize"]

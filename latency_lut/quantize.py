@@ -23,7 +23,7 @@ from typing import Any
 from hwnas.errors import HwnasError, first_line
 from latency_lut.errors import BlockExportError
 
-__all__ = ["QUANTIZATION_NOTE", "QUANT_SCHEMES", "quantize_module"]
+__all__ = ["QUANTIZATION_NOTE", "QUANT_SCHEMES", "quantize_merge_model", "quantize_module"]
 
 #: the :mod:`quant` scheme of each INT8 model format
 QUANT_SCHEMES: dict[str, str] = {"int8": "ort_cpu", "int8_sym": "tensorrt"}
@@ -76,3 +76,68 @@ def quantize_module(
         raise BlockExportError(
             f"INT8 export ({QUANT_SCHEMES[fmt]} scheme) failed for {type(module).__name__}: {first_line(exc)}"
         ) from None
+
+
+def quantize_merge_model(model: Any, fmt: str = "int8") -> Any:
+    """The INT8 QDQ model of a merge (``Add`` chains and ``Concat``: no weights, nothing to trace
+    or calibrate), with the quantization :mod:`quant` gives a merge inside a network: every merged
+    tensor, every partial sum and the result pass through QuantizeLinear → DequantizeLinear (an
+    add or a concatenation is an integer kernel that reads and writes quantized tensors). Float
+    input and output; returns a new ModelProto."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    if fmt not in QUANT_SCHEMES:
+        raise BlockExportError(f"unknown INT8 model format {fmt!r} (formats: {', '.join(QUANT_SCHEMES)})")
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    zero = np.array(128, np.uint8) if fmt == "int8" else np.array(0, np.int8)
+    g.initializer.extend(
+        [numpy_helper.from_array(np.array(0.05, np.float32), "qscale"), numpy_helper.from_array(zero, "qzero")]
+    )
+    outputs = {o.name for o in g.output}
+    tensors = [i.name for i in g.input] + [o for n in g.node for o in n.output]
+    qdq = []
+    for t in tensors:
+        inner = f"{t}_float" if t in outputs else t
+        if t in outputs:  # the producer writes ``inner``; the graph output keeps its name
+            for n in g.node:
+                n.output[:] = [inner if o == t else o for o in n.output]
+        dq = t if t in outputs else f"{t}_dq"
+        if t not in outputs:
+            for n in g.node:
+                n.input[:] = [dq if i == t else i for i in n.input]
+        qdq += [
+            helper.make_node("QuantizeLinear", [inner, "qscale", "qzero"], [f"{t}_q"], name=f"{t}_QuantizeLinear"),
+            helper.make_node("DequantizeLinear", [f"{t}_q", "qscale", "qzero"], [dq], name=f"{t}_DequantizeLinear"),
+        ]
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(qdq + nodes)
+    return _toposorted(m)
+
+
+def _toposorted(model: Any) -> Any:
+    """``model`` with its nodes in an order where each node follows the producers of its inputs."""
+    g = model.graph
+    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    pending = list(g.node)
+    ordered = []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise BlockExportError(
+                f"merge model {g.name!r}: inputs no node produces: {sorted({i for n in rest for i in n.input} - ready)}"
+            )
+        pending = rest
+    del g.node[:]
+    g.node.extend(ordered)
+    return model

@@ -22,7 +22,7 @@ from spaces._nodes import (
     ResolvedBlock,
     Sequential,
 )
-from spaces._program import Wire
+from spaces._program import ResolvedMerge, Wire
 from spaces._registry import create_space, get_space_factory, list_spaces, register_space
 from spaces._space import Constraint, Space
 from spaces.arch import Arch
@@ -54,6 +54,7 @@ __all__ = [
     "Repeat",
     "Residual",
     "ResolvedBlock",
+    "ResolvedMerge",
     "Sequential",
     "Space",
     "SpaceMismatchError",

@@ -49,7 +49,7 @@ from spaces._nodes import (
     _walk_value,
     index_of,
 )
-from spaces._program import MERGES, Wire
+from spaces._program import MERGES, ResolvedMerge, Wire
 
 __all__ = ["Add", "Cell", "CellNode", "Concat", "Edge", "Parallel", "Residual", "Switch"]
 
@@ -100,12 +100,27 @@ def _merge_shape(mode: Any, shapes: Sequence[Shape], where: str) -> Shape:
     return (sum(s[0] for s in shapes), shapes[0][1], shapes[0][2])
 
 
-def _merge(walk: _Walk, st: _State, merge: Any, label: str, slots: Sequence[str], shapes: Sequence[Shape]) -> Branches:
-    """Walk the merge value and merge ``slots`` (of ``shapes``): ``[(shape, state)]``."""
+def _merge(
+    walk: _Walk,
+    st: _State,
+    merge: Any,
+    label: str,
+    slots: Sequence[str],
+    shapes: Sequence[Shape],
+    part: str = "merge",
+) -> Branches:
+    """Walk the merge value and merge ``slots`` (of ``shapes``): ``[(shape, state)]``. The merge
+    is a :class:`ResolvedMerge` at ``<scope>.<part>``: carried by its wire in a concrete walk,
+    collected (``walk.merges``) in a block enumeration."""
     out: Branches = []
     for mode, st2 in _walk_value(walk, st, merge, label):
-        shape = _merge_shape(mode, shapes, st2.scope.prefix or "<root>")
-        out.append((shape, _state(_emit(walk, st2, Wire("merge", sources=tuple(slots), mode=mode)), shape=shape)))
+        prefix = st2.scope.prefix
+        shape = _merge_shape(mode, shapes, prefix or "<root>")
+        resolved = ResolvedMerge(f"{prefix}.{part}" if prefix else part, mode, tuple(shapes))
+        if not walk.record_all:
+            walk.merges.setdefault(resolved.signature(), resolved)
+        wire = Wire("merge", sources=tuple(slots), mode=mode, part=resolved)
+        out.append((shape, _state(_emit(walk, st2, wire), shape=shape)))
     return out
 
 
@@ -467,14 +482,16 @@ class Residual(Node):
         for _, st in self.inner.walk(walk, start, label):
             body = _emit(walk, st, Wire("save", f"{slot}.body"))
             if self.shortcut is None:
-                for _, st2 in _merge(walk, body, "add", "merge", [f"{slot}.body", slot], [st.shape, state.shape]):
+                for _, st2 in _merge(
+                    walk, body, "add", "merge", [f"{slot}.body", slot], [st.shape, state.shape], part="residual"
+                ):
                     out.append((None, st2))
                 continue
             sc = _state(_emit(walk, body, Wire("load", slot)), shape=state.shape, scope=st.scope.child("shortcut"))
             for _, st2 in self.shortcut.walk(walk, sc, "shortcut"):
                 st3 = _state(_emit(walk, st2, Wire("save", f"{slot}.short")), scope=st.scope)
                 for _, st4 in _merge(
-                    walk, st3, "add", "merge", [f"{slot}.body", f"{slot}.short"], [st.shape, st2.shape]
+                    walk, st3, "add", "merge", [f"{slot}.body", f"{slot}.short"], [st.shape, st2.shape], part="residual"
                 ):
                     out.append((None, st4))
         return _dedupe(out)

@@ -200,6 +200,8 @@ class _Walk:
     choose: Callable[[Decision, _State], list[Any]]
     record_all: bool = True
     collected: dict[tuple[Any, ...], ResolvedBlock] = field(default_factory=dict)
+    #: the merges of graph nodes met when not ``record_all`` (:class:`spaces._program.ResolvedMerge`)
+    merges: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     #: block variants resolved so far (bounded by :data:`MAX_RESOLVED_BLOCKS` when not ``record_all``)
     resolved: int = 0
 

@@ -19,7 +19,7 @@ from spaces._nodes import (
     _Walk,
     index_of,
 )
-from spaces._program import Wire
+from spaces._program import ResolvedMerge, Wire
 from spaces.arch import Arch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -499,12 +499,27 @@ class Space:
         :data:`~spaces._nodes.MAX_RESOLVED_BLOCKS` block variants is refused
         (:class:`~hwnas.errors.SpaceTooLargeError`) instead of taking minutes.
         """
+        return list(self._enumeration().collected.values())
+
+    def merges(self, arch: Mapping[str, Any]) -> list[ResolvedMerge]:
+        """The merges of ``arch``'s graph nodes (cell nodes, cell outputs, parallel branches,
+        residuals) in order, each with the shapes it reads; a chain has none."""
+        return [w.part for w in self.program(arch) if isinstance(w, Wire) and w.part is not None]
+
+    def enumerate_merges(self) -> list[ResolvedMerge]:
+        """Every distinct merge (mode and input shapes) any arch can contain: the companion of
+        :meth:`enumerate_blocks` for graph spaces (empty for a chain), from the same walk."""
+        return list(self._enumeration().merges.values())
+
+    def _enumeration(self) -> _Walk:
+        """The walk with every decision open that lists blocks and merges (bounded, see
+        :meth:`enumerate_blocks`)."""
         walk = _Walk(choose=lambda d, st: list(d.options), record_all=False)
         try:
             self.body.walk(walk, self._root_state(), None)
         except SpaceTooLargeError as exc:
             raise SpaceTooLargeError(f"space {self.name!r}: {exc}") from None
-        return list(walk.collected.values())
+        return walk
 
     def build(self, arch: Mapping[str, Any]) -> nn.Module:
         """A freshly initialised ``torch.nn.Module`` for ``arch``."""

@@ -92,13 +92,14 @@ def synthetic_lut(
     correction: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """A LUT of every block of ``space`` on :data:`SYNTHETIC_FP` with latency 0.01 × (the block's
+    """A LUT of every priced part (block, merge) of ``space`` on :data:`SYNTHETIC_FP` with latency 0.01 × (the block's
     index + 1), the per-call overhead 0.005 and the input quantization 0.002, but the keys in
     ``skip``; ``record``: the space record to store (``space_record(space)`` by default),
     ``correction``: a correction to store with it. Returns ``(space signature, latency by key)``."""
     from latency_lut.db import open_lut
-    from latency_lut.keys import block_key, overhead_key, quantize_key
+    from latency_lut.keys import overhead_key, part_key, quantize_key
     from latency_lut.manifest import space_record
+    from latency_lut.parts import space_parts
 
     skip = set(skip)
     c, h, w = space.input_shape
@@ -107,11 +108,12 @@ def synthetic_lut(
         db.register_fingerprint(SYNTHETIC_FP)
         sig = db.register_space(record or space_record(space))
         run = db.begin_run(SYNTHETIC_FP.id, "synthetic")
-        for i, b in enumerate(space.enumerate_blocks()):
-            k = block_key(b)
+        for i, b in enumerate(space_parts(space)):  # blocks (and the merges of a graph space)
+            k = part_key(b)
             lat[k] = 0.01 * (i + 1)
             if k not in skip:
-                db.insert(SYNTHETIC_FP.id, k, b.op, b.op, exact_stats(lat[k]), run)
+                op = getattr(b, "op", None) or b.mode
+                db.insert(SYNTHETIC_FP.id, k, op, op, exact_stats(lat[k]), run)
         for k, v in ((overhead_key(), 0.005), (quantize_key(c, h, w), 0.002)):
             db.insert(SYNTHETIC_FP.id, k, "pseudo", "pseudo", exact_stats(v), run)
             lat[k] = v

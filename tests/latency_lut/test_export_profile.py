@@ -134,15 +134,17 @@ def test_one_step_profile_with_few_archs(tmp_path, tiny_space, fast_fp32_target)
 
 
 def test_nb201_cells_have_block_keys():
-    """nb201 is a DSL cell space (issue 21): its cells' blocks are ordinary LUT blocks."""
+    """nb201 is a DSL cell space (issue 21): its cells' edge ops are ordinary LUT blocks, its node
+    sums merge parts; the identity edge (skip) is free: 17 blocks and 6 merges in all."""
     from latency_lut.export import space_blocks
-    from latency_lut.keys import block_key
+    from latency_lut.keys import part_key
     from spaces import create_space
 
     blocks = space_blocks(create_space("nb201"))
-    keys = {block_key(b) for b in blocks}
-    assert len(keys) == len(blocks) == 20
+    keys = {part_key(b) for b in blocks}
+    assert len(keys) == len(blocks) == 23
     assert any(k.startswith("relu_conv_bn_k3") for k in keys) and any(k.startswith("nb201_reduction") for k in keys)
+    assert {"add_n2_c16-16_h32w32_b1", "add_n3_c64-64_h8w8_b1"} <= keys and not any(k.startswith("skip") for k in keys)
 
 
 def test_torch_engine_profiles_pt2_files(tmp_path, tiny_space):

@@ -68,10 +68,10 @@ def test_keys_are_unique_per_distinct_block(name, resolution, in_chans):
 
 
 def test_nb201_cells_are_ordinary_lut_blocks():
-    """nb201 is written in the DSL: its cells are blocks with keys like any other."""
+    """nb201 is written in the DSL: its cells' ops are blocks with keys like any other."""
     space = create_space("nb201")
     keys = [block_key(b) for b in space.blocks(space.default())]
-    assert keys and all(isinstance(k, str) and k for k in keys)
+    assert keys and all(isinstance(k, str) and KEY_RE.match(k) for k in keys)
 
 
 def test_pseudo_keys_and_parse():
