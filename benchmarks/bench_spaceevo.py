@@ -494,15 +494,28 @@ def step_baseline(w: Path, a: argparse.Namespace) -> None:
 
 
 def fastest_ms(w: Path, a: argparse.Namespace, space_yaml: str) -> float:
-    """The INT8 LUT's latency of the fastest arch of ``space_yaml`` (as ``nas run`` finds it)."""
-    from nas.search.evaluators import LutLatencyEvaluator
-    from spaces import load_space
-    from supernet import smallest_arch
+    """The INT8 LUT's latency of the fastest arch of ``space_yaml`` (as ``nas run`` finds it).
 
+    Read in a child process: twice this step's own process, holding LUT connections while
+    ``nas profile`` children wrote the LUT, found it "malformed" on opening it again (a fresh
+    process read it whole; not reproduced outside this step)."""
     profile_space(w, a, space_yaml, 0)
-    space = load_space(space_yaml)
-    lat = LutLatencyEvaluator.from_lut(w / "lut.db", a.target, space)
-    return float(lat.fastest(candidates=[smallest_arch(space)])[1])
+    code = (
+        "import sys\n"
+        "from nas.search.evaluators import LutLatencyEvaluator\n"
+        "from spaces import load_space\n"
+        "from supernet import smallest_arch\n"
+        "space = load_space(sys.argv[1])\n"
+        "lat = LutLatencyEvaluator.from_lut(sys.argv[2], sys.argv[3], space)\n"
+        "print(float(lat.fastest(candidates=[smallest_arch(space)])[1]))\n"
+    )
+    out = subprocess.check_output(
+        [sys.executable, "-c", code, space_yaml, str(w / "lut.db"), a.target],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    return float(out.strip().splitlines()[-1])
 
 
 def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
