@@ -241,6 +241,8 @@ def _supernet(relaxation: Relaxation, max_w: bool) -> Any:
     from spaces._builder import Network
 
     class Supernet(Network):
+        mask: torch.Tensor  # True where alpha's row has a candidate (a buffer)
+
         def __init__(self) -> None:
             super().__init__(relaxation.program, relaxation.relaxed.input_shape)
             self.mixed = relaxation.mixed_sources()
@@ -483,7 +485,10 @@ class DartsSearcher(Searcher):
             config.setdefault("seed", seed)
         self.config = DartsConfig(**config)
         self.config.check()
-        relax_space(space, self.config.fixed)  # refuses a space DARTS cannot relax, in one line
+        # refuses a space DARTS cannot relax, in one line, before any data or training
+        relax_space(
+            search_space(space, self.config, space.in_chans, space.resolution, space.num_classes), self.config.fixed
+        )
         self.result: DartsResult | None = None
 
     def ask(self) -> Arch:
@@ -493,4 +498,9 @@ class DartsSearcher(Searcher):
         return self.space.validate(self.result.arch)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **asdict(self.config)}
+        out = {**super().describe(), **asdict(self.config)}
+        if self.result is not None:
+            result = self.result.to_dict()
+            result.pop("config", None)
+            out["result"] = result
+        return out

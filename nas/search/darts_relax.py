@@ -439,11 +439,11 @@ def relax_space(space: Space, fixed: Mapping[str, Any] | None = None) -> Relaxat
         u.candidates = _kinds(program, u)
     relaxed_paths = {f"{p.prefix}.{e}.input" for p in plans for names, _, _ in p.pools for e in names}
     for p in plans:
-        for e, u in p.edges:
-            relaxed_paths.update(f"{p.prefix}.{e}.{rel}" for c in units[u].candidates for rel, _ in c.values)
-        for names, _, ids in p.pools:
+        for e, k in p.edges:
+            relaxed_paths.update(f"{p.prefix}.{e}.{rel}" for c in units[k].candidates for rel, _ in c.values)
+        for names, _, pool_units in p.pools:
             relaxed_paths.update(
-                f"{p.prefix}.{e}.{rel}" for e in names for c in units[ids[0]].candidates for rel, _ in c.values
+                f"{p.prefix}.{e}.{rel}" for e in names for c in units[pool_units[0]].candidates for rel, _ in c.values
             )
         if p.node_op is not None:
             relaxed_paths.update(f"{p.prefix}.{rel}" for c in units[p.node_op].candidates for rel, _ in c.values)
