@@ -54,13 +54,19 @@ class Network(nn.Module):
                 regs[step.slot] = x
             elif step.kind == "load":
                 x = regs[step.slot]
-            elif step.mode == "add":
-                x = regs[step.sources[0]]
-                for s in step.sources[1:]:
-                    x = x + regs[s]
             else:
-                x = torch.cat([regs[s] for s in step.sources], dim=1)
+                x = self.merge(step, [regs[s] for s in step.sources])
         return x
+
+    def merge(self, wire: Wire, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """What a ``merge`` wire computes from its registers' tensors: their sum or their
+        concatenation along channels. A subclass may weight them (DARTS' mixed ops)."""
+        if wire.mode == "add":
+            x = tensors[0]
+            for t in tensors[1:]:
+                x = x + t
+            return x
+        return torch.cat(tensors, dim=1)
 
 
 def build_network(program: Sequence[ResolvedBlock | Wire], input_shape: tuple[int, int, int]) -> Network:

@@ -508,7 +508,7 @@ def _cross_checks(cfg: dict[str, Any], where: str) -> None:
     if cfg["search"]["searcher"] not in searchers:
         name = cfg["search"]["searcher"]
         why = (
-            "darts trains its own one-shot model on NAS-Bench-201 cells; it cannot search a supernet's space"
+            "darts trains its own one-shot model of a cell space; it cannot search a supernet's space"
             if name == "darts"
             else f"unknown searcher{_suggest(name, searchers)}"
         )

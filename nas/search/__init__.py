@@ -13,7 +13,7 @@ Ask / tell in Optuna's style::
 Searchers (``list_searchers()``): ``random``, ``evolution`` (aging/regularized), ``mcts`` (UCT over
 the DSL's ordered decisions), ``smbo`` (MCTS proposals scored by a surrogate), ``bo`` (GP
 Bayesian optimisation with a decision-match kernel), ``tpe`` / ``tpe-default`` / ``nsga2``
-(Optuna), ``hhnas`` (HHNAS-AM: Q-learned mutation policy) and ``darts`` (one-shot, cell spaces).
+(Optuna), ``hhnas`` (HHNAS-AM: Q-learned mutation policy) and ``darts`` (one-shot, any space with cells).
 Everything is imported lazily: ``import nas.search`` does not import torch or optuna.
 """
 

@@ -1,11 +1,23 @@
-"""DARTS on the NAS-Bench-201 cell, with sharpDARTS' cosine power annealing and Max-W as options.
+"""DARTS on any DSL cell space, with sharpDARTS' cosine power annealing and Max-W as options.
 
-The supernet is the benchmark's macro network (stem, three stages of ``cells`` cells, residual
-reductions) whose every cell edge is a *mixed op* over the five cell ops, sharing one set of
-architecture parameters ``alpha`` (6 edges x 5 ops) across cells:
+The supernet is the space's own network with every choice inside its cells relaxed
+(:mod:`nas.search.darts_relax`): each edge's (or node's) op choice becomes a *mixed op* over its
+candidates, built by the DSL's op builders and wired by :class:`~spaces.Network`; an edge's input
+choice becomes one mixed op per candidate input (all summed, as in the DARTS cell). Each mixed op
+is a row of the architecture parameters ``alpha``, shared by every cell that shares the decisions
+(the cells of a shared ``Repeat``, as in ``nb201`` and ``darts``):
 
 * DARTS: ``out = sum_i softmax(alpha)_i * op_i(x)``;
 * Max-W (sharpDARTS): ``out = sum_i (1 - max_j w_j + w_i) * op_i(x)`` with ``w = softmax(alpha)``.
+
+Decisions outside cells (and the few inside that cannot be summed: merges, an input choice of a
+node that concatenates its edges) are fixed to ``DartsConfig.fixed`` or their default, and
+reported. A space without cells (a chain such as ``mobilenet``) is refused.
+
+The search network: a registered space whose factory takes ``channels`` / ``cells`` (``nb201``,
+``darts``) is rebuilt at ``DartsConfig.channels`` and ``.cells`` and at the data's input shape (the
+small search network of DARTS; its decisions are the space's); any other space (a YAML file) is
+searched as given, the images converted to its input shape.
 
 Weights are trained on one half of the training data and ``alpha`` on the other (bi-level):
 first order (``alpha`` follows the validation gradient at the current weights) or second order
@@ -14,10 +26,12 @@ The weights' learning rate follows cosine annealing or cosine power annealing
 (``c(e) = (1 + cos(pi e / E)) / 2``, ``s = p^(c+1)`` normalised to [0, 1],
 ``lr = min_lr + (max_lr - min_lr) * s``, p = 10).
 
-The genotype is derived as in DARTS (top-2 incoming edges per node by their strongest non-``none``
-op, each kept edge taking its argmax op excluding ``none``; the dropped edges become ``none``) or
-as in NAS-Bench-201's own search code (every edge takes its argmax op, ``none`` included). Both are
-reported, as :class:`~spaces.Arch` of the ``nb201`` space, ready for a table lookup.
+The genotype is derived as in DARTS (per node, the ``keep`` = 2 strongest of the edges that can be
+``none``, by their strongest non-``none`` op, each kept edge taking that op and the others ``none``;
+a node's pooled input choices take the strongest inputs) or as in NAS-Bench-201's own search code
+(every mixed op takes its argmax, ``none`` included). Both are reported as :class:`~spaces.Arch`
+of the searched space: valid under ``space.validate``, built by ``space.build``; for ``nb201``
+with the benchmark's arch strings, ready for a table lookup.
 """
 
 from __future__ import annotations
@@ -26,13 +40,17 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, SearchExhausted
+from nas.search.darts_relax import Relaxation, relax_space
 from spaces.arch import Arch
 from spaces.catalog import NB201_EDGES, NB201_OPS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spaces import Space
 
 __all__ = ["DartsConfig", "DartsResult", "DartsSearcher", "cosine_power_annealing", "derive_genotype", "run_darts"]
 
@@ -40,15 +58,20 @@ __all__ = ["DartsConfig", "DartsResult", "DartsSearcher", "cosine_power_annealin
 @dataclass
 class DartsConfig:
     """Settings of one DARTS search. The defaults are a small search meant for a CPU (about 940
-    first-order steps on a 4-channel supernet, Fashion-MNIST); ``benchmarks/bench_search.py`` uses
-    a larger one (8 channels, 20,000 images, 15 epochs, second order) on a GPU."""
+    first-order steps on a 4-channel nb201 supernet, Fashion-MNIST); ``benchmarks/bench_search.py``
+    uses a larger one (8 channels, 20,000 images, 15 epochs, second order) on a GPU.
+
+    ``channels`` / ``cells`` size the search network of a registered space whose factory takes
+    them (``None``: the space's own); ``fixed`` sets decisions DARTS does not search (decision
+    path → value; see :mod:`nas.search.darts_relax`); ``keep`` is the number of incoming edges
+    the ``darts`` rule keeps per node among those that can be ``none``."""
 
     dataset: str = "fashion_mnist"
     train_size: int = 6000  # split in half: weights / architecture
     epochs: int = 10
     batch_size: int = 32
-    channels: int = 4
-    cells: int = 1  # cells per stage (the benchmark uses 5)
+    channels: int | None = 4
+    cells: int | None = 1  # cells per stage (the benchmark uses 5)
     order: int = 1  # 1: first-order DARTS, 2: second-order (unrolled)
     max_w: bool = False  # sharpDARTS Max-W weighting
     schedule: str = "cosine"  # "cosine" or "cosine_power" (sharpDARTS)
@@ -61,6 +84,8 @@ class DartsConfig:
     a_weight_decay: float = 1e-3
     grad_clip: float = 5.0
     derive: str = "darts"  # "darts" (top-2 edges, no none) or "argmax" (NAS-Bench-201's rule)
+    keep: int = 2  # the darts rule: incoming edges kept per node
+    fixed: dict[str, Any] = field(default_factory=dict)  # decisions not searched: path -> value
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -72,9 +97,14 @@ class DartsConfig:
             raise ConfigError(f"DARTS schedule must be cosine or cosine_power, got {self.schedule!r}")
         if self.derive not in ("darts", "argmax"):
             raise ConfigError(f"DARTS derive must be darts or argmax, got {self.derive!r}")
-        for name in ("train_size", "epochs", "batch_size", "channels", "cells"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"DARTS {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_size", "epochs", "batch_size", "channels", "cells", "keep"):
+            value = getattr(self, name)
+            if value is None and name in ("channels", "cells"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"DARTS {name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.fixed, dict):
+            raise ConfigError(f"DARTS fixed must be a mapping of decision path to value, got {self.fixed!r}")
         if self.train_size < 2 * self.batch_size:
             raise ConfigError(f"DARTS train_size must be at least 2 x batch_size ({2 * self.batch_size})")
         if self.power <= 1:
@@ -83,26 +113,50 @@ class DartsConfig:
 
 @dataclass
 class DartsResult:
-    """A finished DARTS search: the derived cells, the final alphas and the training history."""
+    """A finished DARTS search: the derived archs, the final op weights and the training history."""
 
     arch: Arch  # the genotype by ``config.derive``
     arch_darts: Arch  # DARTS rule
     arch_argmax: Arch  # NAS-Bench-201 rule
-    weights: list[list[float]]  # softmax(alpha) per edge (NB201_EDGES order, NB201_OPS order)
+    weights: list[list[float]]  # softmax(alpha) per mixed op (``units``), over its ``candidates``
     history: list[dict[str, float]]
     config: DartsConfig
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    space: str = "nb201"  # the searched space's name
+    units: list[str] = field(default_factory=list)  # the mixed ops' names
+    candidates: list[list[str]] = field(default_factory=list)  # each mixed op's candidate labels
+    fixed: dict[str, Any] = field(default_factory=dict)  # decisions not searched, with their value
+
+    @property
+    def is_nb201(self) -> bool:
+        from spaces.builtin.nb201 import NB201_PATHS
+
+        return self.space == "nb201" and set(self.arch) == set(NB201_PATHS.values())
 
     def to_dict(self) -> dict[str, Any]:
-        from spaces.builtin import nb201_arch_str
+        out: dict[str, Any] = {"space": self.space, "arch": self.arch.to_dict()}
+        if self.is_nb201:
+            from spaces.builtin import nb201_arch_str
 
+            out.update(
+                arch_str=nb201_arch_str(self.arch),
+                arch_str_darts=nb201_arch_str(self.arch_darts),
+                arch_str_argmax=nb201_arch_str(self.arch_argmax),
+                weights={e: dict(zip(NB201_OPS, [round(x, 4) for x in w])) for e, w in zip(NB201_EDGES, self.weights)},
+            )
+        else:
+            out.update(
+                arch_darts=self.arch_darts.to_dict(),
+                arch_argmax=self.arch_argmax.to_dict(),
+                weights={
+                    u: dict(zip(labels, [round(x, 4) for x in w]))
+                    for u, labels, w in zip(self.units, self.candidates, self.weights)
+                },
+            )
         return {
-            "arch": self.arch.to_dict(),
-            "arch_str": nb201_arch_str(self.arch),
-            "arch_str_darts": nb201_arch_str(self.arch_darts),
-            "arch_str_argmax": nb201_arch_str(self.arch_argmax),
-            "weights": {e: dict(zip(NB201_OPS, [round(x, 4) for x in w])) for e, w in zip(NB201_EDGES, self.weights)},
+            **out,
+            "fixed": dict(self.fixed),
             "history": self.history,
             "config": asdict(self.config),
             "seconds": round(self.seconds, 2),
@@ -123,7 +177,9 @@ def cosine_annealing(progress: float, max_lr: float, min_lr: float) -> float:
 
 
 def derive_genotype(weights: Sequence[Sequence[float]], rule: str = "darts") -> Arch:
-    """The nb201 arch of per-edge op weights (``NB201_EDGES`` x ``NB201_OPS``); see the module docstring."""
+    """The nb201 arch of per-edge op weights (``NB201_EDGES`` x ``NB201_OPS``); see the module
+    docstring. (:meth:`Relaxation.derive <nas.search.darts_relax.Relaxation.derive>` is the same
+    rule on any cell space.)"""
     none = NB201_OPS.index("none")
     ops: dict[str, str] = {}
     if rule == "argmax":
@@ -146,81 +202,104 @@ def derive_genotype(weights: Sequence[Sequence[float]], rule: str = "darts") -> 
     return Arch({NB201_PATHS[e]: ops[e] for e in NB201_EDGES})
 
 
-# -- the supernet (torch) ---------------------------------------------------------------------
-def _build_supernet(cfg: DartsConfig, in_chans: int, num_classes: int) -> Any:
+# -- the search network -------------------------------------------------------------------------
+def search_space(space: Space, cfg: DartsConfig, in_chans: int, resolution: int, num_classes: int) -> Space:
+    """The space DARTS trains: ``space`` rebuilt at ``cfg.channels`` / ``cfg.cells`` and the
+    data's input shape when it is a registered space whose factory takes them and whose
+    decisions stay the same, else ``space`` itself."""
+    import inspect
+
+    from spaces import create_space, get_space_factory
+
+    if not space.factory_kwargs:
+        return space
+    try:
+        params = inspect.signature(get_space_factory(space.name)).parameters
+    except Exception:  # an unregistered name: a space built by hand
+        return space
+    kwargs = dict(space.factory_kwargs)
+    for key, value in (("channels", cfg.channels), ("cells", cfg.cells)):
+        if value is not None and key in params:
+            kwargs[key] = value
+    for key, value in (("in_chans", in_chans), ("resolution", resolution), ("num_classes", num_classes)):
+        if key in params:
+            kwargs[key] = value
+    if kwargs == space.factory_kwargs:
+        return space
+    rebuilt = create_space(space.name, **kwargs)
+    same = [(d.path, d.options) for d in rebuilt.decisions()] == [(d.path, d.options) for d in space.decisions()]
+    return rebuilt if same else space
+
+
+def _supernet(relaxation: Relaxation, max_w: bool) -> Any:
+    """The relaxed space's network (:class:`~spaces.Network`, the DSL's op builders) whose mixed
+    ops' sums are weighted by ``softmax(alpha)`` (or Max-W); ``alpha`` has one row per mixed op,
+    padded to the longest (the padding is masked out)."""
     import torch
     import torch.nn as nn
 
-    from spaces.ops import ReLUConvBN, nb201_op
+    from spaces._builder import Network
 
-    class MixedOp(nn.Module):
-        def __init__(self, c: int) -> None:
-            super().__init__()
-            self.ops = nn.ModuleList(nb201_op(name, c) for name in NB201_OPS)
+    class Supernet(Network):
+        mask: torch.Tensor  # True where alpha's row has a candidate (a buffer)
 
-        def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return sum(w[i] * op(x) for i, op in enumerate(self.ops))
-
-    class SearchCell(nn.Module):
-        def __init__(self, c: int) -> None:
-            super().__init__()
-            self.edges = nn.ModuleList(MixedOp(c) for _ in NB201_EDGES)
-
-        def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-            nodes = [x]
-            k = 0
-            for i in range(1, 4):  # node i sums the edges from nodes 0 .. i-1
-                total = self.edges[k](nodes[0], weights[k])
-                for j in range(1, i):
-                    total = total + self.edges[k + j](nodes[j], weights[k + j])
-                k += i
-                nodes.append(total)
-            return nodes[3]
-
-    class Reduction(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.a = ReLUConvBN(cin, cout, 3, 2)
-            self.b = ReLUConvBN(cout, cout, 3, 1)
-            self.short = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.b(self.a(x)) + self.short(x)
-
-    class Supernet(nn.Module):
         def __init__(self) -> None:
-            super().__init__()
-            c = cfg.channels
-            self.stem = nn.Sequential(nn.Conv2d(in_chans, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-            layers: list[nn.Module] = []
-            for stage in range(3):
-                if stage:
-                    layers.append(Reduction(c, 2 * c))
-                    c *= 2
-                layers.extend(SearchCell(c) for _ in range(cfg.cells))
-            self.layers = nn.ModuleList(layers)
-            self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-            self.classifier = nn.Linear(c, num_classes)
-            self.alpha = nn.Parameter(1e-3 * torch.randn(len(NB201_EDGES), len(NB201_OPS)))
+            super().__init__(relaxation.program, relaxation.relaxed.input_shape)
+            self.mixed = relaxation.mixed_sources()
+            sizes = [len(u.candidates) for u in relaxation.units]
+            mask = torch.zeros(len(sizes), max(sizes), dtype=torch.bool)
+            for u, n in enumerate(sizes):
+                mask[u, :n] = True
+            self.register_buffer("mask", mask)
+            self.sizes = sizes
+            self.max_w = max_w
+            self._w: torch.Tensor | None = None
+            self.alpha = nn.Parameter(1e-3 * torch.randn(len(sizes), max(sizes)))
 
         def op_weights(self) -> torch.Tensor:
-            w = torch.softmax(self.alpha, dim=-1)
-            if cfg.max_w:
+            w = torch.softmax(self.alpha.masked_fill(~self.mask, float("-inf")), dim=-1)
+            if self.max_w:
                 w = 1.0 - w.max(dim=-1, keepdim=True).values + w
             return w
+
+        def probabilities(self) -> list[list[float]]:
+            """softmax(alpha) per mixed op, over its own candidates."""
+            w = torch.softmax(self.alpha.detach().masked_fill(~self.mask, float("-inf")), dim=-1).cpu()
+            return [w[u, :n].tolist() for u, n in enumerate(self.sizes)]
 
         def weight_params(self) -> list[nn.Parameter]:
             return [p for n, p in self.named_parameters() if n != "alpha"]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            w = self.op_weights()
-            x = self.stem(x)
-            for layer in self.layers:
-                x = layer(x, w) if isinstance(layer, SearchCell) else layer(x)
-            x = self.last(x).mean(dim=(2, 3))
-            return self.classifier(x)
+            self._w = self.op_weights()
+            try:
+                return super().forward(x)
+            finally:
+                self._w = None
+
+        def merge(self, wire: Any, tensors: list[torch.Tensor]) -> torch.Tensor:
+            u = self.mixed.get(wire.sources)
+            if u is None or self._w is None:
+                return super().merge(wire, tensors)
+            w = self._w[u]
+            out = w[0] * tensors[0]
+            for i in range(1, len(tensors)):
+                out = out + w[i] * tensors[i]
+            return out
 
     return Supernet()
+
+
+def _build_supernet(
+    cfg: DartsConfig, in_chans: int, num_classes: int, resolution: int = 28, space: Space | None = None
+) -> Any:
+    """The DARTS supernet of ``space`` (default: ``nb201``) for inputs of ``in_chans`` x
+    ``resolution``² and ``num_classes`` classes."""
+    from spaces import create_space
+
+    space = space if space is not None else create_space("nb201")
+    net_space = search_space(space, cfg, in_chans, resolution, num_classes)
+    return _supernet(relax_space(net_space, cfg.fixed), cfg.max_w)
 
 
 def _second_order_alpha_grad(model: Any, xt: Any, yt: Any, xv: Any, yv: Any, eta: float, wd: float) -> None:
@@ -254,11 +333,14 @@ def _second_order_alpha_grad(model: Any, xt: Any, yt: Any, xv: Any, yv: Any, eta
     model.alpha.grad = dalpha - eta * (hv[0] - hv[1]) / (2.0 * eps)
 
 
-def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResult:
-    """Run one DARTS search on real data (Fashion-MNIST by default); returns the derived cells."""
+def run_darts(config: DartsConfig | None = None, *, space: Space | None = None, **overrides: Any) -> DartsResult:
+    """Run one DARTS search on real data (Fashion-MNIST by default) over ``space`` (default: the
+    ``nb201`` cell space); returns the derived archs, archs of ``space``."""
     import numpy as np
     import torch
     import torch.nn.functional as F
+
+    from spaces import create_space
 
     cfg = config or DartsConfig()
     if overrides:
@@ -266,18 +348,28 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
     cfg.check()
     from nas.search.data import load_arrays
 
+    space = space if space is not None else create_space("nb201")
     start = time.perf_counter()
+    # a registered space is rebuilt at the data's shape, any other takes the data at its own
+    native = search_space(space, cfg, space.in_chans, space.resolution, space.num_classes) is not space
+    shape: dict[str, Any] = {} if native else {"resolution": space.resolution, "in_chans": space.in_chans}
+    x, y, _, _ = load_arrays(cfg.dataset, cfg.train_size, 1, seed=cfg.seed, **shape)
+    classes = int(y.max()) + 1
+    net_space = search_space(space, cfg, int(x.shape[1]), int(x.shape[2]), classes)
+    if net_space is space and classes > space.num_classes:
+        raise ConfigError(f"{cfg.dataset} has {classes} classes; space {space.name!r} classifies {space.num_classes}")
+    relaxation = relax_space(net_space, cfg.fixed)
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
         torch.manual_seed(cfg.seed)
-        x, y, _, _ = load_arrays(cfg.dataset, cfg.train_size, 1, seed=cfg.seed)
         half = len(x) // 2
         dev = torch.device(cfg.device)
         xw, yw = torch.from_numpy(x[:half]).to(dev), torch.from_numpy(y[:half]).to(dev)
         xa, ya = torch.from_numpy(x[half:]).to(dev), torch.from_numpy(y[half:]).to(dev)
-        model = _build_supernet(cfg, int(x.shape[1]), int(y.max()) + 1).to(dev)
+        model = _supernet(relaxation, cfg.max_w).to(dev)
+        skip = [[c.kind == "skip" for c in u.candidates] for u in relaxation.units]
         w_opt = torch.optim.SGD(
             model.weight_params(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
         )
@@ -292,6 +384,7 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
             pa = torch.randperm(len(xa), generator=g).to(dev)
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
+            lr = cfg.w_lr
             for b in range(steps):
                 progress = step / max(total, 1)
                 lr = (
@@ -328,24 +421,25 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
                 vc = sum(
                     int((model(xa[i : i + 256]).argmax(1) == ya[i : i + 256]).sum()) for i in range(0, len(xa), 256)
                 )
-                w = torch.softmax(model.alpha, -1).cpu().numpy()
-            ent = float(-(w * np.log(w + 1e-12)).sum(1).mean())
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "lr": lr,
-                    "train_loss": loss_sum / max(seen, 1),
-                    "train_acc": 100.0 * correct / max(seen, 1),
-                    "val_acc": 100.0 * vc / len(xa),
-                    "alpha_entropy": ent,
-                    "skip_weight": float(w[:, NB201_OPS.index("skip_connect")].mean()),
-                }
-            )
-        weights = torch.softmax(model.alpha.detach(), -1).cpu().numpy().tolist()
+            probs = model.probabilities()
+            ent = float(np.mean([-sum(p * math.log(p + 1e-12) for p in row) for row in probs]))
+            entry = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": 100.0 * correct / max(seen, 1),
+                "val_acc": 100.0 * vc / len(xa),
+                "alpha_entropy": ent,
+            }
+            with_skip = [sum(p for p, k in zip(row, ks) if k) for row, ks in zip(probs, skip) if any(ks)]
+            if with_skip:  # the weight of identity ops, which DARTS tends to over-select
+                entry["skip_weight"] = float(np.mean(with_skip))
+            history.append(entry)
+        weights = model.probabilities()
     finally:
         torch.set_num_threads(old_threads)
-    a_darts = derive_genotype(weights, "darts")
-    a_argmax = derive_genotype(weights, "argmax")
+    a_darts = space.validate(relaxation.derive(weights, "darts", cfg.keep))
+    a_argmax = space.validate(relaxation.derive(weights, "argmax", cfg.keep))
     return DartsResult(
         a_darts if cfg.derive == "darts" else a_argmax,
         a_darts,
@@ -354,14 +448,19 @@ def run_darts(config: DartsConfig | None = None, **overrides: Any) -> DartsResul
         history,
         cfg,
         time.perf_counter() - start,
+        space=space.name,
+        units=[u.name for u in relaxation.units],
+        candidates=[[c.label for c in u.candidates] for u in relaxation.units],
+        fixed=relaxation.fixed,
     )
 
 
 @register_searcher("darts")
 class DartsSearcher(Searcher):
-    """DARTS as a searcher: the first ask runs the search and returns the derived cell; later asks
+    """DARTS as a searcher: the first ask runs the search and returns the derived arch; later asks
     raise :class:`~nas.search.SearchExhausted`. Keyword arguments are :class:`DartsConfig` fields
-    (``seed`` included); the space must be the ``nb201`` cell space."""
+    (``seed`` included); the space must have cells with choices (see :mod:`nas.search.darts_relax`),
+    which is checked here, before any training."""
 
     name = "darts"
     multi_objective = False
@@ -376,13 +475,6 @@ class DartsSearcher(Searcher):
         **config: Any,
     ) -> None:
         super().__init__(space, objectives, constraints, seed)
-        from spaces.builtin.nb201 import NB201_PATHS
-
-        paths = [d.path for d in space.decisions()]
-        if paths != [NB201_PATHS[e] for e in NB201_EDGES] or any(
-            tuple(d.options) != NB201_OPS for d in space.decisions()
-        ):
-            raise ConfigError(f"DARTS searches the nb201 cell space; {space.name!r} is not one")
         if self.constraints:
             raise ConfigError("DARTS does not take constraints")
         fields = set(DartsConfig.__dataclass_fields__)
@@ -393,13 +485,22 @@ class DartsSearcher(Searcher):
             config.setdefault("seed", seed)
         self.config = DartsConfig(**config)
         self.config.check()
+        # refuses a space DARTS cannot relax, in one line, before any data or training
+        relax_space(
+            search_space(space, self.config, space.in_chans, space.resolution, space.num_classes), self.config.fixed
+        )
         self.result: DartsResult | None = None
 
     def ask(self) -> Arch:
         if self.result is not None:
-            raise SearchExhausted("DARTS derives one cell per search")
-        self.result = run_darts(self.config)
+            raise SearchExhausted("DARTS derives one arch per search")
+        self.result = run_darts(self.config, space=self.space)
         return self.space.validate(self.result.arch)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **asdict(self.config)}
+        out = {**super().describe(), **asdict(self.config)}
+        if self.result is not None:
+            result = self.result.to_dict()
+            result.pop("config", None)
+            out["result"] = result
+        return out

@@ -20,7 +20,7 @@ from nas.cli._common import add_space_arguments, print_json, space_from_args
 from nas.cli._types import finite_float, int_range
 
 EVALUATORS = ("nb201", "proxy", "supernet")
-#: searchers that cannot search a supernet's space (DARTS trains its own one-shot model on nb201 cells)
+#: searchers that cannot search a supernet's space (DARTS trains its own one-shot model of the space's cells)
 NOT_FOR_SUPERNET = ("darts",)
 
 
@@ -214,7 +214,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--supernet is the supernet evaluator's checkpoint, not the {kind} evaluator's")
     if args.supernet is not None and args.searcher in NOT_FOR_SUPERNET:
         raise ConfigError(
-            f"searcher {args.searcher!r} trains its own one-shot model on nb201 cells; it cannot "
+            f"searcher {args.searcher!r} trains its own one-shot model of the space's cells; it cannot "
             f"search a supernet's space"
         )
     if args.supernet is None:
