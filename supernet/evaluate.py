@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from supernet.bn import recalibrate_bn
 from supernet.data import TensorData
 from supernet.model import Supernet
 
@@ -74,20 +73,22 @@ def evaluate_arch(
         "bn_calibration_images": int(sum(len(b) for b in calibration)),
     }
     if precision == "fp32":
-        model = recalibrate_bn(supernet.subnet(arch, quantized=False), calibration)
+        model = supernet.subnet(arch, quantized=False, bn_batches=calibration)  # batch norms recalibrated
         out["accuracy"] = torch_accuracy(model, test, batch_size)
         out["params"] = sum(p.numel() for p in model.parameters())
         return out
     if precision not in ("int8", "fakequant"):
         raise ValueError(f"unknown precision {precision!r}")
     if supernet.quant_scheme is not None:
-        model = recalibrate_bn(supernet.subnet(arch, quantized=True), calibration)
+        # a quantizer no training step reached (an arch unlike every trained one) is calibrated on
+        # the same batches (Supernet.subnet); batch norms are recalibrated
+        model = supernet.subnet(arch, quantized=True, bn_batches=calibration)
         out["quantization"] = "qat"
     else:
         from quant.calibrate import calibrate
         from quant.prepare import prepare
 
-        model = prepare(recalibrate_bn(supernet.subnet(arch, quantized=False), calibration), "ort_cpu")
+        model = prepare(supernet.subnet(arch, quantized=False, bn_batches=calibration), "ort_cpu")
         calibrate(model, list(calibration))
         out["quantization"] = "ptq"
     out["params"] = sum(p.numel() for n, p in model.named_parameters() if "quant" not in n)

@@ -94,3 +94,27 @@ def test_supernet_equals_extracted_subnet_after_qat_steps(tmp_path):
     for arch in [tr.net.largest(), tr.net.smallest(), tr.net.space.sample(random.Random(2))]:
         with torch.no_grad():
             assert torch.equal(tr.net(x, arch), tr.net.subnet(arch)(x))
+
+
+def test_evaluating_an_arch_no_training_step_reached_calibrates_its_quantizers():
+    """nas run's search on a briefly trained hyper-space stopped with "this quantizer was never
+    trained": evaluate_arch extracted the subnet without its calibration batches."""
+    from supernet import UntrainedQuantizerError
+    from supernet.data import TensorData
+    from supernet.evaluate import evaluate_arch
+
+    net = tiny_net("mobilenet")
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
+    net.enable_quantization("ort_cpu", calib, archs=[net.smallest()])  # the largest's quantizers: never trained
+    with pytest.raises(UntrainedQuantizerError):
+        net.subnet(net.largest())
+    test = TensorData(
+        name="t",
+        split="test",
+        images=torch.randn(8, 1, 28, 28, generator=g),
+        labels=torch.arange(8) % 10,
+        num_classes=10,
+    )
+    res = evaluate_arch(net, net.largest(), test, calib, precision="fakequant")
+    assert 0.0 <= res["accuracy"] <= 100.0 and res["quantization"] == "qat"
