@@ -24,7 +24,7 @@ from hwnas.errors import ConfigError, HwnasError
 from nas.search._registry import register_searcher
 from nas.search.base import Searcher, Trial
 from nas.search.selection import fitness, objective_ranges
-from nas.search.surrogate import ArchModel
+from nas.search.surrogate import ArchModel, one_hot, one_hot_slots
 from spaces.arch import Arch
 
 __all__ = ["BayesOptSearcher"]
@@ -45,7 +45,8 @@ def _enumerated(space: Any, limit: int) -> tuple[list[Arch], dict[Arch, int], np
         archs = list(space.enumerate(limit=limit))
     except HwnasError:
         return None
-    codes = np.stack([space.encode(a, one_hot=True) for a in archs]).astype(np.float64)
+    slots = one_hot_slots(space)
+    codes = np.stack([one_hot(space, a, slots) for a in archs])  # the space's own archs: no re-validation
     out = (archs, {a: i for i, a in enumerate(archs)}, codes)
     _ENUM_CACHE[space] = out
     return out

@@ -26,8 +26,38 @@ __all__ = [
     "copula_transform",
     "expected_improvement",
     "hypervolume_improvement_2d",
+    "one_hot",
+    "one_hot_slots",
     "probability_feasible",
 ]
+
+#: the one-hot layout of a space: its width and, per decision path, the offset and options of its slots
+OneHotSlots = tuple[int, dict[str, tuple[int, tuple[Any, ...]]]]
+
+
+def one_hot_slots(space: Any) -> OneHotSlots:
+    """The layout of ``space.encode(arch, one_hot=True)``: one slot per (decision, option)."""
+    offset, slots = 0, {}
+    for d in space.decisions():
+        slots[d.path] = (offset, tuple(d.options))
+        offset += len(d.options)
+    return offset, slots
+
+
+def one_hot(space: Any, arch: Any, slots: OneHotSlots | None = None) -> np.ndarray:
+    """``space.encode(arch, one_hot=True)`` as float64, without re-validating ``arch`` (a walk of the
+    space, milliseconds per arch): for archs that come from the space (sampled, enumerated, told)."""
+    width, slot_map = slots if slots is not None else one_hot_slots(space)
+    row = np.zeros(width, dtype=np.float64)
+    for path, value in arch.items():
+        offset, options = slot_map[path]
+        for i, o in enumerate(options):
+            if o == value and type(o) is type(value):
+                row[offset + i] = 1.0
+                break
+        else:  # a value of another numeric type (3 vs 3.0): fall back to the space's encoder
+            return space.encode(arch, one_hot=True).astype(np.float64)
+    return row
 
 
 def copula_transform(y: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -288,28 +318,13 @@ class ArchModel:
         self._gps: dict[str, MatchKernelGP] = {}
 
     # -- encoding ----------------------------------------------------------------------
-    def _slots(self) -> tuple[int, dict[str, tuple[int, tuple[Any, ...]]]]:
+    def _slots(self) -> OneHotSlots:
         if not hasattr(self, "_slot_map"):
-            offset, slots = 0, {}
-            for d in self.space.decisions():
-                slots[d.path] = (offset, tuple(d.options))
-                offset += len(d.options)
-            self._slot_map = (offset, slots)
+            self._slot_map = one_hot_slots(self.space)
         return self._slot_map
 
     def _one_hot(self, arch: Any) -> np.ndarray:
-        """``space.encode(arch, one_hot=True)`` without re-validating (archs come from the space)."""
-        width, slots = self._slots()
-        row = np.zeros(width, dtype=np.float64)
-        for path, value in arch.items():
-            offset, options = slots[path]
-            for i, o in enumerate(options):
-                if o == value and type(o) is type(value):
-                    row[offset + i] = 1.0
-                    break
-            else:  # a value of another numeric type (3 vs 3.0): fall back to the space's encoder
-                return self.space.encode(arch, one_hot=True).astype(np.float64)
-        return row
+        return one_hot(self.space, arch, self._slots())
 
     def encode(self, archs: Sequence[Any]) -> np.ndarray:
         rows = []

@@ -139,6 +139,21 @@ def test_hhnas_learns_a_policy_over_levels(table, synthetic):
     assert all(-2.0 <= q <= 2.0 for acts in policy.values() for q in acts.values())
 
 
+@pytest.mark.parametrize("name", ["nb201", "mobilenet", "hhnas", "darts"])
+def test_one_hot_without_validation_is_the_spaces_encoding(name):
+    """bo encodes the enumerated space (and the model its told archs) without re-validating each arch."""
+    import numpy as np
+
+    from nas.search.surrogate import one_hot, one_hot_slots
+    from spaces import create_space
+
+    space = create_space(name)
+    slots = one_hot_slots(space)
+    for seed in range(20):
+        arch = space.sample(seed)
+        assert np.array_equal(one_hot(space, arch, slots), space.encode(arch, one_hot=True).astype(np.float64))
+
+
 @pytest.mark.slow
 def test_bo_finds_the_optimum_quickly(nb201_space, table):
     """The model-based searcher reaches the table's optimum well within 100 queries (seed 0)."""
