@@ -56,7 +56,14 @@ def _set(path: str, value):
     return change
 
 
-_DELETE = object()
+class _Delete:
+    """The field is removed (not set to a value)."""
+
+    def __repr__(self) -> str:  # a stable test id: parallel workers must collect the same ids
+        return "<deleted>"
+
+
+_DELETE = _Delete()
 
 FIELD_CASES = [
     ("blocks.0.key", 7, "blocks[0]", "'key' must be a block key string"),
