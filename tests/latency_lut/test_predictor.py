@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from lut_test_helpers import SYNTHETIC_FP as FP
@@ -68,18 +66,18 @@ def test_fingerprint_selection(tmp_path, tiny_space):
     assert "synthetic-int8" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_scoring_throughput(tmp_path):
-    """Scoring encoded archs is array work: well over 100,000 archs per second."""
+def test_scoring_encoded_archs_in_bulk(tmp_path):
+    """Scoring encoded archs is array work: 100,000 at once give each arch's own prediction (the
+    rate is measured by benchmarks/bench_lut.py, not asserted here)."""
     from spaces import create_space
 
     space = create_space("spaceevo", in_chans=1, num_classes=10, resolution=28)
     synthetic_lut(tmp_path / "lut.db", space)
     pred = LatencyPredictor(tmp_path / "lut.db", space)
-    idx, n = pred.encode([space.sample(i) for i in range(50)])
+    archs = [space.sample(i) for i in range(50)]
+    idx, n = pred.encode(archs)
     big_idx, big_n = np.tile(idx, (2000, 1)), np.tile(n, 2000)  # 100,000 archs
-    pred.predict_indices(big_idx[:10], big_n[:10])
-    start = time.perf_counter()
     out = pred.predict_indices(big_idx, big_n)
-    rate = len(out) / (time.perf_counter() - start)
     assert out.shape == (100_000,) and np.isfinite(out).all()
-    assert rate > 100_000, f"{rate:.0f} archs/s"
+    np.testing.assert_allclose(out[:50], [pred.predict(a) for a in archs], rtol=1e-9)
+    np.testing.assert_array_equal(out[50:100], out[:50])
