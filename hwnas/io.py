@@ -44,6 +44,7 @@ __all__ = [
     "load_yaml_file",
     "parse_yaml_text",
     "prepare_out_dir",
+    "remove_write_leftovers",
     "prepare_out_file",
     "read_bytes_file",
     "read_json_file",
@@ -112,6 +113,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
             os.unlink(tmp)
         raise
     return path
+
+
+def remove_write_leftovers(*paths: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries (``.NAME.XXXX.tmp``) that :func:`atomic_write` left beside each of
+    ``paths`` when its writer was killed (SIGKILL runs no cleanup); returns what was removed. Call
+    it when a command resumes the work that writes ``paths``, before it writes them."""
+    import glob
+
+    removed = []
+    for path in map(Path, paths):
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

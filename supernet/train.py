@@ -321,6 +321,10 @@ class Trainer:
             test_data if test_data is not None else _run_data(config, "test", recorded or data_info(self.train_data))
         )
         if resume:
+            from hwnas.io import remove_write_leftovers
+
+            if self.dist.is_main:  # a killed run's half-written checkpoint or metrics
+                remove_write_leftovers(self.out_dir / "checkpoint.safetensors", self.out_dir / METRICS_NAME)
             self.space = space_from_identity(meta["space"], str(checkpoint_path(self.out_dir)))
             self.net = _restore(self.space, config, meta, tensors, config.device)
         else:

@@ -49,6 +49,12 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        # execnet starts workers with SIGINT ignored, and an ignored signal stays ignored in every
+        # process a worker starts: the interrupt tests and the kill campaign's Ctrl-C would not
+        # reach their commands. A worker takes Ctrl-C as a plain Python process does.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _module(item: pytest.Item) -> str:

@@ -235,3 +235,13 @@ def test_output_folders(tmp_path):
     assert check_out_dir(new) == new and not new.exists()  # checking creates nothing
     assert prepare_out_dir(new) == new and new.is_dir() and list(new.iterdir()) == []
     assert prepare_out_file(tmp_path / "x" / "lut.db").parent.is_dir()
+
+
+def test_remove_write_leftovers_removes_only_the_temporaries_of_the_named_files(tmp_path):
+    from hwnas.io import remove_write_leftovers
+
+    for name in (".a.png.x1y2.tmp", ".a.png.z.tmp", ".b.json.q.tmp", "a.png", ".a.pngx.tmp"):
+        (tmp_path / name).write_text("x")
+    removed = remove_write_leftovers(tmp_path / "a.png", tmp_path / "missing.yaml")
+    assert sorted(p.name for p in removed) == [".a.png.x1y2.tmp", ".a.png.z.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.pngx.tmp", ".b.json.q.tmp", "a.png"]

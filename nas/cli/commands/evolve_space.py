@@ -285,6 +285,9 @@ def _evolve_space(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     state = Path(args.state) if args.state else Path(f"{out.with_suffix('')}.state.json")
+    from hwnas.io import remove_write_leftovers
+
+    remove_write_leftovers(out, state, *report_paths(out).values())  # a killed run's temporaries
     quality_id = getattr(quality, "fingerprint", None)
     settings = {
         "lut": str(Path(args.lut).resolve()),
