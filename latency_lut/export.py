@@ -92,18 +92,39 @@ def network_keys(space: Any, arch: Any, batch: int = 1) -> list[str]:
     return [part_key(p, batch) for p in network_parts(space, arch)]
 
 
-def calibration_archs(space: Any, n: int, seed: int = 0) -> list[Any]:
-    """``n`` distinct archs for fitting the correction (a seed stream apart from validation's)."""
+def rough_cost(part: Any) -> float:
+    """A part's size before anything is measured: its output elements times (1 + the multiply-adds
+    per output of a ``kernel`` × ``kernel`` convolution over its input channels). Only ranks networks."""
+    params = dict(getattr(part, "params", ()) or ())
+    k = params.get("kernel", 0)
+    k = k if isinstance(k, int) else 0
+    out = getattr(part, "cout", 0) * getattr(part, "h_out", 1) * getattr(part, "w_out", 1)
+    return float(out * (1 + getattr(part, "cin", 0) * k * k))
+
+
+def calibration_archs(space: Any, n: int, seed: int = 0, pool: int = 20) -> list[Any]:
+    """``n`` distinct archs for fitting the correction (a seed stream apart from validation's),
+    spread over the space: from ``pool × n`` random archs, those at evenly spaced ranks of a rough
+    cost (:func:`rough_cost`; the cheapest and the dearest included), so that the fit covers the
+    small networks (an nb201 cell of skips and ``none`` edges) and the large ones it will predict."""
     import random
+
+    from latency_lut.parts import network_parts
 
     rng = random.Random(f"hwnas-calibration-{seed}")
     out: dict[str, Any] = {}
     tries = 0
-    while len(out) < n and tries < 50 * max(n, 1):
+    want = max(n, 1) * max(pool, 1)
+    while len(out) < want and tries < 3 * want:
         arch = space.sample(rng)
         out.setdefault(arch.id, arch)
         tries += 1
-    return list(out.values())
+    if len(out) <= n:
+        return list(out.values())
+    ranked = sorted(out.values(), key=lambda a: (sum(rough_cost(p) for p in network_parts(space, a)), a.id))
+    if n == 1:
+        return [ranked[len(ranked) // 2]]
+    return [ranked[round(i * (len(ranked) - 1) / (n - 1))] for i in range(n)]
 
 
 def _fp32_bytes(module: Any, shape: Sequence[int], batch: int) -> bytes:

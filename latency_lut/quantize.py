@@ -3,7 +3,10 @@
 The latency table must time the graph that ``nas export`` ships. So every INT8 block model and
 every calibration network is made by :mod:`quant`, the exporter behind ``nas export``:
 ``prepare`` → ``calibrate`` → ``export_onnx``. Calibration runs on random normal inputs; scale
-values do not change latency, the graph structure does, and this is the shipped structure.
+values do not change latency, the graph structure does, and this is the shipped structure. Batch
+norms first take their statistics from that input (as a trained network's normalise its
+activations), so that a deep random network's activations do not fade to ranges (1e-8) an integer
+kernel refuses.
 
 ``int8`` uses the ``ort_cpu`` scheme: u8 asymmetric activations and s8 per-channel weights (what
 onnxruntime's CPU kernels prefer). ``int8_sym`` uses ``tensorrt``: s8 symmetric everywhere, zero
@@ -23,7 +26,7 @@ from typing import Any
 from hwnas.errors import HwnasError, first_line
 from latency_lut.errors import BlockExportError
 
-__all__ = ["QUANTIZATION_NOTE", "QUANT_SCHEMES", "quantize_merge_model", "quantize_module"]
+__all__ = ["QUANTIZATION_NOTE", "QUANT_SCHEMES", "quantize_merge_model", "quantize_module", "settle_batch_norms"]
 
 #: the :mod:`quant` scheme of each INT8 model format
 QUANT_SCHEMES: dict[str, str] = {"int8": "ort_cpu", "int8_sym": "tensorrt"}
@@ -34,9 +37,28 @@ QUANTIZATION_NOTE = {
     "weights": "int8, symmetric, per output channel",
     "activations": {"int8": "uint8, asymmetric, per tensor", "int8_sym": "int8, symmetric (zero point 0), per tensor"},
     "schemes": QUANT_SCHEMES,
-    "calibration": "min-max (the scheme's observer) on random normal inputs",
+    "calibration": "batch norms set to, and min-max (the scheme's observer) on, random normal inputs",
     "note": "the graph that `nas export` ships; scale values (random here, trained there) do not change latency",
 }
+
+
+def settle_batch_norms(module: Any, x: Any) -> None:
+    """Set every batch norm's running statistics of ``module`` to those of its input on ``x`` (one
+    forward pass in training mode, no gradients); the module is left in evaluation mode."""
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if norms and x.shape[0] > 1:
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: exactly this batch's statistics
+        module.train()
+        with torch.no_grad():
+            module(x)
+        for m, mom in zip(norms, saved):
+            m.momentum = mom
+    module.eval()
 
 
 def quantize_module(
@@ -64,6 +86,7 @@ def quantize_module(
     gen = torch.Generator().manual_seed(seed)
     data = [torch.randn(calibration_samples, *input_shape, generator=gen)]
     try:
+        settle_batch_norms(module, data[0])
         qmodel = prepare(module.eval(), QUANT_SCHEMES[fmt], quantize_output=quantize_output)
         with torch.no_grad():
             calibrate(qmodel, data)

@@ -8,7 +8,9 @@ concatenations and average pools. The quantizer sits at the *producer* (after a 
 chain, not between its parts), so all consumers of a tensor share one scale, as in the engines.
 Max pools and shape ops reuse their input's quantizer (they do not change the grid). For
 activations the target does not fuse (``scheme.fused_activations``), the pre-activation tensor
-is quantized too, so that the producing conv still runs as an integer kernel.
+is quantized too, so that the producing conv still runs as an integer kernel; so is a tensor that a
+fused activation reads beside other readers (an engine fuses the activation into its producer
+only when it is the producer's one reader).
 
 Batch norms stay in the graph (QAT trains with them, supernets recalibrate them); the exporter
 folds them exactly. Spatial means (``x.mean((2, 3), keepdim=True)``, as SE modules write them)
@@ -187,10 +189,17 @@ def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme, quantize_out
         if k in _INT_CONSUMERS:
             return True
         if k == "act":
-            return activation_name(user, modules) not in scheme.fused_activations and kinds[producer] in _INT_PRODUCERS
+            if kinds[producer] not in _INT_PRODUCERS:
+                return False
+            # a fused activation folds into its producer only as that producer's one reader; a tensor
+            # read by several (a graph cell's node feeding two edges) must be quantized where it is
+            # made, or the engine runs the producer in float
+            return activation_name(user, modules) not in scheme.fused_activations or len(producer.users) > 1
         if k in _SAME_SCALE:
             return bool(user.args) and user.args[0] is producer and need.get(user, False)
-        return False
+        # a float op (a cell's ``none`` edge, x · 0) reading an integer kernel's output: quantize that
+        # output, or the kernel runs in float for this reader's sake
+        return k == "other" and user not in non_tensor and kinds[producer] in _INT_PRODUCERS
 
     need: dict[fx.Node, bool] = {}
     for n in reversed(nodes):

@@ -31,8 +31,10 @@ MODEL_FORMATS: tuple[str, ...] = ("fp32", "int8", "int8_nhwc", "int8_sym")
 
 #: who made the INT8 model files a fingerprint's measurements time; part of the fingerprint, so
 #: that measurements of differently quantized graphs (earlier LUTs used onnxruntime's quantizer,
-#: whose graph differs from the shipped one around hardswish and SE) never mix with these
-INT8_MODELS = "hwnas.quant QDQ export (the graph nas export ships)"
+#: whose graph differs from the shipped one around hardswish and SE) never mix with these; the
+#: revision changes with the quantizer placement (2: a cell node read by a ReLU edge and others is
+#: quantized where it is made, so its conv runs as an integer kernel)
+INT8_MODELS = "hwnas.quant QDQ export (the graph nas export ships), revision 2"
 
 
 @dataclass(frozen=True)

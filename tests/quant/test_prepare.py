@@ -142,3 +142,48 @@ class _FunctionalConv(nn.Module):
 def test_functional_conv_would_stay_float_so_it_is_refused() -> None:
     with pytest.raises(UnsupportedModelError, match="functional conv2d"):
         prepare(_FunctionalConv())
+
+
+class _SharedNode(nn.Module):
+    """A graph cell's node: a conv → BN output read by a ReLU → conv edge and by a ``none`` edge (x · 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = ConvBnAct(4, 4, act=None)
+        self.relu = nn.ReLU()
+        self.b = ConvBnAct(4, 4, act=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        node = self.a(x)
+        return self.b(self.relu(node)) + node * 0.0
+
+
+class _ZeroReader(nn.Module):
+    """A node read only by ``none`` edges (x · 0): the float Mul reads the conv's quantized output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = ConvBnAct(4, 4, act=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        node = self.a(x)
+        return node * 0.0 + x
+
+
+def test_a_tensor_a_fused_activation_shares_with_other_readers_is_quantized_where_it_is_made(tmp_path) -> None:  # noqa: ANN001
+    q = prepare(_SharedNode())
+    assert _quantizer_after(q, "a.bn")  # the ReLU cannot fold into a conv whose output has two readers
+    single = prepare(nn.Sequential(ConvBnAct(4, 4), ConvBnAct(4, 4)))
+    assert not _quantizer_after(single, "0.bn")  # its one reader: the ReLU folds, quantized after it
+    assert _quantizer_after(prepare(_ZeroReader()), "a.bn")  # read by a float op only
+
+    from quant import calibrate, export_onnx
+    from quant.ort import integer_op_report
+
+    m = randomize_bn(_SharedNode()).eval()
+    qm = prepare(m)
+    calibrate(qm, [torch.randn(8, 4, 8, 8) for _ in range(2)])
+    path = tmp_path / "shared.onnx"
+    export_onnx(qm, path, (1, 4, 8, 8))
+    report = integer_op_report(path)
+    assert report.float_convs == 0 and report.integer_convs == 2, report.summary()
