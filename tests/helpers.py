@@ -4,13 +4,19 @@ real ``nas`` command."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import glob
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,14 +153,16 @@ def write_random_teacher(folder: Path, space_kwargs: dict, space: str = "spaceev
 
 #: a process that reads a LUT while others write it, as `nas search --lut` or a LatencyPredictor does:
 #: it holds one read-only connection open across the writes (opened once the LUT is whole), and opens
-#: the LUT again and again beside it; every query's rows must be at least those of the one before.
-#: Until the file named by argv[2] exists; then it writes its counts and errors as JSON to argv[3].
+#: the LUT again and again beside it (argv[4] ``reopen``: without holding one, as repeated `nas lut`
+#: commands do); every query's rows must be at least those of the one before. Until the file named by
+#: argv[2] exists; then it writes its counts and errors as JSON to argv[3].
 LUT_READER = """
 import json, sys, time
 from pathlib import Path
 from latency_lut.db import open_lut
 
 lut, stop, out = map(Path, sys.argv[1:4])
+hold = sys.argv[4] == "hold"
 counts = {"opens": 0, "queries": 0, "held_queries": 0, "not_ready": 0, "went_back": 0}
 errors = {}
 held = None
@@ -181,23 +189,26 @@ def query(db):
     return n
 
 
+ready = False  # the LUT was opened once: before, the writers are creating it (refusals expected)
 while not stop.exists():
     try:
-        if held is None:
-            try:
-                held = open_lut(lut)
-            except Exception as exc:  # not yet a LUT: the writers are creating it
-                counts["not_ready"] += 1
-                time.sleep(0.05)
-                continue
-        query(held)
-        counts["held_queries"] += 1
+        if held is None and hold:
+            held = open_lut(lut)
+            ready = True
+        if held is not None:
+            query(held)
+            counts["held_queries"] += 1
         with open_lut(lut) as db:
+            ready = True
             counts["opens"] += 1
             query(db)
             counts["queries"] += 1
     except Exception as exc:
-        note(exc)
+        if ready:
+            note(exc)
+        else:
+            counts["not_ready"] += 1
+            time.sleep(0.05)
     time.sleep(0.02)
 final = {}
 try:
@@ -224,10 +235,11 @@ def start_nas(args: list[str], tmpdir: Path | None = None) -> subprocess.Popen[s
     )
 
 
-def start_lut_reader(lut: Path, stop: Path, out: Path) -> subprocess.Popen[str]:
-    """:data:`LUT_READER` on ``lut`` until ``stop`` exists; its report goes to ``out``."""
+def start_lut_reader(lut: Path, stop: Path, out: Path, hold: bool = True) -> subprocess.Popen[str]:
+    """:data:`LUT_READER` on ``lut`` until ``stop`` exists (holding a connection, or only reopening
+    the LUT); its report goes to ``out``."""
     return subprocess.Popen(
-        [sys.executable, "-c", LUT_READER, str(lut), str(stop), str(out)],
+        [sys.executable, "-c", LUT_READER, str(lut), str(stop), str(out), "hold" if hold else "reopen"],
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
@@ -237,8 +249,6 @@ def start_lut_reader(lut: Path, stop: Path, out: Path) -> subprocess.Popen[str]:
 
 def finished(procs: list[subprocess.Popen[str]], timeout: float) -> list[tuple[int, str, str]]:
     """``(returncode, stdout, stderr)`` of each process, waiting for all (killed past ``timeout``)."""
-    import time
-
     deadline = time.monotonic() + timeout
     out = []
     for p in procs:
@@ -393,3 +403,89 @@ def study_problems(url: str, study: str, reports: list[dict], asked: int) -> tup
     if len({r["worker"] for r in reports}) != len(reports):
         problems.append("two reports name the same worker")
     return problems, counts
+
+
+# -- a throwaway PostgreSQL server (the postgres tests, benchmarks/bench_concurrency.py) ---------------
+class PostgresUnavailable(Exception):
+    """No local PostgreSQL server can be started here (the message says why)."""
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (fsync off, trust authentication, as the
+    ``postgres`` user when run as root) with a database ``hwnas_test``: yields its URL, stops it and
+    removes its files after. :class:`PostgresUnavailable` where it cannot run here (no psycopg2, no
+    binaries, root without a ``postgres`` user), RuntimeError when the server failed to start."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        raise PostgresUnavailable("psycopg2 is needed for PostgreSQL storage") from None
+    bindir = _pg_bin()
+    if bindir is None:
+        raise PostgresUnavailable("PostgreSQL binaries (initdb, pg_ctl) not found and HWNAS_TEST_POSTGRES_URL not set")
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the 'postgres' user
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresUnavailable(
+                "running as root without a 'postgres' user: cannot start PostgreSQL "
+                "(install the postgresql package or set HWNAS_TEST_POSTGRES_URL)"
+            ) from None
+        if shutil.which("runuser") is None:
+            raise PostgresUnavailable("running as root and runuser is missing: cannot start PostgreSQL")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="hwnas-pg-"))
+    if run_as:
+        shutil.chown(base, user="postgres")
+    data = base / "data"
+    port = _free_port()
+    log = base / "server.log"
+
+    def pg(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([*run_as, *cmd], capture_output=True, text=True, check=check, timeout=120)
+
+    try:
+        pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr.strip() or exc.stdout.strip()}") from None
+    try:
+        for _ in range(100):
+            if pg(str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "hwnas_test")
+        yield f"postgresql://postgres@127.0.0.1:{port}/hwnas_test"
+    finally:
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop", check=False)
+        shutil.rmtree(base, ignore_errors=True)
