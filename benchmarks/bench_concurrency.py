@@ -195,11 +195,24 @@ def profile_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def _delete_study(url: str, study: str) -> None:
+    import optuna
+
+    from nas.search.storage import make_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        optuna.delete_study(study_name=study, storage=make_storage(url))
+    except KeyError:
+        pass
+
+
 def search_scenario(url: str, storage: str, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
     searcher = "tpe" if scenario == "tpe" else "random"
     study = f"conc-{scenario}"
     common = ["search", "--space", "nb201", "--searcher", searcher, "--storage", url, "--study", study]
     common += ["--n-trials", str(args.n_trials), "--delay", str(args.delay), "--quiet", "--json"]
+    _delete_study(url, study)  # a --postgres-url server may hold the study of an earlier run
     start = time.monotonic()
     seeds = [0 if scenario == "random-one-seed" else w for w in range(args.workers)]
     runs = finished([start_nas([*common, "--seed", str(s)]) for s in seeds], timeout=args.timeout)
