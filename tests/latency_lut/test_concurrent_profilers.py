@@ -56,6 +56,30 @@ def test_a_lut_whose_schema_is_being_created_is_completed_by_a_writer(tmp_path):
     open_lut(lut, "r").close()
 
 
+def test_the_lut_checks_find_lost_blocks_and_unfinished_runs(tmp_path, profiled, tiny_space):
+    """lut_problems passes a LUT one profiler completed, and names what a LUT lacks or miscounts."""
+    lut = tmp_path / "lut.db"
+    src, dst = sqlite3.connect(profiled), sqlite3.connect(lut)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    with open_lut(lut) as db:
+        runs = db.runs()
+    reported = [{"measured": sum(r["measured"] for r in runs)}]
+    problems, counts = lut_problems(lut, tiny_space, {"test-fast-int8": len(runs)}, networks=3, outputs=reported)
+    assert problems == [] and counts["lost"] == counts["duplicated"] == 0 and counts["rows"] > 0
+    con = sqlite3.connect(lut)
+    con.execute("DELETE FROM latency WHERE rowid = (SELECT MIN(rowid) FROM latency)")
+    con.execute("UPDATE runs SET status = 'running'")
+    con.commit()
+    con.close()
+    problems, counts = lut_problems(lut, tiny_space, {"test-fast-int8": len(runs)}, networks=3, outputs=reported)
+    assert counts["lost"] == 1
+    text = "\n".join(problems)
+    assert "1 block(s) or network(s) lost" in text and "runs not finished: {'running'" in text
+    assert "the runs measured" in text and "the profilers reported" in text
+
+
 @pytest.mark.slow
 def test_four_profilers_share_one_lut(tmp_path, tiny_space, tiny_space_file, fast_target):
     """Four ``nas profile`` processes started at once on one LUT, a reader holding the LUT open

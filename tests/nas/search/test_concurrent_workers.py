@@ -125,3 +125,24 @@ def test_four_workers_with_their_own_trials(tmp_path, nb201_csv, storage, search
 @pytest.mark.parametrize("searcher,same_seed", OWN_TRIALS, ids=["random-one-seed", "tpe"])
 def test_four_workers_with_their_own_trials_on_postgres(postgres_url, nb201_csv, searcher, same_seed):
     _four_workers_own_trials(postgres_url, f"own-{searcher}", searcher, 6, same_seed)
+
+
+def test_the_study_checks_find_lost_and_duplicated_trials(tmp_path):
+    """study_problems names an arch evaluated twice, a trial two workers report, one no worker
+    reports, one left RUNNING, and fewer COMPLETE trials than asked."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    dist = {"a": optuna.distributions.CategoricalDistribution([0, 1, 2])}
+    for a in (0, 1, 1):
+        study.add_trial(optuna.trial.create_trial(params={"a": a}, distributions=dist, value=1.0))
+    study.ask()  # left RUNNING
+    reports = [{"trials": [0, 1], "evaluated": 2, "worker": "h:1"}, {"trials": [1], "evaluated": 1, "worker": "h:2"}]
+    problems, counts = study_problems(url, "s", reports, asked=4)
+    assert counts["lost"] == 1 and counts["duplicated"] == 2  # one missing of 4; arch 1 twice, trial 1 twice
+    text = "\n".join(problems)
+    assert "3 COMPLETE trials, the workers asked for 4" in text and "{'RUNNING': 1}" in text
+    assert "1 trial(s) reported by two workers" in text and "missing [2]" in text
+    assert "1 arch(s) evaluated twice" in text
