@@ -1,7 +1,8 @@
 """Concurrency check (issue 19): several ``nas profile`` processes on one LUT, several ``nas search``
 workers on one study per storage (SQLite, journal, PostgreSQL): 0 lost, 0 duplicated.
 
-How to run (from the repository root; about 3 minutes on two cores at the default scale)::
+How to run (from the repository root; about 5 minutes on two cores at the default scale, the
+profile part 1 to 1.5 of them)::
 
     .venv/bin/python benchmarks/bench_concurrency.py [--work DIR] [--json FILE] [--parts profile,search]
         [--space resnet] [--resolution 16] [--profilers 4] [--fp32-profilers 2] [--again 2]
