@@ -18,6 +18,13 @@ SQLite errors never escape as tracebacks: a damaged file is a one-line :class:`C
 (checked with ``PRAGMA integrity_check`` on opening, and on any read that meets damage later),
 a folder that cannot be written a one-line :class:`LUTError`.
 
+A process never opens the LUT file itself (``open()``) while it holds a connection to it: closing
+any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included, and a
+writer in another process then takes itself for the last user of the LUT and deletes its ``-wal``
+and ``-shm`` files under this process's connections (stale reads, "database disk image is
+malformed", lost writes). The header check on opening is skipped when the process already holds
+the file through another :class:`LatencyDB` (:data:`_HELD`).
+
 Every write is its own ``BEGIN IMMEDIATE`` transaction, so concurrent writers (several
 profilers, a merge) serialise on SQLite's lock and a killed writer loses at most the row
 it was writing. Rows are inserted with ``INSERT OR IGNORE``: a block measured by one
@@ -32,6 +39,7 @@ import os
 import socket
 import sqlite3
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -77,9 +85,36 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 _TABLES = ("schema_version", "meta", "fingerprints", "latency", "networks", "corrections", "spaces", "runs")
 
+#: the LUT files (``(st_dev, st_ino)``) this process holds open through a LatencyDB, with how many
+#: LatencyDBs hold each: such a file must not be opened and closed outside SQLite (see the module's
+#: docstring). Guarded by :data:`_HELD_LOCK`, which is held from the header check until the new
+#: connection is counted, so that no thread reads a header while another's connection is uncounted.
+_HELD: dict[tuple[int, int], int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _release(file_id: tuple[int, int] | None) -> None:
+    if file_id is None:
+        return
+    with _HELD_LOCK:
+        left = _HELD.get(file_id, 0) - 1
+        if left > 0:
+            _HELD[file_id] = left
+        else:
+            _HELD.pop(file_id, None)
+
 
 def _header_problem(path: Path) -> str | None:
-    """Why the file is not a complete SQLite database, judged from its 100-byte header."""
+    """Why the file is not a complete SQLite database, judged from its 100-byte header. Only for a
+    file this process holds no SQLite connection to (reading it closes a descriptor of it)."""
     size = path.stat().st_size
     if size == 0:
         return "the file is empty"
@@ -94,8 +129,21 @@ def _header_problem(path: Path) -> str | None:
     change_counter, n_pages = struct.unpack(">II", head[24:32])
     valid_for = struct.unpack(">I", head[92:96])[0]
     if n_pages and valid_for == change_counter and size < n_pages * page_size:
+        # a LUT in WAL mode is shorter than its header says while its -wal holds pages not copied
+        # back yet (a checkpoint under way writes page 1 first; one held back by a reader stops part
+        # way): SQLite reads the file with its WAL, and the integrity check judges it. A checkpoint
+        # that ended since the header was read completed the file before it emptied the WAL
+        if _size(Path(f"{path}-wal")) or path.stat().st_size >= n_pages * page_size:
+            return None
         return f"truncated ({size} bytes, the header says {n_pages * page_size})"
     return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class LatencyDB:
@@ -112,28 +160,34 @@ class LatencyDB:
         if exists and self.path.is_dir():
             raise LUTError(f"{self.path}: is a folder, not a LUT file")
         fresh = not exists or (create and self.path.stat().st_size == 0)
-        if exists and not fresh:
-            try:
-                problem = _header_problem(self.path)
-            except OSError as exc:
-                raise LUTError(f"{self.path}: cannot read the LUT ({os_reason(exc)})") from None
-            if problem:
-                raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({problem})")
-        if writable:
-            from hwnas.io import OutputPathError, prepare_out_file
-
-            try:
-                prepare_out_file(self.path, option="LUT")
-            except OutputPathError as exc:
-                raise LUTError(str(exc)) from None
-        try:
+        self._file_id: tuple[int, int] | None = None
+        with _HELD_LOCK:
+            # the header is checked when this process first opens the file, never while it holds it
+            if exists and not fresh and _HELD.get(_file_id(self.path) or (-1, -1), 0) == 0:
+                try:
+                    problem = _header_problem(self.path)
+                except OSError as exc:
+                    raise LUTError(f"{self.path}: cannot read the LUT ({os_reason(exc)})") from None
+                if problem:
+                    raise CorruptLUTError(f"{self.path}: corrupt or truncated LUT ({problem})")
             if writable:
-                raw = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
-            else:
-                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-                raw = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise LUTError(f"{self.path}: cannot open the LUT ({one_line(exc)})") from None
+                from hwnas.io import OutputPathError, prepare_out_file
+
+                try:
+                    prepare_out_file(self.path, option="LUT")
+                except OutputPathError as exc:
+                    raise LUTError(str(exc)) from None
+            try:
+                if writable:
+                    raw = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+                else:
+                    uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                    raw = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise LUTError(f"{self.path}: cannot open the LUT ({one_line(exc)})") from None
+            self._file_id = _file_id(self.path)
+            if self._file_id is not None:
+                _HELD[self._file_id] = _HELD.get(self._file_id, 0) + 1
         self.conn = _Conn(raw, self.path)
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
@@ -214,6 +268,8 @@ class LatencyDB:
         except Exception:  # pragma: no cover
             pass
         self.conn = None  # type: ignore[assignment]
+        _release(self._file_id)
+        self._file_id = None
 
     def close(self) -> None:
         if getattr(self, "conn", None) is None:
@@ -225,6 +281,8 @@ class LatencyDB:
                 pass
         self.conn.close()
         self.conn = None  # type: ignore[assignment]
+        _release(self._file_id)
+        self._file_id = None
 
     def __enter__(self) -> LatencyDB:
         return self

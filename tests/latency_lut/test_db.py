@@ -156,3 +156,66 @@ def test_concurrent_writers(tmp_path):
         lat = db.latencies(FP.id)
         assert len(lat) == 100
         assert sum(r["measured"] for r in db.runs()) == 100
+
+
+def test_a_lut_shorter_than_its_header_while_its_wal_holds_the_rest_opens(tmp_path):
+    """A reader opening a LUT while a writer checkpoints: the checkpoint has written page 1 (the
+    header's new page count) but not yet the pages that grow the file. The -wal holds them: not
+    "truncated" (a reader beside busy writers was refused so, issue 19); without a WAL it is."""
+    path = _filled(tmp_path / "lut.db", 5)
+    size = path.stat().st_size
+    w = sqlite3.connect(path, isolation_level=None)
+    w.execute("PRAGMA wal_autocheckpoint = 0")
+    w.execute("BEGIN")
+    for i in range(500):
+        w.execute(
+            "INSERT INTO latency VALUES (?, ?, 'op', 'fam', 1, 1, 0, 1, 1, 0, 1, 'r', 0)",
+            (FP.id, f"k{i:04d}" + "x" * 80),
+        )
+    w.execute("COMMIT")
+    wal = Path(f"{path}-wal").read_bytes()
+    page = int.from_bytes(wal[8:12], "big")
+    frames = [32 + i * (24 + page) for i in range((len(wal) - 32) // (24 + page))]
+    page1 = [f for f in frames if int.from_bytes(wal[f : f + 4], "big") == 1][-1]
+    with open(path, "r+b") as fh:  # what the checkpoint writes first
+        fh.write(wal[page1 + 24 : page1 + 24 + page])
+    assert path.stat().st_size == size < int.from_bytes(wal[page1 + 24 + 28 : page1 + 24 + 32], "big") * page
+    with open_lut(path) as db:
+        assert len(db.rows()) == 505
+    w.close()  # checkpoints: the file complete
+    assert path.stat().st_size > size
+    path.write_bytes(path.read_bytes()[:size])  # the same file without its WAL is truncated
+    with pytest.raises(CorruptLUTError, match="truncated"):
+        open_lut(path)
+
+
+def test_a_second_open_keeps_the_locks_of_a_held_connection(tmp_path):
+    """A process holding a LUT opens it again (a predictor per target, a search beside a profile):
+    the second open must not drop the POSIX locks of the first connection (reading the header with
+    open()/close() did), or writers in other processes take themselves for the last users, delete
+    the -wal and -shm under the held connection, and it reads a stale snapshot, then "database disk
+    image is malformed" (issue 19)."""
+    path = _filled(tmp_path / "lut.db", 50)
+    script = textwrap.dedent(f"""
+        import sys
+        from hw_profiles import Fingerprint, Stats
+        from latency_lut.db import open_lut
+        fp = Fingerprint({FP.info!r}, "cpu-test-int8")
+        lo = int(sys.argv[1])
+        with open_lut({str(path)!r}, "a") as db:
+            run = db.begin_run(fp.id, "writer")
+            for i in range(lo, lo + 200):
+                db.insert(fp.id, f"block{{i:05d}}_" + "x" * 60, "op", "fam", Stats(1, 1, 0, 1, 1, 0, 1, True), run)
+    """)
+    held = open_lut(path)
+    try:
+        assert len(held.rows()) == 50
+        open_lut(path).close()  # the second open (and close) in this process
+        for lo in (1000, 2000):  # each writer closes last as far as it can tell (the held reader is idle)
+            subprocess.run([sys.executable, "-c", script, str(lo)], check=True, env={**os.environ}, timeout=120)
+            assert Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()  # kept for the held reader
+        assert len(held.rows()) == 450  # not a stale snapshot
+        with open_lut(path) as again:
+            assert len(again.rows()) == 450
+    finally:
+        held.close()
