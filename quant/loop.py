@@ -195,10 +195,6 @@ class TrainLoop:
         """Steps of ``epoch``: all of them but in a last partial epoch."""
         return min(self.steps_per_epoch, self.schedule.total_steps - epoch * self.steps_per_epoch)
 
-    def epoch_batches(self, epoch: int, start: int) -> Iterator[Batch]:
-        """The batches of ``epoch`` from step ``start`` on."""
-        return self.order.batches(epoch, start)
-
     def lr_at(self, epoch: int, step: int) -> float | list[float]:
         """The learning rate of step ``step`` of ``epoch``: one for all groups, or one per group."""
         t = epoch * self.steps_per_epoch + step
@@ -254,7 +250,7 @@ class TrainLoop:
         self.start_epoch(epoch)
         steps = self.epoch_steps(epoch)
         tag = self.epoch_tag(epoch)
-        batches = self.epoch_batches(epoch, self.step_in_epoch)
+        batches = self.order.batches(epoch, self.step_in_epoch)
         bar = ProgressBar(
             self.progress and self.is_main,
             f"epoch {epoch + 1}/{self.num_epochs()}{tag}",
