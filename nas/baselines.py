@@ -27,19 +27,20 @@ import hashlib
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from hwnas.errors import ConfigError, HwnasError, UnknownNameError
 from hwnas.io import atomic_write
+
+if TYPE_CHECKING:
+    from quant.training import ModelLoop, TrainConfig
 
 __all__ = [
     "BASELINES",
@@ -125,7 +126,8 @@ class BaselineRecipe:
     """How every baseline is trained (the defaults are the reference recipe).
 
     The one-cycle schedule is torch's ``OneCycleLR`` with its defaults (30 % warm-up from
-    ``peak_lr / 25``, cosine annealing to ``peak_lr / 25e4``) and a fixed momentum
+    ``peak_lr / 25``, cosine annealing to ``peak_lr / 25e4``; computed by
+    :class:`quant.loop.Schedule`, the same values) and a fixed momentum
     (``cycle_momentum=False``), so that SGD's momentum stays 0.9 as the recipe says. Each epoch
     draws a seeded permutation and a seeded flip mask; the last incomplete batch is dropped.
     """
@@ -153,6 +155,23 @@ class BaselineRecipe:
             "schedule": "onecycle(pct_start=0.3, div_factor=25, final_div_factor=1e4, cycle_momentum=False)",
         }
 
+    def train_config(self, channels_last: bool | None = None) -> TrainConfig:
+        """The recipe as the one training loop's configuration (:class:`quant.training.TrainConfig`:
+        ``peak_lr`` the peak of a one-cycle schedule, plain cross-entropy)."""
+        from quant.training import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.peak_lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            schedule="onecycle",
+            seed=self.seed,
+            channels_last=channels_last,
+        )
+
 
 def train_baseline(
     model: nn.Module,
@@ -166,89 +185,75 @@ def train_baseline(
 ) -> dict[str, Any]:
     """Train ``model`` in place on normalised ``(N, C, H, W)`` images with ``recipe``.
 
-    ``channels_last`` (default: on CPU) runs the convolutions on NHWC tensors
-    (:func:`quant.training.channels_last_convs`), 1.5–2× faster on CPU. ``checkpoint``: a file
-    written (atomically) after every epoch and resumed from when it exists; the batches of an
-    epoch depend on ``(seed, epoch)`` only, so a resumed run trains what an uninterrupted one
-    does. The caller keys the file by recipe and data. Returns ``{"steps", "seconds",
-    "epoch_losses", "resumed_from_epoch"}``; the model is left in evaluation mode.
+    The one training loop (:class:`quant.training.ModelLoop`: cross-entropy, SGD, the recipe's
+    one-cycle schedule) over the recipe's data order (:class:`supernet.data.DataOrder`: a seeded
+    permutation and flip mask per epoch). ``channels_last`` (default: on CPU) runs the convolutions
+    on NHWC tensors (:func:`quant.training.channels_last_convs`), 1.5–2× faster on CPU.
+    ``checkpoint``: a file written (atomically) after every epoch and resumed from when it exists;
+    the batches of an epoch depend on ``(seed, epoch)`` only, so a resumed run trains what an
+    uninterrupted one does. The caller keys the file by recipe and data. Returns ``{"steps",
+    "seconds", "epoch_losses", "resumed_from_epoch"}``; the model is left in evaluation mode.
     """
-    from quant.training import channels_last_convs
-    from supernet.data import EpochOrder, TensorData
+    from quant.training import ModelLoop
+    from supernet.data import DataOrder, TensorData
 
     x = torch.as_tensor(np.array(images, dtype=np.float32, copy=True))
     y = torch.as_tensor(np.array(labels, dtype=np.int64, copy=True))
     data = TensorData(name="train", split="train", images=x, labels=y, num_classes=int(y.max()) + 1 if len(y) else 0)
     if len(data) < recipe.batch_size:
         raise BaselineError(f"{len(data)} training images, fewer than one batch of {recipe.batch_size}")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    steps_per_epoch = len(data) // recipe.batch_size
-    total = recipe.epochs * steps_per_epoch
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.peak_lr,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay,
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.peak_lr, total_steps=total, cycle_momentum=False)
-    nhwc = device.type == "cpu" if channels_last is None else channels_last
-    losses: list[float] = []
-    seconds = 0.0
-    start = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
+
+    def end_of_epoch(record: dict[str, Any]) -> None:
+        if not math.isfinite(record["loss"]):
+            raise BaselineError(f"training diverged in epoch {record['epoch']} (loss {record['loss']})")
+        if ckpt is not None and loop.epoch < recipe.epochs:
+            state = {
+                "model": model.state_dict(),
+                "loop": loop.state_dict(),
+                "tensors": loop.resume_tensors(model.named_parameters()),
+                "epochs": recipe.epochs,
+                "steps_per_epoch": loop.steps_per_epoch,
+                "seconds": loop.seconds(),
+            }
+            atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
+
+    order = DataOrder(data, recipe.batch_size, recipe.seed, flip=recipe.flip)
+    loop = ModelLoop(model, order, recipe.train_config(channels_last), log=log, on_epoch=end_of_epoch)
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if state.get("epochs") != recipe.epochs or state.get("steps_per_epoch") != steps_per_epoch:
-            raise BaselineError(
-                f"{ckpt}: a checkpoint of another schedule ({state.get('epochs')} epochs "
-                f"of {state.get('steps_per_epoch')} steps); delete it to start again"
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, losses, seconds = int(state["epoch"]), list(state["epoch_losses"]), float(state["seconds"])
+        _resume(loop, model, ckpt, recipe.epochs)
         if log is not None:
-            log(f"resumed after epoch {start}/{recipe.epochs} from {ckpt}")
-    t0 = time.perf_counter() - seconds
-    model.train()
-    with channels_last_convs(model, nhwc):
-        for epoch in range(start, recipe.epochs):
-            order = EpochOrder(data, recipe.batch_size, recipe.seed, epoch, flip=recipe.flip)
-            running = 0.0
-            for step in range(steps_per_epoch):
-                xb, yb = order.batch(step)
-                loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                running += float(loss.detach())
-            losses.append(running / steps_per_epoch)
-            if not math.isfinite(losses[-1]):
-                raise BaselineError(f"training diverged in epoch {epoch + 1} (loss {losses[-1]})")
-            if ckpt is not None and epoch + 1 < recipe.epochs:
-                _save_checkpoint(
-                    ckpt,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "epoch": epoch + 1,
-                        "epochs": recipe.epochs,
-                        "steps_per_epoch": steps_per_epoch,
-                        "epoch_losses": losses,
-                        "seconds": time.perf_counter() - t0,
-                    },
-                )
-            if log is not None:
-                log(f"epoch {epoch + 1}/{recipe.epochs}: loss {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
-    model.eval()
-    return {"steps": total, "seconds": time.perf_counter() - t0, "epoch_losses": losses, "resumed_from_epoch": start}
+            log(f"resumed after epoch {loop.epoch}/{recipe.epochs} from {ckpt}")
+    start = loop.epoch
+    loop.fit()
+    return {
+        "steps": loop.schedule.total_steps,
+        "seconds": loop.seconds(),
+        "epoch_losses": [float(r["loss"]) for r in loop.history],
+        "resumed_from_epoch": start,
+    }
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+def _resume(loop: ModelLoop, model: nn.Module, ckpt: Path, epochs: int) -> None:
+    """Continue ``loop`` from the checkpoint ``ckpt``, also one
+    written before the baselines ran the one training loop (torch's optimizer state, epoch losses)."""
+    state = torch.load(ckpt, map_location=loop.device, weights_only=True)
+    if state.get("epochs") != epochs or state.get("steps_per_epoch") != loop.steps_per_epoch:
+        raise BaselineError(
+            f"{ckpt}: a checkpoint of another schedule ({state.get('epochs')} epochs "
+            f"of {state.get('steps_per_epoch')} steps); delete it to start again"
+        )
+    model.load_state_dict(state["model"])
+    if "loop" in state:
+        loop.load_state_dict(state["loop"])
+        params = dict(model.named_parameters())
+        loop.restore_tensors(state["tensors"], params.__getitem__)
+    else:  # the one-cycle scheduler's state is not needed: the schedule is a function of the step
+        loop.optimizer.load_state_dict(state["optimizer"])
+        done = int(state["epoch"])
+        losses = [{"epoch": i + 1, "loss": float(v)} for i, v in enumerate(state["epoch_losses"])]
+        loop.load_state_dict({"epoch": done, "global_step": done * loop.steps_per_epoch, "history": losses})
+    loop.seconds_before = float(state["seconds"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ symmetric everywhere); ``host_ort_scheme()`` picks the onnxruntime preset for th
 
 The package exports the user workflow above. The building blocks live in their modules:
 observers (:mod:`quant.observers`), the fake-quant maths (:mod:`quant.functional`), batch-norm
-folding (:mod:`quant.fold`), QAT parameter groups (:mod:`quant.qat`), the training loop and its
+folding (:mod:`quant.fold`), QAT parameter groups (:mod:`quant.qat`), the one training loop
+(:mod:`quant.loop`, which the supernet and the baselines run too), one model's training and its
 config (:mod:`quant.training`), onnxruntime sessions and kernel checks (:mod:`quant.ort`; latency
 is timed by :mod:`hw_profiles`), onnxruntime's own PTQ as a baseline (:mod:`quant.ort_baseline`)
 and the FP32 → PTQ → QAT evaluation (:mod:`quant.pipeline`).

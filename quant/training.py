@@ -1,9 +1,13 @@
-"""A small, honest training harness for tests and benchmarks (no ``spaces`` import).
+"""One model's training: a small, honest harness for tests, benchmarks, proxy training and QAT
+(no ``spaces`` import).
 
-Data are in-memory arrays (see :mod:`hwnas.datasets`); batches are drawn with a seeded
-permutation, so a run is reproducible for a given seed and thread count. The same functions train
-the FP32 model and fine-tune a prepared (fake-quantized) model: QAT is ordinary training once
-:func:`quant.prepare` and :func:`quant.calibrate` have run.
+:class:`ModelLoop` is :class:`quant.loop.TrainLoop` (the one training loop) for a single
+``nn.Module`` on labelled batches: cross-entropy, optionally mixed with distillation from a
+teacher, LSQ step sizes kept positive, batch norms frozen from a given step on. :func:`train` runs
+it on in-memory arrays (see :mod:`hwnas.datasets`) in a seeded order (:class:`ArrayOrder`), so a
+run is reproducible for a given seed and thread count; ``nas.baselines`` runs it on its own data
+order. The same functions train the FP32 model and fine-tune a prepared (fake-quantized) model:
+QAT is ordinary training once :func:`quant.prepare` and :func:`quant.calibrate` have run.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,10 +25,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from quant.errors import QuantError
-from quant.qat import freeze_bn_stats, qat_param_groups, step_keeping_scales_positive, step_size_parameters
+from quant.loop import Batch, BatchOrder, LoopConfig, Schedule, TrainLoop, make_optimizer
+from quant.qat import freeze_bn_stats, qat_param_groups, step_size_parameters
 
 __all__ = [
     "QAT_CONFIG",
+    "ArrayOrder",
+    "ModelLoop",
     "TrainConfig",
     "TrainResult",
     "accuracy",
@@ -38,18 +45,12 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run (SGD with Nesterov momentum or AdamW, cosine decay)."""
+class TrainConfig(LoopConfig):
+    """One model's training run: the loop's settings (:class:`quant.loop.LoopConfig`: epochs, batch
+    size, SGD with Nesterov momentum or AdamW, cosine decay after ``warmup_steps``) and the loss,
+    QAT and batch-norm settings of :class:`ModelLoop`."""
 
-    epochs: float = 5.0
-    batch_size: int = 128
-    lr: float = 0.05
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    warmup_steps: int = 0
-    seed: int = 0
     quant_lr: float | None = None
     freeze_bn_after: float | None = None
     """Fraction of the run after which batch norms stop updating (QAT only; ``None`` never)."""
@@ -114,6 +115,142 @@ def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
+class ArrayOrder:
+    """In-memory images and labels in batches of ``batch_size``, the last one partial: every epoch
+    a permutation drawn from one generator seeded with ``seed``, epochs in turn (the order of
+    :func:`train`; ``generator`` goes on to draw the BN recalibration images)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self._next_epoch = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches an epoch, a last partial one included."""
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """Batches ``start, start + 1, ...`` of ``epoch``, which must be the next epoch not drawn yet."""
+        if epoch != self._next_epoch:
+            raise QuantError(f"an ArrayOrder draws its epochs in turn: epoch {self._next_epoch} next, not {epoch}")
+        self._next_epoch += 1
+        perm = torch.randperm(len(self.labels), generator=self.generator)
+        b = self.batch_size
+        return (
+            (self.images[idx], self.labels[idx]) for idx in (perm[i : i + b] for i in range(start * b, len(perm), b))
+        )
+
+
+class ModelLoop(TrainLoop):
+    """The training loop of one model on ``order``'s labelled batches (in place).
+
+    The loss is cross-entropy (``config.label_smoothing``); with a ``teacher`` (kept in eval mode,
+    no gradients) and ``config.distill > 0`` it mixes in the KL divergence from the teacher's
+    softened predictions. ``param_groups`` replaces the single default group (QAT passes separate
+    groups for quantizer parameters); learned LSQ step sizes are kept positive; batch norms freeze
+    after ``config.freeze_bn_after`` of the run; convolutions run NHWC as ``config.channels_last``
+    says (default: on CPU). ``on_epoch`` gets each epoch's record (``{"epoch", "loss",
+    "train_time_s"}``) before its log line (a checkpoint). :meth:`fit` leaves the model in
+    evaluation mode.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        order: BatchOrder,
+        config: TrainConfig,
+        *,
+        param_groups: list[dict] | None = None,
+        teacher: nn.Module | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        groups = (
+            param_groups
+            if param_groups is not None
+            else [
+                {
+                    "params": [p for p in model.parameters() if p.requires_grad],
+                    "lr": config.lr,
+                    "weight_decay": config.weight_decay,
+                }
+            ]
+        )
+        optimizer = make_optimizer(groups, config)
+        if not 0.0 <= config.distill <= 1.0:
+            raise QuantError(f"distill must lie in [0, 1], got {config.distill}")
+        if config.distill > 0 and teacher is None:
+            raise QuantError("distill > 0 needs a teacher model")
+        if config.distill_temperature <= 0:
+            raise QuantError(f"distill_temperature must be positive, got {config.distill_temperature}")
+        super().__init__(optimizer, order, Schedule.of(config, order.steps_per_epoch), progress=progress, log=log)
+        self.model, self.teacher, self.config = model, teacher, config
+        self.device = _device(model)
+        self.scales = [p for p in step_size_parameters(model) if p.requires_grad]
+        total = self.schedule.total_steps
+        self.freeze_bn_at = None if config.freeze_bn_after is None else int(config.freeze_bn_after * total)
+        self.on_epoch = on_epoch
+        self.seconds_before = 0.0
+        """Training seconds of earlier runs of a resumed training."""
+        self._t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Seconds of training so far, earlier runs of a resumed training included."""
+        return self.seconds_before + time.perf_counter() - self._t0
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Train (model in train mode, the teacher in eval mode) to the end; the model is left in eval mode."""
+        self._t0 = time.perf_counter()
+        if self.teacher is not None:
+            self.teacher.eval()
+        self.model.train()
+        c = self.config
+        nhwc = c.channels_last if c.channels_last is not None else self.device.type == "cpu"
+        teacher = self.teacher if self.teacher is not None else nn.Identity()
+        with channels_last_convs(self.model, nhwc), channels_last_convs(teacher, nhwc):
+            history = super().fit()
+        self.model.eval()
+        return history
+
+    def train_step(self, batch: Batch, lr: float | list[float]) -> dict[str, float]:
+        """Cross-entropy (and distillation) on ``batch``, one optimizer step; the loss summed over the images."""
+        c = self.config
+        if self.global_step == self.freeze_bn_at:
+            freeze_bn_stats(self.model)
+        self.set_lr(lr)
+        x, y = batch[0].to(self.device), batch[1].to(self.device)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+        if self.teacher is not None and c.distill > 0:
+            loss = (1.0 - c.distill) * loss + c.distill * _distill_loss(logits, self.teacher, x, c.distill_temperature)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.apply_gradients(self.scales, c.grad_clip)
+        n = float(len(y))
+        return {"loss": float(loss.detach()) * n, "images": n}
+
+    def epoch_done(self, record: dict[str, Any]) -> None:
+        """``on_epoch``, then the epoch's log line."""
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+        self._log(
+            f"epoch {record['epoch']}/{self.num_epochs()}: loss {record['loss']:.4f} "
+            f"({self.global_step}/{self.schedule.total_steps} steps, {self.seconds():.0f} s)"
+        )
+
+    def result(self) -> TrainResult:
+        """What the run did."""
+        losses = [float(r["loss"]) for r in self.history]
+        return TrainResult(
+            steps=self.global_step,
+            final_loss=losses[-1] if losses else math.nan,
+            seconds=self.seconds(),
+            epoch_losses=losses,
+        )
+
+
 def train(
     model: nn.Module,
     images: np.ndarray | torch.Tensor,
@@ -122,15 +259,15 @@ def train(
     *,
     param_groups: list[dict] | None = None,
     teacher: nn.Module | None = None,
+    progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``(images, labels)`` with cross-entropy; returns a summary.
+    """Train ``model`` in place on ``(images, labels)`` with :class:`ModelLoop`; returns a summary.
 
-    With a ``teacher`` (run in eval mode, no gradients) and ``config.distill > 0`` the loss mixes
-    in the KL divergence from the teacher's softened predictions (knowledge distillation).
-
-    ``epochs`` may be fractional (e.g. ``0.5`` for half an epoch). ``param_groups`` overrides the
-    default single group (QAT passes separate groups for quantizer parameters).
+    ``epochs`` may be fractional (e.g. ``0.5`` for half an epoch); batches come in
+    :class:`ArrayOrder`. With ``config.bn_recalibration_batches`` the batch norms' statistics are
+    re-estimated afterwards (:func:`recalibrate_bn`). ``progress`` draws a bar per epoch, ``log``
+    takes a line per epoch. The model is left in evaluation mode.
     """
     x_all, y_all = _as_tensor(images).float(), _as_tensor(labels).long()
     n = len(y_all)
@@ -138,98 +275,14 @@ def train(
         raise QuantError(
             f"training data must be non-empty with one label per image (got {len(x_all)} images, {n} labels)"
         )
-    device = _device(model)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, int(round(config.epochs * steps_per_epoch)))
-    groups = (
-        param_groups
-        if param_groups is not None
-        else [
-            {
-                "params": [p for p in model.parameters() if p.requires_grad],
-                "lr": config.lr,
-                "weight_decay": config.weight_decay,
-            }
-        ]
-    )
-    if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
-    elif config.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, lr=config.lr)
-    else:
-        raise QuantError(f"unknown optimizer {config.optimizer!r} (known: sgd, adamw)")
-    if not 0.0 <= config.distill <= 1.0:
-        raise QuantError(f"distill must lie in [0, 1], got {config.distill}")
-    if config.distill > 0 and teacher is None:
-        raise QuantError("distill > 0 needs a teacher model")
-    if config.distill_temperature <= 0:
-        raise QuantError(f"distill_temperature must be positive, got {config.distill_temperature}")
-    if teacher is not None:
-        teacher.eval()
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(config.seed)
-    freeze_at = None if config.freeze_bn_after is None else int(config.freeze_bn_after * total)
-    model.train()
-    nhwc = config.channels_last if config.channels_last is not None else device.type == "cpu"
-    with channels_last_convs(model, nhwc), channels_last_convs(teacher if teacher is not None else nn.Identity(), nhwc):
-        result = _train_loop(model, x_all, y_all, config, opt, base_lrs, gen, total, freeze_at, teacher, log)
+    order = ArrayOrder(x_all, y_all, config.batch_size, config.seed)
+    loop = ModelLoop(model, order, config, param_groups=param_groups, teacher=teacher, progress=progress, log=log)
+    loop.fit()
+    result = loop.result()
     if config.bn_recalibration_batches > 0:
-        idx = torch.randperm(n, generator=gen)[: config.bn_recalibration_batches * config.batch_size]
+        idx = torch.randperm(n, generator=order.generator)[: config.bn_recalibration_batches * config.batch_size]
         recalibrate_bn(model, x_all[idx], batch_size=config.batch_size)
-    model.eval()
     return result
-
-
-def _train_loop(
-    model: nn.Module,
-    x_all: torch.Tensor,
-    y_all: torch.Tensor,
-    config: TrainConfig,
-    opt: torch.optim.Optimizer,
-    base_lrs: list[float],
-    gen: torch.Generator,
-    total: int,
-    freeze_at: int | None,
-    teacher: nn.Module | None,
-    log: Callable[[str], None] | None,
-) -> TrainResult:
-    n = len(y_all)
-    device = _device(model)
-    scales = [p for p in step_size_parameters(model) if p.requires_grad]
-    t0 = time.perf_counter()
-    step, epoch_losses, running, count = 0, [], 0.0, 0
-    while step < total:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, config.batch_size):
-            if step >= total:
-                break
-            if freeze_at is not None and step == freeze_at:
-                freeze_bn_stats(model)
-            warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-            cos = 0.5 * (1.0 + math.cos(math.pi * step / total))
-            for g, base in zip(opt.param_groups, base_lrs):
-                g["lr"] = base * warm * cos
-            idx = perm[i : i + config.batch_size]
-            xb, yb = x_all[idx].to(device), y_all[idx].to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
-            if teacher is not None and config.distill > 0:
-                loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
-                    logits, teacher, xb, config.distill_temperature
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            step_keeping_scales_positive(opt, scales)
-            running += float(loss.detach())
-            count += 1
-            step += 1
-        epoch_losses.append(running / max(1, count))
-        if log is not None:
-            log(f"epoch {len(epoch_losses)}: loss {epoch_losses[-1]:.4f} ({step}/{total} steps)")
-        running, count = 0.0, 0
-    return TrainResult(
-        steps=step, final_loss=epoch_losses[-1], seconds=time.perf_counter() - t0, epoch_losses=epoch_losses
-    )
 
 
 def _distill_loss(logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -31,6 +31,7 @@ from hwnas.errors import ConfigError
 
 __all__ = [
     "DATA_ALIASES",
+    "DataOrder",
     "DatasetError",
     "EpochOrder",
     "ImageData",
@@ -51,10 +52,7 @@ class EpochOrder:
     is dropped so that every step has the same global batch)."""
 
     def __init__(self, data: ImageData, batch_size: int, seed: int, epoch: int, *, flip: bool = True) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch size must be positive, got {batch_size}")
-        if len(data) < batch_size:
-            raise ConfigError(f"{data.name}: {len(data)} training examples, fewer than one batch of {batch_size}")
+        _check_batch(data, batch_size)
         self.data = data
         self.batch_size = batch_size
         g = torch.Generator().manual_seed(_mix(seed, epoch))
@@ -106,6 +104,29 @@ class EpochOrder:
         return x
 
 
+class DataOrder:
+    """The batches of every epoch of a run over ``data``: :class:`EpochOrder` of ``(seed, epoch)``,
+    this process's shares (``rank`` of ``world``). The :class:`quant.loop.BatchOrder` of the
+    supernet's training and of the baselines'."""
+
+    def __init__(
+        self, data: ImageData, batch_size: int, seed: int, *, flip: bool = True, rank: int = 0, world: int = 1
+    ) -> None:
+        _check_batch(data, batch_size)
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.flip, self.rank, self.world = flip, rank, world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full global batches an epoch (the remainder is dropped)."""
+        return len(self.data) // self.batch_size
+
+    def batches(self, epoch: int, start: int = 0) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
+        """Batches ``start, start + 1, ...`` of ``epoch`` (:meth:`EpochOrder.batches`)."""
+        order = EpochOrder(self.data, self.batch_size, self.seed, epoch, flip=self.flip)
+        return order.batches(start, self.rank, self.world)
+
+
 def calibration_batches(data: ImageData, n: int, batch_size: int, seed: int) -> list[torch.Tensor]:
     """``n`` fixed training batches (no augmentation) for BN recalibration and PTQ."""
     g = torch.Generator().manual_seed(_mix(seed, 10_007))
@@ -117,6 +138,13 @@ def calibration_batches(data: ImageData, n: int, batch_size: int, seed: int) -> 
             break
         index_lists.append(idx)
     return [x for x, _ in data.loader(index_lists)]
+
+
+def _check_batch(data: ImageData, batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if len(data) < batch_size:
+        raise ConfigError(f"{data.name}: {len(data)} training examples, fewer than one batch of {batch_size}")
 
 
 def _mix(seed: int, epoch: int) -> int:

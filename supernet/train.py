@@ -37,14 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.errors import ConfigError
-from hwnas.progress import ProgressBar
 from hwnas.seeding import seed_everything
-from quant.qat import step_keeping_scales_positive
+from quant.loop import LoopConfig, Schedule, TrainLoop, make_optimizer
 from spaces import Arch, Space, create_space
 from spaces.identity import space_from_identity, space_identity
 from supernet.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from supernet.data import (
-    EpochOrder,
+    DataOrder,
     TensorData,
     calibration_batches,
     data_info,
@@ -193,6 +192,23 @@ class TrainConfig:
         """Epochs the run goes through, a fractional QAT stage's last one counted whole."""
         return self.epochs + math.ceil(self.qat_epochs)
 
+    def loop_config(self, stage: str = "fp32", steps_per_epoch: int = 1) -> LoopConfig:
+        """The one training loop's settings for ``stage``: ``epochs`` at peak ``lr`` after
+        ``warmup_epochs`` of warm-up (``"fp32"``), or ``qat_epochs`` at ``qat_lr`` without (``"qat"``);
+        cosine decay to 0 in both; SGD with ``momentum`` (Nesterov) and ``weight_decay``."""
+        qat = stage == "qat"
+        return LoopConfig(
+            epochs=self.qat_epochs if qat else self.epochs,
+            batch_size=self.batch_size,
+            lr=self.qat_lr if qat else self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            warmup_steps=0 if qat else int(round(self.warmup_epochs * steps_per_epoch)),
+            grad_clip=self.grad_clip,
+            seed=self.seed,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -275,13 +291,18 @@ class _Interrupted(Exception):
     pass
 
 
-class Trainer:
-    """One training run in ``out_dir`` (``resume=True`` continues the run saved there).
+class Trainer(TrainLoop):
+    """One training run in ``out_dir`` (``resume=True`` continues the run saved there): the one
+    training loop (:class:`quant.loop.TrainLoop`) with the sandwich step, the switch to the QAT
+    stage, checkpoints, ``metrics.jsonl``, SIGINT / SIGTERM handling and DDP.
 
     ``train_data`` / ``test_data`` replace the datasets ``config.data`` names (e.g. synthetic data
     for a hardware check); a resumed run must be given the same ones. ``config_override``
     replaces the saved configuration on resume (for execution settings such as threads).
     """
+
+    loss_key = "loss_largest"  # the loss shown, of the largest subnet
+    step_lines = True  # a log line every tenth of an epoch where no progress bar is drawn
 
     def __init__(
         self,
@@ -343,31 +364,41 @@ class Trainer:
             ).to(self.device)
         self.net.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cpu"
         self.net.set_sync_bn(self.dist.distributed and config.sync_bn)
-        self.steps_per_epoch = len(EpochOrder(self.train_data, config.batch_size, config.seed, 0, flip=False))
+        order = DataOrder(
+            self.train_data,
+            config.batch_size,
+            config.seed,
+            flip=config.flip,
+            rank=self.dist.rank,
+            world=self.dist.world_size,
+        )
+        spe = order.steps_per_epoch
+        self._schedules = {s: Schedule.of(config.loop_config(s, spe), spe) for s in ("fp32", "qat")}
         self.calib = [
             b.to(self.device)
             for b in calibration_batches(self.train_data, config.bn_calib_batches, config.calib_batch_size, config.seed)
         ]
-        self.optimizer = self._make_optimizer()
+        super().__init__(
+            self._make_optimizer(),
+            order,
+            self._schedules["fp32"],
+            progress=sys.stderr.isatty() if progress is None else progress,
+            log=self._log,
+            is_main=self.dist.is_main,
+        )
         if resume:
-            self._load_optimizer(tensors)
-            if "rng/torch" in tensors:
-                torch.set_rng_state(tensors["rng/torch"])
-        self.epoch = int(state.get("epoch", 0))
-        self.step_in_epoch = int(state.get("step_in_epoch", 0))
-        self.global_step = int(state.get("global_step", 0))
-        self.acc: dict[str, float] = dict(state.get("acc", {}))
-        self.history: list[dict[str, Any]] = list(state.get("history", []))
+            self.restore_tensors(tensors, self.net.tensor)
+        self.load_state_dict(state)
         if resume:
             self._sync_metrics()
-        self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop = False
+        self._stop_agreed = False
         self._structural = _has_structure(self.net)
 
     # ------------------------------------------------------------------------------------------
     # optimizer
     # ------------------------------------------------------------------------------------------
-    def _make_optimizer(self) -> torch.optim.SGD:
+    def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         groups = self.net.param_groups()
         self._group_index = {"decay": 0, "no_decay": 1, "quant": 2}
@@ -376,7 +407,7 @@ class Trainer:
             {"params": [p for _, p in sorted(groups["no_decay"], key=lambda kv: kv[0])], "weight_decay": 0.0},
             {"params": [p for _, p in sorted(groups["quant"], key=lambda kv: kv[0])], "weight_decay": 0.0},
         ]
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
+        return make_optimizer(params, c.loop_config())
 
     def _adopt_new_parameters(self) -> None:
         """Add parameters the supernet created since the last call (quantizer step sizes and zero
@@ -396,24 +427,6 @@ class Trainer:
     def _ordered_params(self) -> list[torch.nn.Parameter]:
         return [self.net.tensor(k) for k in sorted(self.net.keys()) if self.net.is_param(k)]  # type: ignore[misc]
 
-    def _optimizer_tensors(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for key in self.net.keys():
-            if not self.net.is_param(key):
-                continue
-            st = self.optimizer.state.get(self.net.tensor(key))
-            if st and st.get("momentum_buffer") is not None:
-                out[f"optim/{key}/momentum_buffer"] = st["momentum_buffer"]
-        return out
-
-    def _load_optimizer(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, t in tensors.items():
-            if not name.startswith("optim/"):
-                continue
-            key, _, field_name = name[len("optim/") :].rpartition("/")
-            p = self.net.tensor(key)
-            self.optimizer.state[p][field_name] = t.to(p.device).clone()
-
     # ------------------------------------------------------------------------------------------
     # schedule
     # ------------------------------------------------------------------------------------------
@@ -422,18 +435,16 @@ class Trainer:
         return "fp32" if e < self.config.epochs else "qat"
 
     def lr_at(self, epoch: int, step: int) -> float:
+        """The learning rate of step ``step`` of ``epoch``: warm-up and cosine decay of the FP32
+        stage (peak ``lr``), then cosine decay of the QAT stage (from ``qat_lr``)."""
         c = self.config
-        spe = self.steps_per_epoch
-        if epoch < c.epochs:
-            t = epoch * spe + step
-            total = c.epochs * spe
-            warm = int(round(c.warmup_epochs * spe))
-            if t < warm:
-                return c.lr * (t + 1) / warm
-            return 0.5 * c.lr * (1.0 + math.cos(math.pi * (t - warm) / max(1, total - warm)))
-        t = (epoch - c.epochs) * spe + step
-        total = int(round(c.qat_epochs * spe))
-        return 0.5 * c.qat_lr * (1.0 + math.cos(math.pi * t / max(1, total)))
+        stage = self.stage(epoch)
+        t = (epoch - (c.epochs if stage == "qat" else 0)) * self.steps_per_epoch + step
+        return self._schedules[stage].lr(t, c.qat_lr if stage == "qat" else c.lr)
+
+    def num_epochs(self) -> int:
+        """``epochs`` FP32 epochs, then the QAT stage's (a fractional last one counted whole)."""
+        return self.config.total_epochs
 
     def epoch_steps(self, epoch: int, full: int | None = None) -> int:
         """Steps of ``epoch``: all of them, but a share of them in a fractional QAT stage's last one."""
@@ -443,6 +454,14 @@ class Trainer:
         if frac > 0 and epoch == c.total_epochs - 1:
             return max(1, min(full, int(round(frac * full))))
         return full
+
+    def step_limit(self) -> int | None:
+        """``config.max_steps`` (read at every step: a test or a resumed run may change it)."""
+        return self.config.max_steps
+
+    def epoch_tag(self, epoch: int) -> str:
+        """The stage, `` [fp32]`` or `` [qat]``."""
+        return f" [{self.stage(epoch)}]"
 
     # ------------------------------------------------------------------------------------------
     # one step
@@ -456,11 +475,21 @@ class Trainer:
         archs += [self.net.sample(rng, struct) for _ in range(self.config.num_random)]
         return archs
 
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], lr: float | list[float]) -> dict[str, float]:
+        """The sandwich step on this process's share of the global batch; its statistics summed
+        over processes (and a stop request agreed on)."""
+        x, y = batch[0].to(self.device), batch[1].to(self.device)
+        archs = self.step_archs(self.global_step)
+        stats = self._global_stats(self._train_step(x, y, archs, lr if isinstance(lr, float) else lr[0]), len(y))
+        self._stop_agreed = stats.pop("stop") > 0
+        return stats
+
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, archs: list[Arch], lr: float) -> dict[str, float]:
+        """The sandwich rule on one batch: the largest subnet on the labels, the others on its
+        predictions (or the labels), gradients summed, one optimizer step at ``lr``."""
         c = self.config
         net = self.net
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        self.set_lr(lr)
         self.optimizer.zero_grad(set_to_none=True)
         logits = net(x, archs[0])
         loss = F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
@@ -482,14 +511,13 @@ class Trainer:
         self._adopt_new_parameters()
         params = self._ordered_params()
         all_reduce_gradients(params, self.dist)
-        if c.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], c.grad_clip)
-        if self.net.quant_scheme is None:  # FP32 stage: no step sizes yet
-            self.optimizer.step()
-        else:  # LSQ steps must not carry a step size through 0
-            scales = [p for key, p in self.net.param_groups()["quant"] if key.endswith(".scale")]
-            step_keeping_scales_positive(self.optimizer, scales)
+        # LSQ steps must not carry a step size through 0 (the FP32 stage has none yet)
+        scales = [] if self.net.quant_scheme is None else self._step_sizes()
+        self.apply_gradients(scales, c.grad_clip, params)
         return stats
+
+    def _step_sizes(self) -> list[torch.nn.Parameter]:
+        return [p for key, p in self.net.param_groups()["quant"] if key.endswith(".scale")]
 
     def _global_stats(self, stats: dict[str, float], n: int) -> dict[str, float]:
         """Per-step statistics summed over processes (and the stop flag agreed on)."""
@@ -533,11 +561,7 @@ class Trainer:
             "store_keys": self.net.keys(),
             "key_info": self.net.key_info(),
             "state": {
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step,
-                "acc": self.acc,
-                "history": self.history,
+                **self.state_dict(),  # epoch, step_in_epoch, global_step, acc (the epoch's sums), history
                 "stage": self.stage(),
                 "finished": self.epoch >= self.config.total_epochs,
             },
@@ -548,8 +572,7 @@ class Trainer:
         if not self.dist.is_main:
             return None
         tensors = {f"store/{k}": v for k, v in self.net.storage_state().items()}
-        tensors.update(self._optimizer_tensors())
-        tensors["rng/torch"] = torch.get_rng_state()
+        tensors.update(self.resume_tensors((k, self.net.tensor(k)) for k in self.net.keys() if self.net.is_param(k)))
         return write_checkpoint(self.out_dir / "checkpoint.safetensors", tensors, self._meta())
 
     def _sync_metrics(self) -> None:
@@ -600,8 +623,6 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to the end (or until interrupted: the checkpoint is then saved and
         ``KeyboardInterrupt`` raised). Returns the final metrics."""
-        c = self.config
-        total_epochs = c.total_epochs
         old = {}
         import threading
 
@@ -621,11 +642,7 @@ class Trainer:
                     f"{self.net.num_parameters(self.net.smallest()):,}; {self.steps_per_epoch} steps/epoch, "
                     f"world size {self.dist.world_size}"
                 )
-            while self.epoch < total_epochs:
-                self._run_epoch()
-                if c.max_steps is not None and self.global_step >= c.max_steps:
-                    self.save_checkpoint()
-                    break
+            self.fit()
         except _Interrupted:
             self.save_checkpoint()
             if self.dist.is_main:
@@ -640,11 +657,10 @@ class Trainer:
                 signal.signal(sig, handler)
         return self.history[-1] if self.history else {}
 
-    def _run_epoch(self) -> None:
+    def start_epoch(self, epoch: int) -> None:
+        """The QAT stage begins: every subnet is fake-quantized from now on, quantizers calibrated."""
         c = self.config
-        epoch = self.epoch
-        stage = self.stage()
-        if stage == "qat" and self.net.quant_scheme is None:
+        if self.stage(epoch) == "qat" and self.net.quant_scheme is None:
             from quant.scheme import get_scheme
 
             t0 = time.time()
@@ -659,66 +675,37 @@ class Trainer:
                     f"quantized-for-all stage: {get_scheme(c.scheme).name} scheme, quantizers initialised "
                     f"in {time.time() - t0:.1f}s"
                 )
-        order = EpochOrder(self.train_data, c.batch_size, c.seed, epoch, flip=c.flip)
-        steps = self.epoch_steps(epoch, len(order))
-        batches = order.batches(self.step_in_epoch, self.dist.rank, self.dist.world_size)  # workers read ahead
-        bar = ProgressBar(
-            self.progress and self.dist.is_main,
-            f"epoch {epoch + 1}/{c.total_epochs} [{stage}]",
-            steps,
-            completed=self.step_in_epoch,
-            columns=("loss {task.fields[loss]:.4f}", "{task.fields[ips]:.0f} img/s", "lr {task.fields[lr]:.3g}"),
-            fields={"loss": float("nan"), "ips": 0.0, "lr": 0.0},
-        )
         self.net.train()
-        try:
-            while self.step_in_epoch < steps:
-                if c.max_steps is not None and self.global_step >= c.max_steps:
-                    return
-                t0 = time.perf_counter()
-                x, y = next(batches)
-                x, y = x.to(self.device), y.to(self.device)
-                archs = self.step_archs(self.global_step)
-                lr = self.lr_at(epoch, self.step_in_epoch)
-                stats = self._global_stats(self._train_step(x, y, archs, lr), len(y))
-                dt = time.perf_counter() - t0
-                for k in ("loss_largest", "loss_smallest", "loss_random", "correct_largest", "images"):
-                    self.acc[k] = self.acc.get(k, 0.0) + stats[k]
-                self.acc["time"] = self.acc.get("time", 0.0) + dt
-                self.step_in_epoch += 1
-                self.global_step += 1
-                ips = stats["images"] / dt if dt > 0 else 0.0
-                bar.update(
-                    completed=self.step_in_epoch, loss=stats["loss_largest"] / max(1.0, stats["images"]), ips=ips, lr=lr
-                )
-                if not self.progress and self.dist.is_main and (self.step_in_epoch % max(1, steps // 10) == 0):
-                    self._log(
-                        f"epoch {epoch + 1} [{stage}] step {self.step_in_epoch}/{steps} "
-                        f"loss {self.acc['loss_largest'] / max(1.0, self.acc['images']):.4f} "
-                        f"{ips:.0f} img/s lr {lr:.4g}"
-                    )
-                if stats["stop"] > 0:
-                    raise _Interrupted
-                if c.checkpoint_every and self.step_in_epoch % c.checkpoint_every == 0 and self.step_in_epoch < steps:
-                    self.save_checkpoint()
-        finally:
-            batches.close()
-            bar.close()
-        self._end_epoch(epoch, stage)
 
-    def _end_epoch(self, epoch: int, stage: str) -> None:
+    def end_step(self, stats: dict[str, float]) -> None:
+        """Stop (and checkpoint) on SIGINT / SIGTERM; a mid-epoch checkpoint every ``checkpoint_every`` steps."""
         c = self.config
-        n = max(1.0, self.acc.get("images", 0.0))
+        if self._stop_agreed:
+            raise _Interrupted
+        every = c.checkpoint_every
+        if every and self.step_in_epoch % every == 0 and self.step_in_epoch < self.epoch_steps(self.epoch):
+            self.save_checkpoint()
+
+    def stopped_at_limit(self) -> None:
+        """A run stopped at ``max_steps`` saves its checkpoint."""
+        self.save_checkpoint()
+
+    def epoch_record(self, epoch: int) -> dict[str, Any]:
+        """The epoch's line of ``metrics.jsonl``: losses, train accuracy, speed, test accuracy of the
+        largest and smallest subnets (every ``eval_every`` epochs and the last)."""
+        c = self.config
+        stage = self.stage(epoch)
+        n = max(1.0, self.totals.get("images", 0.0))
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "stage": stage,
             "lr_end": self.lr_at(epoch, self.epoch_steps(epoch) - 1),
-            "loss_largest": self.acc.get("loss_largest", 0.0) / n,
-            "loss_smallest": self.acc.get("loss_smallest", 0.0) / n,
-            "loss_random": self.acc.get("loss_random", 0.0) / n,
-            "train_acc_largest": 100.0 * self.acc.get("correct_largest", 0.0) / n,
-            "images_per_s": n / max(1e-9, self.acc.get("time", 0.0)),
-            "train_time_s": self.acc.get("time", 0.0),
+            "loss_largest": self.totals.get("loss_largest", 0.0) / n,
+            "loss_smallest": self.totals.get("loss_smallest", 0.0) / n,
+            "loss_random": self.totals.get("loss_random", 0.0) / n,
+            "train_acc_largest": 100.0 * self.totals.get("correct_largest", 0.0) / n,
+            "images_per_s": n / max(1e-9, self.totals.get("time", 0.0)),
+            "train_time_s": self.totals.get("time", 0.0),
         }
         last = epoch + 1 == c.total_epochs
         if self.dist.is_main and c.eval_every and ((epoch + 1) % c.eval_every == 0 or last):
@@ -727,10 +714,10 @@ class Trainer:
             record["eval_time_s"] = time.time() - t0
         if c.reorder_channels and stage == "fp32" and epoch + 1 < c.epochs:
             record["reordered_groups"] = self.net.reorder_channels(self.optimizer)
-        self.history.append(record)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.acc = {}
+        return record
+
+    def epoch_done(self, record: dict[str, Any]) -> None:
+        """The epoch's checkpoint, then its ``metrics.jsonl`` line and log line; processes wait for one another."""
         # the epoch is finished once its checkpoint is: its metrics line follows (a run killed in between
         # gets the line from the checkpoint's history on resume, see _sync_metrics)
         self.save_checkpoint()
@@ -738,7 +725,7 @@ class Trainer:
         if self.dist.is_main:
             acc = record.get("test_acc", {})
             self._log(
-                f"epoch {epoch + 1} [{stage}] loss {record['loss_largest']:.4f} train acc "
+                f"epoch {record['epoch']} [{record['stage']}] loss {record['loss_largest']:.4f} train acc "
                 f"{record['train_acc_largest']:.2f}% {record['images_per_s']:.0f} img/s"
                 + (f" | test largest {acc['largest']:.2f}% smallest {acc['smallest']:.2f}%" if acc else "")
             )
