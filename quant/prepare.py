@@ -198,8 +198,9 @@ def _insert_act_quantizers(gm: fx.GraphModule, scheme: QuantScheme, quantize_out
         if k in _SAME_SCALE:
             return bool(user.args) and user.args[0] is producer and need.get(user, False)
         # a float op (a cell's ``none`` edge, x · 0) reading an integer kernel's output: quantize that
-        # output, or the kernel runs in float for this reader's sake
-        return k == "other" and user not in non_tensor and kinds[producer] in _INT_PRODUCERS
+        # output, or the kernel runs in float for this reader's sake (not a classifier's logits: an
+        # integer GEMM may give float outputs, and a softmax after it keeps its float logits)
+        return k == "other" and user not in non_tensor and kinds[producer] in _INT_PRODUCERS - {"linear"}
 
     need: dict[fx.Node, bool] = {}
     for n in reversed(nodes):
