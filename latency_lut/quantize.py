@@ -4,9 +4,9 @@ The latency table must time the graph that ``nas export`` ships. So every INT8 b
 every calibration network is made by :mod:`quant`, the exporter behind ``nas export``:
 ``prepare`` → ``calibrate`` → ``export_onnx``. Calibration runs on random normal inputs; scale
 values do not change latency, the graph structure does, and this is the shipped structure. Batch
-norms first take their statistics from that input (as a trained network's normalise its
-activations), so that a deep random network's activations do not fade to ranges (1e-8) an integer
-kernel refuses.
+norms first take their statistics from that input (as a trained network's batch norms normalise
+its activations), so that a deep random network's activations do not fade to ranges (1e-8) that
+an integer kernel refuses.
 
 ``int8`` uses the ``ort_cpu`` scheme: u8 asymmetric activations and s8 per-channel weights (what
 onnxruntime's CPU kernels prefer). ``int8_sym`` uses ``tensorrt``: s8 symmetric everywhere, zero
