@@ -79,6 +79,10 @@ class TrainConfig:
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
+    # learning-rate schedule of the FP32 stage: "cosine" (warmup_epochs of linear warm-up, then
+    # cosine decay to 0) or "onecycle" (torch's OneCycleLR to peak lr; warmup_epochs unused);
+    # the QAT stage always decays from qat_lr by a cosine
+    schedule: str = "cosine"
     num_random: int = 2
     distill: bool = True
     kd_temperature: float = 1.0
@@ -178,6 +182,8 @@ class TrainConfig:
         number("max_steps", 1, integer=True, optional=True)
         from quant.scheme import SCHEMES
 
+        if self.schedule not in ("cosine", "onecycle"):
+            raise TrainingConfigError(f"unknown learning-rate schedule {self.schedule!r} (known: cosine, onecycle)")
         if self.scheme not in SCHEMES:  # checked now, not when the QAT stage starts after the FP32 epochs
             raise TrainingConfigError(
                 f"unknown quantization scheme {self.scheme!r} (known: {', '.join(sorted(SCHEMES))})"
@@ -194,8 +200,8 @@ class TrainConfig:
 
     def loop_config(self, stage: str = "fp32", steps_per_epoch: int = 1) -> LoopConfig:
         """The one training loop's settings for ``stage``: ``epochs`` at peak ``lr`` after
-        ``warmup_epochs`` of warm-up (``"fp32"``), or ``qat_epochs`` at ``qat_lr`` without (``"qat"``);
-        cosine decay to 0 in both; SGD with ``momentum`` (Nesterov) and ``weight_decay``."""
+        ``warmup_epochs`` of warm-up then cosine decay, or one-cycle (``schedule``) (``"fp32"``), or
+        ``qat_epochs`` decaying from ``qat_lr`` by a cosine without warm-up (``"qat"``); SGD with ``momentum`` (Nesterov) and ``weight_decay``."""
         qat = stage == "qat"
         return LoopConfig(
             epochs=self.qat_epochs if qat else self.epochs,
@@ -204,6 +210,7 @@ class TrainConfig:
             momentum=self.momentum,
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
+            schedule="cosine" if qat else ("onecycle" if self.schedule == "onecycle" else "cosine"),
             warmup_steps=0 if qat else int(round(self.warmup_epochs * steps_per_epoch)),
             grad_clip=self.grad_clip,
             seed=self.seed,

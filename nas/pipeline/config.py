@@ -339,6 +339,11 @@ SCHEMA: dict[str, Any] = {
         "qat_lr": (0.01, _float(0.0, lo_open=True), "initial learning rate of the QAT stage"),
         "weight_decay": (5e-5, _float(0.0), "weight decay of conv / linear weights"),
         "warmup_epochs": (1.0, _float(0.0), "linear warm-up epochs"),
+        "schedule": (
+            "cosine",
+            _str(choices=("cosine", "onecycle")),
+            "FP32 learning-rate schedule: warm-up then cosine, or one-cycle to lr (warmup_epochs unused)",
+        ),
         "num_random": (2, _int(0), "random subnets per step besides the largest and the smallest"),
         "eval_every": (1, _int(0), "test the largest and smallest subnets every N epochs (0: after the last only)"),
         "threads": (None, _int(1, optional=True), "torch threads (null: every usable core)"),

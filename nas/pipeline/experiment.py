@@ -146,6 +146,7 @@ class Experiment:
             qat_lr=s["qat_lr"],
             weight_decay=s["weight_decay"],
             warmup_epochs=s["warmup_epochs"],
+            schedule=s["schedule"],
             num_random=s["num_random"],
             seed=self.seed,
             eval_every=s["eval_every"] or 1_000_000,  # 0: the last epoch's test only
@@ -246,6 +247,8 @@ class Experiment:
         if stage == "supernet":
             sn = dict(c["supernet"])
             sn.pop("eval_every", None)  # when the test set is looked at does not change the weights
+            if sn.get("schedule") == "cosine":
+                del sn["schedule"]  # the only schedule before the key existed: older runs' records match
             if sn["checkpoint"] is not None:
                 sn = {"checkpoint": sn["checkpoint"]}
             return {

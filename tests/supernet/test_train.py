@@ -38,6 +38,20 @@ def test_schedule_warms_up_then_decays_to_zero(tmp_path):
     assert tr.stage(1) == "fp32" and tr.stage(2) == "qat"
 
 
+def test_onecycle_schedule_is_torchs_one_cycle_then_qat_decays_from_qat_lr(tmp_path):
+    tr = Trainer(tiny_config(epochs=2, qat_epochs=1, schedule="onecycle"), tmp_path, progress=False, log=_quiet)
+    spe = tr.steps_per_epoch
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.05)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=2 * spe)
+    want = []
+    for _ in range(2 * spe):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert [tr.lr_at(e, s) for e in range(2) for s in range(spe)] == pytest.approx(want, rel=1e-12)
+    assert tr.lr_at(2, 0) == pytest.approx(0.01) and tr.lr_at(2, spe - 1) < tr.lr_at(2, 0)
+
+
 def test_training_writes_metrics_and_checkpoint(tmp_path):
     final = Trainer(tiny_config(), tmp_path, progress=False, log=_quiet).run()
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -157,6 +171,7 @@ def test_training_leaves_subnormal_floats_working(tmp_path):
         ("epochs", 1.5, "epochs must be an integer"),
         ("seed", -1, "seed must be >= 0"),
         ("scheme", "bogus", "unknown quantization scheme 'bogus'"),
+        ("schedule", "linear", "unknown learning-rate schedule 'linear'"),
         ("device", "gpu", "unknown device 'gpu'"),
         ("device", "cpu:1", "unknown device"),
     ],

@@ -30,6 +30,7 @@ _FIELDS = {
     "weight_decay": "weight_decay",
     "label_smoothing": "label_smoothing",
     "warmup_epochs": "warmup_epochs",
+    "schedule": "schedule",
     "num_random": "num_random",
     "seed": "seed",
     "scheme": "scheme",
@@ -92,6 +93,12 @@ def register(subparsers: Any) -> None:
         help="label smoothing of the largest subnet's loss [0.1]",
     )
     p.add_argument("--warmup-epochs", type=finite_float(0, 100_000), help="linear warm-up epochs [1]")
+    p.add_argument(
+        "--schedule",
+        choices=("cosine", "onecycle"),
+        help="learning-rate schedule of the FP32 stage: warm-up then cosine, or one-cycle to --lr "
+        "(torch's OneCycleLR; --warmup-epochs unused) [cosine]",
+    )
     p.add_argument(
         "--num-random", type=int_range(0, 64), help="random subnets per step besides largest and smallest [2]"
     )
