@@ -18,9 +18,19 @@ TINY = {
         "name": "resnet",
         "args": {"base_widths": [8, 16], "depths": [1], "kernels": [3], "width_mults": [0.5, 1.0]},
     },
-    "data": {"name": "fashion-mnist", "train_limit": 512, "test_limit": 128, "val_fraction": 0.25},
+    # 256 training images: three steps of 64 per epoch, one BN-calibration batch, 64 validation images (the
+    # search's val_limit); the supernet is tested once, after its last epoch (eval_every 0)
+    "data": {"name": "fashion-mnist", "train_limit": 256, "test_limit": 128, "val_fraction": 0.25},
     "lut": {"networks": 2, "retry_passes": 0},
-    "supernet": {"epochs": 1, "qat_epochs": 1, "batch_size": 128, "lr": 0.1, "num_random": 1, "threads": 1},
+    "supernet": {
+        "epochs": 1,
+        "qat_epochs": 1,
+        "batch_size": 64,
+        "lr": 0.1,
+        "num_random": 1,
+        "eval_every": 0,
+        "threads": 1,
+    },
     "search": {"budget": 3, "latency_budgets": ["30%", "100%"], "val_limit": 64},
     "report": {"random_subnets": 3},
 }
@@ -84,6 +94,7 @@ def test_run_writes_every_stage_and_a_report(finished_run):
         best = json.loads((out / "search" / e["budget"] / "best.json").read_text())
         assert best["arch_id"] == e["arch_id"] and best["values"]["latency_ms"] <= e["budget_ms"] + 1e-9
     assert report["budgets"][0]["budget_ms"] < report["budgets"][1]["budget_ms"]
+    assert set(report["supernet"]["test_acc"]) == {"largest", "smallest"}  # tested after the last epoch
     assert len(report["cloud"]) == 3 and report["front"] and report["op_speedups"]["rows"]
     md = (out / "report" / "report.md").read_text()
     assert all(e["arch_id"] in md for e in report["exports"]) and "![Pareto](pareto.png)" in md
