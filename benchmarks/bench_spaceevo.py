@@ -15,8 +15,8 @@ Steps (each resumes: rerun the same command after an interruption; ``--steps`` p
              (stage, block type, width window) of the hyper-space from that teacher;
 ``evolve``   ``nas evolve-space`` on the INT8 target;
 ``evolved``  QFA-train the INT8-evolved space with the recipe of ``teacher``;
-``runs``     ``nas run`` of both spaces on their trained supernets (search under both budgets,
-             export, verification on the target, report);
+``run-mobilenet``, ``run-evolved``  ``nas run`` of each space on its trained supernet (search
+             under the budgets, export, verification on the target, report);
 ``tables``   the exports of both runs (INT8 test accuracy, predicted and measured latency);
 ``baseline`` ``bench_pipeline.py``: the plain CNN trained with the supernets' data and epochs,
              timed in one run beside every export;
@@ -57,7 +57,8 @@ STEPS = (
     "quality",
     "evolve",
     "evolved",
-    "runs",
+    "run-mobilenet",
+    "run-evolved",
     "tables",
     "baseline",
     "lut-fp32",
@@ -119,24 +120,10 @@ def step_lut(w: Path, a: argparse.Namespace, target: str) -> None:
     the FP32 twin is measured in its own later step)."""
     for space in ("spaceevo", "mobilenet"):
         nas(
-            "profile",
-            "--space",
-            space,
-            "--in-chans",
-            "1",
-            "--num-classes",
-            "10",
-            "--resolution",
-            "28",
-            "--target",
-            target,
-            "--out",
-            str(w / "lut.db"),
-            "--networks",
-            str(a.networks),
-            "--no-progress",
+            "profile", "--space", space, "--in-chans", "1", "--num-classes", "10", "--resolution", "28",
+            "--target", target, "--out", str(w / "lut.db"), "--networks", str(a.networks), "--no-progress",
             log=w / "lut.log",
-        )
+        )  # fmt: skip
 
 
 def _evaluator(w: Path, target: str, space: Any) -> Any:
@@ -322,35 +309,12 @@ def step_evolve(w: Path, a: argparse.Namespace, target: str) -> None:
     budgets = step_budgets(w, a)["evolve_budgets_ms"]
     ev = SCALES[a.scale]["evolution"]
     nas(
-        "evolve-space",
-        "--hyperspace",
-        "spaceevo",
-        "--data",
-        "fashion-mnist",
-        "--lut",
-        str(w / "lut.db"),
-        "--target",
-        target,
-        "--budgets",
-        ",".join(str(b) for b in budgets),
-        "--quality",
-        str(w / "quality.db"),
-        "--out",
-        str(evolved_path(w, target)),
-        "--population",
-        str(ev["population"]),
-        "--sample",
-        str(ev["sample"]),
-        "--cycles",
-        str(ev["cycles"]),
-        "--samples",
-        str(ev["samples"]),
-        "--seed",
-        str(a.seed),
-        "--no-progress",
-        "--json",
-        log=w / "evolve.log",
-    )
+        "evolve-space", "--hyperspace", "spaceevo", "--data", "fashion-mnist", "--lut", str(w / "lut.db"),
+        "--target", target, "--budgets", ",".join(str(b) for b in budgets), "--quality", str(w / "quality.db"),
+        "--out", str(evolved_path(w, target)), "--population", str(ev["population"]), "--sample", str(ev["sample"]),
+        "--cycles", str(ev["cycles"]), "--samples", str(ev["samples"]), "--seed", str(a.seed), "--no-progress",
+        "--json", log=w / "evolve.log",
+    )  # fmt: skip
 
 
 def _scorer(w: Path, a: argparse.Namespace, target: str) -> Any:
@@ -648,8 +612,9 @@ def main(argv: list[str] | None = None) -> int:
             step_evolve(w, a, a.fp32_target)
         elif s == "evolved":
             step_train(w, a, "evolved", str(evolved_path(w, a.target).resolve()))
-        elif s == "runs":
+        elif s == "run-mobilenet":
             step_run(w, a, "mobilenet", "mobilenet")
+        elif s == "run-evolved":
             b = step_budgets(w, a)
             step_run(
                 w,
