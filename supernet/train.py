@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +82,7 @@ class TrainConfig:
     # learning-rate schedule of the FP32 stage: "cosine" (warmup_epochs of linear warm-up, then
     # cosine decay to 0) or "onecycle" (torch's OneCycleLR to peak lr; warmup_epochs unused);
     # the QAT stage always decays from qat_lr by a cosine
-    schedule: str = "cosine"
+    schedule: Literal["cosine", "onecycle"] = "cosine"
     num_random: int = 2
     distill: bool = True
     kd_temperature: float = 1.0
@@ -200,8 +200,9 @@ class TrainConfig:
 
     def loop_config(self, stage: str = "fp32", steps_per_epoch: int = 1) -> LoopConfig:
         """The one training loop's settings for ``stage``: ``epochs`` at peak ``lr`` after
-        ``warmup_epochs`` of warm-up then cosine decay, or one-cycle (``schedule``) (``"fp32"``), or
-        ``qat_epochs`` decaying from ``qat_lr`` by a cosine without warm-up (``"qat"``); SGD with ``momentum`` (Nesterov) and ``weight_decay``."""
+        ``warmup_epochs`` of warm-up then cosine decay, or one-cycle (``schedule``) (``"fp32"``); or
+        ``qat_epochs`` decaying from ``qat_lr`` by a cosine without warm-up (``"qat"``); SGD with
+        ``momentum`` (Nesterov) and ``weight_decay``."""
         qat = stage == "qat"
         return LoopConfig(
             epochs=self.qat_epochs if qat else self.epochs,
@@ -210,7 +211,7 @@ class TrainConfig:
             momentum=self.momentum,
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
-            schedule="cosine" if qat else ("onecycle" if self.schedule == "onecycle" else "cosine"),
+            schedule="cosine" if qat else self.schedule,
             warmup_steps=0 if qat else int(round(self.warmup_epochs * steps_per_epoch)),
             grad_clip=self.grad_clip,
             seed=self.seed,
