@@ -24,9 +24,11 @@ Steps (each resumes: rerun the same command after an interruption; ``--steps`` p
 ``evolve-fp32`` ``nas evolve-space`` on the FP32 target (same quality, budgets);
 ``targets``  target awareness: each evolved space's Q-T score on both targets, and its best
              predicted subnet under the tighter budget timed by both targets' LUTs;
-``spearman`` the score check: the evolved space, three random candidates and the whole hyper-space
-             briefly QFA-trained and searched; Spearman between Q-T score and best feasible
-             validation accuracy.
+``spearman-train``  the supernets of the score check that need no evolution (three random
+             candidates of the hyper-space and the whole hyper-space), QFA-trained with the scale's
+             ``spearman`` recipe;
+``spearman`` the score check: those and the evolved space trained and searched; Spearman between
+             Q-T score and best feasible validation accuracy.
 
 Scale: ``--scale reduced`` (the default; what a two-core CPU finishes in about two hours) or
 ``--scale paper`` (the paper's evolution settings, longer training); the scale of every figure
@@ -64,6 +66,7 @@ STEPS = (
     "lut-fp32",
     "evolve-fp32",
     "targets",
+    "spearman-train",
     "spearman",
 )
 SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
@@ -72,6 +75,11 @@ SHAPE = {"in_chans": 1, "num_classes": 10, "resolution": 28}
 # batch 128, SGD with Nesterov momentum, weight decay 5e-4, one-cycle to a peak of 0.1), so that the
 # comparison with it differs in the network and the weight sharing, not in the optimiser.
 RECIPE: dict[str, Any] = {"batch_size": 128, "lr": 0.1, "schedule": "onecycle", "weight_decay": 5e-4, "qat_lr": 0.01}
+
+# Each chosen subnet's QAT fine-tune at export (`nas run`'s export.finetune_*): weight-shared
+# weights trained for a few epochs lag the same network trained alone; the plain-CNN baseline is
+# then trained for as many more epochs (step ``baseline``), so both have seen the same epochs.
+FINETUNE: dict[str, Any] = {"finetune_epochs": 1, "finetune_lr": 0.02, "finetune_distill": 0.0}
 
 SCALES: dict[str, dict[str, Any]] = {
     "reduced": {
@@ -86,12 +94,22 @@ SCALES: dict[str, dict[str, Any]] = {
             "eval_images": 512,
         },
         "evolution": {"population": 100, "sample": 25, "cycles": 1000, "samples": 100_000},
+        "export": FINETUNE,
+        "spearman": {
+            "supernet": {"epochs": 3, "qat_epochs": 0.25, "train_limit": 10000},
+            "search": {"budget": 12, "val_limit": 1000},
+        },
     },
     "paper": {
         "supernet": {"epochs": 8, "qat_epochs": 0.5, "train_limit": None},
         "search": {"budget": 40, "val_limit": None},
         "quality": {"epochs": 3, "qat_epochs": 1, "train_limit": None, "num_random": 2, "eval_samples": 16},
         "evolution": {"population": 500, "sample": 125, "cycles": 5000, "samples": 100_000},
+        "export": FINETUNE,
+        "spearman": {
+            "supernet": {"epochs": 4, "qat_epochs": 0.5, "train_limit": 20000},
+            "search": {"budget": 24, "val_limit": 2000},
+        },
     },
 }
 
@@ -193,7 +211,7 @@ def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: l
             "latency_budgets": budgets,
             "val_limit": sc["search"]["val_limit"],
         },
-        "export": {"formats": ["onnx-int8", "onnx-fp32"], "finetune_epochs": 0},
+        "export": {"formats": ["onnx-int8", "onnx-fp32"], **sc["export"]},
         "report": {"random_subnets": 8},
     }
     path = w / f"{name}.yaml"
@@ -394,18 +412,21 @@ def step_targets(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def spearman_spaces(w: Path, a: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any] | None]]:
+def spearman_spaces(
+    w: Path, a: argparse.Namespace, evolved: bool = True
+) -> dict[str, tuple[str, dict[str, Any] | None]]:
     """The spaces of the score check as ``name: (YAML file, candidate record or None)``: the
-    INT8-evolved one, three random candidates of the hyper-space (seeded), the whole hyper-space."""
+    INT8-evolved one (unless ``evolved`` is false), three random candidates of the hyper-space
+    (seeded), the whole hyper-space."""
     import random
 
     from nas.spaceevo import HyperSpace
 
     hyper = HyperSpace.create("spaceevo", **SHAPE)
-    report = json.loads(Path(f"{evolved_path(w, a.target).with_suffix('')}.report.json").read_text())
-    out: dict[str, tuple[str, dict[str, Any] | None]] = {
-        "evolved": (str(evolved_path(w, a.target).resolve()), report["best"]["candidate"])
-    }
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    if evolved:
+        report = json.loads(Path(f"{evolved_path(w, a.target).with_suffix('')}.report.json").read_text())
+        out["evolved"] = (str(evolved_path(w, a.target).resolve()), report["best"]["candidate"])
     rng = random.Random(a.seed + 1)
     (w / "spearman").mkdir(parents=True, exist_ok=True)
     for i in range(3):
@@ -419,6 +440,13 @@ def spearman_spaces(w: Path, a: argparse.Namespace) -> dict[str, tuple[str, dict
         path.write_text(_space_yaml(hyper.space))
     out["hyperspace"] = (str(path.resolve()), None)
     return out
+
+
+def step_spearman_train(w: Path, a: argparse.Namespace) -> None:
+    """The score check's supernets that need no evolution (the random candidates and the whole
+    hyper-space): trainable beside ``quality`` on a core of their own."""
+    for name, (path, _) in spearman_spaces(w, a, evolved=False).items():
+        step_train(w, a, f"sp-{name}", path, recipe=SCALES[a.scale]["spearman"]["supernet"])
 
 
 def _space_yaml(space: Any) -> str:
@@ -450,14 +478,15 @@ def hyperspace_score(scorer: Any, hyper: Any, n_cands: int, per: int, seed: int)
 
 def step_baseline(w: Path, a: argparse.Namespace) -> None:
     """``benchmarks/bench_pipeline.py``: the plain 5-conv ReLU CNN trained on as many images for as
-    many epochs as the supernets, quantized by onnxruntime, timed in ONE run beside every export of
+    many epochs as the supernets plus the exports' fine-tune, quantized by onnxruntime, timed in ONE run beside every export of
     both spaces (dominance: higher INT8 test accuracy and lower measured INT8 latency)."""
     sc = SCALES[a.scale]["supernet"]
+    extra = SCALES[a.scale]["export"]["finetune_epochs"]
     exported = sorted(
         str(d) for name in ("mobilenet", "evolved") for d in (w / name / "export").glob("b*") if d.is_dir()
     )
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--models", "plain_cnn"]
-    cmd += ["--epochs", str(max(1, round(sc["epochs"])))]
+    cmd += ["--epochs", str(max(1, round(sc["epochs"] + extra)))]  # the exports' fine-tune epochs too
     if sc["train_limit"]:
         cmd += ["--train-limit", str(int(sc["train_limit"] * 0.9))]  # the supernets hold 10 % out
     cmd += ["--work", str(w / "bench_pipeline"), "--json", str(w / "bench_pipeline.json"), "--exported", *exported]
@@ -499,10 +528,7 @@ def step_spearman(w: Path, a: argparse.Namespace) -> dict[str, Any]:
     mean best accuracy over budgets against the score)."""
     from scipy.stats import spearmanr
 
-    brief = {
-        "supernet": {"epochs": 1, "qat_epochs": 0.25, "train_limit": 10000},
-        "search": {"budget": 12, "val_limit": 1000},
-    }
+    brief = SCALES[a.scale]["spearman"]
     hyper, scorer = _scorer(w, a, a.target)
     rows = {}
     for name, (path, record) in spearman_spaces(w, a).items():
@@ -629,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             step_tables(w, a)
         elif s == "baseline":
             step_baseline(w, a)
+        elif s == "spearman-train":
+            step_spearman_train(w, a)
         elif s == "spearman":
             step_spearman(w, a)
     return 0

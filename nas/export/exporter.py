@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -401,15 +402,33 @@ def _quantize(src: _Source, scheme: Any, calib: list[Any]) -> tuple[Any, Any, di
 
 
 def _finetune(
-    qmodel: Any, fp32: Any, train: Any, test: Any, epochs: float, seed: int, say: Callable[[str], None]
+    qmodel: Any,
+    fp32: Any,
+    train: Any,
+    test: Any,
+    epochs: float,
+    seed: int,
+    say: Callable[[str], None],
+    lr: float | None = None,
+    distill: float | None = None,
 ) -> dict[str, Any]:
-    """QAT fine-tune of ``qmodel`` in place (distilling ``fp32``); the record of what it did."""
+    """QAT fine-tune of ``qmodel`` in place (``distill`` of the loss distilling ``fp32``; ``lr``
+    and ``distill`` default to :data:`quant.training.QAT_CONFIG`'s); the record of what it did."""
     from nas.export.verify import top1
     from quant.training import QAT_CONFIG, predict, qat_finetune
 
     before = top1(predict(qmodel, test.images), test.labels.numpy())
-    cfg = dataclasses.replace(QAT_CONFIG, epochs=float(epochs), seed=seed)
-    say(f"QAT fine-tune: {epochs:g} epochs on {len(train)} images (fake-quant test accuracy before {before:.2f}%)")
+    cfg = dataclasses.replace(
+        QAT_CONFIG,
+        epochs=float(epochs),
+        seed=seed,
+        lr=QAT_CONFIG.lr if lr is None else float(lr),
+        distill=QAT_CONFIG.distill if distill is None else float(distill),
+    )
+    say(
+        f"QAT fine-tune: {epochs:g} epochs on {len(train)} images at lr {cfg.lr:g}, distillation {cfg.distill:g} "
+        f"(fake-quant test accuracy before {before:.2f}%)"
+    )
     train = _in_memory(train)
     res = qat_finetune(qmodel, train.images, train.labels, cfg, teacher=fp32)
     qmodel.eval()
@@ -570,6 +589,8 @@ def export(
     space: Any = None,
     lut: str | os.PathLike[str] | None = None,
     finetune_epochs: float = 0.0,
+    finetune_lr: float | None = None,
+    finetune_distill: float | None = None,
     scheme: Any = None,
     test_limit: int | None = None,
     max_latency_ms: float | None = None,
@@ -591,7 +612,9 @@ def export(
     checkpoint's) or a ``(train, test)`` pair with ``.images`` / ``.labels``. ``calibration``:
     batches for BN recalibration and PTQ (a number of training batches of 256, or tensors;
     default: the checkpoint's ``bn_calib_batches``, 8). ``lut``: a LUT measured for ``target``
-    on this machine (predicted latency). ``finetune_epochs``: QAT fine-tune before export.
+    on this machine (predicted latency). ``finetune_epochs``: QAT fine-tune before export, at peak
+    learning rate ``finetune_lr`` (default 0.005) with ``finetune_distill`` of the loss distilling
+    the model's FP32 version (default 0.5; 0: the labels alone).
     Returns an :class:`ExportResult`; ``record["checks"]["passed"]`` says whether verification
     passed. Every deliberate error is a one-line :class:`~hwnas.errors.HwnasError`, raised
     before any work where it can be.
@@ -612,6 +635,10 @@ def export(
         raise EngineUnavailableError(f"--target {tgt.name}: {reason}", reason=reason)
     if finetune_epochs < 0:
         raise ExportConfigError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    if finetune_lr is not None and not (math.isfinite(finetune_lr) and finetune_lr > 0):
+        raise ExportConfigError(f"--finetune-lr must be a positive number, got {finetune_lr}")
+    if finetune_distill is not None and not (0.0 <= finetune_distill <= 1.0):
+        raise ExportConfigError(f"--finetune-distill must be in [0, 1], got {finetune_distill}")
     if max_latency_ms is not None and max_latency_ms <= 0:
         raise ExportConfigError(f"--max-latency must be positive, got {max_latency_ms}")
     want = get_scheme(scheme) if scheme is not None else fmts.scheme_for_target(tgt)
@@ -652,7 +679,7 @@ def export(
     )
     finetune = None
     if finetune_epochs > 0:
-        finetune = _finetune(qmodel, fp32, train, test, finetune_epochs, seed, say)
+        finetune = _finetune(qmodel, fp32, train, test, finetune_epochs, seed, say, finetune_lr, finetune_distill)
         quant_info.update(method=f"{quant_info['method']}+finetune", scales="trained (QAT fine-tune)")
     files, trt_record = _write_formats(wanted, qmodel, fp32, out_dir, input_shape, tgt, timing_cache)
     say("exported: " + ", ".join(files.values()))

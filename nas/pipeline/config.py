@@ -374,6 +374,16 @@ SCHEMA: dict[str, Any] = {
     "export": {
         "formats": (["onnx-int8", "onnx-fp32"], _formats, "onnx-int8, onnx-fp32, openvino, tensorrt"),
         "finetune_epochs": (0.0, _float(0.0), "QAT fine-tune of each chosen subnet before export"),
+        "finetune_lr": (
+            None,
+            _float(0.0, 100.0, lo_open=True, optional=True),
+            "peak learning rate of the fine-tune (null: 0.005)",
+        ),
+        "finetune_distill": (
+            None,
+            _float(0.0, 1.0, optional=True),
+            "weight of distilling the subnet's FP32 version in the fine-tune (null: 0.5; 0: labels only)",
+        ),
     },
     "report": {
         "random_subnets": (30, _int(0), "random subnets evaluated for the report's cloud (0: none)"),

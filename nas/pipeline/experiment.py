@@ -261,7 +261,9 @@ class Experiment:
         if stage == "search":
             return {"search": c["search"], "random_subnets": c["report"]["random_subnets"], "seed": self.seed}
         if stage == "export":
-            return {"export": c["export"], "test_limit": c["data"]["test_limit"], "target": c["target"]["name"]}
+            # keys added later, at their null default, left out: older runs' records match
+            ex = {k: v for k, v in c["export"].items() if v is not None or k not in ("finetune_lr", "finetune_distill")}
+            return {"export": ex, "test_limit": c["data"]["test_limit"], "target": c["target"]["name"]}
         if stage == "report":
             return {"name": c["name"], "baselines": c["report"]["baselines"]}
         raise ConfigError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")

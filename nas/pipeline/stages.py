@@ -607,6 +607,8 @@ def run_export(exp: Any) -> dict[str, Any]:
                 target=cfg["target"]["name"],
                 lut=exp.lut_path,
                 finetune_epochs=cfg["export"]["finetune_epochs"],
+                finetune_lr=cfg["export"]["finetune_lr"],
+                finetune_distill=cfg["export"]["finetune_distill"],
                 test_limit=cfg["data"]["test_limit"],
                 max_latency_ms=b["budget_ms"],
                 log=lambda m: exp.log(f"[export] {m}"),

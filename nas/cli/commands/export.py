@@ -51,6 +51,18 @@ def register(subparsers: Any) -> None:
         help="QAT fine-tune of the extracted model before export, in epochs of the training data [0]",
     )
     p.add_argument(
+        "--finetune-lr",
+        type=finite_float(0, 100, lo_open=True),
+        default=None,
+        help="peak learning rate of the fine-tune (cosine decay) [0.005]",
+    )
+    p.add_argument(
+        "--finetune-distill",
+        type=finite_float(0, 1),
+        default=None,
+        help="weight of the loss that distills the model's FP32 version in the fine-tune; 0: labels only [0.5]",
+    )
+    p.add_argument(
         "--data",
         help="data set: fashion-mnist, digits, an ImageFolder root (train/ and val/ or test/) or an "
         ".npz file, read at the model's input size with its training normalisation and classes [the checkpoint's]",
@@ -125,6 +137,8 @@ def _handler(args: argparse.Namespace) -> int:
         calibration=args.calib_batches,
         lut=args.lut,
         finetune_epochs=args.finetune_epochs,
+        finetune_lr=args.finetune_lr,
+        finetune_distill=args.finetune_distill,
         scheme=args.scheme,
         test_limit=args.test_limit,
         max_latency_ms=args.max_latency,
@@ -194,7 +208,7 @@ def _print_summary(rec: dict[str, Any], out: Any) -> None:
     if rec.get("finetune"):
         ft = rec["finetune"]
         print(
-            f"  QAT fine-tune {ft['epochs']:g} epochs: fake-quant test {ft['fakequant_test_before']:.2f}% -> "
+            f"  QAT fine-tune {ft['epochs']:g} epochs (lr {ft['config']['lr']:g}): fake-quant test {ft['fakequant_test_before']:.2f}% -> "
             f"{ft['fakequant_test_after']:.2f}%"
         )
     ratio = f", ratio {lat['ratio']:.3f}" if lat["ratio"] is not None else ""

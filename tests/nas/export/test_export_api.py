@@ -4,6 +4,7 @@ target's (re-quantized, said in model.json), the QAT fine-tune, and the record's
 from __future__ import annotations
 
 import json
+import re
 
 import onnx
 import pytest
@@ -129,3 +130,40 @@ def test_finetune_reports_accuracy_before_and_after(export_work, tmp_path):
     assert ft["epochs"] == 0.5 and ft["steps"] >= 1 and ft["fakequant_test_after"] == acc["fakequant_test"]
     assert acc["fakequant_test_before_finetune"] == ft["fakequant_test_before"]
     assert acc["int8_vs_fakequant_agreement"] >= AGREEMENT_THRESHOLD
+    assert ft["config"]["lr"] == 0.005 and ft["config"]["distill"] == 0.5  # QAT_CONFIG's
+
+
+def test_finetune_takes_its_learning_rate_and_distillation(export_work, tmp_path):
+    import nas
+
+    res = nas.export(
+        export_work["checkpoint"],
+        "largest",
+        tmp_path / "ft",
+        finetune_epochs=0.25,
+        finetune_lr=0.02,
+        finetune_distill=0.0,
+        test_limit=100,
+        target=str(export_work["target"]),
+        formats="onnx-int8",
+        calibration=1,
+    )
+    ft = res.record["finetune"]
+    assert ft["config"]["lr"] == 0.02 and ft["config"]["distill"] == 0.0 and ft["steps"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"finetune_lr": 0.0}, "--finetune-lr must be a positive number, got 0.0"),
+        ({"finetune_lr": float("nan")}, "--finetune-lr must be a positive number"),
+        ({"finetune_distill": 1.5}, "--finetune-distill must be in [0, 1], got 1.5"),
+    ],
+)
+def test_bad_finetune_settings_are_refused_before_any_work(export_work, tmp_path, kwargs, message):
+    import nas
+    from nas.export.errors import ExportConfigError
+
+    with pytest.raises(ExportConfigError, match=re.escape(message)):
+        nas.export(export_work["checkpoint"], "largest", tmp_path / "x", finetune_epochs=1, **kwargs)
+    assert not (tmp_path / "x").exists()

@@ -120,3 +120,23 @@ def test_bundled_configs_validate_and_their_spaces_load(name, tmp_path):
     if name == "demo.yaml":
         assert cfg["space"]["name"] == str(path.with_name("demo_space.yaml").resolve())
         assert exp.space.name == "demo_resnet" and len(cfg["search"]["latency_budgets"]) >= 2
+
+
+def test_keys_added_later_at_their_default_keep_older_stage_records(tmp_path):
+    """Runs recorded before ``supernet.schedule`` and ``export.finetune_lr / finetune_distill``
+    existed hold none of them: at their defaults the stage inputs leave them out, set they count."""
+    from nas.pipeline import Experiment
+
+    exp = Experiment({"space": {"name": "mobilenet"}}, tmp_path / "run", progress=False, log=lambda m: None)
+    assert "schedule" not in exp.stage_inputs("supernet")["supernet"]
+    export = exp.stage_inputs("export")["export"]
+    assert "finetune_lr" not in export and "finetune_distill" not in export
+    assert export["finetune_epochs"] == 0.0
+    exp = Experiment(
+        {"space": {"name": "mobilenet"}, "supernet": {"schedule": "onecycle"}, "export": {"finetune_lr": 0.02}},
+        tmp_path / "run2",
+        progress=False,
+        log=lambda m: None,
+    )
+    assert exp.stage_inputs("supernet")["supernet"]["schedule"] == "onecycle"
+    assert exp.stage_inputs("export")["export"]["finetune_lr"] == 0.02
