@@ -204,6 +204,7 @@ def run_config(w: Path, a: argparse.Namespace, name: str, space: str, budgets: l
             **RECIPE,
             "num_random": 1,
             "eval_every": 0,
+            "threads": a.threads,
         },
         "search": {
             "searcher": "evolution",

@@ -18,7 +18,7 @@ import types
 from typing import Any
 
 from nas.export.artifact import FILE_NAMES, MODEL_JSON, SCHEMA, check_files, read_model_json
-from nas.export.errors import ExportConfigError, FormatUnavailableError
+from nas.export.errors import ExportConfigError, ExportVerificationError, FormatUnavailableError
 from nas.export.exporter import (
     AGREEMENT_THRESHOLD,
     ENGINE_ACCURACY_TOLERANCE,
@@ -38,6 +38,7 @@ __all__ = [
     "MODEL_JSON",
     "SCHEMA",
     "ExportConfigError",
+    "ExportVerificationError",
     "ExportResult",
     "FormatUnavailableError",
     "check_files",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from hwnas.errors import ConfigError, HwnasError
 
-__all__ = ["ExportConfigError", "FormatUnavailableError"]
+__all__ = ["ExportConfigError", "ExportVerificationError", "FormatUnavailableError"]
 
 
 class ExportConfigError(ConfigError):
     """A bad export request: unknown format, unwritable output folder, mismatched target or data."""
+
+
+class ExportVerificationError(HwnasError):
+    """An exported file does not run on its engine, or the model fell apart before export (a
+    quantizer's step size collapsed in a fine-tune)."""
 
 
 class FormatUnavailableError(HwnasError):

@@ -31,7 +31,7 @@ from nas.export.artifact import (
     utc_now,
     write_model_json,
 )
-from nas.export.errors import ExportConfigError
+from nas.export.errors import ExportConfigError, ExportVerificationError
 
 __all__ = ["AGREEMENT_THRESHOLD", "ENGINE_ACCURACY_TOLERANCE", "LATENCY_TOLERANCE", "ExportResult", "export"]
 
@@ -430,8 +430,10 @@ def _finetune(
         f"(fake-quant test accuracy before {before:.2f}%)"
     )
     train = _in_memory(train)
+    steps_before = _activation_steps(qmodel)
     res = qat_finetune(qmodel, train.images, train.labels, cfg, teacher=fp32)
     qmodel.eval()
+    _check_no_collapsed_step(steps_before, _activation_steps(qmodel), cfg.lr)
     return {
         "epochs": float(epochs),
         "steps": res.steps,
@@ -440,6 +442,34 @@ def _finetune(
         "fakequant_test_before": before,
         "config": dataclasses.asdict(cfg),
     }
+
+
+def _activation_steps(qmodel: Any) -> dict[str, float]:
+    """Every activation quantizer's step size, by module name."""
+    from quant.fake_quant import ActFakeQuant
+
+    return {
+        name: float(m.effective_scale().detach()) for name, m in qmodel.named_modules() if isinstance(m, ActFakeQuant)
+    }
+
+
+COLLAPSE_FACTOR = 1e-3
+"""A fine-tune that shrinks an activation quantizer's step size to below this fraction of its
+value before has collapsed it (LSQ's step went through zero to the floor, where no gradient
+brings it back): the layer's output is then a constant, and onnxruntime refuses some such
+graphs outright (``QLinearGlobalAveragePool parameter out of computation range``)."""
+
+
+def _check_no_collapsed_step(before: Mapping[str, float], after: Mapping[str, float], lr: float) -> None:
+    from quant.functional import MIN_SCALE
+
+    for name, s0 in before.items():
+        s1 = after.get(name, s0)
+        if s0 > 10 * MIN_SCALE and s1 < COLLAPSE_FACTOR * s0:
+            raise ExportVerificationError(
+                f"the QAT fine-tune collapsed the step size of quantizer {name} from {s0:.4g} to {s1:.3g} "
+                f"(learning rate {lr:g} too high for it): export with a lower --finetune-lr"
+            )
 
 
 def _write_formats(

@@ -39,10 +39,24 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 def onnxruntime_logits(
     path: str | os.PathLike[str], images: np.ndarray, *, threads: int = 1, batch_size: int = 500
 ) -> np.ndarray:
-    """Outputs of an ONNX model run by onnxruntime's CPU provider."""
+    """Outputs of an ONNX model run by onnxruntime's CPU provider (an error of onnxruntime's
+    becomes a one-line :class:`~nas.export.errors.ExportVerificationError` naming the file)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    from hwnas.errors import first_line
+    from nas.export.errors import ExportVerificationError
     from quant.ort import ort_predict
 
-    return ort_predict(os.fspath(path), images, batch_size=batch_size, threads=threads)
+    try:
+        return ort_predict(os.fspath(path), images, batch_size=batch_size, threads=threads)
+    except (
+        ort_state.Fail,
+        ort_state.RuntimeException,
+        ort_state.InvalidArgument,
+        ort_state.InvalidGraph,
+        ort_state.NotImplemented,
+    ) as e:
+        raise ExportVerificationError(f"{path}: onnxruntime cannot run it: {first_line(e)}") from None
 
 
 def openvino_logits(
