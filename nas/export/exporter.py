@@ -444,6 +444,21 @@ def _finetune(
     }
 
 
+def _with_tuned_weights(fp32: Any, qmodel: Any) -> Any:
+    """A copy of ``fp32`` holding the fine-tuned float weights of ``qmodel`` (its quantized copy:
+    the same parameter and buffer names, plus the quantizers')."""
+    tuned = copy.deepcopy(fp32)
+    own = tuned.state_dict()
+    q = qmodel.state_dict()
+    missing = [k for k in own if k not in q or q[k].shape != own[k].shape]
+    if missing:
+        raise ExportVerificationError(
+            f"the fine-tuned model lacks {len(missing)} of the float model's tensors (first: {missing[0]})"
+        )
+    tuned.load_state_dict({k: q[k].detach().clone() for k in own})
+    return tuned.eval()
+
+
 def _activation_steps(qmodel: Any) -> dict[str, float]:
     """Every activation quantizer's step size, by module name."""
     from quant.fake_quant import ActFakeQuant
@@ -710,6 +725,7 @@ def export(
     finetune = None
     if finetune_epochs > 0:
         finetune = _finetune(qmodel, fp32, train, test, finetune_epochs, seed, say, finetune_lr, finetune_distill)
+        fp32 = _with_tuned_weights(fp32, qmodel)  # the FP32 file is the fine-tuned network too
         quant_info.update(method=f"{quant_info['method']}+finetune", scales="trained (QAT fine-tune)")
     files, trt_record = _write_formats(wanted, qmodel, fp32, out_dir, input_shape, tgt, timing_cache)
     say("exported: " + ", ".join(files.values()))

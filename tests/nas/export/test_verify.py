@@ -42,3 +42,23 @@ def test_a_collapsed_step_size_is_refused_with_the_quantizer_and_the_learning_ra
         ExportVerificationError, match=r"quantizer act_quant_85 from 0.0112 to 1e-08 \(learning rate 0.05"
     ):
         _check_no_collapsed_step(before, {"act_quant_84": 0.03, "act_quant_85": 1e-8, "dead": 1e-8}, 0.05)
+
+
+def test_the_fp32_file_of_a_fine_tuned_export_holds_the_fine_tuned_weights():
+    import torch
+    from torch import nn
+
+    from nas.export.exporter import _with_tuned_weights
+    from quant import prepare
+
+    torch.manual_seed(0)
+    fp32 = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    qmodel = prepare(fp32)
+    with torch.no_grad():  # what a fine-tune does: the float weights move
+        for p in qmodel.parameters():
+            p.add_(0.5)
+    tuned = _with_tuned_weights(fp32, qmodel)
+    assert torch.equal(tuned[0].weight, qmodel.state_dict()["0.weight"])
+    assert torch.equal(tuned[4].bias, qmodel.state_dict()["4.bias"])
+    assert not torch.equal(tuned[0].weight, fp32[0].weight)  # the extracted model itself is untouched
+    assert not tuned.training
