@@ -483,7 +483,8 @@ def _check_no_collapsed_step(before: Mapping[str, float], after: Mapping[str, fl
         if s0 > 10 * MIN_SCALE and s1 < COLLAPSE_FACTOR * s0:
             raise ExportVerificationError(
                 f"the QAT fine-tune collapsed the step size of quantizer {name} from {s0:.4g} to {s1:.3g} "
-                f"(learning rate {lr:g} too high for it): export with a lower --finetune-lr"
+                f"(learning rate {lr:g} too high for it): lower the fine-tune's learning rate "
+                "(--finetune-lr, export.finetune_lr in a run config)"
             )
 
 
