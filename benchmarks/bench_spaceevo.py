@@ -21,7 +21,8 @@ Steps (each resumes: rerun the same command after an interruption; ``--steps`` p
 ``baseline`` ``bench_pipeline.py``: the plain CNN trained with the supernets' data and epochs,
              timed in one run beside every export;
 ``lut-fp32`` both spaces' blocks on the FP32 twin target (``--fp32-target``);
-``evolve-fp32`` ``nas evolve-space`` on the FP32 target (same quality, budgets);
+``evolve-fp32`` ``nas evolve-space`` on the FP32 target (same quality, budgets), then the INT8
+             evolution's report again (it resumes at once), now with the op families' INT8 speed-ups;
 ``targets``  target awareness: each evolved space's Q-T score on both targets, and its best
              predicted subnet under the tighter budget timed by both targets' LUTs;
 ``spearman-train``  the supernets of the score check that need no evolution (three random
@@ -637,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             step_evolve(w, a, a.target)
         elif s == "evolve-fp32":
             step_evolve(w, a, a.fp32_target)
+            step_evolve(w, a, a.target)  # resumes at once; its report now has the per-op INT8 speed-ups
         elif s == "evolved":
             step_train(w, a, "evolved", str(evolved_path(w, a.target).resolve()))
         elif s == "run-mobilenet":
