@@ -18,8 +18,8 @@ Steps (each resumes: rerun the same command after an interruption; ``--steps`` p
 ``run-mobilenet``, ``run-evolved``  ``nas run`` of each space on its trained supernet (search
              under the budgets, export, verification on the target, report);
 ``tables``   the exports of both runs (INT8 test accuracy, predicted and measured latency);
-``baseline`` ``bench_pipeline.py``: the plain CNN trained with the supernets' data and epochs,
-             timed in one run beside every export;
+``baseline`` ``bench_pipeline.py``: the plain CNN trained with the supernets' data and epochs
+             plus the exports' fine-tune epochs, timed in one run beside every export;
 ``lut-fp32`` both spaces' blocks on the FP32 twin target (``--fp32-target``);
 ``evolve-fp32`` ``nas evolve-space`` on the FP32 target (same quality, budgets), then the INT8
              evolution's report again (it resumes at once), now with the op families' INT8 speed-ups;
@@ -480,8 +480,9 @@ def hyperspace_score(scorer: Any, hyper: Any, n_cands: int, per: int, seed: int)
 
 def step_baseline(w: Path, a: argparse.Namespace) -> None:
     """``benchmarks/bench_pipeline.py``: the plain 5-conv ReLU CNN trained on as many images for as
-    many epochs as the supernets plus the exports' fine-tune, quantized by onnxruntime, timed in ONE run beside every export of
-    both spaces (dominance: higher INT8 test accuracy and lower measured INT8 latency)."""
+    many epochs as the supernets plus the exports' fine-tune, quantized by onnxruntime, timed in ONE
+    run beside every export of both spaces (dominance: higher INT8 test accuracy and lower measured
+    INT8 latency)."""
     sc = SCALES[a.scale]["supernet"]
     extra = SCALES[a.scale]["export"]["finetune_epochs"]
     exported = sorted(
