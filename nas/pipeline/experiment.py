@@ -44,6 +44,20 @@ LOG_NAME = "run.log"
 EVOLVED_SPACE = "space.yaml"
 """The evolved space's file in ``<run>/evolve/``."""
 
+ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("supernet", "schedule"): "cosine",
+    ("export", "finetune_lr"): None,
+    ("export", "finetune_distill"): None,
+}
+"""Configuration keys added after runs were recorded, with the value that means what runs did
+before the key existed: at that value a stage's inputs leave the key out, so older records match."""
+
+
+def _recorded(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` of config ``section`` as a stage record holds them (:data:`ADDED_LATER` left out
+    at their old-behaviour value)."""
+    return {k: v for k, v in values.items() if (section, k) not in ADDED_LATER or v != ADDED_LATER[(section, k)]}
+
 
 class RunResult(dict[str, Any]):
     """What :func:`run` returns: ``{"out", "report", "exports", "stages", "passed"}``."""
@@ -245,10 +259,8 @@ class Experiment:
                 "seed": self.seed,
             }
         if stage == "supernet":
-            sn = dict(c["supernet"])
+            sn = _recorded("supernet", c["supernet"])
             sn.pop("eval_every", None)  # when the test set is looked at does not change the weights
-            if sn.get("schedule") == "cosine":
-                del sn["schedule"]  # the only schedule before the key existed: older runs' records match
             if sn["checkpoint"] is not None:
                 sn = {"checkpoint": sn["checkpoint"]}
             return {
@@ -261,9 +273,11 @@ class Experiment:
         if stage == "search":
             return {"search": c["search"], "random_subnets": c["report"]["random_subnets"], "seed": self.seed}
         if stage == "export":
-            # keys added later, at their null default, left out: older runs' records match
-            ex = {k: v for k, v in c["export"].items() if v is not None or k not in ("finetune_lr", "finetune_distill")}
-            return {"export": ex, "test_limit": c["data"]["test_limit"], "target": c["target"]["name"]}
+            return {
+                "export": _recorded("export", c["export"]),
+                "test_limit": c["data"]["test_limit"],
+                "target": c["target"]["name"],
+            }
         if stage == "report":
             return {"name": c["name"], "baselines": c["report"]["baselines"]}
         raise ConfigError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
