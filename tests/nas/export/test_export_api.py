@@ -112,19 +112,23 @@ def test_checkpoint_of_another_scheme_is_requantized(export_work, tmp_path):
     assert zps and all(z.dtype.name == "int8" and not z.any() for z in zps)
 
 
-def test_finetune_reports_accuracy_before_and_after(export_work, tmp_path):
+def _finetuned(export_work, out, **settings):
+    """The largest subnet exported (INT8 only, one calibration batch) with a fine-tune of ``settings``."""
     import nas
 
-    res = nas.export(
+    return nas.export(
         export_work["checkpoint"],
         "largest",
-        tmp_path / "ft",
-        finetune_epochs=0.5,
-        test_limit=200,
+        out,
         target=str(export_work["target"]),
         formats="onnx-int8",
         calibration=1,
+        **settings,
     )
+
+
+def test_finetune_reports_accuracy_before_and_after(export_work, tmp_path):
+    res = _finetuned(export_work, tmp_path / "ft", finetune_epochs=0.5, test_limit=200)
     ft, acc = res.record["finetune"], res.record["accuracy"]
     assert res.record["quantization"]["method"] == "qat+finetune"
     assert ft["epochs"] == 0.5 and ft["steps"] >= 1 and ft["fakequant_test_after"] == acc["fakequant_test"]
@@ -134,19 +138,8 @@ def test_finetune_reports_accuracy_before_and_after(export_work, tmp_path):
 
 
 def test_finetune_takes_its_learning_rate_and_distillation(export_work, tmp_path):
-    import nas
-
-    res = nas.export(
-        export_work["checkpoint"],
-        "largest",
-        tmp_path / "ft",
-        finetune_epochs=0.25,
-        finetune_lr=0.02,
-        finetune_distill=0.0,
-        test_limit=100,
-        target=str(export_work["target"]),
-        formats="onnx-int8",
-        calibration=1,
+    res = _finetuned(
+        export_work, tmp_path / "ft", finetune_epochs=0.25, finetune_lr=0.02, finetune_distill=0.0, test_limit=100
     )
     ft = res.record["finetune"]
     assert ft["config"]["lr"] == 0.02 and ft["config"]["distill"] == 0.0 and ft["steps"] >= 1
